@@ -1,0 +1,160 @@
+"""The append-only, hash-chained audit log and its verification.
+
+Each event's hash covers its id, time, actor, action, subject, payload and the previous
+event's hash. Changing any field of any event, deleting an event, or inserting one breaks
+the chain at that event; ``verify_chain`` names the first event that does not verify. The
+``audit_head`` row records the newest event, so removing events from the end is caught too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provenance.db.tables import AuditEvent, AuditHead
+
+GENESIS_HASH = "0" * 64
+_HEAD_ID = 1
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of ``value`` that hashes are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(
+    *,
+    event_id: int,
+    occurred_at: str,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: str,
+    prev_hash: str,
+) -> str:
+    body = canonical_json(
+        {
+            "id": event_id,
+            "occurred_at": occurred_at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def start_chain(session: Session) -> None:
+    """Create the head row of an empty log (done once, when the workspace is created)."""
+    session.add(AuditHead(id=_HEAD_ID, last_event_id=0, last_hash=GENESIS_HASH))
+
+
+def append_event(
+    session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+) -> AuditEvent:
+    """Append one event inside the caller's write transaction."""
+    head = session.get(AuditHead, _HEAD_ID, with_for_update=True)
+    if head is None:
+        raise RuntimeError("audit log has no head row; the workspace was not initialised")
+    occurred_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    payload_text = canonical_json(payload)
+    event_id = head.last_event_id + 1
+    digest = event_hash(
+        event_id=event_id,
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload_text,
+        prev_hash=head.last_hash,
+    )
+    event = AuditEvent(
+        id=event_id,
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload_text,
+        prev_hash=head.last_hash,
+        hash=digest,
+    )
+    session.add(event)
+    head.last_event_id = event_id
+    head.last_hash = digest
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of verifying the audit log."""
+
+    ok: bool
+    events: int
+    first_bad_event: int | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "provenance.audit-verify/1",
+            "ok": self.ok,
+            "events": self.events,
+            "first_bad_event": self.first_bad_event,
+            "message": self.message,
+        }
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Check every event against its predecessor and the head; stop at the first failure."""
+    expected_id, previous_hash, count = 1, GENESIS_HASH, 0
+    events = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars()
+    for event in events.yield_per(1000):
+        if event.id != expected_id:
+            return _broken(
+                count,
+                expected_id,
+                f"event {expected_id} is missing (the next event present is {event.id})",
+            )
+        recomputed = event_hash(
+            event_id=event.id,
+            occurred_at=event.occurred_at,
+            actor=event.actor,
+            action=event.action,
+            subject=event.subject,
+            payload=event.payload,
+            prev_hash=event.prev_hash,
+        )
+        if recomputed != event.hash:
+            return _broken(count, event.id, f"event {event.id} was altered: its hash does not match")
+        if event.prev_hash != previous_hash:
+            return _broken(
+                count,
+                event.id,
+                f"event {event.id} does not follow event {event.id - 1}: "
+                "the chain was altered at or before it",
+            )
+        previous_hash, expected_id, count = event.hash, expected_id + 1, count + 1
+    head = session.get(AuditHead, _HEAD_ID)
+    if head is None:
+        return _broken(count, None, "the audit head row is missing")
+    if head.last_event_id != count or head.last_hash != previous_hash:
+        first_missing = count + 1
+        return _broken(
+            count,
+            first_missing,
+            f"events {first_missing} to {head.last_event_id} are missing from the end of the log"
+            if head.last_event_id > count
+            else "the audit head does not match the last event",
+        )
+    return ChainReport(True, count, None, f"{count} events verified")
+
+
+def _broken(count: int, event_id: int | None, message: str) -> ChainReport:
+    return ChainReport(False, count, event_id, message)

@@ -1,0 +1,400 @@
+"""The ``provenance`` command: parse arguments, make one workspace call, print the answer.
+
+Exit codes: 0 success; 1 an error (``Error: <message>`` on stderr) or, for ``register``,
+at least one file failed; 2 a usage error (unknown option, missing argument).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from provenance import __version__
+from provenance.domain import GENERATION_FIELDS, IntendedUse
+from provenance.errors import ProvenanceError
+from provenance.workspace import (
+    RegisterReport,
+    RegisterRequest,
+    RegisterResult,
+    Workspace,
+    upgrade_database,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_USE_HELP = "; ".join(f"{use.value}: {use.description}" for use in IntendedUse.declarable())
+
+
+class Context:
+    """What the top-level options say, handed to every command."""
+
+    def __init__(self, workspace: Path | None) -> None:
+        self.workspace_dir = workspace
+
+    @contextmanager
+    def open(self) -> Iterator[Workspace]:
+        workspace = Workspace.open(self.workspace_dir)
+        try:
+            yield workspace
+        finally:
+            workspace.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _fail_cleanly(function: F) -> F:
+    """Turn a ProvenanceError into ``Error: <message>`` and exit status 1."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ProvenanceError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="provenance")
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder. Default: $PROVENANCE_WORKSPACE, else the current folder or the "
+    "nearest parent holding provenance.toml.",
+)
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path | None, verbose: int) -> None:
+    """Register, fingerprint and check generative-AI assets for a production, offline."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(workspace)
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@pass_context
+@_fail_cleanly
+def init(context: Context, directory: Path | None) -> None:
+    """Create a workspace in DIRECTORY (default: --workspace, else the current folder)."""
+    target = directory or context.workspace_dir or Path.cwd()
+    workspace = Workspace.create(target)
+    workspace.close()
+    click.echo(f"Created workspace in {workspace.root}")
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def config_command(context: Context, as_json: bool) -> None:
+    """Print every setting's effective value and where it came from."""
+    with context.open() as workspace:
+        effective = workspace.settings.effective()
+    if as_json:
+        _print_json(
+            {
+                "schema": "provenance.config/1",
+                "settings": [
+                    {"name": e.setting.name, "value": e.value, "source": e.source,
+                     "env": e.setting.env_var, "help": e.setting.help}
+                    for e in effective
+                ],
+            }
+        )
+        return
+    width = max(len(e.setting.name) for e in effective)
+    for e in effective:
+        click.echo(f"{e.setting.name:<{width}}  {e.value!r}  ({e.source})")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tool", help="Generative tool (comfyui, automatic1111, midjourney, ...).")
+@click.option("--tool-version", help="Version of the tool.")
+@click.option("--model", help="Model name (sdxl-base-1.0, ...).")
+@click.option("--model-version", help="Model version.")
+@click.option("--prompt", help="Prompt used.")
+@click.option("--negative-prompt", help="Negative prompt used.")
+@click.option("--seed", help="Seed (integer).")
+@click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A generation setting; repeatable. VALUE is read as JSON when it parses, else text.",
+)
+@click.option("--use", help=f"Intended use. {_USE_HELP}.")
+@click.option("--production", help="Production name (default: the production setting).")
+@click.option("--by", help="Who is registering (default: the user setting or login name).")
+@click.option(
+    "--metadata",
+    "metadata_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sidecar JSON applied to every file (schema provenance.sidecar/1).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@pass_context
+@_fail_cleanly
+def register(
+    context: Context,
+    paths: tuple[Path, ...],
+    settings: tuple[str, ...],
+    use: str | None,
+    production: str | None,
+    by: str | None,
+    metadata_file: Path | None,
+    as_json: bool,
+    **fields: str | None,
+) -> None:
+    """Register files or folders (walked recursively): store, fingerprint, record.
+
+    Generation metadata inside the files (AUTOMATIC1111, ComfyUI, InvokeAI, EXIF/XMP) and in
+    a sidecar <file>.json is read automatically; flags override it. Registering bytes that
+    are already registered returns the existing asset. Exit status 1 when any file failed.
+    """
+    request = RegisterRequest.from_flags(
+        fields={name: fields.get(name) for name in GENERATION_FIELDS},
+        settings=settings,
+        use=use,
+        production=production,
+        by=by,
+        metadata_file=metadata_file,
+    )
+    with context.open() as workspace:
+        with _progress(enabled=not as_json) as progress:
+            report = workspace.register(paths, request, progress)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        _print_register_report(report)
+    if report.count("failed"):
+        if not as_json and len(report.results) == 1:
+            failed = report.results[0]
+            raise click.ClickException(f"{failed.path}: {failed.error}")
+        sys.exit(1)
+    if request.use is None and report.count("new") and not as_json:
+        click.echo(
+            "Note: no intended use declared; recorded as 'undeclared'. Pass --use.", err=True
+        )
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the full record as JSON.")
+@pass_context
+@_fail_cleanly
+def show(context: Context, ref: str, as_json: bool) -> None:
+    """Show one asset by id (42) or sha256 prefix (8+ hex digits)."""
+    with context.open() as workspace:
+        record = workspace.show(ref)
+    if as_json:
+        _print_json(record)
+        return
+    _print_asset(record)
+
+
+@cli.command("list")
+@click.option("--production", help="Only this production.")
+@click.option("--tool", help="Only assets made with this tool.")
+@click.option("--use", help="Only this intended use (or 'undeclared').")
+@click.option("--since", help="Only assets registered at or after this date or ISO time.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def list_command(
+    context: Context,
+    production: str | None,
+    tool: str | None,
+    use: str | None,
+    since: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List registered assets, oldest first."""
+    with context.open() as workspace:
+        assets = workspace.list_assets(
+            production=production, tool=tool, use=use, since=since, limit=limit
+        )
+    if as_json:
+        _print_json({"schema": "provenance.asset-list/1", "assets": assets})
+        return
+    if not assets:
+        click.echo("No assets.")
+        return
+    rows = [
+        (
+            str(a["id"]),
+            a["sha256"][:12],
+            a["intended_use"],
+            a["production"] or "-",
+            _field(a, "tool"),
+            _field(a, "model"),
+            a["registered_at"][:19].replace("T", " "),
+            a["original_name"],
+        )
+        for a in assets
+    ]
+    _print_table(("id", "sha256", "use", "production", "tool", "model", "registered", "file"), rows)
+
+
+@cli.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def audit_verify(context: Context, as_json: bool) -> None:
+    """Check every audit event against the one before it; exit 1 naming the first bad one."""
+    with context.open() as workspace:
+        report = workspace.verify_audit()
+    if as_json:
+        _print_json(report.to_json())
+        if not report.ok:
+            sys.exit(1)
+        return
+    if not report.ok:
+        raise click.ClickException(f"audit chain broken: {report.message}")
+    click.echo(f"Audit chain OK: {report.message}.")
+
+
+@cli.group()
+def db() -> None:
+    """The workspace database's schema."""
+
+
+@db.command("status")
+@pass_context
+@_fail_cleanly
+def db_status(context: Context) -> None:
+    """Print the database URL and schema revision."""
+    with context.open() as workspace:
+        status = workspace.database_status()
+    click.echo(f"database: {status['url']}")
+    click.echo(f"schema revision: {status['revision']} (this code: {status['code_revision']})")
+
+
+@db.command("upgrade")
+@pass_context
+@_fail_cleanly
+def db_upgrade(context: Context) -> None:
+    """Upgrade the database schema to this version of provenance."""
+    revision = upgrade_database(context.workspace_dir)
+    click.echo(f"Database schema at revision {revision}.")
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _print_json(document: Any) -> None:
+    # ASCII-only JSON: control and bidi characters in prompts arrive escaped, never raw.
+    click.echo(json.dumps(document, indent=2, ensure_ascii=True))
+
+
+def printable(value: Any, *, one_line: bool = True) -> str:
+    """Text safe for a terminal: control characters (ANSI escapes included) shown escaped."""
+    text = "" if value is None else str(value)
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\n" and not one_line:
+            out.append(char)
+        elif code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _field(asset: dict[str, Any], name: str) -> str:
+    entry = asset["generation"]["fields"].get(name)
+    return "-" if entry is None else printable(entry["value"])
+
+
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    cells = [headers, *[tuple(printable(c) for c in row) for row in rows]]
+    widths = [min(40, max(len(row[i]) for row in cells)) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_asset(record: dict[str, Any]) -> None:
+    media = record["media"]
+    click.echo(f"asset {record['id']}  {printable(record['original_name'])}")
+    click.echo(f"  sha256        {record['sha256']}")
+    click.echo(
+        f"  media         {media['format']} {media['width']}x{media['height']} {media['mode']} "
+        f"{media['bit_depth']}-bit, {media['frames']} frame(s)"
+    )
+    click.echo(f"  intended use  {record['intended_use']}")
+    click.echo(f"  production    {printable(record['production'] or '-')}")
+    click.echo(f"  registered    {record['registered_at']} by {printable(record['registered_by'])}")
+    click.echo("  fingerprints")
+    for fingerprint in record["fingerprints"]:
+        click.echo(f"    {fingerprint['kind']:<9} {fingerprint['value']}  [{fingerprint['spec']}]")
+    click.echo("  generation")
+    for name, entry in record["generation"]["fields"].items():
+        if entry is not None:
+            click.echo(f"    {name:<15} {printable(entry['value'])}  ({entry['source']})")
+    for key, entry in record["generation"]["settings"].items():
+        value = entry["value"] if isinstance(entry["value"], str) else json.dumps(entry["value"])
+        click.echo(f"    {printable(key):<15} {_clip(printable(value), 100)}  ({entry['source']})")
+
+
+def _print_register_report(report: RegisterReport) -> None:
+    for result in report.results:
+        if result.status == "failed":
+            click.echo(f"failed  {printable(result.path)}: {printable(result.error)}", err=True)
+        elif len(report.results) <= 20 and result.asset is not None:
+            asset = result.asset
+            label = "new    " if result.status == "new" else "known  "
+            click.echo(
+                f"{label} asset {asset['id']}  {asset['sha256'][:12]}  {asset['intended_use']}  "
+                f"{printable(result.path)}"
+            )
+    click.echo(
+        f"{report.count('new')} new, {report.count('known')} already registered, "
+        f"{report.count('failed')} failed, {len(report.skipped)} skipped (not images)."
+    )
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[RegisterResult, int, int], None] | None]:
+    """A progress bar on a terminal; nothing when output is piped or JSON."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(unit="file", desc="registering", file=sys.stderr, leave=False) as bar:
+
+        def step(result: RegisterResult, done: int, total: int) -> None:
+            bar.total = total
+            bar.update(1)
+            bar.set_postfix_str(result.status)
+
+        yield step
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="provenance")

@@ -1,0 +1,220 @@
+"""Settings, declared once.
+
+Each setting has a name, a default, a type and a help text. The effective value comes from,
+in rising order of precedence: the default, the workspace's ``provenance.toml`` (table
+``[settings]``), and the environment variable ``PROVENANCE_<NAME>``. ``provenance config``
+prints every effective value with where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provenance.errors import ConfigError
+
+ENV_PREFIX = "PROVENANCE_"
+WORKSPACE_FILE = "provenance.toml"
+WORKSPACE_FORMAT = "provenance.workspace/1"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting."""
+
+    name: str
+    default: Any
+    kind: type
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def parse(self, raw: Any, origin: str) -> Any:
+        """Convert a value from TOML or the environment to this setting's type."""
+        try:
+            if self.kind is bool:
+                if isinstance(raw, bool):
+                    return raw
+                text = str(raw).strip().lower()
+                if text in {"1", "true", "yes", "on"}:
+                    return True
+                if text in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(raw)
+            if self.kind is int:
+                if isinstance(raw, bool):
+                    raise ValueError(raw)
+                return int(raw)
+            if self.kind is float:
+                return float(raw)
+            if self.kind is str:
+                if not isinstance(raw, str | int | float):
+                    raise ValueError(raw)
+                return str(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"setting {self.name!r} from {origin}: {raw!r} is not a valid {self.kind.__name__}"
+            ) from None
+        raise ConfigError(f"setting {self.name!r} has an unsupported type")  # pragma: no cover
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        "sqlite:///provenance.db",
+        str,
+        "Where records live. A SQLite URL (a relative path is taken from the workspace folder) "
+        "or, for teams, a PostgreSQL URL.",
+    ),
+    Setting(
+        "busy_timeout_seconds",
+        30.0,
+        float,
+        "How long a writer waits for another process's SQLite write to finish before failing. "
+        "Several artists or farm nodes registering into one workspace at once rely on it.",
+    ),
+    Setting(
+        "auto_upgrade",
+        True,
+        bool,
+        "Upgrade an older database schema automatically when the workspace is opened. When "
+        "false, commands refuse and say to run `provenance db upgrade`.",
+    ),
+    Setting(
+        "max_image_pixels",
+        150_000_000,
+        int,
+        "Largest image (width x height) that is decoded. Larger files are refused as possible "
+        "decompression bombs; 150 MP covers 16K plates.",
+    ),
+    Setting(
+        "max_file_mb",
+        1024,
+        int,
+        "Largest file, in MiB, that is read for registration.",
+    ),
+    Setting(
+        "hashes",
+        "phash,dhash",
+        str,
+        "Perceptual hashes stored for each asset, comma separated, from: phash, dhash, whash, "
+        "colorhash. whash and colorhash cost 5-10x more than phash and dhash.",
+    ),
+    Setting(
+        "production",
+        "",
+        str,
+        "Production that assets are registered under when --production is not given.",
+    ),
+    Setting(
+        "user",
+        "",
+        str,
+        "Name recorded as the actor of every write when --by is not given. Empty: the "
+        "operating-system login name.",
+    ),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class EffectiveSetting:
+    """A setting's value and where it came from (default, provenance.toml or an env var)."""
+
+    setting: Setting
+    value: Any
+    source: str
+
+
+class Settings(Mapping[str, Any]):
+    """The effective settings of one workspace: a read-only mapping of name to value."""
+
+    def __init__(self, effective: dict[str, EffectiveSetting]) -> None:
+        self._effective = effective
+
+    def __getitem__(self, name: str) -> Any:
+        return self._effective[name].value
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._effective)
+
+    def __len__(self) -> int:
+        return len(self._effective)
+
+    def effective(self) -> list[EffectiveSetting]:
+        """Every setting with its value and source, in declaration order."""
+        return [self._effective[s.name] for s in SETTINGS]
+
+
+def read_workspace_file(path: Path) -> dict[str, Any]:
+    """Read ``provenance.toml`` and return its ``[settings]`` table."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path.name}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+    label = document.get("format")
+    if label != WORKSPACE_FORMAT:
+        raise ConfigError(
+            f"{path.name} has format {label!r}; this version of provenance reads "
+            f"{WORKSPACE_FORMAT!r}"
+        )
+    table = document.get("settings", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path.name}: [settings] must be a table")
+    unknown = sorted(set(table) - set(SETTINGS_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"{path.name}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(SETTINGS_BY_NAME)}"
+        )
+    return table
+
+
+def load_settings(
+    file_values: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve every setting from defaults, file values and the environment."""
+    env = os.environ if environ is None else environ
+    effective: dict[str, EffectiveSetting] = {}
+    for setting in SETTINGS:
+        value, source = setting.default, "default"
+        if setting.name in file_values:
+            value = setting.parse(file_values[setting.name], WORKSPACE_FILE)
+            source = WORKSPACE_FILE
+        if setting.env_var in env:
+            value = setting.parse(env[setting.env_var], setting.env_var)
+            source = setting.env_var
+        effective[setting.name] = EffectiveSetting(setting, value, source)
+    return Settings(effective)
+
+
+def workspace_file_text() -> str:
+    """The ``provenance.toml`` written by ``provenance init``: every setting, commented."""
+    lines = [
+        "# provenance workspace settings. Environment variables PROVENANCE_<NAME> override them.",
+        f'format = "{WORKSPACE_FORMAT}"',
+        "",
+        "[settings]",
+    ]
+    for setting in SETTINGS:
+        lines.append(f"# {setting.help}")
+        lines.append(f"# {setting.name} = {_toml_literal(setting.default)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

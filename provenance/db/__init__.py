@@ -1,0 +1,1 @@
+"""Records: SQLAlchemy tables, sessions, repository functions and Alembic migrations."""

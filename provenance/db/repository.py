@@ -1,0 +1,122 @@
+"""Queries and inserts used by the workspace's use cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from provenance.db.tables import (
+    Asset,
+    AuditEvent,
+    FingerprintRow,
+    GenerationRecord,
+    Production,
+    Tool,
+)
+from provenance.errors import AmbiguousId, InvalidInput, NotFound
+
+_SHA_PREFIX = re.compile(r"[0-9a-f]{8,64}\Z")
+_ASSET_ID = re.compile(r"#?(\d{1,7})\Z")
+
+
+def get_or_create_production(session: Session, name: str) -> Production:
+    production = session.scalar(select(Production).where(Production.name == name))
+    if production is None:
+        production = Production(name=name)
+        session.add(production)
+        session.flush()
+    return production
+
+
+def get_or_create_tool(session: Session, name: str) -> tuple[Tool, bool]:
+    """The tool named ``name`` (case-insensitive); True when it was created now."""
+    key = name.strip().lower()
+    tool = session.scalar(select(Tool).where(Tool.name == key))
+    if tool is not None:
+        return tool, False
+    tool = Tool(name=key)
+    session.add(tool)
+    session.flush()
+    return tool, True
+
+
+def asset_by_sha256(session: Session, sha256: str) -> Asset | None:
+    return session.scalar(select(Asset).where(Asset.sha256 == sha256))
+
+
+def _with_details(statement):  # type: ignore[no-untyped-def]
+    return statement.options(
+        selectinload(Asset.production),
+        selectinload(Asset.fingerprints),
+        selectinload(Asset.generation_records).selectinload(GenerationRecord.tool),
+    )
+
+
+def find_asset(session: Session, ref: str) -> Asset:
+    """The asset named by an id (``42`` or ``#42``) or a sha256 prefix of 8+ hex digits."""
+    text = ref.strip().lower()
+    id_match = _ASSET_ID.match(text)
+    if id_match:
+        asset = session.scalar(_with_details(select(Asset).where(Asset.id == int(id_match[1]))))
+        if asset is None:
+            raise NotFound(f"no asset with id {id_match[1]}")
+        return asset
+    if not _SHA_PREFIX.match(text):
+        raise InvalidInput(
+            f"{ref!r} is neither an asset id (a number) nor a sha256 prefix (8 to 64 hex digits)"
+        )
+    matches = session.scalars(
+        _with_details(select(Asset).where(Asset.sha256.startswith(text)).limit(2))
+    ).all()
+    if not matches:
+        raise NotFound(f"no asset whose sha256 starts with {text}")
+    if len(matches) > 1:
+        raise AmbiguousId(f"more than one asset's sha256 starts with {text}; give more digits")
+    return matches[0]
+
+
+def list_assets(
+    session: Session,
+    *,
+    production: str | None = None,
+    tool: str | None = None,
+    use: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int | None = None,
+) -> list[Asset]:
+    statement = _with_details(select(Asset)).order_by(Asset.id)
+    if production is not None:
+        statement = statement.join(Production).where(Production.name == production)
+    if tool is not None:
+        latest = (
+            select(GenerationRecord.asset_id)
+            .join(Tool)
+            .where(Tool.name == tool.strip().lower())
+        )
+        statement = statement.where(Asset.id.in_(latest))
+    if use is not None:
+        statement = statement.where(Asset.intended_use == use)
+    if since is not None:
+        statement = statement.where(Asset.registered_at >= since)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement).all())
+
+
+def row_counts(session: Session) -> dict[str, int]:
+    """Rows per table: used to prove that a failed operation changed nothing."""
+    tables = {
+        "productions": Production,
+        "tools": Tool,
+        "assets": Asset,
+        "generation_records": GenerationRecord,
+        "fingerprints": FingerprintRow,
+        "audit_events": AuditEvent,
+    }
+    return {
+        name: int(session.scalar(select(func.count()).select_from(model)) or 0)
+        for name, model in tables.items()
+    }

@@ -1,0 +1,90 @@
+"""Engines and transactions.
+
+SQLite runs in WAL mode (readers never block the writer) with a busy timeout, and every
+write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front, so two
+processes never both read the audit chain's head and then both try to extend it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session
+
+from provenance.errors import ConfigError
+
+_BEGIN_OPTION = "provenance_sqlite_begin"
+
+
+def resolve_database_url(url: str, workspace_dir: Path) -> str:
+    """Make a relative SQLite path relative to the workspace; check the URL's form."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database_url {url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:":
+            raise ConfigError("database_url must name a SQLite file, not an in-memory database")
+        path = Path(database)
+        if not path.is_absolute():
+            path = workspace_dir / path
+        return parsed.set(database=str(path)).render_as_string(hide_password=False)
+    if parsed.get_backend_name() == "postgresql":
+        return url
+    raise ConfigError(
+        f"database_url {url!r}: only SQLite and PostgreSQL URLs are supported"
+    )
+
+
+def create_database_engine(url: str, *, busy_timeout_seconds: float) -> Engine:
+    """An engine for ``url`` with the connection settings the workspace relies on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_seconds})
+    busy_ms = int(busy_timeout_seconds * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, instead of pysqlite's own.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Session]:
+    """A session whose work commits at the end of the block or rolls back on any error."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+            yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reading; anything it wrote is discarded."""
+    with Session(bind=engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()

@@ -1,0 +1,161 @@
+"""The tables, as SQLAlchemy 2.0 typed ORM classes.
+
+Schema changes go through Alembic migrations in ``migrations/versions``; a test fails when
+these classes and the migrated schema differ. Rows whose history matters are never updated
+in place: a correction is a new row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Production(Base):
+    __tablename__ = "productions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Tool(Base):
+    """A generative tool and its data-handling profile (``unknown`` until vetted)."""
+
+    __tablename__ = "tools"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    stores_inputs: Mapped[str] = mapped_column(String(16), default="unknown")
+    trains_on_inputs: Mapped[str] = mapped_column(String(16), default="unknown")
+    enterprise_secured: Mapped[str] = mapped_column(String(16), default="unknown")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Asset(Base):
+    """One registered file, identified by the sha256 of its bytes."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(Text)
+    store_path: Mapped[str] = mapped_column(Text)
+    media: Mapped[dict[str, Any]] = mapped_column()
+    intended_use: Mapped[str] = mapped_column(String(32), index=True)
+    production_id: Mapped[int | None] = mapped_column(ForeignKey("productions.id"), index=True)
+    registered_by: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    production: Mapped[Production | None] = relationship()
+    generation_records: Mapped[list[GenerationRecord]] = relationship(
+        back_populates="asset", order_by="GenerationRecord.id"
+    )
+    fingerprints: Mapped[list[FingerprintRow]] = relationship(
+        back_populates="asset", order_by="FingerprintRow.id"
+    )
+
+
+class GenerationRecord(Base):
+    """How an asset was made. ``sources`` maps each field and setting to where it came from."""
+
+    __tablename__ = "generation_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    tool_id: Mapped[int | None] = mapped_column(ForeignKey("tools.id"), index=True)
+    tool_version: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(Text)
+    model_hash: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # Text, not an integer column: ComfyUI seeds reach 2**64 - 1, past SQL's BIGINT.
+    seed: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column()
+    sources: Mapped[dict[str, Any]] = mapped_column()
+    raw_metadata: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    asset: Mapped[Asset] = relationship(back_populates="generation_records")
+    tool: Mapped[Tool | None] = relationship()
+
+
+class FingerprintRow(Base):
+    """An exact or perceptual hash (later: an embedding reference) with its spec."""
+
+    __tablename__ = "fingerprints"
+    __table_args__ = (Index("ix_fingerprints_kind_value", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    bits: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    asset: Mapped[Asset] = relationship(back_populates="fingerprints")
+
+
+class AuditEvent(Base):
+    """One entry of the append-only, hash-chained audit log.
+
+    ``hash`` is the sha256 of the event's canonical form, which includes ``prev_hash``;
+    ``prev_hash`` is unique, so the log can never fork into two chains.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The newest event's id and hash, so that deleting the last events is detected."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Fingerprinting detectors: exact and perceptual hashes now, embedders later."""

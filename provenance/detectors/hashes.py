@@ -1,0 +1,107 @@
+"""Exact and perceptual hashes of an asset.
+
+Perceptual hashes are imagehash's own functions, called on the canonical pixels that
+``provenance.media`` decoded once. The greyscale conversion is shared between the hashes
+that need it, so each hash costs only its resize and transform. Every value is labelled
+with a spec naming the algorithm, its parameters and the imagehash version, so values made
+with other parameters are never compared with each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import imagehash
+from PIL import Image
+
+from provenance.domain import Fingerprint
+from provenance.errors import ConfigError
+
+_IMAGEHASH_VERSION = version("imagehash")
+
+
+@dataclass(frozen=True)
+class HashAlgorithm:
+    """A perceptual hash with fixed parameters."""
+
+    name: str
+    params: tuple[tuple[str, object], ...]
+    needs_gray: bool
+    compute: Callable[[Image.Image], imagehash.ImageHash]
+
+    @property
+    def spec(self) -> str:
+        params = ",".join(f"{key}={value}" for key, value in self.params)
+        return f"{self.name}({params});imagehash={_IMAGEHASH_VERSION}"
+
+
+# whash's default working size depends on the input's resolution, so the same picture at
+# two sizes would be hashed on two different grids; a fixed 64 px grid keeps resized copies
+# comparable and makes the value independent of how the file was decoded.
+HASH_ALGORITHMS: dict[str, HashAlgorithm] = {
+    algorithm.name: algorithm
+    for algorithm in (
+        HashAlgorithm(
+            "phash",
+            (("hash_size", 8), ("highfreq_factor", 4)),
+            True,
+            lambda gray: imagehash.phash(gray, hash_size=8, highfreq_factor=4),
+        ),
+        HashAlgorithm(
+            "dhash",
+            (("hash_size", 8),),
+            True,
+            lambda gray: imagehash.dhash(gray, hash_size=8),
+        ),
+        HashAlgorithm(
+            "whash",
+            (("hash_size", 8), ("image_scale", 64), ("mode", "haar")),
+            True,
+            lambda gray: imagehash.whash(gray, hash_size=8, image_scale=64, mode="haar"),
+        ),
+        HashAlgorithm(
+            "colorhash",
+            (("binbits", 3),),
+            False,
+            lambda rgb: imagehash.colorhash(rgb, binbits=3),
+        ),
+    )
+}
+
+
+def parse_hash_names(text: str) -> list[str]:
+    """Parse the ``hashes`` setting; refuse unknown names with the list of known ones."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in HASH_ALGORITHMS]
+    if unknown:
+        raise ConfigError(
+            f"unknown hash(es) {', '.join(unknown)} in setting 'hashes'; "
+            f"known: {', '.join(HASH_ALGORITHMS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def sha256_fingerprint(data: bytes) -> Fingerprint:
+    """The exact-match fingerprint of a file's bytes."""
+    return Fingerprint("sha256", "sha256", hashlib.sha256(data).hexdigest(), 256)
+
+
+def perceptual_hashes(pixels: Image.Image, names: Iterable[str]) -> list[Fingerprint]:
+    """Compute the named perceptual hashes of canonical RGB ``pixels``."""
+    gray: Image.Image | None = None
+    fingerprints = []
+    for name in names:
+        algorithm = HASH_ALGORITHMS[name]
+        if algorithm.needs_gray:
+            if gray is None:
+                gray = pixels.convert("L")
+            value = algorithm.compute(gray)
+        else:
+            value = algorithm.compute(pixels)
+        fingerprints.append(
+            Fingerprint(name, algorithm.spec, str(value), int(value.hash.size))
+        )
+    return fingerprints

@@ -1,0 +1,98 @@
+"""Every failure a user can cause or meet is a ``ProvenanceError``.
+
+The CLI prints ``Error: <message>`` and exits 1; the web layer answers with a JSON error.
+Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
+
+    ProvenanceError
+    ├── WorkspaceError
+    │   ├── WorkspaceNotFound
+    │   ├── WorkspaceExists
+    │   ├── SchemaOutdated
+    │   └── SchemaTooNew
+    ├── ConfigError
+    ├── InvalidInput
+    │   ├── UnknownIntendedUse
+    │   └── MetadataError
+    ├── MediaError
+    │   ├── UnsupportedMedia
+    │   ├── CorruptMedia
+    │   └── ImageTooLarge
+    ├── NotFound
+    │   └── AmbiguousId
+    ├── StoreError
+    └── AuditChainBroken
+"""
+
+from __future__ import annotations
+
+
+class ProvenanceError(Exception):
+    """Base class of every expected failure."""
+
+
+class WorkspaceError(ProvenanceError):
+    """The workspace is missing, malformed or at the wrong schema version."""
+
+
+class WorkspaceNotFound(WorkspaceError):
+    """No workspace at the given place or in any parent folder."""
+
+
+class WorkspaceExists(WorkspaceError):
+    """A workspace already exists where one was to be created."""
+
+
+class SchemaOutdated(WorkspaceError):
+    """The database schema is older than this code and was not upgraded."""
+
+
+class SchemaTooNew(WorkspaceError):
+    """The database schema was written by a newer version of provenance."""
+
+
+class ConfigError(ProvenanceError):
+    """A setting has an unknown name or a value of the wrong kind."""
+
+
+class InvalidInput(ProvenanceError):
+    """An argument or a field given by the user is not acceptable."""
+
+
+class UnknownIntendedUse(InvalidInput):
+    """The intended use is not one of the known categories."""
+
+
+class MetadataError(InvalidInput):
+    """Generation metadata (sidecar, --metadata file, embedded chunk) is malformed."""
+
+
+class MediaError(ProvenanceError):
+    """A file could not be decoded as an image."""
+
+
+class UnsupportedMedia(MediaError):
+    """The file is not an image in a supported format."""
+
+
+class CorruptMedia(MediaError):
+    """The file looks like a supported image but its data is damaged or truncated."""
+
+
+class ImageTooLarge(MediaError):
+    """The image has more pixels than the configured limit (decompression-bomb guard)."""
+
+
+class NotFound(ProvenanceError):
+    """No record matches the given id or name."""
+
+
+class AmbiguousId(NotFound):
+    """An id prefix matches more than one record."""
+
+
+class StoreError(ProvenanceError):
+    """The content store could not read or write a file."""
+
+
+class AuditChainBroken(ProvenanceError):
+    """An audit event does not verify against its predecessor."""

@@ -1,0 +1,1 @@
+"""Records as documents: versioned JSON now; evidence packs later."""

@@ -1,0 +1,219 @@
+"""Safe decoding of image files into one canonical form.
+
+Every consumer (hashes now, embedders later) works on the same decoded pixels: 8-bit RGB,
+EXIF orientation applied, transparency composited over white, 16-bit samples scaled (not
+clipped) to 8 bits, and the first frame of animations and multi-page files. Decoding is
+the expensive part of fingerprinting, so it happens once per file.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
+
+logger = logging.getLogger(__name__)
+
+# Formats we accept, as Pillow names them. MPO is how Pillow names some camera JPEGs.
+SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF"})
+
+# A truncated file must fail, never decode to a half-grey image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, zlib.error, EOFError, IndexError)
+
+
+@dataclass
+class DecodedImage:
+    """A file's canonical pixels and what was learnt about it while decoding."""
+
+    pixels: Image.Image
+    format: str
+    width: int
+    height: int
+    mode: str
+    bit_depth: int
+    frame_count: int
+    has_alpha: bool
+    orientation: int
+    info: dict[str, Any] = field(default_factory=dict)
+    exif: dict[int, Any] = field(default_factory=dict)
+    xmp: bytes | None = None
+    draft_scale: int = 1
+
+    def media_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "mode": self.mode,
+            "bit_depth": self.bit_depth,
+            "frames": self.frame_count,
+            "has_alpha": self.has_alpha,
+            "exif_orientation": self.orientation,
+        }
+
+
+def decode_image(data: bytes, *, max_pixels: int, draft_min_side: int | None = None) -> DecodedImage:
+    """Decode ``data`` into canonical RGB pixels.
+
+    ``draft_min_side``: for JPEG, let the decoder scale down by 1/2, 1/4 or 1/8 while the
+    shorter side stays at or above this many pixels (DCT-domain scaling, several times
+    faster). None decodes at full size.
+
+    Raises UnsupportedMedia (not an image, or a format we do not take), ImageTooLarge
+    (over ``max_pixels``) or CorruptMedia (truncated or damaged data).
+    """
+    if not data:
+        raise UnsupportedMedia("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # We apply our own pixel limit below; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"image has more than {max_pixels:,} pixels") from None
+    except UnidentifiedImageError:
+        raise UnsupportedMedia("not a recognised image file") from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptMedia(f"damaged image header: {exc}") from None
+
+    fmt = image.format or "unknown"
+    if fmt not in SUPPORTED_FORMATS:
+        raise UnsupportedMedia(
+            f"{fmt} images are not supported; supported: {', '.join(sorted(SUPPORTED_FORMATS))}"
+        )
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CorruptMedia(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (setting max_image_pixels)"
+        )
+    mode = image.mode
+    try:
+        frame_count = int(getattr(image, "n_frames", 1))
+    except _DECODE_ERRORS as exc:
+        raise CorruptMedia(f"damaged frame data: {exc}") from None
+    try:
+        exif = dict(image.getexif())
+        exif_ifd = image.getexif().get_ifd(0x8769)
+        exif.update(exif_ifd)
+    except _DECODE_ERRORS:
+        exif = {}
+    orientation = int(exif.get(0x0112, 1) or 1) if isinstance(exif.get(0x0112, 1), int) else 1
+
+    draft_scale = 1
+    if draft_min_side and fmt in {"JPEG", "MPO"} and mode in {"RGB", "L", "CMYK"}:
+        shorter = min(width, height)
+        if shorter >= 2 * draft_min_side:
+            factor = draft_min_side / shorter
+            requested = (max(1, int(width * factor + 0.999)), max(1, int(height * factor + 0.999)))
+            try:
+                image.draft(mode, requested)
+            except _DECODE_ERRORS as exc:
+                raise CorruptMedia(f"damaged image data: {exc}") from None
+            draft_scale = max(1, round(width / image.size[0]))
+
+    try:
+        image.load()
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"image has more than {max_pixels:,} pixels") from None
+    except _DECODE_ERRORS as exc:
+        raise CorruptMedia(f"damaged or truncated image data: {exc}") from None
+
+    # PNG text chunks after the image data are only in ``info`` once the image is loaded.
+    info = dict(image.info)
+    xmp = info.get("xmp") if isinstance(info.get("xmp"), bytes) else None
+    if xmp is None and isinstance(info.get("XML:com.adobe.xmp"), str):
+        xmp = info["XML:com.adobe.xmp"].encode("utf-8")
+    has_alpha = image.mode in {"RGBA", "LA", "La", "RGBa", "PA"} or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    bit_depth = _bit_depth(image)
+    try:
+        pixels = _apply_orientation(_canonical_rgb(image), orientation)
+    except _DECODE_ERRORS as exc:
+        raise CorruptMedia(f"cannot convert image data: {exc}") from None
+    return DecodedImage(
+        pixels=pixels,
+        format="JPEG" if fmt == "MPO" else fmt,
+        width=width,
+        height=height,
+        mode=mode,
+        bit_depth=bit_depth,
+        frame_count=frame_count,
+        has_alpha=has_alpha,
+        orientation=orientation,
+        info=info,
+        exif=exif,
+        xmp=xmp,
+        draft_scale=draft_scale,
+    )
+
+
+def _bit_depth(image: Image.Image) -> int:
+    if image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
+        return 16
+    if image.mode == "F":
+        return 32
+    if image.mode == "1":
+        return 1
+    return 8
+
+
+def _canonical_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of ``image``: alpha over white, high bit depths scaled, not clipped."""
+    mode = image.mode
+    if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
+        # Pillow's own I;16 -> L conversion clips at 255, turning most of a 16-bit image white.
+        array = np.asarray(image, dtype=np.uint32)
+        peak = int(array.max()) if array.size else 0
+        shift = 8 if peak > 255 or mode != "I" else 0
+        gray = np.clip(array >> shift, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "F":
+        array = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        scale = 255.0 if float(array.max(initial=0.0)) <= 1.0 else 1.0
+        gray = np.clip(array * scale, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in {"LA", "La", "PA", "RGBa"}:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    if mode == "RGB":
+        return image
+    return image.convert("RGB")
+
+
+_ORIENTATION_OPS = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    for op in _ORIENTATION_OPS.get(orientation, ()):
+        image = image.transpose(op)
+    return image

@@ -1,0 +1,26 @@
+"""Generation metadata: what files carry inside them and what sits beside them.
+
+One module per source. ``read_embedded`` looks inside a decoded file; ``sidecar`` reads
+the documented JSON schema beside it or named by ``--metadata``. Readings are merged by
+``GenerationInfo.merge`` in the order of ``Source`` (later wins), flags last.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from provenance.domain import MetadataReading
+from provenance.media import DecodedImage
+from provenance.metadata import a1111, comfyui, exif, invokeai
+
+logger = logging.getLogger(__name__)
+
+
+def read_embedded(image: DecodedImage) -> list[MetadataReading]:
+    """Every reading found inside the file, lowest precedence first."""
+    readings: list[MetadataReading] = []
+    for reader in (exif.read, a1111.read, comfyui.read, invokeai.read):
+        reading = reader(image)
+        if reading is not None:
+            readings.append(reading)
+    return readings

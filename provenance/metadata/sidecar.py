@@ -1,0 +1,101 @@
+"""The sidecar JSON schema: generation metadata written beside a file by a pipeline.
+
+A sidecar is ``<file>.json`` (``shot010.png.json``) or ``<stem>.json`` (``shot010.json``)
+next to the file, or any file passed with ``--metadata``. It is one JSON object::
+
+    {
+      "schema": "provenance.sidecar/1",      optional; when present it must be this
+      "tool": "comfyui",                     strings, all optional
+      "tool_version": "0.3.10",
+      "model": "sdxl-base-1.0",
+      "model_version": "1.0",
+      "model_hash": "31e35c80fc",
+      "prompt": "...",
+      "negative_prompt": "...",
+      "seed": 1234,                          integer (or its decimal string)
+      "settings": {"steps": 30, "cfg_scale": 7.0}   object of any JSON values
+    }
+
+Unknown top-level keys are refused, so a misspelt field is caught instead of being lost.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from provenance.domain import GENERATION_FIELDS, MetadataReading, Source
+from provenance.errors import MetadataError
+
+SIDECAR_SCHEMA = "provenance.sidecar/1"
+MAX_SIDECAR_BYTES = 4 * 1024 * 1024
+_ALLOWED_KEYS = {"schema", "settings", *GENERATION_FIELDS}
+
+
+def find_sidecar(path: Path) -> Path | None:
+    """The sidecar beside ``path``, if any: ``<file>.json`` first, then ``<stem>.json``."""
+    for candidate in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
+        if candidate != path and candidate.is_file():
+            return candidate
+    return None
+
+
+def read_sidecar(path: Path, source: Source = Source.SIDECAR) -> MetadataReading:
+    """Read and validate a sidecar file; MetadataError names the file and the problem."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SIDECAR_BYTES:
+            raise MetadataError(f"{path.name}: metadata file is {size:,} bytes, over 4 MiB")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MetadataError(f"{path.name}: cannot read metadata file: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise MetadataError(f"{path.name}: metadata file is not UTF-8 text") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MetadataError(f"{path.name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    return parse_sidecar(document, path.name, source)
+
+
+def parse_sidecar(document: Any, label: str, source: Source = Source.SIDECAR) -> MetadataReading:
+    """Validate a decoded sidecar document and turn it into a reading."""
+    if not isinstance(document, dict):
+        raise MetadataError(f"{label}: metadata must be a JSON object")
+    schema = document.get("schema", SIDECAR_SCHEMA)
+    if schema != SIDECAR_SCHEMA:
+        raise MetadataError(f"{label}: schema {schema!r} is not {SIDECAR_SCHEMA!r}")
+    unknown = sorted(set(document) - _ALLOWED_KEYS)
+    if unknown:
+        raise MetadataError(
+            f"{label}: unknown key(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(sorted(_ALLOWED_KEYS))}"
+        )
+    fields: dict[str, Any] = {}
+    for name in GENERATION_FIELDS:
+        if name not in document or document[name] is None:
+            continue
+        value = document[name]
+        fields[name] = parse_seed(value, label) if name == "seed" else _text(name, value, label)
+    settings = document.get("settings", {})
+    if not isinstance(settings, dict):
+        raise MetadataError(f"{label}: 'settings' must be a JSON object")
+    return MetadataReading(source, fields, dict(settings), document)
+
+
+def parse_seed(value: Any, label: str) -> int:
+    """A seed is a non-negative integer (ComfyUI's go up to 2**64 - 1)."""
+    if isinstance(value, bool):
+        raise MetadataError(f"{label}: seed must be an integer, not {value!r}")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or value < 0 or value >= 2**64:
+        raise MetadataError(f"{label}: seed must be an integer from 0 to 2**64-1, not {value!r}")
+    return value
+
+
+def _text(name: str, value: Any, label: str) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise MetadataError(f"{label}: {name!r} must be a string")
+    return str(value)

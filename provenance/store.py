@@ -1,0 +1,89 @@
+"""Content-addressed copies of registered files: ``store/ab/<sha256>``.
+
+Files are written atomically (temporary file in the same folder, fsync, rename, fsync of
+the folder), so a crash never leaves a half-written blob under a real name, and two
+processes storing the same bytes at once both end with one correct file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from provenance.errors import StoreError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+class ContentStore:
+    """A folder of files named by the sha256 of their bytes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise StoreError(f"not a sha256 digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256
+
+    def relative_path(self, sha256: str) -> str:
+        return self.path_for(sha256).relative_to(self.root.parent).as_posix()
+
+    def contains(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def put(self, data: bytes, sha256: str | None = None) -> bool:
+        """Store ``data``; return True when this call created the file."""
+        digest = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and sha256 != digest:
+            raise StoreError("content does not match its sha256")
+        target = self.path_for(digest)
+        if target.is_file():
+            return False
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(temporary, 0o444)
+                os.replace(temporary, target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the content store: {exc.strerror}") from None
+        return True
+
+    def remove(self, sha256: str) -> None:
+        """Remove a blob (used only to undo a store write whose record was not committed)."""
+        self.path_for(sha256).unlink(missing_ok=True)
+
+    def read(self, sha256: str) -> bytes:
+        try:
+            data = self.path_for(sha256).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"stored file {sha256[:12]} cannot be read: {exc.strerror}") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise StoreError(f"stored file {sha256[:12]} is corrupt: its content changed")
+        return data
+
+    def count(self) -> int:
+        """How many blobs the store holds."""
+        if not self.root.is_dir():
+            return 0
+        return sum(1 for path in self.root.glob("??/*") if _SHA256.match(path.name))
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,589 @@
+"""The use cases: create and open a workspace, register assets, read them, verify the log.
+
+The CLI and the web layer call these and nothing below them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from provenance import audit
+from provenance.config import (
+    WORKSPACE_FILE,
+    Settings,
+    load_settings,
+    read_workspace_file,
+    workspace_file_text,
+)
+from provenance.db import repository, schema
+from provenance.db.session import (
+    create_database_engine,
+    read_session,
+    resolve_database_url,
+    write_transaction,
+)
+from provenance.db.tables import Asset, FingerprintRow, GenerationRecord
+from provenance.detectors.hashes import parse_hash_names, perceptual_hashes, sha256_fingerprint
+from provenance.domain import (
+    GENERATION_FIELDS,
+    GenerationInfo,
+    IntendedUse,
+    MetadataReading,
+    Source,
+)
+from provenance.errors import (
+    InvalidInput,
+    MediaError,
+    ProvenanceError,
+    WorkspaceExists,
+    WorkspaceNotFound,
+)
+from provenance.export.asset_json import asset_json
+from provenance.media import decode_image
+from provenance.metadata import read_embedded
+from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
+from provenance.store import ContentStore
+
+logger = logging.getLogger(__name__)
+
+WORKSPACE_ENV = "PROVENANCE_WORKSPACE"
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".mpo"}
+)
+MAX_TEXT_CHARS = 100_000
+
+
+@dataclass
+class RegisterRequest:
+    """What the person registering says about the files (flags), all optional."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    use: IntendedUse | None = None
+    production: str | None = None
+    by: str | None = None
+    metadata_file: Path | None = None
+
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        settings: Iterable[str] = (),
+        use: str | None = None,
+        production: str | None = None,
+        by: str | None = None,
+        metadata_file: str | Path | None = None,
+    ) -> RegisterRequest:
+        """Validate command-line values; raise InvalidInput before any file is touched."""
+        clean: dict[str, Any] = {}
+        for name, value in (fields or {}).items():
+            if name not in GENERATION_FIELDS:
+                raise InvalidInput(f"unknown generation field {name!r}")
+            if value is None:
+                continue
+            clean[name] = parse_seed(value, "--seed") if name == "seed" else check_text(
+                str(value), f"--{name.replace('_', '-')}"
+            )
+        parsed_settings: dict[str, Any] = {}
+        for item in settings:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise InvalidInput(f"--setting {item!r} is not KEY=VALUE")
+            check_text(key, "--setting key")
+            try:
+                parsed_settings[key] = json.loads(raw)
+            except ValueError:
+                parsed_settings[key] = check_text(raw, f"--setting {key}")
+        return cls(
+            fields=clean,
+            settings=parsed_settings,
+            use=IntendedUse.parse(use) if use is not None else None,
+            production=check_text(production, "--production").strip() if production else None,
+            by=check_text(by, "--by").strip() if by else None,
+            metadata_file=Path(metadata_file) if metadata_file is not None else None,
+        )
+
+
+def check_text(value: str, label: str) -> str:
+    """Refuse text no record should hold: NUL characters (PostgreSQL rejects them) and
+    values too long to be a prompt or a name."""
+    if "\x00" in value:
+        raise InvalidInput(f"{label} contains a NUL character")
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"{label} is {len(value):,} characters, over {MAX_TEXT_CHARS:,}")
+    return value
+
+
+@dataclass
+class RegisterResult:
+    """The outcome for one file: ``new``, ``known`` (same bytes already registered) or
+    ``failed`` (with the reason)."""
+
+    path: str
+    status: str
+    asset: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "status": self.status, "asset": self.asset, "error": self.error}
+
+
+@dataclass
+class RegisterReport:
+    """Every file's outcome, plus files skipped while walking folders."""
+
+    results: list[RegisterResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "provenance.register/1",
+            "summary": {
+                "new": self.count("new"),
+                "known": self.count("known"),
+                "failed": self.count("failed"),
+                "skipped": len(self.skipped),
+            },
+            "results": [result.to_json() for result in self.results],
+            "skipped": self.skipped,
+        }
+
+
+# Called after each file with its result, how many files are done and how many there are.
+ProgressCallback = Callable[[RegisterResult, int, int], None]
+
+
+class Workspace:
+    """An opened workspace: settings, database, content store."""
+
+    def __init__(self, root: Path, settings: Settings, engine: Engine) -> None:
+        self.root = root
+        self.settings = settings
+        self.engine = engine
+        self.store = ContentStore(root / "store")
+        self.hash_names = parse_hash_names(settings["hashes"])
+
+    # -- creating and opening -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path, environ: Mapping[str, str] | None = None) -> Workspace:
+        """Create a workspace in ``directory`` (made if missing) and migrate its database."""
+        directory = directory.resolve()
+        settings_file = directory / WORKSPACE_FILE
+        if settings_file.exists():
+            raise WorkspaceExists(f"a workspace already exists in {directory}")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for folder in ("store", "indexes", "reference_sets"):
+                (directory / folder).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceNotFound(f"cannot create a workspace in {directory}: {exc.strerror}") from None
+        settings = load_settings({}, environ)
+        engine = _engine(directory, settings)
+        if schema.current_revision(engine) is not None:
+            engine.dispose()
+            raise WorkspaceExists(
+                "the configured database already holds a provenance schema; "
+                "point database_url elsewhere or open that workspace"
+            )
+        schema.upgrade(engine)
+        workspace = cls(directory, settings, engine)
+        with write_transaction(engine) as session:
+            audit.start_chain(session)
+            audit.append_event(
+                session,
+                actor=workspace.actor(None),
+                action="workspace.created",
+                subject="workspace",
+                payload={"schema_revision": schema.SCHEMA_HEAD},
+            )
+        settings_file.write_text(workspace_file_text(), encoding="utf-8")
+        return workspace
+
+    @classmethod
+    def open(
+        cls, directory: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> Workspace:
+        """Open the workspace at ``directory``, else ``$PROVENANCE_WORKSPACE``, else the
+        current folder or the nearest parent holding ``provenance.toml``."""
+        env = os.environ if environ is None else environ
+        root = find_workspace(directory, env)
+        settings = load_settings(read_workspace_file(root / WORKSPACE_FILE), env)
+        engine = _engine(root, settings)
+        try:
+            schema.ensure_current(engine, auto_upgrade=settings["auto_upgrade"])
+        except ProvenanceError:
+            engine.dispose()
+            raise
+        return cls(root, settings, engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def actor(self, by: str | None) -> str:
+        """Who a write is attributed to: --by, the ``user`` setting, or the login name."""
+        if by:
+            return by
+        if self.settings["user"]:
+            return str(self.settings["user"])
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+    # -- registering ----------------------------------------------------------------------
+
+    def register(
+        self,
+        paths: Iterable[str | Path],
+        request: RegisterRequest,
+        progress: ProgressCallback | None = None,
+    ) -> RegisterReport:
+        """Register files and folders (walked recursively). A failing file is reported and
+        never stops the others or leaves anything behind."""
+        shared = self._shared_readings(request)
+        report = RegisterReport()
+        files, skipped = collect_files(paths)
+        report.skipped.extend(skipped)
+        for done, path in enumerate(files, start=1):
+            try:
+                result = self._register_one(path, request, shared)
+            except ProvenanceError as exc:
+                result = RegisterResult(str(path), "failed", error=str(exc))
+            except Exception as exc:  # a bug must not abort a batch of a thousand files
+                logger.exception("unexpected error registering %s", path)
+                result = RegisterResult(
+                    str(path), "failed", error=f"unexpected error ({type(exc).__name__}): {exc}"
+                )
+            report.results.append(result)
+            if progress is not None:
+                progress(result, done, len(files))
+        return report
+
+    def _shared_readings(self, request: RegisterRequest) -> list[MetadataReading]:
+        readings = []
+        if request.metadata_file is not None:
+            readings.append(read_sidecar(request.metadata_file, Source.METADATA_FILE))
+        if request.fields or request.settings:
+            readings.append(MetadataReading(Source.FLAG, dict(request.fields), dict(request.settings)))
+        return readings
+
+    def _register_one(
+        self, path: Path, request: RegisterRequest, shared: list[MetadataReading]
+    ) -> RegisterResult:
+        data = self._read_file(path)
+        sha256 = hashlib.sha256(data).hexdigest()
+        with read_session(self.engine) as session:
+            if repository.asset_by_sha256(session, sha256) is not None:
+                return RegisterResult(
+                    str(path), "known", asset_json(repository.find_asset(session, sha256))
+                )
+
+        decoded = decode_image(data, max_pixels=self.settings["max_image_pixels"])
+        readings = [_sanitised(r) for r in read_embedded(decoded)]
+        sidecar = find_sidecar(path)
+        if sidecar is not None:
+            readings.append(read_sidecar(sidecar))
+        readings.extend(shared)
+        generation = GenerationInfo.merge(readings)
+        fingerprints = [sha256_fingerprint(data), *perceptual_hashes(decoded.pixels, self.hash_names)]
+
+        created_blob = self.store.put(data, sha256)
+        try:
+            asset_id, status = self._insert(path, data, sha256, decoded.media_json(), generation,
+                                            fingerprints, request)
+        except BaseException:
+            if created_blob:
+                with read_session(self.engine) as session:
+                    if repository.asset_by_sha256(session, sha256) is None:
+                        self.store.remove(sha256)
+            raise
+        with read_session(self.engine) as session:
+            asset = repository.find_asset(session, f"#{asset_id}")
+            return RegisterResult(str(path), status, asset_json(asset))
+
+    def _read_file(self, path: Path) -> bytes:
+        limit = int(self.settings["max_file_mb"]) * 1024 * 1024
+        try:
+            if not path.is_file():
+                raise MediaError("not a file" if path.exists() else "no such file")
+            size = path.stat().st_size
+            if size > limit:
+                raise MediaError(
+                    f"file is {size:,} bytes, over the limit of {limit:,} (setting max_file_mb)"
+                )
+            return path.read_bytes()
+        except OSError as exc:
+            raise MediaError(f"cannot read file: {exc.strerror}") from None
+
+    def _insert(
+        self,
+        path: Path,
+        data: bytes,
+        sha256: str,
+        media: dict[str, Any],
+        generation: GenerationInfo,
+        fingerprints: list[Any],
+        request: RegisterRequest,
+    ) -> tuple[int, str]:
+        actor = self.actor(request.by)
+        use = request.use or IntendedUse.UNDECLARED
+        production_name = request.production or self.settings["production"] or None
+        try:
+            with write_transaction(self.engine) as session:
+                # Another process may have registered the same bytes since we looked.
+                existing = repository.asset_by_sha256(session, sha256)
+                if existing is not None:
+                    return existing.id, "known"
+                production = (
+                    repository.get_or_create_production(session, production_name)
+                    if production_name
+                    else None
+                )
+                tool = None
+                tool_name = generation.value("tool")
+                if tool_name:
+                    tool, tool_created = repository.get_or_create_tool(session, str(tool_name))
+                    if tool_created:
+                        audit.append_event(
+                            session,
+                            actor=actor,
+                            action="tool.created",
+                            subject=f"tool:{tool.name}",
+                            payload={"name": tool.name, "data_handling": "unknown"},
+                        )
+                asset = Asset(
+                    sha256=sha256,
+                    size_bytes=len(data),
+                    original_name=path.name,
+                    store_path=self.store.relative_path(sha256),
+                    media=media,
+                    intended_use=use.value,
+                    production=production,
+                    registered_by=actor,
+                )
+                session.add(asset)
+                session.flush()
+                seed = generation.value("seed")
+                record = GenerationRecord(
+                    asset_id=asset.id,
+                    tool=tool,
+                    tool_version=_text_or_none(generation.value("tool_version")),
+                    model=_text_or_none(generation.value("model")),
+                    model_version=_text_or_none(generation.value("model_version")),
+                    model_hash=_text_or_none(generation.value("model_hash")),
+                    prompt=_text_or_none(generation.value("prompt")),
+                    negative_prompt=_text_or_none(generation.value("negative_prompt")),
+                    seed=None if seed is None else str(seed),
+                    settings={key: v.value for key, v in generation.settings.items()},
+                    sources={
+                        "fields": {k: v.source.value for k, v in generation.fields.items()},
+                        "settings": {k: v.source.value for k, v in generation.settings.items()},
+                    },
+                    raw_metadata=generation.raw,
+                )
+                session.add(record)
+                for fingerprint in fingerprints:
+                    session.add(
+                        FingerprintRow(
+                            asset_id=asset.id,
+                            kind=fingerprint.kind,
+                            spec=fingerprint.spec,
+                            value=fingerprint.value,
+                            bits=fingerprint.bits,
+                        )
+                    )
+                audit.append_event(
+                    session,
+                    actor=actor,
+                    action="asset.registered",
+                    subject=f"asset:{asset.id}",
+                    payload={
+                        "sha256": sha256,
+                        "original_name": path.name,
+                        "intended_use": use.value,
+                        "production": production_name,
+                        "tool": tool.name if tool else None,
+                        "fingerprints": {f.kind: f.value for f in fingerprints},
+                    },
+                )
+                return asset.id, "new"
+        except IntegrityError:
+            # Lost a race on the sha256 unique key (possible on PostgreSQL).
+            with read_session(self.engine) as session:
+                existing = repository.asset_by_sha256(session, sha256)
+                if existing is None:
+                    raise
+                return existing.id, "known"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def show(self, ref: str) -> dict[str, Any]:
+        """The full record of the asset named by an id or a sha256 prefix."""
+        with read_session(self.engine) as session:
+            return asset_json(repository.find_asset(session, ref))
+
+    def list_assets(
+        self,
+        *,
+        production: str | None = None,
+        tool: str | None = None,
+        use: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Assets matching every given filter, oldest first, without raw metadata."""
+        use_value = None
+        if use is not None:
+            use_value = (
+                IntendedUse.UNDECLARED.value
+                if use.strip().lower() == IntendedUse.UNDECLARED.value
+                else IntendedUse.parse(use).value
+            )
+        since_value = parse_since(since) if since else None
+        with read_session(self.engine) as session:
+            assets = repository.list_assets(
+                session,
+                production=production,
+                tool=tool,
+                use=use_value,
+                since=since_value,
+                limit=limit,
+            )
+            return [asset_json(asset, include_raw=False) for asset in assets]
+
+    def verify_audit(self) -> audit.ChainReport:
+        with read_session(self.engine) as session:
+            return audit.verify_chain(session)
+
+    def row_counts(self) -> dict[str, int]:
+        with read_session(self.engine) as session:
+            return repository.row_counts(session)
+
+    def database_status(self) -> dict[str, Any]:
+        return {
+            "url": self.engine.url.render_as_string(hide_password=True),
+            "revision": schema.current_revision(self.engine),
+            "code_revision": schema.SCHEMA_HEAD,
+        }
+
+
+def upgrade_database(directory: Path | None, environ: Mapping[str, str] | None = None) -> str:
+    """Upgrade the workspace's schema to this code's; return the revision reached."""
+    env = os.environ if environ is None else environ
+    root = find_workspace(directory, env)
+    settings = load_settings(read_workspace_file(root / WORKSPACE_FILE), env)
+    engine = _engine(root, settings)
+    try:
+        schema.ensure_current(engine, auto_upgrade=True)
+        return schema.SCHEMA_HEAD
+    finally:
+        engine.dispose()
+
+
+def find_workspace(directory: Path | None, environ: Mapping[str, str]) -> Path:
+    """Locate a workspace folder by the documented rule (flag, env, cwd and parents)."""
+    if directory is not None:
+        root = directory.resolve()
+        if not (root / WORKSPACE_FILE).is_file():
+            raise WorkspaceNotFound(f"no workspace at {root} (no {WORKSPACE_FILE}); run `provenance init`")
+        return root
+    if environ.get(WORKSPACE_ENV):
+        root = Path(environ[WORKSPACE_ENV]).resolve()
+        if not (root / WORKSPACE_FILE).is_file():
+            raise WorkspaceNotFound(f"{WORKSPACE_ENV}={root} is not a workspace (no {WORKSPACE_FILE})")
+        return root
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / WORKSPACE_FILE).is_file():
+            return candidate
+    raise WorkspaceNotFound(
+        "no workspace here or in any parent folder; run `provenance init`, pass --workspace "
+        f"or set {WORKSPACE_ENV}"
+    )
+
+
+def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """Files named directly, plus image files found by walking folders (sorted, hidden
+    entries ignored). Returns the files and the non-image files skipped in folders."""
+    files: list[Path] = []
+    skipped: list[str] = []
+    for entry in paths:
+        path = Path(entry)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in _walk(path):
+            suffix = found.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                files.append(found)
+            elif suffix != ".json":  # sidecars are read with their image
+                skipped.append(str(found))
+    return list(dict.fromkeys(files)), skipped
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for current, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield Path(current) / name
+
+
+def parse_since(text: str) -> dt.datetime:
+    """A date (``2026-11-01``) or an ISO 8601 time; naive values are taken as UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"--since {text!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _engine(root: Path, settings: Settings) -> Engine:
+    url = resolve_database_url(settings["database_url"], root)
+    return create_database_engine(url, busy_timeout_seconds=settings["busy_timeout_seconds"])
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sanitised(reading: MetadataReading) -> MetadataReading:
+    """Embedded text is what a tool wrote, not what a person typed: drop NUL characters
+    (which PostgreSQL cannot store) instead of refusing the file."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("\x00", "")
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return MetadataReading(
+        reading.source, clean(reading.fields), clean(reading.settings), clean(reading.raw)
+    )

@@ -175,14 +175,14 @@ def register(
     with context.open() as workspace:
         with _progress(enabled=not as_json) as progress:
             report = workspace.register(paths, request, progress)
+    single = report.results[0] if len(report.results) == 1 and not report.skipped else None
+    if single is not None and single.status == "failed" and not as_json:
+        raise click.ClickException(f"{single.path}: {single.error}")
     if as_json:
         _print_json(report.to_json())
     else:
         _print_register_report(report)
     if report.count("failed"):
-        if not as_json and len(report.results) == 1:
-            failed = report.results[0]
-            raise click.ClickException(f"{failed.path}: {failed.error}")
         sys.exit(1)
     if request.use is None and report.count("new") and not as_json:
         click.echo(

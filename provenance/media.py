@@ -100,6 +100,8 @@ def decode_image(data: bytes, *, max_pixels: int, draft_min_side: int | None = N
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_pixels:,} (setting max_image_pixels)"
         )
+    if fmt == "PNG":
+        _verify_png_checksums(data)
     mode = image.mode
     try:
         frame_count = int(getattr(image, "n_frames", 1))
@@ -160,6 +162,19 @@ def decode_image(data: bytes, *, max_pixels: int, draft_min_side: int | None = N
         xmp=xmp,
         draft_scale=draft_scale,
     )
+
+
+def _verify_png_checksums(data: bytes) -> None:
+    """Check every chunk's CRC: Pillow decodes damaged image data without complaint, and a
+    damaged file must not be registered as if it were the picture its author made."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.open(io.BytesIO(data)).verify()
+    except Image.DecompressionBombError:
+        return  # reported by the caller's own size check
+    except _DECODE_ERRORS as exc:
+        raise CorruptMedia(f"damaged PNG data: {exc}") from None
 
 
 def _bit_depth(image: Image.Image) -> int:

@@ -32,9 +32,10 @@ def get_or_create_production(session: Session, name: str) -> Production:
 
 
 def get_or_create_tool(session: Session, name: str) -> tuple[Tool, bool]:
-    """The tool named ``name`` (case-insensitive); True when it was created now."""
-    key = name.strip().lower()
-    tool = session.scalar(select(Tool).where(Tool.name == key))
+    """The tool named ``name``, matched case-insensitively and kept in the spelling first
+    seen; True when it was created now."""
+    key = name.strip()
+    tool = session.scalar(select(Tool).where(func.lower(Tool.name) == key.lower()))
     if tool is not None:
         return tool, False
     tool = Tool(name=key)
@@ -94,7 +95,7 @@ def list_assets(
         latest = (
             select(GenerationRecord.asset_id)
             .join(Tool)
-            .where(Tool.name == tool.strip().lower())
+            .where(func.lower(Tool.name) == tool.strip().lower())
         )
         statement = statement.where(Asset.id.in_(latest))
     if use is not None:

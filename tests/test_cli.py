@@ -1,0 +1,331 @@
+"""The command line as artists and pipelines use it, against real SQLite workspaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from provenance.domain import GENERATION_FIELDS
+from tests import filemakers as fm
+from tests.conftest import run, run_json, snapshot
+
+
+def test_init_creates_the_workspace_layout(tmp_path: Path) -> None:
+    result = run("init", tmp_path / "ws")
+    assert result.exit_code == 0, result.output
+    ws = tmp_path / "ws"
+    assert (ws / "provenance.toml").is_file()
+    assert all((ws / d).is_dir() for d in ("store", "indexes", "reference_sets"))
+    with sqlite3.connect(ws / "provenance.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+    assert 'format = "provenance.workspace/1"' in (ws / "provenance.toml").read_text()
+
+
+def test_init_refuses_an_existing_workspace(workspace_dir: Path) -> None:
+    result = run("init", workspace_dir)
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+
+
+def test_register_json_acceptance(workspace_dir: Path, tmp_path: Path) -> None:
+    png = fm.write_a1111_png(tmp_path / "shot010_v003.png", fm.sample("coffee.jpg"))
+    document = run_json("-w", workspace_dir, "register", png)
+    asset = document["results"][0]["asset"]
+    assert document["schema"] == "provenance.register/1"
+    assert asset["schema"] == "provenance.asset/1"
+    assert isinstance(asset["id"], int)
+    assert len(asset["sha256"]) == 64
+    assert {f["kind"] for f in asset["fingerprints"]} == {"sha256", "phash", "dhash"}
+    assert asset["intended_use"] == "undeclared"
+    assert set(asset["generation"]["fields"]) == set(GENERATION_FIELDS)
+    for name in ("tool", "model", "prompt", "negative_prompt", "seed"):
+        assert asset["generation"]["fields"][name]["source"] == "a1111"
+    assert (workspace_dir / asset["store_path"]).read_bytes() == png.read_bytes()
+
+
+def test_registering_the_same_bytes_again_returns_the_existing_asset(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    first = run_json("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg")
+    copy = tmp_path / "renamed_copy.jpg"
+    copy.write_bytes((fm.SAMPLES / "rocket.jpg").read_bytes())
+    before = snapshot(workspace_dir)
+    second = run_json("-w", workspace_dir, "register", copy, "--use", "final-deliverable")
+    assert second["results"][0]["status"] == "known"
+    assert second["results"][0]["asset"]["id"] == first["results"][0]["asset"]["id"]
+    assert snapshot(workspace_dir) == before
+
+
+def test_unknown_intended_use_is_refused_with_the_list(workspace_dir: Path) -> None:
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg", "--use", "poster")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: unknown intended use 'poster'; choose one of: ideation, previz, background, "
+        "key-creative, talent-likeness, final-deliverable"
+    )
+    assert snapshot(workspace_dir) == before
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge size: a decompression bomb's shape."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (width + 1) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    good_png = (fm.SAMPLES / "chelsea.png").read_bytes()
+    good_jpeg = (fm.SAMPLES / "rocket.jpg").read_bytes()
+    files = {
+        "zero_byte.png": (b"", "empty file"),
+        "truncated.png": (good_png[: len(good_png) // 2], "truncated"),
+        "truncated.jpg": (good_jpeg[: len(good_jpeg) // 3], "truncated"),
+        "corrupt.png": (good_png[:5000] + b"\xa5" * 64 + good_png[5064:], "damaged PNG data"),
+        "notes.png": (b"shot notes, not a picture\n" * 40, "not a recognised image"),
+        "bomb.png": (_png_declaring(40_000, 40_000), "pixels"),
+        "bomb_small.png": (_png_declaring(13_000, 13_000), "over the limit"),
+    }
+    paths = {}
+    for name, (data, message) in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        paths[name] = (path, message)
+    return paths
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["zero_byte.png", "truncated.png", "truncated.jpg", "corrupt.png", "notes.png",
+     "bomb.png", "bomb_small.png"],
+)
+def test_bad_file_gives_one_line_error_and_changes_nothing(
+    workspace_dir: Path, tmp_path: Path, name: str
+) -> None:
+    path, message = _bad_files(tmp_path)[name]
+    run_json("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg")
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, "register", path)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}: ")
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+    assert snapshot(workspace_dir) == before
+
+
+def test_unreadable_and_missing_files(workspace_dir: Path, tmp_path: Path) -> None:
+    before = snapshot(workspace_dir)
+    # /proc/self/mem is a regular file that fails with EIO when read, even for root.
+    unreadable = Path("/proc/self/mem")
+    result = run("-w", workspace_dir, "register", unreadable)
+    assert result.exit_code == 1
+    assert "cannot read file" in result.stderr or "empty file" in result.stderr
+    missing = run("-w", workspace_dir, "register", tmp_path / "nope.png")
+    assert missing.exit_code == 1
+    assert "no such file" in missing.stderr
+    dangling = tmp_path / "dangling.png"
+    os.symlink(tmp_path / "gone.png", dangling)
+    assert "no such file" in run("-w", workspace_dir, "register", dangling).stderr
+    assert snapshot(workspace_dir) == before
+
+
+def test_folder_walk_reports_new_known_failed_and_skipped(workspace_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "renders"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".hidden").mkdir()
+    for name in ("coffee.jpg", "rocket.jpg"):
+        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    (folder / "sub" / "cat.png").write_bytes((fm.SAMPLES / "chelsea.png").read_bytes())
+    (folder / "sub" / "cat.png.json").write_text(json.dumps({"prompt": "a cat"}))
+    (folder / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
+    (folder / "readme.txt").write_text("not an image")
+    (folder / ".hidden" / "x.png").write_bytes((fm.SAMPLES / "camera.png").read_bytes())
+    run_json("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg")
+
+    result = run("-w", workspace_dir, "register", folder, "--json")
+    assert result.exit_code == 1  # one file failed
+    document = json.loads(result.stdout)
+    assert document["summary"] == {"new": 2, "known": 1, "failed": 1, "skipped": 1}
+    by_name = {Path(r["path"]).name: r for r in document["results"]}
+    assert by_name["rocket.jpg"]["status"] == "known"
+    assert by_name["broken.png"]["status"] == "failed"
+    assert by_name["cat.png"]["asset"]["generation"]["fields"]["prompt"]["value"] == "a cat"
+    assert document["skipped"] == [str(folder / "readme.txt")]
+
+    text = run("-w", workspace_dir, "register", folder)
+    assert "0 new, 3 already registered, 1 failed, 1 skipped (not images)." in text.stdout
+    assert "broken.png" in text.stderr
+
+
+def test_show_by_id_and_sha_prefix(workspace_dir: Path) -> None:
+    asset = run_json("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--use", "ideation")[
+        "results"
+    ][0]["asset"]
+    by_id = run_json("-w", workspace_dir, "show", str(asset["id"]))
+    by_sha = run_json("-w", workspace_dir, "show", asset["sha256"][:10])
+    assert by_id == by_sha
+    assert by_id["intended_use"] == "ideation"
+    text = run("-w", workspace_dir, "show", asset["sha256"][:10])
+    assert f"asset {asset['id']}  coffee.jpg" in text.stdout
+    assert "phash" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [("999", "no asset with id 999"), ("deadbeefcafe", "no asset whose sha256"),
+     ("shot010", "neither an asset id")],
+)
+def test_show_unknown_ids(workspace_dir: Path, ref: str, message: str) -> None:
+    result = run("-w", workspace_dir, "show", ref)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_list_filters(workspace_dir: Path, tmp_path: Path) -> None:
+    comfy = fm.write_comfyui_png(tmp_path / "comfy.png", fm.sample("chelsea.png"))
+    run_json("-w", workspace_dir, "register", comfy, "--use", "background", "--production", "Harbour")
+    run_json("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg", "--tool", "midjourney",
+             "--use", "ideation", "--production", "Lighthouse")
+    run_json("-w", workspace_dir, "register", fm.SAMPLES / "camera.png")
+
+    def ids(*filters: str) -> list[str]:
+        return [a["original_name"] for a in run_json("-w", workspace_dir, "list", *filters)["assets"]]
+
+    assert ids() == ["comfy.png", "rocket.jpg", "camera.png"]
+    assert ids("--production", "Harbour") == ["comfy.png"]
+    assert ids("--tool", "MidJourney") == ["rocket.jpg"]
+    assert ids("--use", "ideation") == ["rocket.jpg"]
+    assert ids("--use", "undeclared") == ["camera.png"]
+    assert ids("--since", "2000-01-01") == ["comfy.png", "rocket.jpg", "camera.png"]
+    assert ids("--since", "2999-01-01") == []
+    assert ids("--limit", "1") == ["comfy.png"]
+    bad = run("-w", workspace_dir, "list", "--since", "yesterday")
+    assert bad.exit_code == 1
+    assert "not a date" in bad.stderr
+    table = run("-w", workspace_dir, "list").stdout.splitlines()
+    assert table[0].split() == ["id", "sha256", "use", "production", "tool", "model", "registered", "file"]
+    assert len(table) == 4
+
+
+HOSTILE_PROMPT = "'; DROP TABLE assets; -- \x1b[2J\x1b[31mRED\u202etxt.exe\r\n<script>alert(1)</script>"
+
+
+def test_hostile_prompt_is_stored_verbatim_and_printed_harmlessly(workspace_dir: Path) -> None:
+    document = run_json(
+        "-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--prompt", HOSTILE_PROMPT
+    )
+    asset = document["results"][0]["asset"]
+    assert asset["generation"]["fields"]["prompt"]["value"] == HOSTILE_PROMPT
+    text = run("-w", workspace_dir, "show", str(asset["id"])).stdout
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "\\x1b[2J" in text
+    raw = run("-w", workspace_dir, "show", str(asset["id"]), "--json").stdout
+    assert "\x1b" not in raw
+    assert len(run_json("-w", workspace_dir, "list")["assets"]) == 1
+
+
+def test_nul_in_a_flag_is_refused(workspace_dir: Path) -> None:
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--prompt", "a\x00b")
+    assert result.exit_code == 1
+    assert "--prompt contains a NUL character" in result.stderr
+    assert snapshot(workspace_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--seed", "twelve"), "seed must be an integer"),
+        (("--setting", "steps"), "is not KEY=VALUE"),
+        (("--metadata", "/nonexistent/meta.json"), "cannot read metadata file"),
+    ],
+)
+def test_bad_flags_are_refused(workspace_dir: Path, flags: tuple[str, ...], message: str) -> None:
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", *flags)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert snapshot(workspace_dir) == before
+
+
+def test_workspace_is_found_from_env_and_parent_folders(
+    workspace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nested = workspace_dir / "shots" / "sh010"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    assert run("list").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    missing = run("list")
+    assert missing.exit_code == 1
+    assert "no workspace here or in any parent folder" in missing.stderr
+    assert run("list", env={"PROVENANCE_WORKSPACE": str(workspace_dir)}).exit_code == 0
+    bad_env = run("list", env={"PROVENANCE_WORKSPACE": str(elsewhere)})
+    assert "is not a workspace" in bad_env.stderr
+
+
+def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
+    toml = workspace_dir / "provenance.toml"
+    toml.write_text(toml.read_text() + '\nproduction = "Harbour"\n')
+    result = run(
+        "-w", workspace_dir, "config", "--json", env={"PROVENANCE_MAX_IMAGE_PIXELS": "1000"}
+    )
+    settings = {s["name"]: s for s in json.loads(result.stdout)["settings"]}
+    assert settings["production"]["value"] == "Harbour"
+    assert settings["production"]["source"] == "provenance.toml"
+    assert settings["max_image_pixels"] == {
+        **settings["max_image_pixels"], "value": 1000, "source": "PROVENANCE_MAX_IMAGE_PIXELS",
+    }
+    assert settings["hashes"]["source"] == "default"
+    text = run("-w", workspace_dir, "config").stdout
+    assert "production" in text
+    assert "(provenance.toml)" in text
+
+
+@pytest.mark.parametrize(
+    ("addition", "env", "message"),
+    [
+        ("\nmax_image_pixels = \"lots\"\n", {}, "is not a valid int"),
+        ("\nmax_imag_pixels = 5\n", {}, "unknown setting(s) max_imag_pixels"),
+        ("\n[settings\n", {}, "not valid TOML"),
+        ("", {"PROVENANCE_AUTO_UPGRADE": "perhaps"}, "is not a valid bool"),
+        ("", {"PROVENANCE_DATABASE_URL": "mysql://x/y"}, "only SQLite and PostgreSQL"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(
+    workspace_dir: Path, addition: str, env: dict[str, str], message: str
+) -> None:
+    toml = workspace_dir / "provenance.toml"
+    toml.write_text(toml.read_text() + addition)
+    result = run("-w", workspace_dir, "config", env=env)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_setting_from_env_changes_behaviour(workspace_dir: Path) -> None:
+    result = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg",
+                 env={"PROVENANCE_MAX_IMAGE_PIXELS": "1000"})
+    assert result.exit_code == 1
+    assert "over the limit of 1,000 (setting max_image_pixels)" in result.stderr
+
+
+def test_usage_errors_exit_2(workspace_dir: Path) -> None:
+    assert run("-w", workspace_dir, "register").exit_code == 2
+    assert run("-w", workspace_dir, "register", "x.png", "--colour").exit_code == 2

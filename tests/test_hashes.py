@@ -1,0 +1,109 @@
+"""Perceptual hashes: identical to imagehash's own values, and robust to known edits."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import imagehash
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from provenance.config import SETTINGS_BY_NAME
+from provenance.detectors.hashes import (
+    HASH_ALGORITHMS,
+    parse_hash_names,
+    perceptual_hashes,
+    sha256_fingerprint,
+)
+from provenance.errors import ConfigError
+from provenance.media import decode_image
+from tests import filemakers as fm
+
+SAMPLE_FILES = sorted(p.name for p in fm.SAMPLES.iterdir())
+ALL = list(HASH_ALGORITHMS)
+
+
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_values_equal_imagehash_on_the_file(name: str) -> None:
+    path = fm.SAMPLES / name
+    decoded = decode_image(path.read_bytes(), max_pixels=10**9)
+    ours = {f.kind: f.value for f in perceptual_hashes(decoded.pixels, ALL)}
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+        assert ours == {
+            "phash": str(imagehash.phash(image)),
+            "dhash": str(imagehash.dhash(image)),
+            "whash": str(imagehash.whash(image, image_scale=64)),
+            "colorhash": str(imagehash.colorhash(rgb, binbits=3)),
+        }
+
+
+def test_specs_name_algorithm_parameters_and_library_version() -> None:
+    fingerprints = perceptual_hashes(fm.sample("coffee.jpg"), ALL)
+    specs = {f.kind: f.spec for f in fingerprints}
+    assert specs["phash"].startswith("phash(hash_size=8,highfreq_factor=4);imagehash=")
+    assert specs["whash"].startswith("whash(hash_size=8,image_scale=64,mode=haar);imagehash=")
+    assert {f.kind: f.bits for f in fingerprints} == {
+        "phash": 64, "dhash": 64, "whash": 64, "colorhash": 42,
+    }
+
+
+def test_sha256_fingerprint() -> None:
+    fingerprint = sha256_fingerprint(b"abc")
+    assert fingerprint.value == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+EDITS = {
+    "resize_50": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
+    "jpeg_q60": lambda im: _jpeg(im, 60),
+    "brighter": lambda im: ImageEnhance.Brightness(im).enhance(1.15),
+    "autocontrast": lambda im: ImageOps.autocontrast(im, cutoff=2),
+}
+
+
+def _distance(a: Image.Image, b: Image.Image) -> int:
+    [x] = perceptual_hashes(a, ["phash"])
+    [y] = perceptual_hashes(b, ["phash"])
+    return bin(int(x.value, 16) ^ int(y.value, 16)).count("1")
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_light_edits_stay_close_and_unrelated_photos_stay_far(name: str, edit: str) -> None:
+    original = fm.sample(name)
+    edited = EDITS[edit](original)
+    nearest_unrelated = min(_distance(original, fm.sample(other)) for other in SAMPLE_FILES if other != name)
+    assert _distance(original, edited) <= 8
+    assert nearest_unrelated > 16
+
+
+def test_mirror_is_not_caught_by_phash() -> None:
+    # Documents a known limit: a mirrored copy is far in pHash space. SSCD covers it.
+    original = fm.sample("chelsea.png")
+    assert _distance(original, ImageOps.mirror(original)) > 16
+
+
+def test_hash_names_setting_is_validated() -> None:
+    assert parse_hash_names("phash, dhash,phash") == ["phash", "dhash"]
+    assert parse_hash_names(SETTINGS_BY_NAME["hashes"].default) == ["phash", "dhash"]
+    with pytest.raises(ConfigError, match="unknown hash"):
+        parse_hash_names("phash,ahash2")
+
+
+def test_registration_stores_the_configured_hashes(tmp_path: Path) -> None:
+    from provenance.workspace import RegisterRequest, Workspace
+
+    Workspace.create(tmp_path / "ws").close()
+    env = {"PROVENANCE_HASHES": "phash,whash,colorhash"}
+    with Workspace.open(tmp_path / "ws", environ=env) as workspace:
+        report = workspace.register([fm.SAMPLES / "coffee.jpg"], RegisterRequest())
+    [result] = report.results
+    assert result.asset is not None
+    assert [f["kind"] for f in result.asset["fingerprints"]] == ["sha256", "phash", "whash", "colorhash"]

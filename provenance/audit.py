@@ -132,7 +132,9 @@ def verify_chain(session: Session) -> ChainReport:
             prev_hash=event.prev_hash,
         )
         if recomputed != event.hash:
-            return _broken(count, event.id, f"event {event.id} was altered: its hash does not match")
+            return _broken(
+                count, event.id, f"event {event.id} was altered: its hash does not match"
+            )
         if event.prev_hash != previous_hash:
             return _broken(
                 count,

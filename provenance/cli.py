@@ -6,13 +6,14 @@ at least one file failed; 2 a usage error (unknown option, missing argument).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -27,7 +28,8 @@ from provenance.workspace import (
     upgrade_database,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _USE_HELP = "; ".join(f"{use.value}: {use.description}" for use in IntendedUse.declarable())
 
@@ -50,18 +52,17 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-def _fail_cleanly(function: F) -> F:
+def _fail_cleanly(function: Callable[P, R]) -> Callable[P, R]:
     """Turn a ProvenanceError into ``Error: <message>`` and exit status 1."""
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
         except ProvenanceError as exc:
             raise click.ClickException(str(exc)) from None
 
-    wrapper.__name__ = function.__name__
-    wrapper.__doc__ = function.__doc__
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @click.group()
@@ -107,8 +108,13 @@ def config_command(context: Context, as_json: bool) -> None:
             {
                 "schema": "provenance.config/1",
                 "settings": [
-                    {"name": e.setting.name, "value": e.value, "source": e.source,
-                     "env": e.setting.env_var, "help": e.setting.help}
+                    {
+                        "name": e.setting.name,
+                        "value": e.value,
+                        "source": e.source,
+                        "env": e.setting.env_var,
+                        "help": e.setting.help,
+                    }
                     for e in effective
                 ],
             }
@@ -149,6 +155,7 @@ def config_command(context: Context, as_json: bool) -> None:
 @_fail_cleanly
 def register(
     context: Context,
+    /,
     paths: tuple[Path, ...],
     settings: tuple[str, ...],
     use: str | None,
@@ -172,9 +179,8 @@ def register(
         by=by,
         metadata_file=metadata_file,
     )
-    with context.open() as workspace:
-        with _progress(enabled=not as_json) as progress:
-            report = workspace.register(paths, request, progress)
+    with context.open() as workspace, _progress(enabled=not as_json) as progress:
+        report = workspace.register(paths, request, progress)
     single = report.results[0] if len(report.results) == 1 and not report.skipped else None
     if single is not None and single.status == "failed" and not as_json:
         raise click.ClickException(f"{single.path}: {single.error}")
@@ -314,7 +320,12 @@ def printable(value: Any, *, one_line: bool = True) -> str:
         code = ord(char)
         if char == "\n" and not one_line:
             out.append(char)
-        elif code < 0x20 or 0x7F <= code < 0xA0 or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        elif (
+            code < 0x20
+            or 0x7F <= code < 0xA0
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+        ):
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:
             out.append(char)
@@ -326,11 +337,13 @@ def _field(asset: dict[str, Any], name: str) -> str:
     return "-" if entry is None else printable(entry["value"])
 
 
-def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    cells = [headers, *[tuple(printable(c) for c in row) for row in rows]]
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [list(headers), *[[printable(c) for c in row] for row in rows]]
     widths = [min(40, max(len(row[i]) for row in cells)) for i in range(len(headers))]
     for row in cells:
-        click.echo("  ".join(_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        click.echo(
+            "  ".join(_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _clip(text: str, width: int) -> str:

@@ -8,7 +8,8 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     │   ├── WorkspaceNotFound
     │   ├── WorkspaceExists
     │   ├── SchemaOutdated
-    │   └── SchemaTooNew
+    │   ├── SchemaTooNew
+    │   └── DatabaseBusy
     ├── ConfigError
     ├── InvalidInput
     │   ├── UnknownIntendedUse
@@ -48,6 +49,10 @@ class SchemaOutdated(WorkspaceError):
 
 class SchemaTooNew(WorkspaceError):
     """The database schema was written by a newer version of provenance."""
+
+
+class DatabaseBusy(WorkspaceError):
+    """Another process held the database's write lock for longer than the busy timeout."""
 
 
 class ConfigError(ProvenanceError):

@@ -63,7 +63,9 @@ class DecodedImage:
         }
 
 
-def decode_image(data: bytes, *, max_pixels: int, draft_min_side: int | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes, *, max_pixels: int, draft_min_side: int | None = None
+) -> DecodedImage:
     """Decode ``data`` into canonical RGB pixels.
 
     ``draft_min_side``: for JPEG, let the decoder scale down by 1/2, 1/4 or 1/8 while the
@@ -135,7 +137,7 @@ def decode_image(data: bytes, *, max_pixels: int, draft_min_side: int | None = N
         raise CorruptMedia(f"damaged or truncated image data: {exc}") from None
 
     # PNG text chunks after the image data are only in ``info`` once the image is loaded.
-    info = dict(image.info)
+    info = {key: value for key, value in image.info.items() if isinstance(key, str)}
     xmp = info.get("xmp") if isinstance(info.get("xmp"), bytes) else None
     if xmp is None and isinstance(info.get("XML:com.adobe.xmp"), str):
         xmp = info["XML:com.adobe.xmp"].encode("utf-8")

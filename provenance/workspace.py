@@ -94,8 +94,10 @@ class RegisterRequest:
                 raise InvalidInput(f"unknown generation field {name!r}")
             if value is None:
                 continue
-            clean[name] = parse_seed(value, "--seed") if name == "seed" else check_text(
-                str(value), f"--{name.replace('_', '-')}"
+            clean[name] = (
+                parse_seed(value, "--seed")
+                if name == "seed"
+                else check_text(str(value), f"--{name.replace('_', '-')}")
             )
         parsed_settings: dict[str, Any] = {}
         for item in settings:
@@ -194,7 +196,9 @@ class Workspace:
             for folder in ("store", "indexes", "reference_sets"):
                 (directory / folder).mkdir(exist_ok=True)
         except OSError as exc:
-            raise WorkspaceNotFound(f"cannot create a workspace in {directory}: {exc.strerror}") from None
+            raise WorkspaceNotFound(
+                f"cannot create a workspace in {directory}: {exc.strerror}"
+            ) from None
         settings = load_settings({}, environ)
         engine = _engine(directory, settings)
         if schema.current_revision(engine) is not None:
@@ -288,7 +292,9 @@ class Workspace:
         if request.metadata_file is not None:
             readings.append(read_sidecar(request.metadata_file, Source.METADATA_FILE))
         if request.fields or request.settings:
-            readings.append(MetadataReading(Source.FLAG, dict(request.fields), dict(request.settings)))
+            readings.append(
+                MetadataReading(Source.FLAG, dict(request.fields), dict(request.settings))
+            )
         return readings
 
     def _register_one(
@@ -309,12 +315,16 @@ class Workspace:
             readings.append(read_sidecar(sidecar))
         readings.extend(shared)
         generation = GenerationInfo.merge(readings)
-        fingerprints = [sha256_fingerprint(data), *perceptual_hashes(decoded.pixels, self.hash_names)]
+        fingerprints = [
+            sha256_fingerprint(data),
+            *perceptual_hashes(decoded.pixels, self.hash_names),
+        ]
 
         created_blob = self.store.put(data, sha256)
         try:
-            asset_id, status = self._insert(path, data, sha256, decoded.media_json(), generation,
-                                            fingerprints, request)
+            asset_id, status = self._insert(
+                path, data, sha256, decoded.media_json(), generation, fingerprints, request
+            )
         except BaseException:
             if created_blob:
                 with read_session(self.engine) as session:
@@ -509,12 +519,16 @@ def find_workspace(directory: Path | None, environ: Mapping[str, str]) -> Path:
     if directory is not None:
         root = directory.resolve()
         if not (root / WORKSPACE_FILE).is_file():
-            raise WorkspaceNotFound(f"no workspace at {root} (no {WORKSPACE_FILE}); run `provenance init`")
+            raise WorkspaceNotFound(
+                f"no workspace at {root} (no {WORKSPACE_FILE}); run `provenance init`"
+            )
         return root
     if environ.get(WORKSPACE_ENV):
         root = Path(environ[WORKSPACE_ENV]).resolve()
         if not (root / WORKSPACE_FILE).is_file():
-            raise WorkspaceNotFound(f"{WORKSPACE_ENV}={root} is not a workspace (no {WORKSPACE_FILE})")
+            raise WorkspaceNotFound(
+                f"{WORKSPACE_ENV}={root} is not a workspace (no {WORKSPACE_FILE})"
+            )
         return root
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
@@ -558,7 +572,9 @@ def parse_since(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"--since {text!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from None
+        raise InvalidInput(
+            f"--since {text!r} is not a date (YYYY-MM-DD) or ISO 8601 time"
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 

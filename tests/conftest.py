@@ -49,5 +49,7 @@ def snapshot(workspace_dir: Path) -> dict[str, Any]:
     """Everything a failed command must leave unchanged: row counts and stored files."""
     with Workspace.open(workspace_dir) as workspace:
         counts = workspace.row_counts()
-    store = sorted(p.relative_to(workspace_dir).as_posix() for p in (workspace_dir / "store").rglob("*"))
+    store = sorted(
+        p.relative_to(workspace_dir).as_posix() for p in (workspace_dir / "store").rglob("*")
+    )
     return {"rows": counts, "store": store}

@@ -49,8 +49,14 @@ COMFY_PROMPT = {
         },
         "class_type": "KSampler",
     },
-    "4": {"inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}, "class_type": "CheckpointLoaderSimple"},
-    "5": {"inputs": {"width": 512, "height": 512, "batch_size": 1}, "class_type": "EmptyLatentImage"},
+    "4": {
+        "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+        "class_type": "CheckpointLoaderSimple",
+    },
+    "5": {
+        "inputs": {"width": 512, "height": 512, "batch_size": 1},
+        "class_type": "EmptyLatentImage",
+    },
     "6": {"inputs": {"text": COMFY_POSITIVE, "clip": ["4", 1]}, "class_type": "CLIPTextEncode"},
     "7": {"inputs": {"text": COMFY_NEGATIVE, "clip": ["4", 1]}, "class_type": "CLIPTextEncode"},
     "8": {"inputs": {"samples": ["3", 0], "vae": ["4", 2]}, "class_type": "VAEDecode"},

@@ -78,11 +78,15 @@ def _png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size: a decompression bomb's shape."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * (width + 1) * 4)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -107,8 +111,15 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 @pytest.mark.parametrize(
     "name",
-    ["zero_byte.png", "truncated.png", "truncated.jpg", "corrupt.png", "notes.png",
-     "bomb.png", "bomb_small.png"],
+    [
+        "zero_byte.png",
+        "truncated.png",
+        "truncated.jpg",
+        "corrupt.png",
+        "notes.png",
+        "bomb.png",
+        "bomb_small.png",
+    ],
 )
 def test_bad_file_gives_one_line_error_and_changes_nothing(
     workspace_dir: Path, tmp_path: Path, name: str
@@ -141,7 +152,9 @@ def test_unreadable_and_missing_files(workspace_dir: Path, tmp_path: Path) -> No
     assert snapshot(workspace_dir) == before
 
 
-def test_folder_walk_reports_new_known_failed_and_skipped(workspace_dir: Path, tmp_path: Path) -> None:
+def test_folder_walk_reports_new_known_failed_and_skipped(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "renders"
     (folder / "sub").mkdir(parents=True)
     (folder / ".hidden").mkdir()
@@ -170,9 +183,9 @@ def test_folder_walk_reports_new_known_failed_and_skipped(workspace_dir: Path, t
 
 
 def test_show_by_id_and_sha_prefix(workspace_dir: Path) -> None:
-    asset = run_json("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--use", "ideation")[
-        "results"
-    ][0]["asset"]
+    asset = run_json(
+        "-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--use", "ideation"
+    )["results"][0]["asset"]
     by_id = run_json("-w", workspace_dir, "show", str(asset["id"]))
     by_sha = run_json("-w", workspace_dir, "show", asset["sha256"][:10])
     assert by_id == by_sha
@@ -184,8 +197,11 @@ def test_show_by_id_and_sha_prefix(workspace_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("ref", "message"),
-    [("999", "no asset with id 999"), ("deadbeefcafe", "no asset whose sha256"),
-     ("shot010", "neither an asset id")],
+    [
+        ("999", "no asset with id 999"),
+        ("deadbeefcafe", "no asset whose sha256"),
+        ("shot010", "neither an asset id"),
+    ],
 )
 def test_show_unknown_ids(workspace_dir: Path, ref: str, message: str) -> None:
     result = run("-w", workspace_dir, "show", ref)
@@ -196,13 +212,27 @@ def test_show_unknown_ids(workspace_dir: Path, ref: str, message: str) -> None:
 
 def test_list_filters(workspace_dir: Path, tmp_path: Path) -> None:
     comfy = fm.write_comfyui_png(tmp_path / "comfy.png", fm.sample("chelsea.png"))
-    run_json("-w", workspace_dir, "register", comfy, "--use", "background", "--production", "Harbour")
-    run_json("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg", "--tool", "midjourney",
-             "--use", "ideation", "--production", "Lighthouse")
+    run_json(
+        "-w", workspace_dir, "register", comfy, "--use", "background", "--production", "Harbour"
+    )
+    run_json(
+        "-w",
+        workspace_dir,
+        "register",
+        fm.SAMPLES / "rocket.jpg",
+        "--tool",
+        "midjourney",
+        "--use",
+        "ideation",
+        "--production",
+        "Lighthouse",
+    )
     run_json("-w", workspace_dir, "register", fm.SAMPLES / "camera.png")
 
     def ids(*filters: str) -> list[str]:
-        return [a["original_name"] for a in run_json("-w", workspace_dir, "list", *filters)["assets"]]
+        return [
+            a["original_name"] for a in run_json("-w", workspace_dir, "list", *filters)["assets"]
+        ]
 
     assert ids() == ["comfy.png", "rocket.jpg", "camera.png"]
     assert ids("--production", "Harbour") == ["comfy.png"]
@@ -216,11 +246,22 @@ def test_list_filters(workspace_dir: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "not a date" in bad.stderr
     table = run("-w", workspace_dir, "list").stdout.splitlines()
-    assert table[0].split() == ["id", "sha256", "use", "production", "tool", "model", "registered", "file"]
+    assert table[0].split() == [
+        "id",
+        "sha256",
+        "use",
+        "production",
+        "tool",
+        "model",
+        "registered",
+        "file",
+    ]
     assert len(table) == 4
 
 
-HOSTILE_PROMPT = "'; DROP TABLE assets; -- \x1b[2J\x1b[31mRED\u202etxt.exe\r\n<script>alert(1)</script>"
+HOSTILE_PROMPT = (
+    "'; DROP TABLE assets; -- \x1b[2J\x1b[31mRED\u202etxt.exe\r\n<script>alert(1)</script>"
+)
 
 
 def test_hostile_prompt_is_stored_verbatim_and_printed_harmlessly(workspace_dir: Path) -> None:
@@ -290,7 +331,9 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
     assert settings["production"]["value"] == "Harbour"
     assert settings["production"]["source"] == "provenance.toml"
     assert settings["max_image_pixels"] == {
-        **settings["max_image_pixels"], "value": 1000, "source": "PROVENANCE_MAX_IMAGE_PIXELS",
+        **settings["max_image_pixels"],
+        "value": 1000,
+        "source": "PROVENANCE_MAX_IMAGE_PIXELS",
     }
     assert settings["hashes"]["source"] == "default"
     text = run("-w", workspace_dir, "config").stdout
@@ -301,7 +344,7 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("addition", "env", "message"),
     [
-        ("\nmax_image_pixels = \"lots\"\n", {}, "is not a valid int"),
+        ('\nmax_image_pixels = "lots"\n', {}, "is not a valid int"),
         ("\nmax_imag_pixels = 5\n", {}, "unknown setting(s) max_imag_pixels"),
         ("\n[settings\n", {}, "not valid TOML"),
         ("", {"PROVENANCE_AUTO_UPGRADE": "perhaps"}, "is not a valid bool"),
@@ -320,8 +363,13 @@ def test_bad_settings_are_one_line_errors(
 
 
 def test_setting_from_env_changes_behaviour(workspace_dir: Path) -> None:
-    result = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg",
-                 env={"PROVENANCE_MAX_IMAGE_PIXELS": "1000"})
+    result = run(
+        "-w",
+        workspace_dir,
+        "register",
+        fm.SAMPLES / "coffee.jpg",
+        env={"PROVENANCE_MAX_IMAGE_PIXELS": "1000"},
+    )
     assert result.exit_code == 1
     assert "over the limit of 1,000 (setting max_image_pixels)" in result.stderr
 

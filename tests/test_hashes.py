@@ -45,7 +45,10 @@ def test_specs_name_algorithm_parameters_and_library_version() -> None:
     assert specs["phash"].startswith("phash(hash_size=8,highfreq_factor=4);imagehash=")
     assert specs["whash"].startswith("whash(hash_size=8,image_scale=64,mode=haar);imagehash=")
     assert {f.kind: f.bits for f in fingerprints} == {
-        "phash": 64, "dhash": 64, "whash": 64, "colorhash": 42,
+        "phash": 64,
+        "dhash": 64,
+        "whash": 64,
+        "colorhash": 42,
     }
 
 
@@ -79,7 +82,9 @@ def _distance(a: Image.Image, b: Image.Image) -> int:
 def test_light_edits_stay_close_and_unrelated_photos_stay_far(name: str, edit: str) -> None:
     original = fm.sample(name)
     edited = EDITS[edit](original)
-    nearest_unrelated = min(_distance(original, fm.sample(other)) for other in SAMPLE_FILES if other != name)
+    nearest_unrelated = min(
+        _distance(original, fm.sample(other)) for other in SAMPLE_FILES if other != name
+    )
     assert _distance(original, edited) <= 8
     assert nearest_unrelated > 16
 
@@ -106,4 +111,9 @@ def test_registration_stores_the_configured_hashes(tmp_path: Path) -> None:
         report = workspace.register([fm.SAMPLES / "coffee.jpg"], RegisterRequest())
     [result] = report.results
     assert result.asset is not None
-    assert [f["kind"] for f in result.asset["fingerprints"]] == ["sha256", "phash", "whash", "colorhash"]
+    assert [f["kind"] for f in result.asset["fingerprints"]] == [
+        "sha256",
+        "phash",
+        "whash",
+        "colorhash",
+    ]

@@ -174,8 +174,18 @@ def test_flags_override_embedded_and_sidecar(workspace_dir: Path, tmp_path: Path
     path = fm.write_a1111_png(tmp_path / "shot.png", fm.sample("coffee.jpg"))
     (tmp_path / "shot.json").write_text(json.dumps({"model": "from-sidecar", "seed": 5}))
     asset = register(
-        workspace_dir, path, "--seed", "99", "--setting", "steps=50", "--setting", "look=noir",
-        "--use", "background", "--production", "Harbour",
+        workspace_dir,
+        path,
+        "--seed",
+        "99",
+        "--setting",
+        "steps=50",
+        "--setting",
+        "look=noir",
+        "--use",
+        "background",
+        "--production",
+        "Harbour",
     )
     got = fields(asset)
     assert got["seed"] == (99, "flag")

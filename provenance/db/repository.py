@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from provenance.db.tables import (
@@ -48,7 +48,7 @@ def asset_by_sha256(session: Session, sha256: str) -> Asset | None:
     return session.scalar(select(Asset).where(Asset.sha256 == sha256))
 
 
-def _with_details(statement):  # type: ignore[no-untyped-def]
+def _with_details(statement: Select[Asset]) -> Select[Asset]:
     return statement.options(
         selectinload(Asset.production),
         selectinload(Asset.fingerprints),

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
-from provenance.errors import ConfigError
+from provenance.errors import ConfigError, DatabaseBusy
 
 _BEGIN_OPTION = "provenance_sqlite_begin"
 
@@ -38,9 +38,7 @@ def resolve_database_url(url: str, workspace_dir: Path) -> str:
         return parsed.set(database=str(path)).render_as_string(hide_password=False)
     if parsed.get_backend_name() == "postgresql":
         return url
-    raise ConfigError(
-        f"database_url {url!r}: only SQLite and PostgreSQL URLs are supported"
-    )
+    raise ConfigError(f"database_url {url!r}: only SQLite and PostgreSQL URLs are supported")
 
 
 def create_database_engine(url: str, *, busy_timeout_seconds: float) -> Engine:
@@ -73,11 +71,19 @@ def create_database_engine(url: str, *, busy_timeout_seconds: float) -> Engine:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits at the end of the block or rolls back on any error."""
-    with engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            connection = connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-        with Session(bind=connection, expire_on_commit=False) as session, session.begin():
-            yield session
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection = connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
+    except OperationalError as exc:
+        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            raise DatabaseBusy(
+                "the database stayed locked by another writer past the busy timeout "
+                "(setting busy_timeout_seconds); try again or raise the timeout"
+            ) from None
+        raise
 
 
 @contextmanager

@@ -101,7 +101,5 @@ def perceptual_hashes(pixels: Image.Image, names: Iterable[str]) -> list[Fingerp
             value = algorithm.compute(gray)
         else:
             value = algorithm.compute(pixels)
-        fingerprints.append(
-            Fingerprint(name, algorithm.spec, str(value), int(value.hash.size))
-        )
+        fingerprints.append(Fingerprint(name, algorithm.spec, str(value), int(value.hash.size)))
     return fingerprints

@@ -51,7 +51,7 @@ def asset_json(asset: Asset, *, include_raw: bool = True) -> dict[str, Any]:
 
 def generation_json(record: GenerationRecord | None, *, include_raw: bool) -> dict[str, Any]:
     if record is None:
-        return {"fields": {name: None for name in GENERATION_FIELDS}, "settings": {}, "raw": {}}
+        return {"fields": dict.fromkeys(GENERATION_FIELDS), "settings": {}, "raw": {}}
     sources = record.sources or {}
     field_sources = sources.get("fields", {})
     setting_sources = sources.get("settings", {})

@@ -55,7 +55,9 @@ def read_sidecar(path: Path, source: Source = Source.SIDECAR) -> MetadataReading
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MetadataError(f"{path.name}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise MetadataError(
+            f"{path.name}: not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
     return parse_sidecar(document, path.name, source)
 
 

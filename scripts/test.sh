@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then lint, type-check and run the tests.
+# Extra arguments go to pytest (for example: bash scripts/test.sh -k audit).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/_env.sh dev
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "pytest ran no tests: failing" >&2
+    exit 1
+fi
+exit "$status"

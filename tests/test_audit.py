@@ -1,0 +1,115 @@
+"""The audit chain catches any edit or deletion made behind the product's back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests import filemakers as fm
+from tests.conftest import run, run_json
+
+
+@pytest.fixture
+def busy_workspace(workspace_dir: Path) -> Path:
+    for name in ("coffee.jpg", "rocket.jpg", "chelsea.png"):
+        run_json("-w", workspace_dir, "register", fm.SAMPLES / name, "--tool", "comfyui")
+    return workspace_dir
+
+
+def sql(workspace_dir: Path, statement: str) -> None:
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        db.execute(statement)
+
+
+def verify(workspace_dir: Path) -> tuple[int, dict]:
+    result = run("-w", workspace_dir, "audit", "verify", "--json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_every_write_is_in_the_chain(busy_workspace: Path) -> None:
+    code, report = verify(busy_workspace)
+    assert code == 0
+    assert report == {
+        "schema": "provenance.audit-verify/1",
+        "ok": True,
+        "events": 5,  # workspace.created, tool.created, 3 x asset.registered
+        "first_bad_event": None,
+        "message": "5 events verified",
+    }
+    with sqlite3.connect(busy_workspace / "provenance.db") as db:
+        actions = [row[0] for row in db.execute("SELECT action FROM audit_events ORDER BY id")]
+    assert actions == ["workspace.created", "tool.created"] + ["asset.registered"] * 3
+    assert (
+        "Audit chain OK: 5 events verified." in run("-w", busy_workspace, "audit", "verify").stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("statement", "bad_event", "message"),
+    [
+        ("UPDATE audit_events SET actor = 'mallory' WHERE id = 3", 3, "event 3 was altered"),
+        (
+            "UPDATE audit_events SET payload = replace(payload, 'coffee', 'tea') WHERE id = 3",
+            3,
+            "event 3 was altered",
+        ),
+        (
+            "UPDATE audit_events SET occurred_at = '2020-01-01T00:00:00+00:00' WHERE id = 4",
+            4,
+            "event 4 was altered",
+        ),
+        ("DELETE FROM audit_events WHERE id = 3", 3, "event 3 is missing"),
+        ("DELETE FROM audit_events WHERE id = 5", 5, "events 5 to 5 are missing"),
+    ],
+)
+def test_tampering_is_named(
+    busy_workspace: Path, statement: str, bad_event: int, message: str
+) -> None:
+    sql(busy_workspace, statement)
+    code, report = verify(busy_workspace)
+    assert code == 1
+    assert report["ok"] is False
+    assert report["first_bad_event"] == bad_event
+    assert message in report["message"]
+    text = run("-w", busy_workspace, "audit", "verify")
+    assert text.exit_code == 1
+    assert text.stderr.startswith("Error: audit chain broken: ")
+    assert message in text.stderr
+
+
+def test_rewriting_an_event_and_its_hash_breaks_the_next_link(busy_workspace: Path) -> None:
+    from provenance.audit import event_hash
+
+    with sqlite3.connect(busy_workspace / "provenance.db") as db:
+        row = db.execute(
+            "SELECT id, occurred_at, actor, action, subject, payload, prev_hash "
+            "FROM audit_events WHERE id = 3"
+        ).fetchone()
+        forged = event_hash(
+            event_id=row[0],
+            occurred_at=row[1],
+            actor="mallory",
+            action=row[3],
+            subject=row[4],
+            payload=row[5],
+            prev_hash=row[6],
+        )
+        db.execute("UPDATE audit_events SET actor = 'mallory', hash = ? WHERE id = 3", (forged,))
+    code, report = verify(busy_workspace)
+    assert code == 1
+    assert report["first_bad_event"] == 4
+    assert "event 4 does not follow event 3" in report["message"]
+
+
+def test_a_second_chain_cannot_fork_from_the_same_event(busy_workspace: Path) -> None:
+    with sqlite3.connect(busy_workspace / "provenance.db") as db:
+        prev = db.execute("SELECT prev_hash FROM audit_events WHERE id = 5").fetchone()[0]
+        with pytest.raises(sqlite3.IntegrityError):
+            db.execute(
+                "INSERT INTO audit_events (id, occurred_at, actor, action, subject, payload, "
+                "prev_hash, hash) VALUES (6, 'x', 'x', 'x', 'x', '{}', ?, ?)",
+                (prev, "f" * 64),
+            )

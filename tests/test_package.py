@@ -1,0 +1,95 @@
+"""The package's promises: a light import, a chosen public API, documented commands and
+settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+import provenance
+from provenance.cli import cli
+from provenance.config import SETTINGS
+from provenance.errors import ProvenanceError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, provenance, provenance.cli, provenance.workspace; "
+        "heavy = [m for m in ('torch', 'onnxruntime', 'faiss', 'open_clip', 'alembic') "
+        "if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_api() -> None:
+    assert sorted(provenance.__all__) == [
+        "ProvenanceError",
+        "RegisterRequest",
+        "Workspace",
+        "__version__",
+    ]
+    assert provenance.ProvenanceError is ProvenanceError
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((prefix + name, command))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, prefix + name + " "))
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), _commands(cli))
+def test_every_command_has_help(name: str, command: click.Command) -> None:
+    assert command.help, f"`provenance {name}` has no help text"
+    for parameter in command.params:
+        if isinstance(parameter, click.Option):
+            assert parameter.help, f"`provenance {name}` option {parameter.opts} has no help"
+
+
+@pytest.mark.parametrize(("name", "command"), _commands(cli))
+def test_every_command_is_in_the_readme(name: str, command: click.Command) -> None:
+    assert f"provenance {name}" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
+def test_every_setting_is_documented(setting: object) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"`{setting.name}`" in readme  # type: ignore[attr-defined]
+    assert setting.help  # type: ignore[attr-defined]
+
+
+def test_every_error_class_is_in_the_tree_docstring() -> None:
+    from provenance import errors
+
+    names = [
+        n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, ProvenanceError)
+    ]
+    for name in names:
+        assert name in errors.__doc__  # type: ignore[operator]
+
+
+def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "provenance", "init", str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    failed = subprocess.run(
+        [sys.executable, "-m", "provenance", "-w", str(tmp_path / "ws"), "show", "12345"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode == 1
+    assert failed.stderr == "Error: no asset with id 12345\n"

@@ -322,7 +322,7 @@ class Workspace:
 
         created_blob = self.store.put(data, sha256)
         try:
-            asset_id, status = self._insert(
+            document, status = self._insert(
                 path, data, sha256, decoded.media_json(), generation, fingerprints, request
             )
         except BaseException:
@@ -331,9 +331,7 @@ class Workspace:
                     if repository.asset_by_sha256(session, sha256) is None:
                         self.store.remove(sha256)
             raise
-        with read_session(self.engine) as session:
-            asset = repository.find_asset(session, f"#{asset_id}")
-            return RegisterResult(str(path), status, asset_json(asset))
+        return RegisterResult(str(path), status, document)
 
     def _read_file(self, path: Path) -> bytes:
         limit = int(self.settings["max_file_mb"]) * 1024 * 1024
@@ -358,16 +356,17 @@ class Workspace:
         generation: GenerationInfo,
         fingerprints: list[Any],
         request: RegisterRequest,
-    ) -> tuple[int, str]:
+    ) -> tuple[dict[str, Any], str]:
+        """Write the asset, its generation record, fingerprints and audit event in one
+        transaction; return the asset's JSON record and ``new`` or ``known``."""
         actor = self.actor(request.by)
         use = request.use or IntendedUse.UNDECLARED
         production_name = request.production or self.settings["production"] or None
         try:
             with write_transaction(self.engine) as session:
                 # Another process may have registered the same bytes since we looked.
-                existing = repository.asset_by_sha256(session, sha256)
-                if existing is not None:
-                    return existing.id, "known"
+                if repository.asset_by_sha256(session, sha256) is not None:
+                    return asset_json(repository.find_asset(session, sha256)), "known"
                 production = (
                     repository.get_or_create_production(session, production_name)
                     if production_name
@@ -399,7 +398,6 @@ class Workspace:
                 session.flush()
                 seed = generation.value("seed")
                 record = GenerationRecord(
-                    asset_id=asset.id,
                     tool=tool,
                     tool_version=_text_or_none(generation.value("tool_version")),
                     model=_text_or_none(generation.value("model")),
@@ -415,17 +413,18 @@ class Workspace:
                     },
                     raw_metadata=generation.raw,
                 )
-                session.add(record)
-                for fingerprint in fingerprints:
-                    session.add(
-                        FingerprintRow(
-                            asset_id=asset.id,
-                            kind=fingerprint.kind,
-                            spec=fingerprint.spec,
-                            value=fingerprint.value,
-                            bits=fingerprint.bits,
-                        )
+                # Appending through the relationships keeps the new rows in memory, so the
+                # record is rendered below without reading it back.
+                asset.generation_records.append(record)
+                asset.fingerprints.extend(
+                    FingerprintRow(
+                        kind=fingerprint.kind,
+                        spec=fingerprint.spec,
+                        value=fingerprint.value,
+                        bits=fingerprint.bits,
                     )
+                    for fingerprint in fingerprints
+                )
                 audit.append_event(
                     session,
                     actor=actor,
@@ -440,14 +439,14 @@ class Workspace:
                         "fingerprints": {f.kind: f.value for f in fingerprints},
                     },
                 )
-                return asset.id, "new"
+                session.flush()
+                return asset_json(asset), "new"
         except IntegrityError:
             # Lost a race on the sha256 unique key (possible on PostgreSQL).
             with read_session(self.engine) as session:
-                existing = repository.asset_by_sha256(session, sha256)
-                if existing is None:
+                if repository.asset_by_sha256(session, sha256) is None:
                     raise
-                return existing.id, "known"
+                return asset_json(repository.find_asset(session, sha256)), "known"
 
     # -- reading --------------------------------------------------------------------------
 

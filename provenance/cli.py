@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -398,7 +399,16 @@ def _progress(enabled: bool) -> Iterator[Callable[[RegisterResult, int, int], No
         return
     from tqdm import tqdm
 
-    with tqdm(unit="file", desc="registering", file=sys.stderr, leave=False) as bar:
+    # A terminal that reports no size (a bare pty) would otherwise get no bar at all.
+    size = shutil.get_terminal_size((80, 24))
+    with tqdm(
+        unit="file",
+        desc="registering",
+        file=sys.stderr,
+        leave=False,
+        ncols=size.columns,
+        nrows=size.lines,
+    ) as bar:
 
         def step(result: RegisterResult, done: int, total: int) -> None:
             bar.total = total

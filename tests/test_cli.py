@@ -377,3 +377,38 @@ def test_setting_from_env_changes_behaviour(workspace_dir: Path) -> None:
 def test_usage_errors_exit_2(workspace_dir: Path) -> None:
     assert run("-w", workspace_dir, "register").exit_code == 2
     assert run("-w", workspace_dir, "register", "x.png", "--colour").exit_code == 2
+
+
+def test_progress_bar_on_a_terminal_only(workspace_dir: Path, tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    for name in ("coffee.jpg", "rocket.jpg", "camera.png"):
+        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    leader, follower = pty.openpty()
+    process = subprocess.run(
+        [sys.executable, "-m", "provenance", "-w", str(workspace_dir), "register", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        check=False,
+        timeout=120,
+    )
+    os.close(follower)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(leader)
+    assert process.returncode == 0
+    assert b"registering" in terminal
+    assert b"3/3" in terminal
+    piped = run("-w", workspace_dir, "register", folder)
+    assert "registering" not in piped.stderr

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from provenance.db.tables import AuditEvent, AuditHead
@@ -59,14 +59,19 @@ def start_chain(session: Session) -> None:
 
 def append_event(
     session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
-) -> AuditEvent:
-    """Append one event inside the caller's write transaction."""
-    head = session.get(AuditHead, _HEAD_ID, with_for_update=True)
+) -> str:
+    """Append one event inside the caller's write transaction; return its hash."""
+    head = session.execute(
+        select(AuditHead.last_event_id, AuditHead.last_hash)
+        .where(AuditHead.id == _HEAD_ID)
+        .with_for_update()
+    ).first()
     if head is None:
         raise RuntimeError("audit log has no head row; the workspace was not initialised")
+    last_event_id, prev_hash = head
     occurred_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     payload_text = canonical_json(payload)
-    event_id = head.last_event_id + 1
+    event_id = last_event_id + 1
     digest = event_hash(
         event_id=event_id,
         occurred_at=occurred_at,
@@ -74,22 +79,26 @@ def append_event(
         action=action,
         subject=subject,
         payload=payload_text,
-        prev_hash=head.last_hash,
+        prev_hash=prev_hash,
     )
-    event = AuditEvent(
-        id=event_id,
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        payload=payload_text,
-        prev_hash=head.last_hash,
-        hash=digest,
+    session.execute(
+        insert(AuditEvent).values(
+            id=event_id,
+            occurred_at=occurred_at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            payload=payload_text,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
     )
-    session.add(event)
-    head.last_event_id = event_id
-    head.last_hash = digest
-    return event
+    session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == _HEAD_ID)
+        .values(last_event_id=event_id, last_hash=digest)
+    )
+    return digest
 
 
 @dataclass(frozen=True)

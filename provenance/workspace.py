@@ -34,7 +34,7 @@ from provenance.db.session import (
     resolve_database_url,
     write_transaction,
 )
-from provenance.db.tables import Asset, FingerprintRow, GenerationRecord
+from provenance.db.tables import Asset, FingerprintRow, GenerationRecord, utcnow
 from provenance.detectors.hashes import parse_hash_names, perceptual_hashes, sha256_fingerprint
 from provenance.domain import (
     GENERATION_FIELDS,
@@ -303,7 +303,7 @@ class Workspace:
         data = self._read_file(path)
         sha256 = hashlib.sha256(data).hexdigest()
         with read_session(self.engine) as session:
-            if repository.asset_by_sha256(session, sha256) is not None:
+            if repository.asset_id_by_sha256(session, sha256) is not None:
                 return RegisterResult(
                     str(path), "known", asset_json(repository.find_asset(session, sha256))
                 )
@@ -328,7 +328,7 @@ class Workspace:
         except BaseException:
             if created_blob:
                 with read_session(self.engine) as session:
-                    if repository.asset_by_sha256(session, sha256) is None:
+                    if repository.asset_id_by_sha256(session, sha256) is None:
                         self.store.remove(sha256)
             raise
         return RegisterResult(str(path), status, document)
@@ -362,10 +362,48 @@ class Workspace:
         actor = self.actor(request.by)
         use = request.use or IntendedUse.UNDECLARED
         production_name = request.production or self.settings["production"] or None
+        seed = generation.value("seed")
+        generation_values = {
+            "tool_version": _text_or_none(generation.value("tool_version")),
+            "model": _text_or_none(generation.value("model")),
+            "model_version": _text_or_none(generation.value("model_version")),
+            "model_hash": _text_or_none(generation.value("model_hash")),
+            "prompt": _text_or_none(generation.value("prompt")),
+            "negative_prompt": _text_or_none(generation.value("negative_prompt")),
+            "seed": None if seed is None else str(seed),
+            "settings": {key: v.value for key, v in generation.settings.items()},
+            "sources": {
+                "fields": {k: v.source.value for k, v in generation.fields.items()},
+                "settings": {k: v.source.value for k, v in generation.settings.items()},
+            },
+            "raw_metadata": generation.raw,
+            "created_at": utcnow(),
+        }
+        asset_values = {
+            "sha256": sha256,
+            "size_bytes": len(data),
+            "original_name": path.name,
+            "store_path": self.store.relative_path(sha256),
+            "media": media,
+            "intended_use": use.value,
+            "registered_by": actor,
+            "registered_at": utcnow(),
+        }
+        fingerprint_values = [
+            {
+                "kind": f.kind,
+                "spec": f.spec,
+                "value": f.value,
+                "bits": f.bits,
+                "created_at": utcnow(),
+            }
+            for f in fingerprints
+        ]
+        tool_name = generation.value("tool")
         try:
             with write_transaction(self.engine) as session:
                 # Another process may have registered the same bytes since we looked.
-                if repository.asset_by_sha256(session, sha256) is not None:
+                if repository.asset_id_by_sha256(session, sha256) is not None:
                     return asset_json(repository.find_asset(session, sha256)), "known"
                 production = (
                     repository.get_or_create_production(session, production_name)
@@ -373,7 +411,6 @@ class Workspace:
                     else None
                 )
                 tool = None
-                tool_name = generation.value("tool")
                 if tool_name:
                     tool, tool_created = repository.get_or_create_tool(session, str(tool_name))
                     if tool_created:
@@ -384,52 +421,17 @@ class Workspace:
                             subject=f"tool:{tool.name}",
                             payload={"name": tool.name, "data_handling": "unknown"},
                         )
-                asset = Asset(
-                    sha256=sha256,
-                    size_bytes=len(data),
-                    original_name=path.name,
-                    store_path=self.store.relative_path(sha256),
-                    media=media,
-                    intended_use=use.value,
-                    production=production,
-                    registered_by=actor,
-                )
-                session.add(asset)
-                session.flush()
-                seed = generation.value("seed")
-                record = GenerationRecord(
-                    tool=tool,
-                    tool_version=_text_or_none(generation.value("tool_version")),
-                    model=_text_or_none(generation.value("model")),
-                    model_version=_text_or_none(generation.value("model_version")),
-                    model_hash=_text_or_none(generation.value("model_hash")),
-                    prompt=_text_or_none(generation.value("prompt")),
-                    negative_prompt=_text_or_none(generation.value("negative_prompt")),
-                    seed=None if seed is None else str(seed),
-                    settings={key: v.value for key, v in generation.settings.items()},
-                    sources={
-                        "fields": {k: v.source.value for k, v in generation.fields.items()},
-                        "settings": {k: v.source.value for k, v in generation.settings.items()},
-                    },
-                    raw_metadata=generation.raw,
-                )
-                # Appending through the relationships keeps the new rows in memory, so the
-                # record is rendered below without reading it back.
-                asset.generation_records.append(record)
-                asset.fingerprints.extend(
-                    FingerprintRow(
-                        kind=fingerprint.kind,
-                        spec=fingerprint.spec,
-                        value=fingerprint.value,
-                        bits=fingerprint.bits,
-                    )
-                    for fingerprint in fingerprints
+                asset_id = repository.insert_registration(
+                    session,
+                    asset=dict(asset_values, production_id=production.id if production else None),
+                    generation=dict(generation_values, tool_id=tool.id if tool else None),
+                    fingerprints=fingerprint_values,
                 )
                 audit.append_event(
                     session,
                     actor=actor,
                     action="asset.registered",
-                    subject=f"asset:{asset.id}",
+                    subject=f"asset:{asset_id}",
                     payload={
                         "sha256": sha256,
                         "original_name": path.name,
@@ -439,12 +441,21 @@ class Workspace:
                         "fingerprints": {f.kind: f.value for f in fingerprints},
                     },
                 )
-                session.flush()
-                return asset_json(asset), "new"
+                # Render from the values written, detached from the session: no read-back.
+                rendered = Asset(
+                    id=asset_id,
+                    production=production,
+                    fingerprints=[FingerprintRow(**f) for f in fingerprint_values],
+                    generation_records=[GenerationRecord(tool=tool, **generation_values)],
+                    **asset_values,
+                )
+                document = asset_json(rendered)
+                session.expunge_all()
+                return document, "new"
         except IntegrityError:
             # Lost a race on the sha256 unique key (possible on PostgreSQL).
             with read_session(self.engine) as session:
-                if repository.asset_by_sha256(session, sha256) is None:
+                if repository.asset_id_by_sha256(session, sha256) is None:
                     raise
                 return asset_json(repository.find_asset(session, sha256)), "known"
 

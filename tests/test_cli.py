@@ -48,6 +48,8 @@ def test_register_json_acceptance(workspace_dir: Path, tmp_path: Path) -> None:
     for name in ("tool", "model", "prompt", "negative_prompt", "seed"):
         assert asset["generation"]["fields"][name]["source"] == "a1111"
     assert (workspace_dir / asset["store_path"]).read_bytes() == png.read_bytes()
+    # What registration prints is exactly what was stored.
+    assert run_json("-w", workspace_dir, "show", str(asset["id"])) == asset
 
 
 def test_registering_the_same_bytes_again_returns_the_existing_asset(

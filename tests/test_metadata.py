@@ -15,6 +15,7 @@ def register(workspace_dir: Path, path: Path, *flags: str) -> dict:
     document = run_json("-w", workspace_dir, "register", path, *flags)
     [result] = document["results"]
     assert result["status"] == "new", result
+    assert run_json("-w", workspace_dir, "show", str(result["asset"]["id"])) == result["asset"]
     return result["asset"]
 
 

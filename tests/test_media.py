@@ -161,3 +161,15 @@ def test_damaged_png_data_is_corrupt() -> None:
 def test_pixel_limit_guards_against_bombs() -> None:
     with pytest.raises(ImageTooLarge, match="over the limit of 100,000"):
         decode_image(encode(fm.sample("coffee.jpg"), "PNG"), max_pixels=100_000)
+
+
+def test_draft_decoding_scales_large_jpegs_down() -> None:
+    large = fm.sample("astronaut.jpg").resize((2048, 2048), Image.Resampling.BICUBIC)
+    data = encode(large, "JPEG", quality=90)
+    decoded = decode_image(data, max_pixels=LIMIT, draft_min_side=512)
+    assert decoded.draft_scale == 4
+    assert decoded.pixels.size == (512, 512)
+    assert (decoded.width, decoded.height) == (2048, 2048)  # the file's own size is recorded
+    full = decode_image(data, max_pixels=LIMIT)
+    assert full.draft_scale == 1
+    assert full.pixels.size == (2048, 2048)

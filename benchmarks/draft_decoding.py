@@ -43,9 +43,9 @@ def main() -> int:
     rows = []
     for min_side in (64, 128, 256, 512):
         drafted = changed = 0
-        worst = {name: 0 for name in NAMES}
+        worst = dict.fromkeys(NAMES, 0)
         seconds = 0.0
-        for path, (reference, data) in full.items():
+        for reference, data in full.values():
             start = time.perf_counter()
             decoded = decode_image(data, max_pixels=10**9, draft_min_side=min_side)
             seconds += time.perf_counter() - start

@@ -151,6 +151,11 @@ def config_command(context: Context, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Sidecar JSON applied to every file (schema provenance.sidecar/1).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    help="Fingerprinting processes (default: the jobs setting; 0: one per CPU core).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_context
 @_fail_cleanly
@@ -163,6 +168,7 @@ def register(
     production: str | None,
     by: str | None,
     metadata_file: Path | None,
+    jobs: int | None,
     as_json: bool,
     **fields: str | None,
 ) -> None:

@@ -107,6 +107,13 @@ SETTINGS: tuple[Setting, ...] = (
         "colorhash. whash and colorhash cost 5-10x more than phash and dhash.",
     ),
     Setting(
+        "jobs",
+        0,
+        int,
+        "Processes that decode and fingerprint files during registration, while one process "
+        "writes the records. 0: one per CPU core. Batches under 32 files run in one process.",
+    ),
+    Setting(
         "production",
         "",
         str,

@@ -10,11 +10,14 @@ import getpass
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +41,7 @@ from provenance.db.tables import Asset, FingerprintRow, GenerationRecord, utcnow
 from provenance.detectors.hashes import parse_hash_names, perceptual_hashes, sha256_fingerprint
 from provenance.domain import (
     GENERATION_FIELDS,
+    Fingerprint,
     GenerationInfo,
     IntendedUse,
     MetadataReading,
@@ -63,6 +67,8 @@ IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".mpo"}
 )
 MAX_TEXT_CHARS = 100_000
+# Fewer files than this per worker process are not worth a process's start-up.
+MIN_FILES_PER_WORKER = 16
 
 
 @dataclass
@@ -168,6 +174,8 @@ class RegisterReport:
         }
 
 
+# What the fingerprinting stage hands to the recording stage for one file.
+Staged = Union["RegisterResult", "FingerprintedFile", BaseException]
 # Called after each file with its result, how many files are done and how many there are.
 ProgressCallback = Callable[[RegisterResult, int, int], None]
 
@@ -265,20 +273,32 @@ class Workspace:
         paths: Iterable[str | Path],
         request: RegisterRequest,
         progress: ProgressCallback | None = None,
+        jobs: int | None = None,
     ) -> RegisterReport:
         """Register files and folders (walked recursively). A failing file is reported and
-        never stops the others or leaves anything behind."""
+        never stops the others or leaves anything behind.
+
+        ``jobs``: processes that decode and fingerprint files while this one writes the
+        records (default: the ``jobs`` setting; 0 means one per CPU core).
+        """
         shared = self._shared_readings(request)
         report = RegisterReport()
         files, skipped = collect_files(paths)
         report.skipped.extend(skipped)
-        for done, path in enumerate(files, start=1):
+        workers = self._worker_count(len(files), jobs)
+        for done, (path, outcome) in enumerate(self._fingerprinted(files, workers), start=1):
             try:
-                result = self._register_one(path, request, shared)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                result = (
+                    outcome
+                    if isinstance(outcome, RegisterResult)
+                    else self._record(outcome, request, shared)
+                )
             except ProvenanceError as exc:
                 result = RegisterResult(str(path), "failed", error=str(exc))
             except Exception as exc:  # a bug must not abort a batch of a thousand files
-                logger.exception("unexpected error registering %s", path)
+                logger.error("unexpected error registering %s", path, exc_info=exc)
                 result = RegisterResult(
                     str(path), "failed", error=f"unexpected error ({type(exc).__name__}): {exc}"
                 )
@@ -286,6 +306,15 @@ class Workspace:
             if progress is not None:
                 progress(result, done, len(files))
         return report
+
+    def _worker_count(self, files: int, jobs: int | None) -> int:
+        wanted = self.settings["jobs"] if jobs is None else jobs
+        if wanted <= 0:
+            wanted = os.cpu_count() or 1
+        # Starting worker processes costs about half a second; small batches run inline.
+        if files < MIN_FILES_PER_WORKER * 2:
+            return 1
+        return max(1, min(wanted, files // MIN_FILES_PER_WORKER))
 
     def _shared_readings(self, request: RegisterRequest) -> list[MetadataReading]:
         readings = []
@@ -297,60 +326,91 @@ class Workspace:
             )
         return readings
 
-    def _register_one(
-        self, path: Path, request: RegisterRequest, shared: list[MetadataReading]
-    ) -> RegisterResult:
-        data = self._read_file(path)
+    def _fingerprinted(self, files: list[Path], workers: int) -> Iterator[tuple[Path, Staged]]:
+        """Each file, in order, with its outcome: already registered, fingerprinted and
+        stored, or the error that stopped it. With several workers, a bounded window of
+        files is fingerprinted ahead in other processes while records are written here."""
+        pool = None
+        if workers > 1:
+            pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        try:
+            window: deque[tuple[Path, Staged | Future[FingerprintedFile]]] = deque()
+            queue = iter(files)
+
+            def refill() -> None:
+                while len(window) < 2 * workers:
+                    path = next(queue, None)
+                    if path is None:
+                        return
+                    try:
+                        window.append((path, self._stage(path, pool)))
+                    except Exception as exc:
+                        window.append((path, exc))
+
+            refill()
+            while window:
+                path, staged = window.popleft()
+                if isinstance(staged, Future):
+                    try:
+                        staged = staged.result()
+                    except Exception as exc:
+                        staged = exc
+                yield path, staged
+                refill()
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _stage(
+        self, path: Path, pool: ProcessPoolExecutor | None
+    ) -> RegisterResult | FingerprintedFile | Future[FingerprintedFile]:
+        """Read the file and look its bytes up; fingerprint it here or hand it to ``pool``."""
+        limits = FingerprintLimits(
+            max_file_bytes=int(self.settings["max_file_mb"]) * 1024 * 1024,
+            max_pixels=int(self.settings["max_image_pixels"]),
+            hash_names=tuple(self.hash_names),
+        )
+        data = read_file(path, limits.max_file_bytes)
         sha256 = hashlib.sha256(data).hexdigest()
         with read_session(self.engine) as session:
             if repository.asset_id_by_sha256(session, sha256) is not None:
                 return RegisterResult(
                     str(path), "known", asset_json(repository.find_asset(session, sha256))
                 )
+        if pool is None:
+            return fingerprint_file(path, sha256, limits, self.store.root, data)
+        # The worker reads the file again rather than receiving its bytes through a pipe.
+        return pool.submit(fingerprint_file, path, sha256, limits, self.store.root, None)
 
-        decoded = decode_image(data, max_pixels=self.settings["max_image_pixels"])
-        readings = [_sanitised(r) for r in read_embedded(decoded)]
-        sidecar = find_sidecar(path)
-        if sidecar is not None:
-            readings.append(read_sidecar(sidecar))
-        readings.extend(shared)
-        generation = GenerationInfo.merge(readings)
-        fingerprints = [
-            sha256_fingerprint(data),
-            *perceptual_hashes(decoded.pixels, self.hash_names),
-        ]
-
-        created_blob = self.store.put(data, sha256)
+    def _record(
+        self, prepared: FingerprintedFile, request: RegisterRequest, shared: list[MetadataReading]
+    ) -> RegisterResult:
+        """Write the records of a fingerprinted, stored file; undo the store write on failure."""
+        generation = GenerationInfo.merge([*prepared.readings, *shared])
         try:
             document, status = self._insert(
-                path, data, sha256, decoded.media_json(), generation, fingerprints, request
+                prepared.path,
+                prepared.size,
+                prepared.sha256,
+                prepared.media,
+                generation,
+                prepared.fingerprints,
+                request,
             )
         except BaseException:
-            if created_blob:
+            if prepared.created_blob:
                 with read_session(self.engine) as session:
-                    if repository.asset_id_by_sha256(session, sha256) is None:
-                        self.store.remove(sha256)
+                    if repository.asset_id_by_sha256(session, prepared.sha256) is None:
+                        self.store.remove(prepared.sha256)
             raise
-        return RegisterResult(str(path), status, document)
-
-    def _read_file(self, path: Path) -> bytes:
-        limit = int(self.settings["max_file_mb"]) * 1024 * 1024
-        try:
-            if not path.is_file():
-                raise MediaError("not a file" if path.exists() else "no such file")
-            size = path.stat().st_size
-            if size > limit:
-                raise MediaError(
-                    f"file is {size:,} bytes, over the limit of {limit:,} (setting max_file_mb)"
-                )
-            return path.read_bytes()
-        except OSError as exc:
-            raise MediaError(f"cannot read file: {exc.strerror}") from None
+        return RegisterResult(str(prepared.path), status, document)
 
     def _insert(
         self,
         path: Path,
-        data: bytes,
+        size: int,
         sha256: str,
         media: dict[str, Any],
         generation: GenerationInfo,
@@ -381,7 +441,7 @@ class Workspace:
         }
         asset_values = {
             "sha256": sha256,
-            "size_bytes": len(data),
+            "size_bytes": size,
             "original_name": path.name,
             "store_path": self.store.relative_path(sha256),
             "media": media,
@@ -509,6 +569,80 @@ class Workspace:
             "revision": schema.current_revision(self.engine),
             "code_revision": schema.SCHEMA_HEAD,
         }
+
+
+@dataclass(frozen=True)
+class FingerprintLimits:
+    """The settings a fingerprinting worker needs, as plain values that pickle."""
+
+    max_file_bytes: int
+    max_pixels: int
+    hash_names: tuple[str, ...]
+
+
+@dataclass
+class FingerprintedFile:
+    """A file decoded, fingerprinted and copied into the store, ready to be recorded."""
+
+    path: Path
+    sha256: str
+    size: int
+    media: dict[str, Any]
+    readings: list[MetadataReading]
+    fingerprints: list[Fingerprint]
+    created_blob: bool
+
+
+class WorkerError(Exception):
+    """An unexpected error in a fingerprinting worker, carried back as text."""
+
+
+def fingerprint_file(
+    path: Path, sha256: str, limits: FingerprintLimits, store_root: Path, data: bytes | None
+) -> FingerprintedFile:
+    """Decode, read metadata, hash and store one file (runs in a worker process or inline).
+
+    ``data`` is the file's bytes when the caller already holds them; otherwise the file is
+    read again and must still have the bytes ``sha256`` names.
+    """
+    try:
+        if data is None:
+            data = read_file(path, limits.max_file_bytes)
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise MediaError("file changed while it was being registered")
+        decoded = decode_image(data, max_pixels=limits.max_pixels)
+        readings = [_sanitised(r) for r in read_embedded(decoded)]
+        sidecar = find_sidecar(path)
+        if sidecar is not None:
+            readings.append(read_sidecar(sidecar))
+        fingerprints = [
+            sha256_fingerprint(data),
+            *perceptual_hashes(decoded.pixels, limits.hash_names),
+        ]
+        created = ContentStore(store_root).put(data, sha256)
+    except ProvenanceError:
+        raise
+    except Exception as exc:
+        # Whatever it is, it must cross the process boundary intact.
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from None
+    return FingerprintedFile(
+        path, sha256, len(data), decoded.media_json(), readings, fingerprints, created
+    )
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, refusing what is not a regular file or is over ``max_bytes``."""
+    try:
+        if not path.is_file():
+            raise MediaError("not a file" if path.exists() else "no such file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MediaError(
+                f"file is {size:,} bytes, over the limit of {max_bytes:,} (setting max_file_mb)"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror}") from None
 
 
 def upgrade_database(directory: Path | None, environ: Mapping[str, str] | None = None) -> str:

@@ -414,3 +414,57 @@ def test_progress_bar_on_a_terminal_only(workspace_dir: Path, tmp_path: Path) ->
     assert b"3/3" in terminal
     piped = run("-w", workspace_dir, "register", folder)
     assert "registering" not in piped.stderr
+
+
+def test_worker_processes_give_the_same_records_as_one_process(tmp_path: Path) -> None:
+    from tests.test_concurrency import write_distinct_images
+
+    folder = tmp_path / "plates"
+    write_distinct_images(folder, 40, seed=7)
+    fm.write_a1111_png(folder / "a1111.png", fm.sample("coffee.jpg"))
+    (folder / "broken.png").write_bytes((fm.SAMPLES / "chelsea.png").read_bytes()[:9000])
+    (folder / "typo.png").write_bytes((fm.SAMPLES / "camera.png").read_bytes())
+    (folder / "typo.png.json").write_text('{"promt": "x"}')
+    (folder / "copy_of_a1111.png").write_bytes((folder / "a1111.png").read_bytes())
+
+    def register_with(jobs: str) -> dict:
+        workspace = tmp_path / f"ws-{jobs}"
+        assert run("init", workspace).exit_code == 0
+        result = run("-w", workspace, "register", folder, "--jobs", jobs, "--json")
+        assert result.exit_code == 1  # two files fail
+        return json.loads(result.stdout)
+
+    def comparable(document: dict) -> list:
+        rows = []
+        for r in document["results"]:
+            asset = r["asset"] or {}
+            rows.append(
+                (
+                    Path(r["path"]).name,
+                    r["status"],
+                    r["error"],
+                    asset.get("sha256"),
+                    [f["value"] for f in asset.get("fingerprints", [])],
+                    asset.get("generation", {}).get("fields"),
+                )
+            )
+        return rows
+
+    inline, pooled = register_with("1"), register_with("2")
+    assert (
+        pooled["summary"]
+        == inline["summary"]
+        == {
+            "new": 41,
+            "known": 1,
+            "failed": 2,
+            "skipped": 0,
+        }
+    )
+    assert comparable(pooled) == comparable(inline)
+    failed = {Path(r["path"]).name: r["error"] for r in pooled["results"] if r["error"]}
+    assert "damaged" in failed["broken.png"] or "truncated" in failed["broken.png"]
+    assert "unknown key(s) promt" in failed["typo.png"]
+    stored = [p for p in (tmp_path / "ws-2" / "store").rglob("*") if p.is_file()]
+    assert len(stored) == 41
+    assert run("-w", tmp_path / "ws-2", "audit", "verify").exit_code == 0

@@ -69,8 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
         "database_url",
         "sqlite:///provenance.db",
         str,
-        "Where records live. A SQLite URL (a relative path is taken from the workspace folder) "
-        "or, for teams, a PostgreSQL URL.",
+        "Where records live: a SQLite URL; a relative path is taken from the workspace folder. "
+        "PostgreSQL URLs are refused until PostgreSQL support is tested.",
     ),
     Setting(
         "busy_timeout_seconds",

@@ -199,6 +199,10 @@ class Workspace:
         settings_file = directory / WORKSPACE_FILE
         if settings_file.exists():
             raise WorkspaceExists(f"a workspace already exists in {directory}")
+        # Refuse bad settings before anything is written.
+        settings = load_settings({}, environ)
+        resolve_database_url(settings["database_url"], directory)
+        parse_hash_names(settings["hashes"])
         try:
             directory.mkdir(parents=True, exist_ok=True)
             for folder in ("store", "indexes", "reference_sets"):
@@ -207,7 +211,6 @@ class Workspace:
             raise WorkspaceNotFound(
                 f"cannot create a workspace in {directory}: {exc.strerror}"
             ) from None
-        settings = load_settings({}, environ)
         engine = _engine(directory, settings)
         if schema.current_revision(engine) is not None:
             engine.dispose()

@@ -28,6 +28,13 @@ def test_init_creates_the_workspace_layout(tmp_path: Path) -> None:
     assert 'format = "provenance.workspace/1"' in (ws / "provenance.toml").read_text()
 
 
+def test_init_with_bad_settings_writes_nothing(tmp_path: Path) -> None:
+    result = run("init", tmp_path / "ws", env={"PROVENANCE_HASHES": "phash,sha1"})
+    assert result.exit_code == 1
+    assert "unknown hash(es) sha1" in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
 def test_init_refuses_an_existing_workspace(workspace_dir: Path) -> None:
     result = run("init", workspace_dir)
     assert result.exit_code == 1
@@ -351,6 +358,9 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
         ("\n[settings\n", {}, "not valid TOML"),
         ("", {"PROVENANCE_AUTO_UPGRADE": "perhaps"}, "is not a valid bool"),
         ("", {"PROVENANCE_DATABASE_URL": "mysql://x/y"}, "only SQLite and PostgreSQL"),
+        ("", {"PROVENANCE_DATABASE_URL": "postgresql://db/prod"}, "not supported yet"),
+        ("", {"PROVENANCE_DATABASE_URL": "sqlite://"}, "not an in-memory database"),
+        ("", {"PROVENANCE_DATABASE_URL": "::nonsense::"}, "is not a database URL"),
     ],
 )
 def test_bad_settings_are_one_line_errors(

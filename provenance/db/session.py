@@ -37,15 +37,16 @@ def resolve_database_url(url: str, workspace_dir: Path) -> str:
             path = workspace_dir / path
         return parsed.set(database=str(path)).render_as_string(hide_password=False)
     if parsed.get_backend_name() == "postgresql":
-        return url
+        # The schema and transactions are written for both, but PostgreSQL is claimed only
+        # once it is tested against a real server.
+        raise ConfigError(
+            "database_url: PostgreSQL workspaces are not supported yet; use a SQLite path"
+        )
     raise ConfigError(f"database_url {url!r}: only SQLite and PostgreSQL URLs are supported")
 
 
 def create_database_engine(url: str, *, busy_timeout_seconds: float) -> Engine:
-    """An engine for ``url`` with the connection settings the workspace relies on."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    """A SQLite engine for ``url`` with the connection settings the workspace relies on."""
     engine = create_engine(url, connect_args={"timeout": busy_timeout_seconds})
     busy_ms = int(busy_timeout_seconds * 1000)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,27 +29,13 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(
-    *,
-    event_id: int,
-    occurred_at: str,
-    actor: str,
-    action: str,
-    subject: str,
-    payload: str,
-    prev_hash: str,
-) -> str:
-    body = canonical_json(
-        {
-            "id": event_id,
-            "occurred_at": occurred_at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "payload": payload,
-            "prev_hash": prev_hash,
-        }
-    )
+# The fields an event's hash covers, in the event's own column names.
+HASHED_FIELDS = ("id", "occurred_at", "actor", "action", "subject", "payload", "prev_hash")
+
+
+def event_hash(fields: Mapping[str, Any]) -> str:
+    """The sha256 of an event's hashed fields in canonical JSON."""
+    body = canonical_json({name: fields[name] for name in HASHED_FIELDS})
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -69,34 +56,21 @@ def append_event(
     if head is None:
         raise RuntimeError("audit log has no head row; the workspace was not initialised")
     last_event_id, prev_hash = head
-    occurred_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-    payload_text = canonical_json(payload)
-    event_id = last_event_id + 1
-    digest = event_hash(
-        event_id=event_id,
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        payload=payload_text,
-        prev_hash=prev_hash,
-    )
-    session.execute(
-        insert(AuditEvent).values(
-            id=event_id,
-            occurred_at=occurred_at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            payload=payload_text,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
-    )
+    fields = {
+        "id": last_event_id + 1,
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "payload": canonical_json(payload),
+        "prev_hash": prev_hash,
+    }
+    digest = event_hash(fields)
+    session.execute(insert(AuditEvent).values(**fields, hash=digest))
     session.execute(
         update(AuditHead)
         .where(AuditHead.id == _HEAD_ID)
-        .values(last_event_id=event_id, last_hash=digest)
+        .values(last_event_id=fields["id"], last_hash=digest)
     )
     return digest
 
@@ -131,15 +105,7 @@ def verify_chain(session: Session) -> ChainReport:
                 expected_id,
                 f"event {expected_id} is missing (the next event present is {event.id})",
             )
-        recomputed = event_hash(
-            event_id=event.id,
-            occurred_at=event.occurred_at,
-            actor=event.actor,
-            action=event.action,
-            subject=event.subject,
-            payload=event.payload,
-            prev_hash=event.prev_hash,
-        )
+        recomputed = event_hash({name: getattr(event, name) for name in HASHED_FIELDS})
         if recomputed != event.hash:
             return _broken(
                 count, event.id, f"event {event.id} was altered: its hash does not match"

@@ -88,15 +88,8 @@ def test_rewriting_an_event_and_its_hash_breaks_the_next_link(busy_workspace: Pa
             "SELECT id, occurred_at, actor, action, subject, payload, prev_hash "
             "FROM audit_events WHERE id = 3"
         ).fetchone()
-        forged = event_hash(
-            event_id=row[0],
-            occurred_at=row[1],
-            actor="mallory",
-            action=row[3],
-            subject=row[4],
-            payload=row[5],
-            prev_hash=row[6],
-        )
+        names = ("id", "occurred_at", "actor", "action", "subject", "payload", "prev_hash")
+        forged = event_hash(dict(zip(names, row, strict=True), actor="mallory"))
         db.execute("UPDATE audit_events SET actor = 'mallory', hash = ? WHERE id = 3", (forged,))
     code, report = verify(busy_workspace)
     assert code == 1

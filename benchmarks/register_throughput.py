@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from provenance import RegisterRequest, Workspace  # noqa: E402
 from provenance.detectors.hashes import perceptual_hashes  # noqa: E402
 from provenance.domain import IntendedUse  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
-from provenance.workspace import RegisterRequest, Workspace  # noqa: E402
 
 
 def prepare_folder(source: Path, limit: int, target: Path) -> list[Path]:

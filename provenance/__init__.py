@@ -5,7 +5,8 @@ public API is what ``__all__`` lists.
 """
 
 from provenance.errors import ProvenanceError
-from provenance.workspace import RegisterRequest, Workspace
+from provenance.registration import RegisterRequest
+from provenance.workspace import Workspace
 
 __version__ = "0.1.0"
 

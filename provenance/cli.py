@@ -21,13 +21,8 @@ import click
 from provenance import __version__
 from provenance.domain import GENERATION_FIELDS, IntendedUse
 from provenance.errors import ProvenanceError
-from provenance.workspace import (
-    RegisterReport,
-    RegisterRequest,
-    RegisterResult,
-    Workspace,
-    upgrade_database,
-)
+from provenance.registration import RegisterReport, RegisterRequest, RegisterResult
+from provenance.workspace import Workspace, upgrade_database
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -103,7 +103,7 @@ def test_hash_names_setting_is_validated() -> None:
 
 
 def test_registration_stores_the_configured_hashes(tmp_path: Path) -> None:
-    from provenance.workspace import RegisterRequest, Workspace
+    from provenance import RegisterRequest, Workspace
 
     Workspace.create(tmp_path / "ws").close()
     env = {"PROVENANCE_HASHES": "phash,whash,colorhash"}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from provenance import audit
 from provenance.config import (
@@ -46,6 +46,7 @@ from provenance.domain import (
 from provenance.errors import (
     InvalidInput,
     ProvenanceError,
+    WorkspaceError,
     WorkspaceExists,
     WorkspaceNotFound,
 )
@@ -143,6 +144,9 @@ class Workspace:
         except ProvenanceError:
             engine.dispose()
             raise
+        except DBAPIError as exc:
+            engine.dispose()
+            raise WorkspaceError(f"cannot use the workspace database: {exc.orig}") from None
         return cls(root, settings, engine)
 
     def close(self) -> None:

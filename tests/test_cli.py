@@ -360,7 +360,7 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
         ("", {"PROVENANCE_DATABASE_URL": "mysql://x/y"}, "only SQLite and PostgreSQL"),
         ("", {"PROVENANCE_DATABASE_URL": "postgresql://db/prod"}, "not supported yet"),
         ("", {"PROVENANCE_DATABASE_URL": "sqlite://"}, "not an in-memory database"),
-        ("", {"PROVENANCE_DATABASE_URL": "::nonsense::"}, "is not a database URL"),
+        ("", {"PROVENANCE_DATABASE_URL": "://nonsense"}, "is not a database URL"),
     ],
 )
 def test_bad_settings_are_one_line_errors(
@@ -371,6 +371,28 @@ def test_bad_settings_are_one_line_errors(
     result = run("-w", workspace_dir, "config", env=env)
     assert result.exit_code == 1
     assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_database_url_may_be_a_plain_path(tmp_path: Path) -> None:
+    env = {"PROVENANCE_DATABASE_URL": "records/register.db"}
+    (tmp_path / "ws" / "records").mkdir(parents=True)
+    assert run("init", tmp_path / "ws", env=env).exit_code == 0
+    assert (tmp_path / "ws" / "records" / "register.db").is_file()
+    assert not (tmp_path / "ws" / "provenance.db").exists()
+    toml = tmp_path / "ws" / "provenance.toml"
+    toml.write_text(toml.read_text() + '\ndatabase_url = "records/register.db"\n')
+    registered = run("-w", tmp_path / "ws", "register", fm.SAMPLES / "coffee.jpg")
+    assert registered.exit_code == 0, registered.output
+
+
+def test_damaged_database_file_is_a_one_line_error(workspace_dir: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        (workspace_dir / f"provenance.db{suffix}").unlink(missing_ok=True)
+    (workspace_dir / "provenance.db").write_bytes(b"this is not a database" * 100)
+    result = run("-w", workspace_dir, "list")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use the workspace database: ")
     assert result.stderr.count("\n") == 1
 
 

@@ -23,7 +23,13 @@ _BEGIN_OPTION = "provenance_sqlite_begin"
 
 
 def resolve_database_url(url: str, workspace_dir: Path) -> str:
-    """Make a relative SQLite path relative to the workspace; check the URL's form."""
+    """Make a relative SQLite path relative to the workspace; check the URL's form.
+
+    A value without a scheme (``records/provenance.db``) is taken as a SQLite file path.
+    """
+    if "://" not in url and url.strip() and url.strip() != ":memory:":
+        path = Path(url.strip()).expanduser()
+        return "sqlite:///" + str(path if path.is_absolute() else workspace_dir / path)
     try:
         parsed = make_url(url)
     except ArgumentError:

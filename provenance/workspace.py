@@ -235,9 +235,10 @@ class Workspace:
         files is fingerprinted ahead in other processes while records are written here."""
         pool = None
         if workers > 1:
-            pool = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("forkserver")
-            )
+            # Not fork: the children must not inherit this process's database connections.
+            methods = multiprocessing.get_all_start_methods()
+            method = "forkserver" if "forkserver" in methods else "spawn"
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
         try:
             window: deque[tuple[Path, Staged | Future[FingerprintedFile]]] = deque()
             queue = iter(files)

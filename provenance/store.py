@@ -7,6 +7,7 @@ processes storing the same bytes at once both end with one correct file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -44,8 +45,7 @@ class ContentStore:
         if target.is_file():
             return False
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
+            fd, temporary = self._temporary_file(target.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -62,8 +62,22 @@ class ContentStore:
         return True
 
     def remove(self, sha256: str) -> None:
-        """Remove a blob (used only to undo a store write whose record was not committed)."""
-        self.path_for(sha256).unlink(missing_ok=True)
+        """Remove a blob (used only to undo a store write whose record was not committed),
+        and its folder when that leaves it empty."""
+        path = self.path_for(sha256)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            path.parent.rmdir()
+
+    @staticmethod
+    def _temporary_file(folder: Path) -> tuple[int, str]:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(prefix=".incoming-", dir=folder)
+        except FileNotFoundError:
+            # A concurrent remove() deleted the emptied folder between mkdir and mkstemp.
+            folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(prefix=".incoming-", dir=folder)
 
     def read(self, sha256: str) -> bytes:
         try:

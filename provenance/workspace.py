@@ -46,6 +46,7 @@ from provenance.domain import (
 from provenance.errors import (
     InvalidInput,
     ProvenanceError,
+    StoreError,
     WorkspaceError,
     WorkspaceExists,
     WorkspaceNotFound,
@@ -201,10 +202,9 @@ class Workspace:
             except ProvenanceError as exc:
                 result = RegisterResult(str(path), "failed", error=str(exc))
             except Exception as exc:  # a bug must not abort a batch of a thousand files
-                logger.error("unexpected error registering %s", path, exc_info=exc)
-                result = RegisterResult(
-                    str(path), "failed", error=f"unexpected error ({type(exc).__name__}): {exc}"
-                )
+                # The traceback is for developers (-vv); the report keeps one line.
+                logger.debug("unexpected error registering %s", path, exc_info=exc)
+                result = RegisterResult(str(path), "failed", error=_one_line(exc))
             report.results.append(result)
             if progress is not None:
                 progress(result, done, len(files))
@@ -305,7 +305,9 @@ class Workspace:
             )
         except BaseException:
             if prepared.created_blob:
-                with read_session(self.engine) as session:
+                # Under the write lock, so that no other registration of the same bytes can
+                # commit between the check and the removal (see the check in _insert).
+                with write_transaction(self.engine) as session:
                     if repository.asset_id_by_sha256(session, prepared.sha256) is None:
                         self.store.remove(prepared.sha256)
             raise
@@ -369,6 +371,12 @@ class Workspace:
                 # Another process may have registered the same bytes since we looked.
                 if repository.asset_id_by_sha256(session, sha256) is not None:
                     return asset_json(repository.find_asset(session, sha256)), "known"
+                if not self.store.contains(sha256):
+                    # A failed registration of the same bytes removed the copy we share.
+                    raise StoreError(
+                        "the stored copy vanished while registering (a concurrent registration "
+                        "of the same file failed); register the file again"
+                    )
                 production = (
                     repository.get_or_create_production(session, production_name)
                     if production_name
@@ -528,6 +536,14 @@ def parse_since(text: str) -> dt.datetime:
 def _engine(root: Path, settings: Settings) -> Engine:
     url = resolve_database_url(settings["database_url"], root)
     return create_database_engine(url, busy_timeout_seconds=settings["busy_timeout_seconds"])
+
+
+def _one_line(exc: Exception) -> str:
+    """An unexpected error as one line: the database's own words, not the SQL and its
+    parameters (which would repeat the prompt)."""
+    detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = (str(detail).strip().splitlines() or [""])[0]
+    return f"unexpected error ({type(detail).__name__}): {first}"
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -500,3 +500,19 @@ def test_worker_processes_give_the_same_records_as_one_process(tmp_path: Path) -
     stored = [p for p in (tmp_path / "ws-2" / "store").rglob("*") if p.is_file()]
     assert len(stored) == 41
     assert run("-w", tmp_path / "ws-2", "audit", "verify").exit_code == 0
+
+
+def test_a_failed_database_write_leaves_no_stored_copy(workspace_dir: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse_assets BEFORE INSERT ON assets "
+            "BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"
+        )
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg")
+    assert result.exit_code == 1
+    assert "simulated write failure" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert snapshot(workspace_dir) == before

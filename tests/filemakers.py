@@ -137,10 +137,12 @@ def write_a1111_jpeg(path: Path, image: Image.Image, infotext: str = A1111_INFOT
     return path
 
 
-def write_comfyui_png(path: Path, image: Image.Image) -> Path:
+def write_comfyui_png(path: Path, image: Image.Image, *, with_workflow: bool = True) -> Path:
+    """As SaveImage writes it; ``with_workflow=False`` as images saved through the API are."""
     info = PngInfo()
     info.add_text("prompt", json.dumps(COMFY_PROMPT))
-    info.add_text("workflow", json.dumps(COMFY_WORKFLOW))
+    if with_workflow:
+        info.add_text("workflow", json.dumps(COMFY_WORKFLOW))
     image.save(path, pnginfo=info)
     return path
 

@@ -89,6 +89,41 @@ def test_comfyui_prompt_and_workflow_chunks(workspace_dir: Path, tmp_path: Path)
     assert raw["workflow"] == fm.COMFY_WORKFLOW
 
 
+def test_comfyui_api_image_with_prompt_chunk_only(workspace_dir: Path, tmp_path: Path) -> None:
+    path = fm.write_comfyui_png(
+        tmp_path / "api_00001_.png", fm.sample("chelsea.png"), with_workflow=False
+    )
+    asset = register(workspace_dir, path)
+    assert fields(asset) == {
+        "tool": ("comfyui", "comfyui"),
+        "model": ("sd_xl_base_1.0.safetensors", "comfyui"),
+        "prompt": (fm.COMFY_POSITIVE, "comfyui"),
+        "negative_prompt": (fm.COMFY_NEGATIVE, "comfyui"),
+        "seed": (fm.COMFY_SEED, "comfyui"),
+    }
+    got = settings(asset)
+    assert got["steps"] == (20, "comfyui")
+    assert got["cfg_scale"] == (8, "comfyui")
+    assert got["sampler"] == ("euler", "comfyui")
+    assert asset["generation"]["raw"]["comfyui"] == {"prompt": fm.COMFY_PROMPT}
+
+
+def test_comfyui_graph_with_a_cycle_or_no_sampler(workspace_dir: Path, tmp_path: Path) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    cyclic = {
+        "1": {"class_type": "KSampler", "inputs": {"seed": 5, "positive": ["2", 0]}},
+        "2": {"class_type": "ConditioningCombine", "inputs": {"a": ["3", 0]}},
+        "3": {"class_type": "ConditioningCombine", "inputs": {"a": ["2", 0]}},
+    }
+    info = PngInfo()
+    info.add_text("prompt", json.dumps(cyclic))
+    path = tmp_path / "cyclic.png"
+    fm.sample("camera.png").save(path, pnginfo=info)
+    asset = register(workspace_dir, path)
+    assert fields(asset) == {"tool": ("comfyui", "comfyui"), "seed": (5, "comfyui")}
+
+
 def test_invokeai_4_metadata_chunk(workspace_dir: Path, tmp_path: Path) -> None:
     path = fm.write_invokeai_png(tmp_path / "invoke.png", fm.sample("astronaut.jpg"))
     asset = register(workspace_dir, path)

@@ -123,7 +123,10 @@ def write_a1111_png(path: Path, image: Image.Image, infotext: str = A1111_INFOTE
     return path
 
 
-def write_a1111_jpeg(path: Path, image: Image.Image, infotext: str = A1111_INFOTEXT) -> Path:
+def write_a1111_jpeg(
+    path: Path, image: Image.Image, infotext: str = A1111_INFOTEXT, fmt: str = "JPEG"
+) -> Path:
+    """A1111 writes JPEG and WebP alike: the infotext in EXIF UserComment."""
     exif = piexif.dump(
         {
             "Exif": {
@@ -133,7 +136,7 @@ def write_a1111_jpeg(path: Path, image: Image.Image, infotext: str = A1111_INFOT
             }
         }
     )
-    image.save(path, format="JPEG", quality=90, exif=exif)
+    image.save(path, format=fmt, quality=90, exif=exif)
     return path
 
 
@@ -181,4 +184,12 @@ XMP_PACKET = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 
 def write_xmp_jpeg(path: Path, image: Image.Image, packet: str = XMP_PACKET) -> Path:
     image.save(path, format="JPEG", quality=90, xmp=packet.encode("utf-8"))
+    return path
+
+
+def write_xmp_png(path: Path, image: Image.Image, packet: str = XMP_PACKET) -> Path:
+    """XMP in a PNG: an iTXt chunk keyed ``XML:com.adobe.xmp``, as Adobe tools write it."""
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", packet)
+    image.save(path, pnginfo=info)
     return path

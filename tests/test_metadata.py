@@ -52,8 +52,9 @@ def test_a1111_png_parameters_chunk(workspace_dir: Path, tmp_path: Path) -> None
     assert asset["generation"]["raw"]["a1111"] == {"parameters": fm.A1111_INFOTEXT}
 
 
-def test_a1111_jpeg_exif_user_comment(workspace_dir: Path, tmp_path: Path) -> None:
-    path = fm.write_a1111_jpeg(tmp_path / "a1111.jpg", fm.sample("rocket.jpg"))
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_a1111_exif_user_comment(workspace_dir: Path, tmp_path: Path, fmt: str) -> None:
+    path = fm.write_a1111_jpeg(tmp_path / f"a1111.{fmt.lower()}", fm.sample("rocket.jpg"), fmt=fmt)
     asset = register(workspace_dir, path)
     got = fields(asset)
     assert got["prompt"] == (fm.A1111_PROMPT, "a1111")
@@ -169,6 +170,23 @@ def test_xmp_creator_tool_and_digital_source_type(workspace_dir: Path, tmp_path:
         "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
         "exif",
     )
+
+
+def test_xmp_in_a_png_itxt_chunk(workspace_dir: Path, tmp_path: Path) -> None:
+    path = fm.write_xmp_png(tmp_path / "firefly.png", fm.sample("coffee.jpg"))
+    asset = register(workspace_dir, path)
+    assert fields(asset) == {"tool": ("Adobe Firefly Image 3", "exif")}
+
+
+def test_hostile_xmp_is_ignored_not_expanded(workspace_dir: Path, tmp_path: Path) -> None:
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">&b;</x:xmpmeta>'
+    )
+    path = fm.write_xmp_jpeg(tmp_path / "bomb.jpg", fm.sample("coffee.jpg"), bomb)
+    asset = register(workspace_dir, path)
+    assert fields(asset) == {}
 
 
 def test_sidecar_beside_file(workspace_dir: Path, tmp_path: Path) -> None:

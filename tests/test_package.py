@@ -12,7 +12,7 @@ import pytest
 
 import provenance
 from provenance.cli import cli
-from provenance.config import SETTINGS
+from provenance.config import SETTINGS, Setting
 from provenance.errors import ProvenanceError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,10 +61,10 @@ def test_every_command_is_in_the_readme(name: str, command: click.Command) -> No
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: s.name)
-def test_every_setting_is_documented(setting: object) -> None:
+def test_every_setting_is_documented(setting: Setting) -> None:
     readme = (ROOT / "README.md").read_text()
-    assert f"`{setting.name}`" in readme  # type: ignore[attr-defined]
-    assert setting.help  # type: ignore[attr-defined]
+    assert f"`{setting.name}`" in readme
+    assert setting.help
 
 
 def test_every_error_class_is_in_the_tree_docstring() -> None:
@@ -74,7 +74,7 @@ def test_every_error_class_is_in_the_tree_docstring() -> None:
         n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, ProvenanceError)
     ]
     for name in names:
-        assert name in errors.__doc__  # type: ignore[operator]
+        assert name in (errors.__doc__ or "")
 
 
 def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:

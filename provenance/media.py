@@ -110,12 +110,13 @@ def decode_image(
     except _DECODE_ERRORS as exc:
         raise CorruptMedia(f"damaged frame data: {exc}") from None
     try:
-        exif = dict(image.getexif())
-        exif_ifd = image.getexif().get_ifd(0x8769)
-        exif.update(exif_ifd)
+        exif_data = image.getexif()
+        exif = {**dict(exif_data), **exif_data.get_ifd(0x8769)}  # IFD0 and the Exif IFD
     except _DECODE_ERRORS:
-        exif = {}
-    orientation = int(exif.get(0x0112, 1) or 1) if isinstance(exif.get(0x0112, 1), int) else 1
+        exif = {}  # damaged EXIF loses the metadata, not the picture
+    orientation = exif.get(0x0112, 1)
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        orientation = 1
 
     draft_scale = 1
     if draft_min_side and fmt in {"JPEG", "MPO"} and mode in {"RGB", "L", "CMYK"}:

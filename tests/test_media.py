@@ -173,3 +173,12 @@ def test_draft_decoding_scales_large_jpegs_down() -> None:
     full = decode_image(data, max_pixels=LIMIT)
     assert full.draft_scale == 1
     assert full.pixels.size == (2048, 2048)
+
+
+def test_out_of_range_orientation_is_ignored() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 99
+    original = fm.sample("chelsea.png")
+    decoded = decode_image(encode(original, "PNG", exif=exif.tobytes()), max_pixels=LIMIT)
+    assert decoded.orientation == 1
+    assert np.array_equal(np.asarray(decoded.pixels), np.asarray(original))

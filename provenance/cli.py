@@ -127,6 +127,7 @@ def config_command(context: Context, as_json: bool) -> None:
 @click.option("--tool-version", help="Version of the tool.")
 @click.option("--model", help="Model name (sdxl-base-1.0, ...).")
 @click.option("--model-version", help="Model version.")
+@click.option("--model-hash", help="Checkpoint hash (as the tool reports it).")
 @click.option("--prompt", help="Prompt used.")
 @click.option("--negative-prompt", help="Negative prompt used.")
 @click.option("--seed", help="Seed (integer).")

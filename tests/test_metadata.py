@@ -232,6 +232,8 @@ def test_flags_override_embedded_and_sidecar(workspace_dir: Path, tmp_path: Path
         path,
         "--seed",
         "99",
+        "--model-hash",
+        "abc123",
         "--setting",
         "steps=50",
         "--setting",
@@ -243,6 +245,7 @@ def test_flags_override_embedded_and_sidecar(workspace_dir: Path, tmp_path: Path
     )
     got = fields(asset)
     assert got["seed"] == (99, "flag")
+    assert got["model_hash"] == ("abc123", "flag")
     assert got["model"] == ("from-sidecar", "sidecar")
     assert got["prompt"] == (fm.A1111_PROMPT, "a1111")
     assert settings(asset)["steps"] == (50, "flag")

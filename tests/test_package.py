@@ -93,3 +93,12 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
     )
     assert failed.returncode == 1
     assert failed.stderr == "Error: no asset with id 12345\n"
+
+
+def test_every_generation_field_has_a_register_flag() -> None:
+    from provenance.domain import GENERATION_FIELDS
+
+    register = cli.commands["register"]
+    flags = {opt for p in register.params if isinstance(p, click.Option) for opt in p.opts}
+    for name in GENERATION_FIELDS:
+        assert "--" + name.replace("_", "-") in flags

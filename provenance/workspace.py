@@ -278,11 +278,13 @@ class Workspace:
         )
         data = read_file(path, limits.max_file_bytes)
         sha256 = hashlib.sha256(data).hexdigest()
-        with read_session(self.engine) as session:
-            if repository.asset_id_by_sha256(session, sha256) is not None:
-                return RegisterResult(
-                    str(path), "known", asset_json(repository.find_asset(session, sha256))
-                )
+        # A bare connection: most files are new, and this lookup runs once per file.
+        with self.engine.connect() as connection:
+            known = repository.asset_id_by_sha256(connection, sha256) is not None
+        if known:
+            with read_session(self.engine) as session:
+                document = asset_json(repository.find_asset(session, sha256))
+            return RegisterResult(str(path), "known", document)
         if pool is None:
             return fingerprint_file(path, sha256, limits, self.store.root, data)
         # The worker reads the file again rather than receiving its bytes through a pipe.

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from provenance.db.tables import (
@@ -46,7 +46,7 @@ def get_or_create_tool(session: Session, name: str) -> tuple[Tool, bool]:
     return tool, True
 
 
-def asset_id_by_sha256(session: Session, sha256: str) -> int | None:
+def asset_id_by_sha256(session: Session | Connection, sha256: str) -> int | None:
     """The id of the asset with these bytes, without loading the asset."""
     return session.scalar(select(Asset.id).where(Asset.sha256 == sha256))
 

@@ -150,7 +150,7 @@ def config_command(context: Context, as_json: bool) -> None:
 @click.option(
     "--jobs",
     type=click.IntRange(min=0),
-    help="Fingerprinting processes (default: the jobs setting; 0: one per CPU core).",
+    help="Fingerprinting processes (default: the jobs setting; 0: automatic).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_context

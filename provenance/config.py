@@ -111,7 +111,8 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         int,
         "Processes that decode and fingerprint files during registration, while one process "
-        "writes the records. 0: one per CPU core. Batches under 32 files run in one process.",
+        "writes the records. 0: automatic, one per CPU core for batches of 256 files or more "
+        "(smaller batches finish sooner in one process).",
     ),
     Setting(
         "production",

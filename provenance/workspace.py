@@ -68,8 +68,9 @@ from provenance.store import ContentStore
 logger = logging.getLogger(__name__)
 
 WORKSPACE_ENV = "PROVENANCE_WORKSPACE"
-# Fewer files than this per worker process are not worth a process's start-up.
-MIN_FILES_PER_WORKER = 16
+# Starting worker processes costs about 0.4 s and each saves about 1.5 ms per file on two
+# cores (benchmarks/register_throughput.py): below this many files, one process is faster.
+AUTO_WORKERS_MIN_FILES = 256
 
 
 # What the fingerprinting stage hands to the recording stage for one file.
@@ -211,13 +212,14 @@ class Workspace:
         return report
 
     def _worker_count(self, files: int, jobs: int | None) -> int:
+        """Fingerprinting processes for a batch: ``jobs`` (or the setting) when positive;
+        when 0, one per core, but only for batches large enough to repay the start-up."""
         wanted = self.settings["jobs"] if jobs is None else jobs
-        if wanted <= 0:
-            wanted = os.cpu_count() or 1
-        # Starting worker processes costs about half a second; small batches run inline.
-        if files < MIN_FILES_PER_WORKER * 2:
+        if wanted > 0:
+            return max(1, min(wanted, files))
+        if files < AUTO_WORKERS_MIN_FILES:
             return 1
-        return max(1, min(wanted, files // MIN_FILES_PER_WORKER))
+        return max(1, min(os.cpu_count() or 1, files // (AUTO_WORKERS_MIN_FILES // 2)))
 
     def _shared_readings(self, request: RegisterRequest) -> list[MetadataReading]:
         readings = []

@@ -177,7 +177,7 @@ def fingerprint_file(
         if sidecar is not None:
             readings.append(read_sidecar(sidecar))
         fingerprints = [
-            sha256_fingerprint(data),
+            sha256_fingerprint(sha256),
             *perceptual_hashes(decoded.pixels, limits.hash_names),
         ]
         created = ContentStore(store_root).put(data, sha256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -48,7 +49,13 @@ def test_register_json_acceptance(workspace_dir: Path, tmp_path: Path) -> None:
     assert document["schema"] == "provenance.register/1"
     assert asset["schema"] == "provenance.asset/1"
     assert isinstance(asset["id"], int)
-    assert len(asset["sha256"]) == 64
+    assert asset["sha256"] == hashlib.sha256(png.read_bytes()).hexdigest()
+    assert asset["fingerprints"][0] == {
+        "kind": "sha256",
+        "spec": "sha256",
+        "value": asset["sha256"],
+        "bits": 256,
+    }
     assert {f["kind"] for f in asset["fingerprints"]} == {"sha256", "phash", "dhash"}
     assert asset["intended_use"] == "undeclared"
     assert set(asset["generation"]["fields"]) == set(GENERATION_FIELDS)

@@ -14,7 +14,6 @@ from provenance.detectors.hashes import (
     HASH_ALGORITHMS,
     parse_hash_names,
     perceptual_hashes,
-    sha256_fingerprint,
 )
 from provenance.errors import ConfigError
 from provenance.media import decode_image
@@ -50,11 +49,6 @@ def test_specs_name_algorithm_parameters_and_library_version() -> None:
         "whash": 64,
         "colorhash": 42,
     }
-
-
-def test_sha256_fingerprint() -> None:
-    fingerprint = sha256_fingerprint(b"abc")
-    assert fingerprint.value == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:

@@ -9,7 +9,6 @@ with other parameters are never compared with each other.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -84,9 +83,9 @@ def parse_hash_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def sha256_fingerprint(data: bytes) -> Fingerprint:
-    """The exact-match fingerprint of a file's bytes."""
-    return Fingerprint("sha256", "sha256", hashlib.sha256(data).hexdigest(), 256)
+def sha256_fingerprint(digest: str) -> Fingerprint:
+    """The exact-match fingerprint of a file, from the hex sha256 of its bytes."""
+    return Fingerprint("sha256", "sha256", digest, 256)
 
 
 def perceptual_hashes(pixels: Image.Image, names: Iterable[str]) -> list[Fingerprint]:

@@ -206,9 +206,12 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         raise MediaError(f"cannot read file: {exc.strerror}") from None
 
 
-def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """Files named directly, plus image files found by walking folders (sorted, hidden
-    entries ignored). Returns the files and the non-image files skipped in folders."""
+def collect_files(
+    paths: Iterable[str | Path], exclude: Path | None = None
+) -> tuple[list[Path], list[str]]:
+    """Files named directly, plus image files found by walking folders (sorted; hidden
+    entries and the ``exclude`` folder, the workspace itself, are not entered). Returns the
+    files and the non-image files skipped in folders."""
     files: list[Path] = []
     skipped: list[str] = []
     for entry in paths:
@@ -216,7 +219,7 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
         if not path.is_dir():
             files.append(path)
             continue
-        for found in _walk(path):
+        for found in _walk(path, exclude.resolve() if exclude else None):
             suffix = found.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
                 files.append(found)
@@ -225,12 +228,16 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
     return list(dict.fromkeys(files)), skipped
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: Path, exclude: Path | None) -> Iterator[Path]:
     for current, dirs, names in os.walk(folder):
+        here = Path(current)
+        if exclude is not None and here.resolve().is_relative_to(exclude):
+            dirs[:] = []
+            continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if not name.startswith("."):
-                yield Path(current) / name
+                yield here / name
 
 
 def _sanitised(reading: MetadataReading) -> MetadataReading:

@@ -188,7 +188,7 @@ class Workspace:
         """
         shared = self._shared_readings(request)
         report = RegisterReport()
-        files, skipped = collect_files(paths)
+        files, skipped = collect_files(paths, exclude=self.root)
         report.skipped.extend(skipped)
         workers = self._worker_count(len(files), jobs)
         for done, (path, outcome) in enumerate(self._fingerprinted(files, workers), start=1):

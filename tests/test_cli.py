@@ -198,6 +198,19 @@ def test_folder_walk_reports_new_known_failed_and_skipped(
     assert "broken.png" in text.stderr
 
 
+def test_walking_a_folder_skips_the_workspace_inside_it(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "coffee.jpg").write_bytes((fm.SAMPLES / "coffee.jpg").read_bytes())
+    assert run("init", project / "ws").exit_code == 0
+    run_json("-w", project / "ws", "register", fm.SAMPLES / "rocket.jpg")  # a stored copy
+    document = run_json("-w", project / "ws", "register", project)
+    assert document["summary"] == {"new": 1, "known": 0, "failed": 0, "skipped": 0}
+    # Walking the workspace folder itself registers nothing from it.
+    inside = run_json("-w", project / "ws", "register", project / "ws")
+    assert inside["summary"] == {"new": 0, "known": 0, "failed": 0, "skipped": 0}
+
+
 def test_show_by_id_and_sha_prefix(workspace_dir: Path) -> None:
     asset = run_json(
         "-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--use", "ideation"

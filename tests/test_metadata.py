@@ -70,8 +70,16 @@ def test_a1111_non_ascii_prompt(workspace_dir: Path, tmp_path: Path) -> None:
     assert fields(register(workspace_dir, path))["prompt"] == ("灯台, 夕暮れ — «phare»", "a1111")
 
 
-def test_comfyui_prompt_and_workflow_chunks(workspace_dir: Path, tmp_path: Path) -> None:
-    path = fm.write_comfyui_png(tmp_path / "ComfyUI_00001_.png", fm.sample("chelsea.png"))
+@pytest.mark.parametrize(
+    "with_workflow",
+    [True, False],
+    ids=["SaveImage: prompt and workflow chunks", "API: prompt chunk only"],
+)
+def test_comfyui_png(workspace_dir: Path, tmp_path: Path, with_workflow: bool) -> None:
+    # sd-parsers reads the first kind; our own graph walk reads the second. Same answer.
+    path = fm.write_comfyui_png(
+        tmp_path / "ComfyUI_00001_.png", fm.sample("chelsea.png"), with_workflow=with_workflow
+    )
     asset = register(workspace_dir, path)
     assert fields(asset) == {
         "tool": ("comfyui", "comfyui"),
@@ -85,28 +93,10 @@ def test_comfyui_prompt_and_workflow_chunks(workspace_dir: Path, tmp_path: Path)
     assert got["steps"] == (20, "comfyui")
     assert got["cfg_scale"] == (8, "comfyui")
     assert got["scheduler"] == ("normal", "comfyui")
-    raw = asset["generation"]["raw"]["comfyui"]
-    assert raw["prompt"] == fm.COMFY_PROMPT
-    assert raw["workflow"] == fm.COMFY_WORKFLOW
-
-
-def test_comfyui_api_image_with_prompt_chunk_only(workspace_dir: Path, tmp_path: Path) -> None:
-    path = fm.write_comfyui_png(
-        tmp_path / "api_00001_.png", fm.sample("chelsea.png"), with_workflow=False
-    )
-    asset = register(workspace_dir, path)
-    assert fields(asset) == {
-        "tool": ("comfyui", "comfyui"),
-        "model": ("sd_xl_base_1.0.safetensors", "comfyui"),
-        "prompt": (fm.COMFY_POSITIVE, "comfyui"),
-        "negative_prompt": (fm.COMFY_NEGATIVE, "comfyui"),
-        "seed": (fm.COMFY_SEED, "comfyui"),
-    }
-    got = settings(asset)
-    assert got["steps"] == (20, "comfyui")
-    assert got["cfg_scale"] == (8, "comfyui")
-    assert got["sampler"] == ("euler", "comfyui")
-    assert asset["generation"]["raw"]["comfyui"] == {"prompt": fm.COMFY_PROMPT}
+    expected_raw = {"prompt": fm.COMFY_PROMPT}
+    if with_workflow:
+        expected_raw["workflow"] = fm.COMFY_WORKFLOW
+    assert asset["generation"]["raw"]["comfyui"] == expected_raw
 
 
 def test_comfyui_graph_with_a_cycle_or_no_sampler(workspace_dir: Path, tmp_path: Path) -> None:

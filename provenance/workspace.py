@@ -38,6 +38,7 @@ from provenance.db.session import (
 from provenance.db.tables import Asset, FingerprintRow, GenerationRecord, utcnow
 from provenance.detectors.hashes import parse_hash_names
 from provenance.domain import (
+    Fingerprint,
     GenerationInfo,
     IntendedUse,
     MetadataReading,
@@ -87,7 +88,11 @@ class Workspace:
         self.settings = settings
         self.engine = engine
         self.store = ContentStore(root / "store")
-        self.hash_names = parse_hash_names(settings["hashes"])
+        self.fingerprint_limits = FingerprintLimits(
+            max_file_bytes=int(settings["max_file_mb"]) * 1024 * 1024,
+            max_pixels=int(settings["max_image_pixels"]),
+            hash_names=tuple(parse_hash_names(settings["hashes"])),
+        )
 
     # -- creating and opening -------------------------------------------------------------
 
@@ -184,7 +189,7 @@ class Workspace:
         never stops the others or leaves anything behind.
 
         ``jobs``: processes that decode and fingerprint files while this one writes the
-        records (default: the ``jobs`` setting; 0 means one per CPU core).
+        records (default: the ``jobs`` setting; 0: automatic, see ``_worker_count``).
         """
         shared = self._shared_readings(request)
         report = RegisterReport()
@@ -273,11 +278,7 @@ class Workspace:
         self, path: Path, pool: ProcessPoolExecutor | None
     ) -> RegisterResult | FingerprintedFile | Future[FingerprintedFile]:
         """Read the file and look its bytes up; fingerprint it here or hand it to ``pool``."""
-        limits = FingerprintLimits(
-            max_file_bytes=int(self.settings["max_file_mb"]) * 1024 * 1024,
-            max_pixels=int(self.settings["max_image_pixels"]),
-            hash_names=tuple(self.hash_names),
-        )
+        limits = self.fingerprint_limits
         data = read_file(path, limits.max_file_bytes)
         sha256 = hashlib.sha256(data).hexdigest()
         # A bare connection: most files are new, and this lookup runs once per file.
@@ -324,7 +325,7 @@ class Workspace:
         sha256: str,
         media: dict[str, Any],
         generation: GenerationInfo,
-        fingerprints: list[Any],
+        fingerprints: list[Fingerprint],
         request: RegisterRequest,
     ) -> tuple[dict[str, Any], str]:
         """Write the asset, its generation record, fingerprints and audit event in one

@@ -370,7 +370,9 @@ def _print_asset(record: dict[str, Any]) -> None:
     click.echo("  generation")
     for name, entry in record["generation"]["fields"].items():
         if entry is not None:
-            click.echo(f"    {name:<15} {printable(entry['value'])}  ({entry['source']})")
+            # Prompts keep their line breaks, indented under the first line.
+            text = printable(entry["value"], one_line=False).replace("\n", "\n" + " " * 20)
+            click.echo(f"    {name:<15} {text}  ({entry['source']})")
     for key, entry in record["generation"]["settings"].items():
         value = entry["value"] if isinstance(entry["value"], str) else json.dumps(entry["value"])
         click.echo(f"    {printable(key):<15} {_clip(printable(value), 100)}  ({entry['source']})")

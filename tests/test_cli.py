@@ -303,6 +303,7 @@ def test_hostile_prompt_is_stored_verbatim_and_printed_harmlessly(workspace_dir:
     assert "\x1b" not in text
     assert "\u202e" not in text
     assert "\\x1b[2J" in text
+    assert "\\x0d\n" in text  # the carriage return is shown; the line break is kept
     raw = run("-w", workspace_dir, "show", str(asset["id"]), "--json").stdout
     assert "\x1b" not in raw
     assert len(run_json("-w", workspace_dir, "list")["assets"]) == 1

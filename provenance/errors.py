@@ -20,6 +20,10 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     │   └── ImageTooLarge
     ├── NotFound
     │   └── AmbiguousId
+    ├── DetectorUnavailable
+    ├── IndexProblem
+    │   ├── IndexSpecMismatch
+    │   └── IndexCorrupt
     ├── StoreError
     └── AuditChainBroken
 """
@@ -93,6 +97,22 @@ class NotFound(ProvenanceError):
 
 class AmbiguousId(NotFound):
     """An id prefix matches more than one record."""
+
+
+class DetectorUnavailable(ProvenanceError):
+    """A configured detector cannot run here (missing package or weights); says the fix."""
+
+
+class IndexProblem(ProvenanceError):
+    """A vector index cannot be used as it is."""
+
+
+class IndexSpecMismatch(IndexProblem):
+    """The index was built by a detector with another spec; it must be rebuilt."""
+
+
+class IndexCorrupt(IndexProblem):
+    """The index file is missing, truncated or does not match its manifest."""
 
 
 class StoreError(ProvenanceError):

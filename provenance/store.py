@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from provenance.atomic import write_atomically
 from provenance.errors import StoreError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
@@ -45,18 +44,7 @@ class ContentStore:
         if target.is_file():
             return False
         try:
-            fd, temporary = self._temporary_file(target.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(temporary, 0o444)
-                os.replace(temporary, target)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-            _fsync_dir(target.parent)
+            write_atomically(target, data, read_only=True)
         except OSError as exc:
             raise StoreError(f"cannot write to the content store: {exc.strerror}") from None
         return True
@@ -68,16 +56,6 @@ class ContentStore:
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty, or already gone
             path.parent.rmdir()
-
-    @staticmethod
-    def _temporary_file(folder: Path) -> tuple[int, str]:
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            return tempfile.mkstemp(prefix=".incoming-", dir=folder)
-        except FileNotFoundError:
-            # A concurrent remove() deleted the emptied folder between mkdir and mkstemp.
-            folder.mkdir(parents=True, exist_ok=True)
-            return tempfile.mkstemp(prefix=".incoming-", dir=folder)
 
     def read(self, sha256: str) -> bytes:
         try:
@@ -93,11 +71,3 @@ class ContentStore:
         if not self.root.is_dir():
             return 0
         return sum(1 for path in self.root.glob("??/*") if _SHA256.match(path.name))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

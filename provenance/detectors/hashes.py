@@ -9,13 +9,16 @@ with other parameters are never compared with each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 
 import imagehash
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
+from provenance.detectors.base import DetectorSpec
 from provenance.domain import Fingerprint
 from provenance.errors import ConfigError
 
@@ -102,3 +105,33 @@ def perceptual_hashes(pixels: Image.Image, names: Iterable[str]) -> list[Fingerp
             value = algorithm.compute(pixels)
         fingerprints.append(Fingerprint(name, algorithm.spec, str(value), int(value.hash.size)))
     return fingerprints
+
+
+class PHashDetector:
+    """pHash as a detector: 64-bit codes packed into 8 uint8 bytes, Hamming distance.
+
+    The bytes are the registered fingerprint's hex value, so an asset's stored pHash and
+    this detector's vector for the same pixels are the same thing.
+    """
+
+    algorithm = HASH_ALGORITHMS["phash"]
+
+    @property
+    def spec(self) -> DetectorSpec:
+        return DetectorSpec(
+            name="phash",
+            model=self.algorithm.spec,
+            weights_sha256="-",
+            dim=64,
+            metric="hamming",
+            preprocess="greyscale, 32x32 Lanczos, DCT (imagehash)",
+        )
+
+    def embed(self, images: Sequence[Image.Image]) -> NDArray[np.uint8]:
+        codes = [
+            np.packbits(self.algorithm.compute(image.convert("L")).hash.flatten())
+            for image in images
+        ]
+        if not codes:
+            return np.zeros((0, 8), dtype=np.uint8)
+        return np.stack(codes).astype(np.uint8)

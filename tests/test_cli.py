@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from provenance.db import schema
 from provenance.domain import GENERATION_FIELDS
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot
@@ -25,7 +26,8 @@ def test_init_creates_the_workspace_layout(tmp_path: Path) -> None:
     assert all((ws / d).is_dir() for d in ("store", "indexes", "reference_sets"))
     with sqlite3.connect(ws / "provenance.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        revision = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    assert revision == schema.SCHEMA_HEAD
     assert 'format = "provenance.workspace/1"' in (ws / "provenance.toml").read_text()
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -13,6 +13,7 @@ from sqlalchemy import create_engine
 
 from provenance.db import schema
 from provenance.db.tables import Base
+from tests import filemakers as fm
 from tests.conftest import run
 
 
@@ -36,15 +37,44 @@ def test_newer_schema_is_refused(workspace_dir: Path) -> None:
     assert "newer than this version of provenance understands" in result.stderr
 
 
-def test_older_schema_without_auto_upgrade_says_what_to_run(
-    workspace_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Stand in for the next release of the code: its head is one revision past the database's.
-    monkeypatch.setattr(schema, "SCHEMA_HEAD", "0002")
-    monkeypatch.setattr(schema, "known_revisions", lambda: ["0001", "0002"])
-    result = run("-w", workspace_dir, "list", env={"PROVENANCE_AUTO_UPGRADE": "false"})
-    assert result.exit_code == 1
-    assert "run `provenance db upgrade`" in result.stderr
+def _downgrade(workspace_dir: Path, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(schema.MIGRATIONS_DIR))
+    engine = create_engine(f"sqlite:///{workspace_dir / 'provenance.db'}")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    engine.dispose()
+
+
+def test_an_older_database_is_upgraded_on_open_and_keeps_its_records(workspace_dir: Path) -> None:
+    registered = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--json")
+    assert registered.exit_code == 0
+    _downgrade(workspace_dir, "0001")
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+
+    refused = run("-w", workspace_dir, "list", env={"PROVENANCE_AUTO_UPGRADE": "false"})
+    assert refused.exit_code == 1
+    assert "schema is at 0001" in refused.stderr
+    assert "run `provenance db upgrade`" in refused.stderr
+
+    listed = run("-w", workspace_dir, "list", "--json")
+    assert listed.exit_code == 0
+    assert [a["original_name"] for a in json.loads(listed.stdout)["assets"]] == ["coffee.jpg"]
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+    assert run("-w", workspace_dir, "audit", "verify").exit_code == 0
+
+
+def test_db_upgrade_command_upgrades(workspace_dir: Path) -> None:
+    _downgrade(workspace_dir, "0001")
+    result = run("-w", workspace_dir, "db", "upgrade")
+    assert result.exit_code == 0
+    assert f"revision {schema.SCHEMA_HEAD}" in result.stdout
 
 
 def test_database_without_schema_is_refused(workspace_dir: Path) -> None:
@@ -56,9 +86,7 @@ def test_database_without_schema_is_refused(workspace_dir: Path) -> None:
     assert "has no provenance schema" in result.stderr
 
 
-def test_db_status_and_upgrade(workspace_dir: Path) -> None:
+def test_db_status(workspace_dir: Path) -> None:
     status = run("-w", workspace_dir, "db", "status")
-    assert "schema revision: 0001 (this code: 0001)" in status.stdout
-    upgrade = run("-w", workspace_dir, "db", "upgrade")
-    assert upgrade.exit_code == 0
-    assert "revision 0001" in upgrade.stdout
+    head = schema.SCHEMA_HEAD
+    assert f"schema revision: {head} (this code: {head})" in status.stdout

@@ -10,7 +10,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -163,3 +175,90 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ReferenceSet(Base):
+    """Material the production must not recreate (or owns), with its rights status."""
+
+    __tablename__ = "reference_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    rights_status: Mapped[str] = mapped_column(String(32))
+    rights_holder: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A removed set keeps its rows: old checks still name its items.
+    removed_at: Mapped[dt.datetime | None] = mapped_column()
+
+    items: Mapped[list[ReferenceItem]] = relationship(
+        back_populates="reference_set", order_by="ReferenceItem.id"
+    )
+
+
+class ReferenceItem(Base):
+    """One reference image; its bytes are in the content store under ``sha256``."""
+
+    __tablename__ = "reference_items"
+    __table_args__ = (UniqueConstraint("set_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("reference_sets.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    attribution: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    reference_set: Mapped[ReferenceSet] = relationship(back_populates="items")
+
+
+class ReferenceVector(Base):
+    """A reference item's vector under one detector spec (kept so indexes can be rebuilt
+    and interrupted ingestion resumed)."""
+
+    __tablename__ = "reference_vectors"
+    __table_args__ = (UniqueConstraint("item_id", "spec"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("reference_items.id"), index=True)
+    detector: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Check(Base):
+    """One similarity check of an asset: what ran, against what, with which thresholds,
+    and the verdict with its reasons. A re-check is a new row."""
+
+    __tablename__ = "checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(16), index=True)
+    detectors: Mapped[dict[str, Any]] = mapped_column()
+    thresholds: Mapped[dict[str, Any]] = mapped_column()
+    reference_sets: Mapped[dict[str, Any]] = mapped_column()
+    reasons: Mapped[dict[str, Any]] = mapped_column()
+
+    matches: Mapped[list[Match]] = relationship(back_populates="check", order_by="Match.id")
+
+
+class Match(Base):
+    """A candidate reference item found by a check (top-k per set and detector)."""
+
+    __tablename__ = "matches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    check_id: Mapped[int] = mapped_column(ForeignKey("checks.id"), index=True)
+    reference_item_id: Mapped[int] = mapped_column(ForeignKey("reference_items.id"), index=True)
+    detector: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    rank: Mapped[int] = mapped_column(Integer)
+
+    check: Mapped[Check] = relationship(back_populates="matches")

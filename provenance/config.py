@@ -115,6 +115,62 @@ SETTINGS: tuple[Setting, ...] = (
         "(smaller batches finish sooner in one process).",
     ),
     Setting(
+        "detectors",
+        "phash,sscd",
+        str,
+        "Detectors that fingerprint reference sets and check assets, comma separated: phash "
+        "(re-encodes, resizes, light edits), sscd (copies under crops, overlays, colour "
+        "changes). A configured detector that cannot run is reported by every check.",
+    ),
+    Setting(
+        "check_on_register",
+        True,
+        bool,
+        "Check each newly registered asset against every reference set.",
+    ),
+    Setting(
+        "top_k",
+        5,
+        int,
+        "Candidates kept per reference set and detector in each check.",
+    ),
+    Setting(
+        "region_search",
+        True,
+        bool,
+        "Also search with crops of the asset (corners, centre, quadrants), so that a "
+        "reference pasted into part of a larger image is found. Skipped when the whole "
+        "image already gives a high verdict.",
+    ),
+    Setting(
+        "sscd_high",
+        0.75,
+        float,
+        "SSCD cosine at or over which a match is high. SSCD's authors report cosine >= 0.75 "
+        "at about 90 % precision on DISC21.",
+    ),
+    Setting(
+        "sscd_review",
+        0.45,
+        float,
+        "SSCD cosine at or over which a match goes to review. Unrelated photographs score "
+        "under 0.15 in the tests; a 50 % crop or a text overlay of a reference scores 0.54 "
+        "or more.",
+    ),
+    Setting(
+        "phash_high",
+        10,
+        int,
+        "pHash Hamming distance (of 64 bits) at or under which a match is high: at 11-12 "
+        "false matches appear between unrelated images.",
+    ),
+    Setting(
+        "phash_review",
+        12,
+        int,
+        "pHash Hamming distance at or under which a match goes to review.",
+    ),
+    Setting(
         "production",
         "",
         str,

@@ -103,9 +103,16 @@ class RegisterResult:
     status: str
     asset: dict[str, Any] | None = None
     error: str | None = None
+    check: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "status": self.status, "asset": self.asset, "error": self.error}
+        return {
+            "path": self.path,
+            "status": self.status,
+            "asset": self.asset,
+            "error": self.error,
+            "check": self.check,
+        }
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from provenance import audit
+from provenance import audit, checking, reference_sets
 from provenance.config import (
     WORKSPACE_FILE,
     Settings,
@@ -36,6 +36,8 @@ from provenance.db.session import (
     write_transaction,
 )
 from provenance.db.tables import Asset, FingerprintRow, GenerationRecord, utcnow
+from provenance.detectors import load_detector, parse_detector_names
+from provenance.detectors.base import Detector
 from provenance.detectors.hashes import parse_hash_names
 from provenance.domain import (
     Fingerprint,
@@ -45,7 +47,9 @@ from provenance.domain import (
     Source,
 )
 from provenance.errors import (
+    DetectorUnavailable,
     InvalidInput,
+    NotFound,
     ProvenanceError,
     StoreError,
     WorkspaceError,
@@ -88,6 +92,7 @@ class Workspace:
         self.settings = settings
         self.engine = engine
         self.store = ContentStore(root / "store")
+        self._detectors: dict[str, Detector | ProvenanceError] | None = None
         self.fingerprint_limits = FingerprintLimits(
             max_file_bytes=int(settings["max_file_mb"]) * 1024 * 1024,
             max_pixels=int(settings["max_image_pixels"]),
@@ -214,7 +219,25 @@ class Workspace:
             report.results.append(result)
             if progress is not None:
                 progress(result, done, len(files))
+        if self.settings["check_on_register"]:
+            self._check_new(report, request)
         return report
+
+    def _check_new(self, report: RegisterReport, request: RegisterRequest) -> None:
+        """Check newly registered assets; a check that fails is reported, not fatal."""
+        new = [r for r in report.results if r.status == "new" and r.asset is not None]
+        if not new or not self.has_reference_sets():
+            return
+        available, _ = self.split_detectors()
+        context = checking.prepare(self, available)
+        for result in new:
+            assert result.asset is not None
+            try:
+                result.check = checking.check_asset(
+                    self, result.asset["id"], actor=self.actor(request.by), context=context
+                )
+            except ProvenanceError as exc:
+                result.error = f"registered, but the check failed: {exc}"
 
     def _worker_count(self, files: int, jobs: int | None) -> int:
         """Fingerprinting processes for a batch: ``jobs`` (or the setting) when positive;
@@ -435,6 +458,118 @@ class Workspace:
                 if repository.asset_id_by_sha256(session, sha256) is None:
                     raise
                 return asset_json(repository.find_asset(session, sha256)), "known"
+
+    # -- detectors and checks -------------------------------------------------------------
+
+    def detectors(self) -> dict[str, Detector | ProvenanceError]:
+        """Each configured detector, or the error saying why it cannot run here."""
+        if self._detectors is None:
+            loaded: dict[str, Detector | ProvenanceError] = {}
+            for name in parse_detector_names(self.settings["detectors"]):
+                try:
+                    loaded[name] = load_detector(name)
+                except DetectorUnavailable as exc:
+                    loaded[name] = exc
+            self._detectors = loaded
+        return self._detectors
+
+    def split_detectors(self) -> tuple[dict[str, Detector], dict[str, ProvenanceError]]:
+        available: dict[str, Detector] = {}
+        unavailable: dict[str, ProvenanceError] = {}
+        for name, detector in self.detectors().items():
+            if isinstance(detector, ProvenanceError):
+                unavailable[name] = detector
+            else:
+                available[name] = detector
+        return available, unavailable
+
+    def has_reference_sets(self) -> bool:
+        with read_session(self.engine) as session:
+            return repository.active_reference_set_count(session) > 0
+
+    def check(self, refs: Iterable[str], *, by: str | None = None) -> list[dict[str, Any]]:
+        """Check the named assets against every active reference set; one new check each."""
+        with read_session(self.engine) as session:
+            ids = [repository.find_asset(session, ref).id for ref in refs]
+        if not self.has_reference_sets():
+            raise NotFound("there are no reference sets to check against; add one with refs add")
+        available, _ = self.split_detectors()
+        context = checking.prepare(self, available)
+        return [
+            checking.check_asset(self, asset_id, actor=self.actor(by), context=context)
+            for asset_id in ids
+        ]
+
+    # -- reference sets -------------------------------------------------------------------
+
+    def add_reference_set(
+        self,
+        name: str,
+        sources: Iterable[Path],
+        *,
+        rights: str,
+        holder: str | None = None,
+        description: str = "",
+        attribution: str | None = None,
+        by: str | None = None,
+        progress: reference_sets.IngestProgress | None = None,
+    ) -> reference_sets.IngestReport:
+        """Create set ``name`` from the images at ``sources`` and build its indexes."""
+        sources = [Path(s) for s in sources]
+        for source in sources:
+            if not source.exists():
+                raise InvalidInput(f"{source}: no such file or folder")
+        reference_sets.create_set(
+            self,
+            name,
+            rights=rights,
+            holder=holder,
+            description=description,
+            source=", ".join(str(s) for s in sources),
+            actor=self.actor(by),
+        )
+        return reference_sets.add_items(
+            self, name, sources, attribution=attribution, actor=self.actor(by), progress=progress
+        )
+
+    def add_reference_items(
+        self,
+        name: str,
+        sources: Iterable[Path],
+        *,
+        attribution: str | None = None,
+        by: str | None = None,
+        progress: reference_sets.IngestProgress | None = None,
+    ) -> reference_sets.IngestReport:
+        """Add images to an existing set (files already in it are skipped)."""
+        return reference_sets.add_items(
+            self,
+            name,
+            [Path(s) for s in sources],
+            attribution=attribution,
+            actor=self.actor(by),
+            progress=progress,
+        )
+
+    def rebuild_reference_set(self, name: str, *, by: str | None = None) -> dict[str, Any]:
+        """Rebuild a set's indexes under the detectors' current specs."""
+        return reference_sets.rebuild_indexes(self, name, actor=self.actor(by))
+
+    def remove_reference_set(self, name: str, *, by: str | None = None) -> None:
+        reference_sets.remove_set(self, name, actor=self.actor(by))
+
+    def list_reference_sets(self) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            return [
+                reference_sets.set_json(s, with_items=False)
+                for s in repository.active_reference_sets(session)
+            ]
+
+    def show_reference_set(self, name: str) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            return reference_sets.set_json(
+                reference_sets.active_set(session, name), with_items=True
+            )
 
     # -- reading --------------------------------------------------------------------------
 

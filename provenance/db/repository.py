@@ -16,6 +16,7 @@ from provenance.db.tables import (
     FingerprintRow,
     GenerationRecord,
     Production,
+    ReferenceSet,
     Tool,
 )
 from provenance.errors import AmbiguousId, InvalidInput, NotFound
@@ -134,6 +135,26 @@ def list_assets(
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.scalars(statement).all())
+
+
+def active_reference_sets(session: Session) -> list[ReferenceSet]:
+    return list(
+        session.scalars(
+            select(ReferenceSet)
+            .where(ReferenceSet.removed_at.is_(None))
+            .options(selectinload(ReferenceSet.items))
+            .order_by(ReferenceSet.name)
+        ).all()
+    )
+
+
+def active_reference_set_count(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(ReferenceSet).where(ReferenceSet.removed_at.is_(None))
+        )
+        or 0
+    )
 
 
 def row_counts(session: Session) -> dict[str, int]:

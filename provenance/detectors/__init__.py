@@ -1,1 +1,39 @@
-"""Fingerprinting detectors: exact and perceptual hashes now, embedders later."""
+"""Fingerprinting detectors: exact and perceptual hashes, SSCD, CLIP.
+
+``load_detector`` builds a configured detector by name, or raises DetectorUnavailable with
+the reason and the fix; heavy libraries load only then.
+"""
+
+from __future__ import annotations
+
+from provenance.detectors.base import Detector
+from provenance.errors import ConfigError
+
+DETECTOR_NAMES = ("phash", "sscd")
+
+
+def parse_detector_names(text: str) -> list[str]:
+    """Parse the ``detectors`` setting; refuse unknown names with the list of known ones."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in DETECTOR_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"unknown detector(s) {', '.join(unknown)} in setting 'detectors'; "
+            f"known: {', '.join(DETECTOR_NAMES)}"
+        )
+    if not names:
+        raise ConfigError("setting 'detectors' names no detector")
+    return list(dict.fromkeys(names))
+
+
+def load_detector(name: str) -> Detector:
+    """The detector called ``name``; DetectorUnavailable when it cannot run here."""
+    if name == "phash":
+        from provenance.detectors.hashes import PHashDetector
+
+        return PHashDetector()
+    if name == "sscd":
+        from provenance.detectors.sscd import SSCDDetector
+
+        return SSCDDetector()
+    raise ConfigError(f"unknown detector {name!r}")

@@ -1,0 +1,305 @@
+"""Checking an asset against every active reference set.
+
+For each configured detector: embed the asset (the whole picture, then crops of it when
+region search is on and the whole picture did not already give a high verdict), search
+each set's index, and judge the candidates (``provenance.scoring``). The check records the
+detectors' specs or why one could not run, the thresholds, the indexes searched, every
+candidate kept, and the verdict with its reasons. A check is never updated: a re-check is
+a new row.
+
+JSON output, schema ``provenance.check/1``::
+
+    {"schema": "provenance.check/1", "check_id": 3, "asset_id": 42, "created_at": "...",
+     "verdict": "clear" | "review" | "high",
+     "best_match": {"reference_set", "item_id", "sha256", "source_path", "attribution",
+                    "verdict"} | null,
+     "reasons": [{"detector", "reference_set", "item_id", "region", "score", "verdict",
+                  "thresholds": {"review", "high", "higher_is_closer"}}],
+     "context": [{"reference_set", "item_id", "verdict"}],
+     "detectors": [{"name", "status": "ran" | "unavailable", "spec" | "reason"}],
+     "reference_sets": [{"name", "rights_status", "indexes": {detector: {"count",
+                         "vectors_sha256"}}, "problems": [text]}],
+     "thresholds": {detector: {...}},
+     "matches": [{"reference_set", "item_id", "detector", "region", "score", "rank"}]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+from sqlalchemy import select
+
+from provenance import audit
+from provenance.db.session import read_session, write_transaction
+from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
+from provenance.detectors.base import Detector
+from provenance.errors import IndexProblem, NotFound, ProvenanceError
+from provenance.index.faiss_index import VectorIndex, load_index
+from provenance.media import decode_image
+from provenance.scoring import Candidate, Thresholds, Verdict, judge
+
+if TYPE_CHECKING:
+    from provenance.workspace import Workspace
+
+CHECK_SCHEMA = "provenance.check/1"
+# Detectors whose vectors describe content that can sit in part of a picture.
+REGION_DETECTORS = frozenset({"sscd"})
+
+
+def regions(image: Image.Image) -> dict[str, Image.Image]:
+    """Crops searched besides the whole picture: the four corners at 60 % of each side, the
+    centre at 50 %, and the four quadrants. A reference pasted over a quarter of a scene
+    falls mostly inside one of them."""
+    width, height = image.size
+    crops: dict[str, tuple[int, int, int, int]] = {}
+    cw, ch = int(width * 0.6), int(height * 0.6)
+    crops["corner-tl"] = (0, 0, cw, ch)
+    crops["corner-tr"] = (width - cw, 0, width, ch)
+    crops["corner-bl"] = (0, height - ch, cw, height)
+    crops["corner-br"] = (width - cw, height - ch, width, height)
+    crops["centre"] = (width // 4, height // 4, width - width // 4, height - height // 4)
+    hw, hh = width // 2, height // 2
+    crops["quadrant-tl"] = (0, 0, hw, hh)
+    crops["quadrant-tr"] = (hw, 0, width, hh)
+    crops["quadrant-bl"] = (0, hh, hw, height)
+    crops["quadrant-br"] = (hw, hh, width, height)
+    return {name: image.crop(box) for name, box in crops.items() if box[2] > box[0] + 8}
+
+
+def thresholds_from(settings: Any) -> dict[str, Thresholds]:
+    return {
+        "sscd": Thresholds(settings["sscd_review"], settings["sscd_high"]),
+        "phash": Thresholds(settings["phash_review"], settings["phash_high"], False),
+    }
+
+
+@dataclass
+class SearchContext:
+    """Reference sets, loaded indexes and item details, shared by the assets of one run."""
+
+    sets: list[dict[str, Any]] = field(default_factory=list)
+    indexes: dict[tuple[str, str], VectorIndex] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+
+def prepare(workspace: Workspace, detectors: dict[str, Detector]) -> SearchContext:
+    """Load every active set's index for every detector that can run."""
+    context = SearchContext()
+    with read_session(workspace.engine) as session:
+        sets = session.scalars(
+            select(ReferenceSet).where(ReferenceSet.removed_at.is_(None)).order_by(ReferenceSet.id)
+        ).all()
+        context.sets = [{"name": s.name, "rights_status": s.rights_status} for s in sets]
+    for reference_set in context.sets:
+        name = reference_set["name"]
+        problems = context.problems.setdefault(name, [])
+        for detector_name, detector in detectors.items():
+            try:
+                index = load_index(workspace.root / "indexes" / name, detector_name, detector.spec)
+            except IndexProblem as exc:
+                problems.append(f"{detector_name}: {exc}")
+                continue
+            context.indexes[(name, detector_name)] = index
+    return context
+
+
+def check_asset(
+    workspace: Workspace, asset_id: int, *, actor: str, context: SearchContext | None = None
+) -> dict[str, Any]:
+    """Check one asset, record the check, and return it as JSON (``provenance.check/1``)."""
+    available, unavailable = workspace.split_detectors()
+    if context is None:
+        context = prepare(workspace, available)
+    with read_session(workspace.engine) as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            raise NotFound(f"no asset with id {asset_id}")
+        sha256 = asset.sha256
+    pixels = decode_image(
+        workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+    ).pixels
+    bands = thresholds_from(workspace.settings)
+    top_k = max(1, int(workspace.settings["top_k"]))
+    candidates = _search(workspace, context, available, pixels, bands, top_k, region=False)
+    if workspace.settings["region_search"] and judge(candidates, bands).verdict is not Verdict.HIGH:
+        candidates += _search(workspace, context, available, pixels, bands, top_k, region=True)
+    judgement = judge(candidates, bands)
+    return _record(
+        workspace, asset_id, actor, judgement, candidates, context, available, unavailable, bands
+    )
+
+
+def _search(
+    workspace: Workspace,
+    context: SearchContext,
+    detectors: dict[str, Detector],
+    pixels: Image.Image,
+    bands: dict[str, Thresholds],
+    top_k: int,
+    *,
+    region: bool,
+) -> list[Candidate]:
+    found: list[Candidate] = []
+    for detector_name, detector in detectors.items():
+        if region and detector_name not in REGION_DETECTORS:
+            continue
+        crops = regions(pixels) if region else {"whole": pixels}
+        names = list(crops)
+        vectors = detector.embed([crops[n] for n in names])
+        for reference_set in context.sets:
+            index = context.indexes.get((reference_set["name"], detector_name))
+            if index is None or index.count == 0:
+                continue
+            scores, ids = index.search(vectors, top_k)
+            for row, region_name in enumerate(names):
+                for score, item_id in zip(scores[row], ids[row], strict=True):
+                    if item_id >= 0:
+                        found.append(
+                            Candidate(
+                                reference_set["name"],
+                                int(item_id),
+                                detector_name,
+                                region_name,
+                                float(score),
+                            )
+                        )
+    return found
+
+
+def _record(
+    workspace: Workspace,
+    asset_id: int,
+    actor: str,
+    judgement: Any,
+    candidates: list[Candidate],
+    context: SearchContext,
+    available: dict[str, Detector],
+    unavailable: dict[str, ProvenanceError],
+    bands: dict[str, Thresholds],
+) -> dict[str, Any]:
+    kept = _kept_matches(candidates, bands)
+    detectors_json = [
+        {"name": name, "status": "ran", "spec": detector.spec.to_json()}
+        for name, detector in available.items()
+    ] + [
+        {"name": name, "status": "unavailable", "reason": str(exc)}
+        for name, exc in unavailable.items()
+    ]
+    sets_json = [
+        {
+            "name": s["name"],
+            "rights_status": s["rights_status"],
+            "indexes": {
+                detector: {"count": index.count, "vectors_sha256": index.vectors_sha256}
+                for (set_name, detector), index in context.indexes.items()
+                if set_name == s["name"]
+            },
+            "problems": context.problems.get(s["name"], []),
+        }
+        for s in context.sets
+    ]
+    reasons = [reason.to_json() for reason in judgement.reasons]
+    context_json = [
+        {"reference_set": j.reference_set, "item_id": j.item_id, "verdict": j.verdict.value}
+        for j in judgement.context
+    ]
+    created_at = utcnow()
+    with write_transaction(workspace.engine) as session:
+        check = Check(
+            asset_id=asset_id,
+            created_at=created_at,
+            actor=actor,
+            verdict=judgement.verdict.value,
+            detectors={"detectors": detectors_json},
+            thresholds={name: b.to_json() for name, b in bands.items()},
+            reference_sets={"reference_sets": sets_json},
+            reasons={"reasons": reasons, "context": context_json},
+        )
+        session.add(check)
+        session.flush()
+        for rank, candidate in kept:
+            session.add(
+                Match(
+                    check_id=check.id,
+                    reference_item_id=candidate.item_id,
+                    detector=candidate.detector,
+                    region=candidate.region,
+                    score=candidate.score,
+                    rank=rank,
+                )
+            )
+        best_json = None
+        if judgement.best is not None:
+            item = session.get(ReferenceItem, judgement.best.item_id)
+            if item is not None:
+                best_json = {
+                    "reference_set": judgement.best.reference_set,
+                    "item_id": item.id,
+                    "sha256": item.sha256,
+                    "source_path": item.source_path,
+                    "attribution": item.attribution,
+                    "verdict": judgement.best.verdict.value,
+                }
+        audit.append_event(
+            session,
+            actor=actor,
+            action="asset.checked",
+            subject=f"asset:{asset_id}",
+            payload={
+                "check_id": check.id,
+                "verdict": judgement.verdict.value,
+                "best_item": best_json["item_id"] if best_json else None,
+                "unavailable": sorted(unavailable),
+            },
+        )
+        check_id = check.id
+    return {
+        "schema": CHECK_SCHEMA,
+        "check_id": check_id,
+        "asset_id": asset_id,
+        "created_at": created_at.isoformat(),
+        "verdict": judgement.verdict.value,
+        "best_match": best_json,
+        "reasons": reasons,
+        "context": context_json,
+        "detectors": detectors_json,
+        "reference_sets": sets_json,
+        "thresholds": {name: b.to_json() for name, b in bands.items()},
+        "matches": [
+            {
+                "reference_set": c.reference_set,
+                "item_id": c.item_id,
+                "detector": c.detector,
+                "region": c.region,
+                "score": round(c.score, 6),
+                "rank": rank,
+            }
+            for rank, c in kept
+        ],
+    }
+
+
+def _kept_matches(
+    candidates: list[Candidate], bands: dict[str, Thresholds]
+) -> list[tuple[int, Candidate]]:
+    """Per set, detector and item, the strongest region; ranked per set and detector."""
+    best: dict[tuple[str, str, int], Candidate] = {}
+    for candidate in candidates:
+        key = (candidate.reference_set, candidate.detector, candidate.item_id)
+        current = best.get(key)
+        closer = bands[candidate.detector].higher_is_closer
+        if current is None or (
+            candidate.score > current.score if closer else candidate.score < current.score
+        ):
+            best[key] = candidate
+    ranked: list[tuple[int, Candidate]] = []
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for candidate in best.values():
+        groups.setdefault((candidate.reference_set, candidate.detector), []).append(candidate)
+    for (_, detector), group in sorted(groups.items()):
+        closer = bands[detector].higher_is_closer
+        group.sort(key=lambda c: -c.score if closer else c.score)
+        ranked.extend((rank, c) for rank, c in enumerate(group, start=1))
+    return ranked

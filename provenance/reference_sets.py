@@ -1,0 +1,397 @@
+"""Reference sets: material the production must not recreate, fingerprinted and indexed.
+
+Adding images stores each file in the content store, records it as a reference item,
+computes its vector under every available detector and keeps the vectors in the database;
+then one FAISS index per detector is rebuilt from them under ``indexes/<set>/``. Each file
+is committed on its own, so an interrupted run resumes where it stopped: files already
+recorded with vectors for the current detector specs are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tomli_w
+from sqlalchemy import select
+
+from provenance import audit
+from provenance.atomic import write_atomically
+from provenance.db.session import read_session, write_transaction
+from provenance.db.tables import ReferenceItem, ReferenceSet, ReferenceVector, utcnow
+from provenance.detectors.base import Detector
+from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
+from provenance.index.faiss_index import build_index, save_index
+from provenance.media import decode_image
+from provenance.registration import collect_files, read_file
+
+if TYPE_CHECKING:
+    from provenance.workspace import Workspace
+
+RIGHTS = ("third-party", "owned", "licensed", "talent")
+MANIFEST_FORMAT = "provenance.reference-set/1"
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}\Z")
+
+# Called after each file: its path, its outcome ("added", "known", "failed: ..."), done, total.
+IngestProgress = Callable[[str, str, int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What adding images to a reference set did."""
+
+    name: str
+    added: int = 0
+    known: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "provenance.refs-ingest/1",
+            "reference_set": self.name,
+            "added": self.added,
+            "already_present": self.known,
+            "failed": [{"path": p, "error": e} for p, e in self.failed],
+            "skipped": self.skipped,
+            "indexes": self.indexes,
+            "unavailable_detectors": self.unavailable,
+        }
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"reference set name {name!r}: use lower-case letters, digits, '.', '_' or '-' "
+            "(up to 100, starting with a letter or digit)"
+        )
+    return name
+
+
+def check_rights(rights: str) -> str:
+    if rights not in RIGHTS:
+        raise InvalidInput(f"unknown rights status {rights!r}; choose one of: {', '.join(RIGHTS)}")
+    return rights
+
+
+def create_set(
+    workspace: Workspace,
+    name: str,
+    *,
+    rights: str,
+    holder: str | None,
+    description: str,
+    source: str | None,
+    actor: str,
+) -> None:
+    """Record a new, empty reference set and write its manifest."""
+    check_name(name)
+    check_rights(rights)
+    with write_transaction(workspace.engine) as session:
+        existing = session.scalar(select(ReferenceSet).where(ReferenceSet.name == name))
+        if existing is not None and existing.removed_at is None:
+            raise WorkspaceExists(f"reference set {name!r} already exists; use refs add-items")
+        if existing is not None:
+            # A removed set's name is reused by a new set; the old rows keep their history
+            # under a renamed set so that old checks still resolve.
+            existing.name = f"{name}.removed-{existing.id}"
+            session.flush()
+        session.add(
+            ReferenceSet(
+                name=name,
+                description=description,
+                rights_status=rights,
+                rights_holder=holder,
+                source=source,
+            )
+        )
+        audit.append_event(
+            session,
+            actor=actor,
+            action="refset.created",
+            subject=f"refset:{name}",
+            payload={"rights": rights, "holder": holder, "description": description},
+        )
+    write_manifest(workspace, name)
+
+
+def active_set(session: Any, name: str) -> ReferenceSet:
+    found = session.scalar(
+        select(ReferenceSet).where(ReferenceSet.name == name, ReferenceSet.removed_at.is_(None))
+    )
+    if found is None:
+        raise NotFound(f"no reference set named {name!r}")
+    return found  # type: ignore[no-any-return]
+
+
+def add_items(
+    workspace: Workspace,
+    name: str,
+    sources: Iterable[Path],
+    *,
+    attribution: str | None,
+    actor: str,
+    progress: IngestProgress | None = None,
+) -> IngestReport:
+    """Add the images found at ``sources`` to set ``name`` and rebuild its indexes."""
+    report = IngestReport(name)
+    detectors = _available_detectors(workspace, report)
+    with read_session(workspace.engine) as session:
+        reference_set = active_set(session, name)
+        set_id = reference_set.id
+    files, skipped = collect_files(sources, exclude=workspace.root)
+    report.skipped.extend(skipped)
+    attributions = _attributions(sources)
+    for done, path in enumerate(files, start=1):
+        try:
+            outcome = _add_one(workspace, set_id, path, detectors, attributions, attribution)
+        except ProvenanceError as exc:
+            outcome = f"failed: {exc}"
+            report.failed.append((str(path), str(exc)))
+        if outcome == "added":
+            report.added += 1
+        elif outcome == "known":
+            report.known += 1
+        if progress is not None:
+            progress(str(path), outcome, done, len(files))
+    with write_transaction(workspace.engine) as session:
+        audit.append_event(
+            session,
+            actor=actor,
+            action="refset.items_added",
+            subject=f"refset:{name}",
+            payload={"added": report.added, "failed": len(report.failed)},
+        )
+    report.indexes = rebuild_indexes(workspace, name, detectors, actor=actor)
+    write_manifest(workspace, name)
+    return report
+
+
+def _available_detectors(workspace: Workspace, report: IngestReport) -> list[Detector]:
+    detectors = []
+    for detector_name, detector in workspace.detectors().items():
+        if isinstance(detector, ProvenanceError):
+            report.unavailable[detector_name] = str(detector)
+        else:
+            detectors.append(detector)
+    return detectors
+
+
+def _attributions(sources: Iterable[Path]) -> dict[str, str]:
+    """Per-file credits from an ``attributions.json`` ({"file name": "credit"}) in a
+    source folder."""
+    found: dict[str, str] = {}
+    for source in sources:
+        candidate = Path(source) / "attributions.json"
+        if candidate.is_file():
+            try:
+                document = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InvalidInput(f"{candidate}: not readable JSON: {exc}") from None
+            if not isinstance(document, dict) or not all(
+                isinstance(v, str) for v in document.values()
+            ):
+                raise InvalidInput(f"{candidate}: must map file names to credit strings")
+            found.update(document)
+    return found
+
+
+def _add_one(
+    workspace: Workspace,
+    set_id: int,
+    path: Path,
+    detectors: list[Detector],
+    attributions: dict[str, str],
+    attribution: str | None,
+) -> str:
+    data = read_file(path, workspace.fingerprint_limits.max_file_bytes)
+    sha256 = hashlib.sha256(data).hexdigest()
+    with read_session(workspace.engine) as session:
+        item = session.scalar(
+            select(ReferenceItem).where(
+                ReferenceItem.set_id == set_id, ReferenceItem.sha256 == sha256
+            )
+        )
+        have = (
+            set(
+                session.scalars(
+                    select(ReferenceVector.spec).where(ReferenceVector.item_id == item.id)
+                )
+            )
+            if item is not None
+            else set()
+        )
+    missing = [d for d in detectors if d.spec.label() not in have]
+    if item is not None and not missing:
+        return "known"
+    decoded = decode_image(data, max_pixels=workspace.fingerprint_limits.max_pixels)
+    vectors = {d.spec.label(): (d.spec.name, d.embed([decoded.pixels])[0]) for d in missing}
+    workspace.store.put(data, sha256)
+    with write_transaction(workspace.engine) as session:
+        if item is None:
+            item = ReferenceItem(
+                set_id=set_id,
+                sha256=sha256,
+                source_path=str(path),
+                attribution=attributions.get(path.name, attribution),
+                media=decoded.media_json(),
+            )
+            session.add(item)
+            session.flush()
+        for label, (detector_name, vector) in vectors.items():
+            session.add(
+                ReferenceVector(
+                    item_id=item.id,
+                    detector=detector_name,
+                    spec=label,
+                    vector=np.ascontiguousarray(vector).tobytes(),
+                )
+            )
+    return "added" if not have else "known"
+
+
+def rebuild_indexes(
+    workspace: Workspace, name: str, detectors: list[Detector] | None = None, *, actor: str
+) -> dict[str, dict[str, Any]]:
+    """Rebuild every detector's index of set ``name`` from the stored vectors, embedding
+    any item that lacks a vector under a detector's current spec."""
+    if detectors is None:
+        detectors = [d for d in workspace.detectors().values() if not isinstance(d, Exception)]
+    with read_session(workspace.engine) as session:
+        reference_set = active_set(session, name)
+        items = [(item.id, item.sha256) for item in reference_set.items]
+    built: dict[str, dict[str, Any]] = {}
+    for detector in detectors:
+        label = detector.spec.label()
+        vectors = _vectors_for(workspace, items, detector, label)
+        dtype = np.uint8 if detector.spec.metric == "hamming" else np.float32
+        width = detector.spec.dim // 8 if detector.spec.metric == "hamming" else detector.spec.dim
+        matrix = (
+            np.stack([np.frombuffer(vectors[i], dtype=dtype) for i, _ in items])
+            if items
+            else np.zeros((0, width), dtype=dtype)
+        )
+        index = build_index(detector.spec, matrix, np.array([i for i, _ in items], dtype=np.int64))
+        try:
+            save_index(index, workspace.root / "indexes" / name, detector.spec.name)
+        except OSError as exc:
+            raise ProvenanceError(f"cannot write the {detector.spec.name} index: {exc}") from None
+        built[detector.spec.name] = {
+            "count": index.count,
+            "index_type": index.index_type,
+            "vectors_sha256": index.vectors_sha256,
+        }
+    with write_transaction(workspace.engine) as session:
+        audit.append_event(
+            session,
+            actor=actor,
+            action="refset.indexed",
+            subject=f"refset:{name}",
+            payload=built,
+        )
+    return built
+
+
+def _vectors_for(
+    workspace: Workspace, items: list[tuple[int, str]], detector: Detector, label: str
+) -> dict[int, bytes]:
+    """Every item's stored vector under ``label``; items without one are embedded now from
+    their stored copy (after a detector's spec changed)."""
+    with read_session(workspace.engine) as session:
+        rows = session.execute(
+            select(ReferenceVector.item_id, ReferenceVector.vector)
+            .join(ReferenceItem)
+            .where(ReferenceVector.spec == label, ReferenceItem.id.in_([i for i, _ in items]))
+        ).all()
+    vectors: dict[int, bytes] = {int(item_id): bytes(vector) for item_id, vector in rows}
+    for item_id, sha256 in items:
+        if item_id in vectors:
+            continue
+        decoded = decode_image(
+            workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+        )
+        vector = np.ascontiguousarray(detector.embed([decoded.pixels])[0]).tobytes()
+        with write_transaction(workspace.engine) as session:
+            session.add(
+                ReferenceVector(
+                    item_id=item_id, detector=detector.spec.name, spec=label, vector=vector
+                )
+            )
+        vectors[item_id] = vector
+    return vectors
+
+
+def remove_set(workspace: Workspace, name: str, *, actor: str) -> None:
+    """Retire a set: its indexes and manifest go; its rows stay for the checks that used it."""
+    with write_transaction(workspace.engine) as session:
+        reference_set = active_set(session, name)
+        reference_set.removed_at = utcnow()
+        audit.append_event(
+            session,
+            actor=actor,
+            action="refset.removed",
+            subject=f"refset:{name}",
+            payload={"items": len(reference_set.items)},
+        )
+    folder = workspace.root / "indexes" / name
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+        folder.rmdir()
+    (workspace.root / "reference_sets" / f"{name}.toml").unlink(missing_ok=True)
+
+
+def set_json(reference_set: ReferenceSet, *, with_items: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": reference_set.name,
+        "description": reference_set.description,
+        "rights_status": reference_set.rights_status,
+        "rights_holder": reference_set.rights_holder,
+        "source": reference_set.source,
+        "created_at": reference_set.created_at.isoformat(),
+        "items": len(reference_set.items),
+    }
+    if with_items:
+        document["item_list"] = [
+            {
+                "id": item.id,
+                "sha256": item.sha256,
+                "source_path": item.source_path,
+                "attribution": item.attribution,
+            }
+            for item in reference_set.items
+        ]
+    return document
+
+
+def write_manifest(workspace: Workspace, name: str) -> None:
+    """Write ``reference_sets/<name>.toml``: the set, its rights, and every item."""
+    with read_session(workspace.engine) as session:
+        document = set_json(active_set(session, name), with_items=True)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": document["name"],
+        "description": document["description"],
+        "rights_status": document["rights_status"],
+        "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "items": [
+            {k: v for k, v in item.items() if v is not None} for item in document["item_list"]
+        ],
+    }
+    for key in ("rights_holder", "source"):
+        if document[key]:
+            manifest[key] = document[key]
+    path = workspace.root / "reference_sets" / f"{name}.toml"
+    try:
+        write_atomically(path, tomli_w.dumps(manifest).encode("utf-8"))
+    except OSError as exc:
+        raise ProvenanceError(f"cannot write {path.name}: {exc.strerror}") from None

@@ -1,7 +1,8 @@
 """The ``provenance`` command: parse arguments, make one workspace call, print the answer.
 
 Exit codes: 0 success; 1 an error (``Error: <message>`` on stderr) or, for ``register``,
-at least one file failed; 2 a usage error (unknown option, missing argument).
+at least one file failed; 2 a usage error (unknown option, missing argument); 3 a check
+verdict reached ``--fail-on``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from provenance.workspace import Workspace, upgrade_database
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Exit status when a verdict reaches --fail-on (1 is kept for errors).
+FAIL_ON_EXIT = 3
 
 _USE_HELP = "; ".join(f"{use.value}: {use.description}" for use in IntendedUse.declarable())
 
@@ -148,6 +152,11 @@ def config_command(context: Context, as_json: bool) -> None:
     help="Sidecar JSON applied to every file (schema provenance.sidecar/1).",
 )
 @click.option(
+    "--fail-on",
+    type=click.Choice(["review", "high"]),
+    help="Exit with status 3 when a new asset's check verdict is at or above this level.",
+)
+@click.option(
     "--jobs",
     type=click.IntRange(min=0),
     help="Fingerprinting processes (default: the jobs setting; 0: automatic).",
@@ -164,6 +173,7 @@ def register(
     production: str | None,
     by: str | None,
     metadata_file: Path | None,
+    fail_on: str | None,
     jobs: int | None,
     as_json: bool,
     **fields: str | None,
@@ -193,6 +203,8 @@ def register(
         _print_register_report(report)
     if report.count("failed"):
         sys.exit(1)
+    if fail_on and _reaches([r.check["verdict"] for r in report.results if r.check], fail_on):
+        sys.exit(FAIL_ON_EXIT)
     if request.use is None and report.count("new") and not as_json:
         click.echo(
             "Note: no intended use declared; recorded as 'undeclared'. Pass --use.", err=True
@@ -257,6 +269,204 @@ def list_command(
         for a in assets
     ]
     _print_table(("id", "sha256", "use", "production", "tool", "model", "registered", "file"), rows)
+
+
+@cli.command("check")
+@click.argument("refs", nargs=-1, required=True)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["review", "high"]),
+    help=f"Exit with status {FAIL_ON_EXIT} when any verdict is at or above this level.",
+)
+@click.option("--by", help="Who is checking (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@pass_context
+@_fail_cleanly
+def check_command(
+    context: Context, refs: tuple[str, ...], fail_on: str | None, by: str | None, as_json: bool
+) -> None:
+    """Check assets (ids or sha256 prefixes) against every reference set.
+
+    Each check is recorded (a re-check adds a new one). JSON follows provenance.check/1.
+    Exit status: 0 done; 1 error; 3 a verdict reached --fail-on.
+    """
+    with context.open() as workspace:
+        checks = workspace.check(refs, by=by)
+    if as_json:
+        _print_json({"schema": "provenance.check-list/1", "checks": checks})
+    else:
+        _print_checks(checks)
+    if fail_on and _reaches([c["verdict"] for c in checks], fail_on):
+        sys.exit(FAIL_ON_EXIT)
+
+
+def _reaches(verdicts: list[str], level: str) -> bool:
+    levels = {"clear": 0, "review": 1, "high": 2}
+    return any(levels[v] >= levels[level] for v in verdicts)
+
+
+@cli.group()
+def refs() -> None:
+    """Reference sets: material the production must not recreate."""
+
+
+@refs.command("add")
+@click.argument("name")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder or file of reference images; repeatable.",
+)
+@click.option(
+    "--rights",
+    type=click.Choice(["third-party", "owned", "licensed", "talent"]),
+    default="third-party",
+    show_default=True,
+    help="Rights status of the material.",
+)
+@click.option("--holder", help="Rights holder.")
+@click.option("--description", default="", help="What the set is.")
+@click.option("--attribution", help="Credit recorded for every item (attributions.json overrides).")
+@click.option("--by", help="Who is adding (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+@_fail_cleanly
+def refs_add(
+    context: Context,
+    name: str,
+    sources: tuple[Path, ...],
+    rights: str,
+    holder: str | None,
+    description: str,
+    attribution: str | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Create reference set NAME from images, fingerprint them and build its indexes."""
+    with context.open() as workspace, _refs_progress(not as_json) as progress:
+        report = workspace.add_reference_set(
+            name,
+            sources,
+            rights=rights,
+            holder=holder,
+            description=description,
+            attribution=attribution,
+            by=by,
+            progress=progress,
+        )
+    _print_ingest(report, as_json)
+
+
+@refs.command("add-items")
+@click.argument("name")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder or file of reference images; repeatable.",
+)
+@click.option("--attribution", help="Credit recorded for every new item.")
+@click.option("--by", help="Who is adding (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+@_fail_cleanly
+def refs_add_items(
+    context: Context,
+    name: str,
+    sources: tuple[Path, ...],
+    attribution: str | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Add images to reference set NAME; items already in it are skipped (resumes)."""
+    with context.open() as workspace, _refs_progress(not as_json) as progress:
+        report = workspace.add_reference_items(
+            name, sources, attribution=attribution, by=by, progress=progress
+        )
+    _print_ingest(report, as_json)
+
+
+@refs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def refs_list(context: Context, as_json: bool) -> None:
+    """List the active reference sets."""
+    with context.open() as workspace:
+        sets = workspace.list_reference_sets()
+    if as_json:
+        _print_json({"schema": "provenance.refs-list/1", "reference_sets": sets})
+        return
+    if not sets:
+        click.echo("No reference sets.")
+        return
+    _print_table(
+        ("name", "rights", "holder", "items", "description"),
+        [
+            (
+                s["name"],
+                s["rights_status"],
+                s["rights_holder"] or "-",
+                str(s["items"]),
+                s["description"],
+            )
+            for s in sets
+        ],
+    )
+
+
+@refs.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def refs_show(context: Context, name: str, as_json: bool) -> None:
+    """Show reference set NAME with its items."""
+    with context.open() as workspace:
+        document = workspace.show_reference_set(name)
+    if as_json:
+        _print_json({"schema": "provenance.refs-show/1", **document})
+        return
+    click.echo(f"{printable(document['name'])}: {printable(document['description'])}")
+    holder = printable(document["rights_holder"] or "-")
+    click.echo(f"  rights  {document['rights_status']}  holder {holder}")
+    _print_table(
+        ("item", "sha256", "source", "attribution"),
+        [
+            (str(i["id"]), i["sha256"][:12], i["source_path"], i["attribution"] or "-")
+            for i in document["item_list"]
+        ],
+    )
+
+
+@refs.command("rebuild")
+@click.argument("name")
+@click.option("--by", help="Who is rebuilding (default: the user setting or login name).")
+@pass_context
+@_fail_cleanly
+def refs_rebuild(context: Context, name: str, by: str | None) -> None:
+    """Rebuild NAME's indexes under the detectors' current specs."""
+    with context.open() as workspace:
+        built = workspace.rebuild_reference_set(name, by=by)
+    for detector, facts in built.items():
+        click.echo(f"{detector}: {facts['count']} vectors, {facts['index_type']}")
+
+
+@refs.command("remove")
+@click.argument("name")
+@click.option("--by", help="Who is removing (default: the user setting or login name).")
+@pass_context
+@_fail_cleanly
+def refs_remove(context: Context, name: str, by: str | None) -> None:
+    """Retire reference set NAME: no longer checked against; past checks keep naming it."""
+    with context.open() as workspace:
+        workspace.remove_reference_set(name, by=by)
+    click.echo(f"Removed reference set {name}.")
 
 
 @cli.group()
@@ -378,6 +588,73 @@ def _print_asset(record: dict[str, Any]) -> None:
         click.echo(f"    {printable(key):<15} {_clip(printable(value), 100)}  ({entry['source']})")
 
 
+def _print_checks(checks: list[dict[str, Any]]) -> None:
+    rows = []
+    for check in checks:
+        best = check["best_match"]
+        reason = check["reasons"][0] if check["reasons"] else None
+        rows.append(
+            (
+                str(check["asset_id"]),
+                check["verdict"],
+                f"{best['reference_set']}#{best['item_id']} {Path(best['source_path']).name}"
+                if best and check["verdict"] != "clear"
+                else "-",
+                f"{reason['detector']} ({reason['region']})" if reason else "-",
+                f"{reason['score']:.3f}" if reason else "-",
+            )
+        )
+    _print_table(("asset", "verdict", "best match", "detector", "score"), rows)
+    for check in checks:
+        for detector in check["detectors"]:
+            if detector["status"] != "ran":
+                click.echo(
+                    f"warning: {detector['name']} did not run: {detector['reason']}", err=True
+                )
+        for reference_set in check["reference_sets"]:
+            for problem in reference_set["problems"]:
+                click.echo(f"warning: {reference_set['name']}: {problem}", err=True)
+        break  # the same detectors and sets apply to every check of one run
+
+
+def _verdict_text(check: dict[str, Any]) -> str:
+    best = check["best_match"]
+    if check["verdict"] == "clear" or best is None:
+        return "clear"
+    return f"{check['verdict']}: {best['reference_set']}#{best['item_id']}"
+
+
+def _print_ingest(report: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for path, error in report.failed:
+            click.echo(f"failed  {printable(path)}: {printable(error)}", err=True)
+        click.echo(
+            f"{report.name}: {report.added} added, {report.known} already present, "
+            f"{len(report.failed)} failed."
+        )
+        for detector, facts in report.indexes.items():
+            click.echo(f"  {detector} index: {facts['count']} vectors, {facts['index_type']}")
+        for detector, reason in report.unavailable.items():
+            click.echo(f"warning: {detector} did not run: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@contextmanager
+def _refs_progress(enabled: bool) -> Iterator[Callable[[str, str, int, int], None] | None]:
+    with _progress(enabled, "fingerprinting") as step:
+        if step is None:
+            yield None
+            return
+
+        def on_file(path: str, outcome: str, done: int, total: int) -> None:
+            step(outcome.split(":")[0], done, total)
+
+        yield on_file
+
+
 def _print_register_report(report: RegisterReport) -> None:
     for result in report.results:
         if result.status == "failed":
@@ -385,9 +662,10 @@ def _print_register_report(report: RegisterReport) -> None:
         elif len(report.results) <= 20 and result.asset is not None:
             asset = result.asset
             label = "new    " if result.status == "new" else "known  "
+            verdict = f"  {_verdict_text(result.check)}" if result.check else ""
             click.echo(
                 f"{label} asset {asset['id']}  {asset['sha256'][:12]}  {asset['intended_use']}  "
-                f"{printable(result.path)}"
+                f"{printable(result.path)}{verdict}"
             )
     click.echo(
         f"{report.count('new')} new, {report.count('known')} already registered, "
@@ -396,7 +674,9 @@ def _print_register_report(report: RegisterReport) -> None:
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[RegisterResult, int, int], None] | None]:
+def _progress(
+    enabled: bool, label: str = "registering"
+) -> Iterator[Callable[[Any, int, int], None] | None]:
     """A progress bar on a terminal; nothing when output is piped or JSON."""
     if not enabled or not sys.stderr.isatty():
         yield None
@@ -407,17 +687,17 @@ def _progress(enabled: bool) -> Iterator[Callable[[RegisterResult, int, int], No
     size = shutil.get_terminal_size((80, 24))
     with tqdm(
         unit="file",
-        desc="registering",
+        desc=label,
         file=sys.stderr,
         leave=False,
         ncols=size.columns,
         nrows=size.lines,
     ) as bar:
 
-        def step(result: RegisterResult, done: int, total: int) -> None:
+        def step(result: RegisterResult | str, done: int, total: int) -> None:
             bar.total = total
             bar.update(1)
-            bar.set_postfix_str(result.status)
+            bar.set_postfix_str(result if isinstance(result, str) else result.status)
 
         yield step
 

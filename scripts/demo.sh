@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# Install provenance and run the main job offline: a fresh demo workspace with the
-# repository's sample images registered, listed, shown and the audit chain verified.
+# Install provenance and run the main job offline: the demo workspace, its triage table,
+# one flagged asset's record and the audit chain verified.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/_env.sh
 workspace="${1:-demo-workspace}"
 rm -rf "$workspace"
-provenance=.venv/bin/provenance
-"$provenance" init "$workspace"
-"$provenance" -w "$workspace" register samples/images \
-    --use ideation --production "Demo" --tool "demo-pipeline" --by "demo-artist"
+# A reference set of real photographs, generated assets recreating some of them and
+# unrelated ones, registered with their generation metadata and checked; then the triage
+# table. Offline.
+.venv/bin/provenance demo "$workspace"
 echo
-"$provenance" -w "$workspace" list
+.venv/bin/provenance -w "$workspace" show 5
 echo
-"$provenance" -w "$workspace" show 1
-echo
-"$provenance" -w "$workspace" audit verify
+.venv/bin/provenance -w "$workspace" audit verify

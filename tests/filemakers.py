@@ -18,6 +18,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "images"
+# The sample photographs (the folder also holds their attributions.json).
+SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in {".jpg", ".png"})
 
 A1111_PROMPT = "a cinematic matte painting of a lighthouse at dusk, volumetric light"
 A1111_NEGATIVE = "blurry, lowres, watermark"

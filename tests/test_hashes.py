@@ -19,7 +19,7 @@ from provenance.errors import ConfigError
 from provenance.media import decode_image
 from tests import filemakers as fm
 
-SAMPLE_FILES = sorted(p.name for p in fm.SAMPLES.iterdir())
+SAMPLE_FILES = fm.SAMPLE_NAMES
 ALL = list(HASH_ALGORITHMS)
 
 

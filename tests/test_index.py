@@ -26,7 +26,7 @@ from provenance.index.faiss_index import (
 )
 from tests import filemakers as fm
 
-NAMES = sorted(p.name for p in fm.SAMPLES.iterdir())
+NAMES = fm.SAMPLE_NAMES
 PHASH_SPEC = DetectorSpec("phash", "imagehash phash", "-", 64, "hamming", "greyscale 32x32")
 
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from provenance.detectors.sscd import SSCDDetector, model_path
 from tests import filemakers as fm
 
-NAMES = sorted(p.name for p in fm.SAMPLES.iterdir())
+NAMES = fm.SAMPLE_NAMES
 
 
 @pytest.fixture(scope="module")

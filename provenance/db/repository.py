@@ -82,6 +82,7 @@ def _with_details(statement: Select[Asset]) -> Select[Asset]:
     return statement.options(
         selectinload(Asset.production),
         selectinload(Asset.fingerprints),
+        selectinload(Asset.checks),
         selectinload(Asset.generation_records).selectinload(GenerationRecord.tool),
     )
 

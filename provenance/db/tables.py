@@ -104,6 +104,7 @@ class Asset(Base):
     fingerprints: Mapped[list[FingerprintRow]] = relationship(
         back_populates="asset", order_by="FingerprintRow.id"
     )
+    checks: Mapped[list[Check]] = relationship(order_by="Check.id", viewonly=True)
 
 
 class GenerationRecord(Base):

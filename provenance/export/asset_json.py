@@ -10,7 +10,8 @@
                         "value": "hex", "bits": 64}],
       "generation": {"fields": {"prompt": {"value": "...", "source": "a1111"}, ...},
                      "settings": {"steps": {"value": 30, "source": "a1111"}, ...},
-                     "raw": {"a1111": {...}, ...}}
+                     "raw": {"a1111": {...}, ...}},
+      "checks": [{"check_id", "created_at", "verdict", "reasons"}]   oldest first
     }
 
 ``generation`` describes the newest generation record; every field of
@@ -46,6 +47,15 @@ def asset_json(asset: Asset, *, include_raw: bool = True) -> dict[str, Any]:
             for f in asset.fingerprints
         ],
         "generation": generation_json(record, include_raw=include_raw),
+        "checks": [
+            {
+                "check_id": check.id,
+                "created_at": check.created_at.isoformat(),
+                "verdict": check.verdict,
+                "reasons": check.reasons.get("reasons", []),
+            }
+            for check in asset.checks
+        ],
     }
 
 

@@ -1,0 +1,286 @@
+"""The demo workspace: a reference set of real photographs, a batch of "generated" assets
+that recreate some of them (crop, resize, recolour, text overlay, composite, mirror) beside
+unrelated pictures, all registered and checked offline.
+
+The generated files carry generation metadata the way the tools write it (an AUTOMATIC1111
+``parameters`` chunk, a ComfyUI ``prompt`` graph, or a sidecar), so the demo also shows
+metadata extraction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL.PngImagePlugin import PngInfo
+
+from provenance.errors import InvalidInput, WorkspaceExists
+from provenance.registration import RegisterRequest
+from provenance.workspace import Workspace
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+REFERENCE_SET = "demo-studio-ip"
+
+
+@dataclass(frozen=True)
+class DemoAsset:
+    """One generated file: how it is made, and what it should be judged."""
+
+    file: str
+    source: str
+    make: Callable[[Image.Image, Path], Image.Image]
+    use: str
+    prompt: str
+    tool: str
+    recreates: str | None
+
+
+def _crop(image: Image.Image, _: Path) -> Image.Image:
+    w, h = image.size
+    return image.crop((w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+
+
+def _resize(image: Image.Image, _: Path) -> Image.Image:
+    return image.resize((image.width * 2 // 5, image.height * 2 // 5), Image.Resampling.LANCZOS)
+
+
+def _recolour(image: Image.Image, _: Path) -> Image.Image:
+    warmer = ImageEnhance.Color(image).enhance(0.4)
+    return ImageEnhance.Brightness(warmer).enhance(1.15)
+
+
+def _overlay_text(image: Image.Image, _: Path) -> Image.Image:
+    edited = image.copy()
+    draw = ImageDraw.Draw(edited)
+    for row in range(8, image.height, max(1, image.height // 7)):
+        draw.text((12, row), "MISSION CONTROL  //  TAKE 3  //  PREVIZ", fill=(255, 220, 0))
+    return edited
+
+
+def _composite(image: Image.Image, samples: Path) -> Image.Image:
+    with Image.open(samples / "unrelated" / "brick.jpg") as brick:
+        scene = brick.convert("RGB").resize((image.width * 2, image.height * 2))
+    scene.paste(image, (image.width - 30, image.height // 2))
+    return scene
+
+
+def _mirror(image: Image.Image, _: Path) -> Image.Image:
+    return ImageOps.mirror(image)
+
+
+def _as_is(image: Image.Image, _: Path) -> Image.Image:
+    return image
+
+
+ASSETS = (
+    DemoAsset(
+        "sh010_bg_v001.png",
+        "images/coffee.jpg",
+        _crop,
+        "background",
+        "a cup of espresso on a wooden cafe table, morning light",
+        "automatic1111",
+        "coffee.jpg",
+    ),
+    DemoAsset(
+        "sh020_key_v002.png",
+        "images/astronaut.jpg",
+        _resize,
+        "key-creative",
+        "portrait of an astronaut in an orange flight suit, flag behind",
+        "comfyui",
+        "astronaut.jpg",
+    ),
+    DemoAsset(
+        "sh030_cat_v001.png",
+        "images/chelsea.png",
+        _recolour,
+        "background",
+        "a tabby cat looking up, muted palette",
+        "automatic1111",
+        "chelsea.png",
+    ),
+    DemoAsset(
+        "sh040_launch_v003.png",
+        "images/rocket.jpg",
+        _overlay_text,
+        "previz",
+        "rocket launch at dawn, smoke plume, text overlay",
+        "comfyui",
+        "rocket.jpg",
+    ),
+    DemoAsset(
+        "sh050_wall_v001.png",
+        "images/camera.png",
+        _composite,
+        "final-deliverable",
+        "brick wall with a framed black and white photograph",
+        "sidecar",
+        "camera.png",
+    ),
+    DemoAsset(
+        "sh060_sky_v001.png",
+        "images/hubble_deep_field.jpg",
+        _mirror,
+        "ideation",
+        "deep space, many small galaxies",
+        "sidecar",
+        "hubble_deep_field.jpg",
+    ),
+    DemoAsset(
+        "sh070_ground_v001.png",
+        "unrelated/grass.jpg",
+        _as_is,
+        "background",
+        "close-up of grass, black and white",
+        "automatic1111",
+        None,
+    ),
+    DemoAsset(
+        "sh080_coins_v002.png",
+        "unrelated/coins.jpg",
+        _as_is,
+        "ideation",
+        "ancient coins on a dark cloth",
+        "comfyui",
+        None,
+    ),
+    DemoAsset(
+        "sh090_path_v001.png",
+        "unrelated/gravel.jpg",
+        _as_is,
+        "background",
+        "gravel path texture",
+        "sidecar",
+        None,
+    ),
+    DemoAsset(
+        "sh100_horse_v001.png",
+        "unrelated/horse.png",
+        _as_is,
+        "ideation",
+        "silhouette of a horse, flat graphic",
+        "automatic1111",
+        None,
+    ),
+)
+
+
+def _write_with_metadata(image: Image.Image, path: Path, asset: DemoAsset, seed: int) -> None:
+    if asset.tool == "automatic1111":
+        info = PngInfo()
+        info.add_text(
+            "parameters",
+            f"{asset.prompt}\nNegative prompt: watermark, text\n"
+            f"Steps: 28, Sampler: DPM++ 2M Karras, CFG scale: 6, Seed: {seed}, "
+            f"Size: {image.width}x{image.height}, Model: sd_xl_base_1.0, Version: v1.10.1",
+        )
+        image.save(path, pnginfo=info)
+    elif asset.tool == "comfyui":
+        graph = {
+            "3": {
+                "class_type": "KSampler",
+                "inputs": {
+                    "seed": seed,
+                    "steps": 20,
+                    "cfg": 7,
+                    "sampler_name": "euler",
+                    "scheduler": "normal",
+                    "denoise": 1,
+                    "model": ["4", 0],
+                    "positive": ["6", 0],
+                    "negative": ["7", 0],
+                    "latent_image": ["5", 0],
+                },
+            },
+            "4": {
+                "class_type": "CheckpointLoaderSimple",
+                "inputs": {"ckpt_name": "flux1-dev.safetensors"},
+            },
+            "5": {
+                "class_type": "EmptyLatentImage",
+                "inputs": {"width": image.width, "height": image.height, "batch_size": 1},
+            },
+            "6": {
+                "class_type": "CLIPTextEncode",
+                "inputs": {"text": asset.prompt, "clip": ["4", 1]},
+            },
+            "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        }
+        info = PngInfo()
+        info.add_text("prompt", json.dumps(graph))
+        image.save(path, pnginfo=info)
+    else:
+        image.save(path)
+        sidecar = {
+            "schema": "provenance.sidecar/1",
+            "tool": "in-house-pipeline",
+            "tool_version": "2.3",
+            "model": "studio-diffusion-xl",
+            "prompt": asset.prompt,
+            "seed": seed,
+            "settings": {"steps": 30, "guidance": 5.5},
+        }
+        path.with_name(path.name + ".json").write_text(json.dumps(sidecar, indent=2))
+
+
+@dataclass(frozen=True)
+class DemoRow:
+    asset_id: int
+    file: str
+    use: str
+    recreates: str | None
+    verdict: str
+    best_match: str
+    reason: dict[str, Any] | None
+
+
+def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
+    """Create the demo workspace in ``directory`` (which must not exist or be empty)."""
+    if not (samples / "images").is_dir() or not (samples / "unrelated").is_dir():
+        raise InvalidInput(
+            f"the demo needs the repository's samples folder ({samples}); run it from a checkout"
+        )
+    if directory.exists() and any(directory.iterdir()):
+        raise WorkspaceExists(f"{directory} exists and is not empty; choose another folder")
+    with Workspace.create(directory) as workspace:
+        workspace.add_reference_set(
+            REFERENCE_SET,
+            [samples / "images"],
+            rights="third-party",
+            holder="Demo rights holder",
+            description="Stills the production does not own (public-domain stand-ins)",
+            by="demo-rights-manager",
+        )
+        generated = directory / "generated"
+        generated.mkdir()
+        for seed, asset in enumerate(ASSETS, start=1000):
+            with Image.open(samples / asset.source) as source:
+                image = asset.make(source.convert("RGB"), samples)
+            _write_with_metadata(image, generated / asset.file, asset, seed)
+        rows = []
+        for asset in ASSETS:
+            request = RegisterRequest.from_flags(use=asset.use, production="Demo", by="demo-artist")
+            [result] = workspace.register([generated / asset.file], request).results
+            if result.asset is None or result.check is None:
+                raise InvalidInput(f"demo asset {asset.file} failed: {result.error}")
+            rows.append(_row(asset, result.asset, result.check))
+    return rows
+
+
+def _row(asset: DemoAsset, record: dict[str, Any], check: dict[str, Any]) -> DemoRow:
+    best = check["best_match"]
+    flagged = check["verdict"] != "clear" and best is not None
+    return DemoRow(
+        asset_id=record["id"],
+        file=asset.file,
+        use=asset.use,
+        recreates=asset.recreates,
+        verdict=check["verdict"],
+        best_match=Path(best["source_path"]).name if flagged else "-",
+        reason=check["reasons"][0] if check["reasons"] else None,
+    )

@@ -1,0 +1,30 @@
+"""The demo builds offline, flags every recreation and clears every unrelated image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import run, run_json
+
+
+def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None:
+    workspace = tmp_path / "demo"
+    result = run("demo", workspace)
+    assert result.exit_code == 0, result.output
+    assert (
+        "6 of 6 recreations flagged against the right reference; 4 of 4 unrelated images clear."
+        in result.stdout
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["asset", "file", "use", "recreates", "verdict"]
+    assert len([line for line in lines[1:11] if " clear " in line]) == 4
+    assets = run_json("-w", workspace, "list")["assets"]
+    assert len(assets) == 10
+    sources = {a["original_name"]: a["generation"]["fields"]["prompt"]["source"] for a in assets}
+    assert sources["sh010_bg_v001.png"] == "a1111"
+    assert sources["sh020_key_v002.png"] == "comfyui"
+    assert sources["sh050_wall_v001.png"] == "sidecar"
+    assert run("-w", workspace, "audit", "verify").exit_code == 0
+    again = run("demo", workspace)
+    assert again.exit_code == 1
+    assert "exists and is not empty" in again.stderr

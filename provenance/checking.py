@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 CHECK_SCHEMA = "provenance.check/1"
 # Detectors whose vectors describe content that can sit in part of a picture.
-REGION_DETECTORS = frozenset({"sscd"})
+REGION_DETECTORS = frozenset({"sscd", "clip"})
 
 
 def regions(image: Image.Image) -> dict[str, Image.Image]:
@@ -70,6 +70,7 @@ def regions(image: Image.Image) -> dict[str, Image.Image]:
 
 def thresholds_from(settings: Any) -> dict[str, Thresholds]:
     return {
+        "clip": Thresholds(settings["clip_review"], settings["clip_high"]),
         "sscd": Thresholds(settings["sscd_review"], settings["sscd_high"]),
         "phash": Thresholds(settings["phash_review"], settings["phash_high"], False),
     }

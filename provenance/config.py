@@ -120,7 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Detectors that fingerprint reference sets and check assets, comma separated: phash "
         "(re-encodes, resizes, light edits), sscd (copies under crops, overlays, colour "
-        "changes). A configured detector that cannot run is reported by every check.",
+        "changes), clip (look-alikes; needs the clip extra and weights). A configured "
+        "detector that cannot run is reported by every check.",
     ),
     Setting(
         "check_on_register",
@@ -156,6 +157,46 @@ SETTINGS: tuple[Setting, ...] = (
         "SSCD cosine at or over which a match goes to review. Unrelated photographs score "
         "under 0.15 in the tests; a 50 % crop or a text overlay of a reference scores 0.54 "
         "or more.",
+    ),
+    Setting(
+        "clip_model",
+        "ViT-B-32",
+        str,
+        "open_clip architecture of the clip detector.",
+    ),
+    Setting(
+        "clip_pretrained",
+        "laion2b_s34b_b79k",
+        str,
+        "open_clip pretrained tag, downloaded by open_clip where the network allows. Ignored "
+        "when clip_checkpoint is set.",
+    ),
+    Setting(
+        "clip_checkpoint",
+        "",
+        str,
+        "Local CLIP weights file (relative paths from the workspace folder), for machines "
+        "without network access. Its sha256 becomes part of the detector's spec.",
+    ),
+    Setting(
+        "clip_model_config",
+        "",
+        str,
+        "An open_clip model-config JSON file describing a custom architecture named by "
+        "clip_model (relative paths from the workspace folder).",
+    ),
+    Setting(
+        "clip_high",
+        0.95,
+        float,
+        "CLIP cosine at or over which a match is high (provisional, to be calibrated on real "
+        "weights: CLIP scores unrelated pictures of one subject around 0.7-0.85).",
+    ),
+    Setting(
+        "clip_review",
+        0.88,
+        float,
+        "CLIP cosine at or over which a match goes to review (provisional, see clip_high).",
     ),
     Setting(
         "phash_high",

@@ -467,7 +467,7 @@ class Workspace:
             loaded: dict[str, Detector | ProvenanceError] = {}
             for name in parse_detector_names(self.settings["detectors"]):
                 try:
-                    loaded[name] = load_detector(name)
+                    loaded[name] = load_detector(name, self.settings, self.root)
                 except DetectorUnavailable as exc:
                     loaded[name] = exc
             self._detectors = loaded

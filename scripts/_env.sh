@@ -2,6 +2,7 @@
 # Make the project's virtual environment and install the package into it.
 #   bash scripts/_env.sh            runtime dependencies only
 #   bash scripts/_env.sh dev        plus the test and lint tools
+#   bash scripts/_env.sh dev,clip   plus torch and open_clip for the clip detector
 # Safe to run again: an up-to-date environment costs a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,7 @@
 # Extra arguments go to pytest (for example: bash scripts/test.sh -k audit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/_env.sh dev
+bash scripts/_env.sh dev,clip
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

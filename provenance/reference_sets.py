@@ -163,14 +163,13 @@ def add_items(
             report.known += 1
         if progress is not None:
             progress(str(path), outcome, done, len(files))
-    with write_transaction(workspace.engine) as session:
-        audit.append_event(
-            session,
-            actor=actor,
-            action="refset.items_added",
-            subject=f"refset:{name}",
-            payload={"added": report.added, "failed": len(report.failed)},
-        )
+    audit.record_event(
+        workspace.engine,
+        actor=actor,
+        action="refset.items_added",
+        subject=f"refset:{name}",
+        payload={"added": report.added, "failed": len(report.failed)},
+    )
     report.indexes = rebuild_indexes(workspace, name, detectors, actor=actor)
     write_manifest(workspace, name)
     return report
@@ -290,14 +289,13 @@ def rebuild_indexes(
             "index_type": index.index_type,
             "vectors_sha256": index.vectors_sha256,
         }
-    with write_transaction(workspace.engine) as session:
-        audit.append_event(
-            session,
-            actor=actor,
-            action="refset.indexed",
-            subject=f"refset:{name}",
-            payload=built,
-        )
+    audit.record_event(
+        workspace.engine,
+        actor=actor,
+        action="refset.indexed",
+        subject=f"refset:{name}",
+        payload=built,
+    )
     return built
 
 

@@ -34,7 +34,7 @@ def test_init_creates_the_workspace_layout(tmp_path: Path) -> None:
 def test_init_with_bad_settings_writes_nothing(tmp_path: Path) -> None:
     result = run("init", tmp_path / "ws", env={"PROVENANCE_HASHES": "phash,sha1"})
     assert result.exit_code == 1
-    assert "unknown hash(es) sha1" in result.stderr
+    assert "unknown name(s) sha1 in setting 'hashes'" in result.stderr
     assert not (tmp_path / "ws").exists()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from provenance.config import parse_name_list
 from provenance.detectors.base import Detector
 from provenance.errors import ConfigError
 
@@ -18,16 +19,7 @@ DETECTOR_NAMES = ("phash", "sscd", "clip")
 
 def parse_detector_names(text: str) -> list[str]:
     """Parse the ``detectors`` setting; refuse unknown names with the list of known ones."""
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in DETECTOR_NAMES]
-    if unknown:
-        raise ConfigError(
-            f"unknown detector(s) {', '.join(unknown)} in setting 'detectors'; "
-            f"known: {', '.join(DETECTOR_NAMES)}"
-        )
-    if not names:
-        raise ConfigError("setting 'detectors' names no detector")
-    return list(dict.fromkeys(names))
+    return parse_name_list("detectors", text, DETECTOR_NAMES)
 
 
 def load_detector(name: str, settings: Mapping[str, Any], root: Path) -> Detector:

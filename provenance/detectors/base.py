@@ -7,9 +7,11 @@ index built under one spec is never searched with vectors made under another.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,6 +61,15 @@ class Detector(Protocol):
         bits packed into uint8 rows (``dim / 8`` bytes).
         """
         ...
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a (possibly large) weights file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def l2_normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -16,7 +16,6 @@ stays within cosine 0.999 of fp32; otherwise fp32.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from provenance.detectors.base import DetectorSpec, l2_normalise
+from provenance.detectors.base import DetectorSpec, file_sha256, l2_normalise
 from provenance.errors import DetectorUnavailable
 
 logger = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class CLIPDetector:
                 raise DetectorUnavailable(
                     f"clip_checkpoint {checkpoint} does not exist; point it at a weights file"
                 )
-            weights = checkpoint_sha256(checkpoint)
+            weights = file_sha256(checkpoint)
             source = str(checkpoint)
         else:
             weights = f"open_clip pretrained tag {pretrained}"
@@ -144,11 +143,3 @@ def cpu_has_amx_bf16() -> bool:
         return "amx_bf16" in Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-
-
-def checkpoint_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from provenance.config import parse_name_list
 from provenance.detectors.base import DetectorSpec
 from provenance.domain import Fingerprint
-from provenance.errors import ConfigError
 
 _IMAGEHASH_VERSION = version("imagehash")
 
@@ -76,14 +76,7 @@ HASH_ALGORITHMS: dict[str, HashAlgorithm] = {
 
 def parse_hash_names(text: str) -> list[str]:
     """Parse the ``hashes`` setting; refuse unknown names with the list of known ones."""
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in HASH_ALGORITHMS]
-    if unknown:
-        raise ConfigError(
-            f"unknown hash(es) {', '.join(unknown)} in setting 'hashes'; "
-            f"known: {', '.join(HASH_ALGORITHMS)}"
-        )
-    return list(dict.fromkeys(names))
+    return parse_name_list("hashes", text, HASH_ALGORITHMS)
 
 
 def sha256_fingerprint(digest: str) -> Fingerprint:

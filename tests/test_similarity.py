@@ -305,3 +305,35 @@ def test_an_interrupted_ingest_resumes_without_redoing_work(
         assert db.execute("SELECT count(DISTINCT sha256) FROM reference_items").fetchone()[0] == 80
         assert db.execute("SELECT count(*) FROM reference_vectors").fetchone()[0] == 160
     assert run("-w", workspace_dir, "audit", "verify").exit_code == 0
+
+
+def test_a_bad_reference_file_is_reported_and_the_rest_are_indexed(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("coffee.jpg", "rocket.jpg"):
+        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    (folder / "broken.png").write_bytes((fm.SAMPLES / "chelsea.png").read_bytes()[:5000])
+    result = run("-w", workspace_dir, "refs", "add", "mixed", "--from", folder, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["added"] == 2
+    [failure] = report["failed"]
+    assert failure["path"].endswith("broken.png")
+    assert report["indexes"]["sscd"]["count"] == 2
+
+
+def test_check_with_a_missing_stored_copy_is_a_one_line_error(refs_workspace: Path) -> None:
+    asset = run_json("-w", refs_workspace, "register", fm.SAMPLES / "rocket.jpg")["results"][0][
+        "asset"
+    ]
+    (refs_workspace / asset["store_path"]).unlink()
+    with sqlite3.connect(refs_workspace / "provenance.db") as db:
+        before = db.execute("SELECT count(*) FROM checks").fetchone()[0]
+    result = run("-w", refs_workspace, "check", str(asset["id"]))
+    assert result.exit_code == 1
+    assert "cannot be read" in result.stderr
+    assert result.stderr.count("\n") == 1
+    with sqlite3.connect(refs_workspace / "provenance.db") as db:
+        assert db.execute("SELECT count(*) FROM checks").fetchone()[0] == before

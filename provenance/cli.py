@@ -730,7 +730,10 @@ def _print_register_report(report: RegisterReport) -> None:
     for result in report.results:
         if result.status == "failed":
             click.echo(f"failed  {printable(result.path)}: {printable(result.error)}", err=True)
-        elif len(report.results) <= 20 and result.asset is not None:
+            continue
+        if result.error:  # registered, but something after it (the check) failed
+            click.echo(f"warning {printable(result.path)}: {printable(result.error)}", err=True)
+        if len(report.results) <= 20 and result.asset is not None:
             asset = result.asset
             label = "new    " if result.status == "new" else "known  "
             verdict = f"  {_verdict_text(result.check)}" if result.check else ""

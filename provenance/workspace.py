@@ -231,13 +231,17 @@ class Workspace:
         available, _ = self.split_detectors()
         context = checking.prepare(self, available)
         for result in new:
-            assert result.asset is not None
+            if result.asset is None:
+                continue
             try:
                 result.check = checking.check_asset(
                     self, result.asset["id"], actor=self.actor(request.by), context=context
                 )
             except ProvenanceError as exc:
                 result.error = f"registered, but the check failed: {exc}"
+            except Exception as exc:  # the asset is recorded; say the check failed, go on
+                logger.debug("check of %s failed", result.path, exc_info=exc)
+                result.error = f"registered, but the check failed: {_one_line(exc)}"
 
     def _worker_count(self, files: int, jobs: int | None) -> int:
         """Fingerprinting processes for a batch: ``jobs`` (or the setting) when positive;

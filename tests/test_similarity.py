@@ -337,3 +337,16 @@ def test_check_with_a_missing_stored_copy_is_a_one_line_error(refs_workspace: Pa
     assert result.stderr.count("\n") == 1
     with sqlite3.connect(refs_workspace / "provenance.db") as db:
         assert db.execute("SELECT count(*) FROM checks").fetchone()[0] == before
+
+
+def test_a_failed_check_at_registration_is_reported_not_hidden(refs_workspace: Path) -> None:
+    with sqlite3.connect(refs_workspace / "provenance.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse_checks BEFORE INSERT ON checks "
+            "BEGIN SELECT RAISE(ABORT, 'simulated check write failure'); END"
+        )
+    text = run("-w", refs_workspace, "register", fm.SAMPLES / "rocket.jpg")
+    assert "warning" in text.stderr
+    assert "simulated check write failure" in text.stderr
+    listed = run_json("-w", refs_workspace, "list")["assets"]
+    assert [a["original_name"] for a in listed] == ["rocket.jpg"]

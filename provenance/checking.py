@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
@@ -61,7 +62,25 @@ def regions(image: Image.Image) -> dict[str, Image.Image]:
         "corner-br": (width - cw, height - ch, width, height),
         "centre": (width // 4, height // 4, width - width // 4, height - height // 4),
     }
-    return {name: image.crop(box) for name, box in crops.items() if box[2] > box[0] + 8}
+    found = {}
+    for name, box in crops.items():
+        if box[2] <= box[0] + 8 or box[3] <= box[1] + 8:
+            continue
+        crop = image.crop(box)
+        if _has_content(crop):
+            found[name] = crop
+    return found
+
+
+# A crop whose grey levels vary less than this (standard deviation, 0-255) is plain
+# background: it carries no evidence of copying, and plain crops of unrelated images match
+# plain references.
+MIN_REGION_CONTRAST = 12.0
+
+
+def _has_content(crop: Image.Image) -> bool:
+    grey = np.asarray(crop.convert("L").resize((32, 32)), dtype=np.float32)
+    return float(grey.std()) >= MIN_REGION_CONTRAST
 
 
 def thresholds_from(settings: Any) -> dict[str, Thresholds]:

@@ -350,3 +350,13 @@ def test_a_failed_check_at_registration_is_reported_not_hidden(refs_workspace: P
     assert "simulated check write failure" in text.stderr
     listed = run_json("-w", refs_workspace, "list")["assets"]
     assert [a["original_name"] for a in listed] == ["rocket.jpg"]
+
+
+def test_plain_crops_are_not_searched() -> None:
+    from provenance.checking import regions
+
+    plain = Image.new("RGB", (400, 300), (250, 250, 250))
+    assert regions(plain) == {}
+    scene = plain.copy()
+    scene.paste(fm.sample("coffee.jpg").resize((150, 100)), (230, 180))
+    assert set(regions(scene)) == {"corner-bl", "corner-br", "centre"}  # not the plain top corners

@@ -1,0 +1,421 @@
+"""Detection quality on real images, per edit family and detector, beside peers.
+
+References are corpus images (benchmarks/corpus.py) put in a reference set through the
+product's own code; near-duplicates among them (sprite variants) are dropped first.
+Queries are edited copies of sampled references (positives) and corpus images never added
+(negatives). Edits are AugLy's image augmentations, the library Meta used to build DISC21,
+grouped into families, plus composites of a reference into a larger unrelated image at
+10-50 % of its area. AugLy's meme_format and perspective_transform need older Pillow and
+numpy releases and are not used.
+
+Methods, each judging a query by its single best-matching reference:
+- provenance: phash, sscd (whole image), sscd with region search, and the fused verdict
+  that `provenance check` gives (ordered by verdict, then by how far into its band);
+- peers: imagededup PHash, DHash, WHash (Hamming) and PDQ (pdqhash, Hamming). imagededup's
+  CNN method needs weights from the network and is not run.
+
+Metrics (DISC21's definitions, one prediction per query): micro-average precision (µAP),
+recall at precision 0.95 and 0.99, and top-1 accuracy on positives.
+
+    python benchmarks/quality.py [--quick] [--refs N --positives N --negatives N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from provenance import Workspace  # noqa: E402
+from provenance.checking import _search, prepare, thresholds_from  # noqa: E402
+from provenance.detectors.hashes import PHashDetector  # noqa: E402
+from provenance.detectors.sscd import SSCDDetector  # noqa: E402
+from provenance.errors import ProvenanceError  # noqa: E402
+from provenance.media import decode_image  # noqa: E402
+from provenance.scoring import Verdict, judge  # noqa: E402
+
+CORPUS = ROOT / "benchmarks" / ".corpus"
+
+
+def _augly() -> Any:
+    import augly.image as imaugs
+
+    return imaugs
+
+
+def families(
+    backgrounds: list[Path],
+) -> dict[str, list[Callable[[Image.Image, random.Random], Image.Image]]]:
+    a = _augly()
+
+    def composite(image: Image.Image, rng: random.Random) -> Image.Image:
+        scene = rgb(rng.choice(backgrounds))
+        area = rng.uniform(0.10, 0.50)
+        side = min(scene.width, scene.height)
+        if side < 256:
+            scene = scene.resize((int(scene.width * 256 / side), int(scene.height * 256 / side)))
+        scale = (area * scene.width * scene.height / (image.width * image.height)) ** 0.5
+        pasted = image.resize((max(8, int(image.width * scale)), max(8, int(image.height * scale))))
+        pasted = pasted.resize((min(pasted.width, scene.width), min(pasted.height, scene.height)))
+        x = rng.randint(0, scene.width - pasted.width)
+        y = rng.randint(0, scene.height - pasted.height)
+        scene.paste(pasted, (x, y))
+        return scene
+
+    geometric = [
+        lambda im, r: a.hflip(im),
+        lambda im, r: a.rotate(im, degrees=r.uniform(-20, 20)),
+        lambda im, r: a.skew(im, skew_factor=r.uniform(-0.4, 0.4)),
+        lambda im, r: a.change_aspect_ratio(im, ratio=r.uniform(0.6, 1.6)),
+        lambda im, r: a.pad_square(im),
+        lambda im, r: a.scale(im, factor=r.uniform(0.3, 0.7)),
+    ]
+    colour = [
+        lambda im, r: a.color_jitter(
+            im,
+            brightness_factor=r.uniform(0.6, 1.4),
+            contrast_factor=r.uniform(0.6, 1.4),
+            saturation_factor=r.uniform(0.3, 2.0),
+        ),
+        lambda im, r: a.grayscale(im),
+        lambda im, r: a.saturation(im, factor=r.uniform(0.2, 3.0)),
+        lambda im, r: a.opacity(im, level=r.uniform(0.5, 0.9)).convert("RGB"),
+    ]
+    compression = [
+        lambda im, r: a.encoding_quality(im, quality=r.randint(8, 30)),
+        lambda im, r: a.blur(im, radius=r.uniform(1, 3)),
+        lambda im, r: a.pixelization(im, ratio=r.uniform(0.3, 0.6)),
+        lambda im, r: a.random_noise(im, var=r.uniform(0.005, 0.03)),
+        lambda im, r: a.sharpen(im, factor=r.uniform(2, 8)),
+    ]
+    overlay = [
+        lambda im, r: a.overlay_text(im),
+        lambda im, r: a.overlay_emoji(im, opacity=1.0, emoji_size=r.uniform(0.2, 0.4)),
+        lambda im, r: a.overlay_stripes(im, line_width=r.uniform(0.1, 0.4)),
+        lambda im, r: a.overlay_onto_screenshot(im),
+    ]
+
+    def crop(im: Image.Image, r: random.Random) -> Image.Image:
+        keep = r.uniform(0.5, 0.8)
+        x, y = r.uniform(0, 1 - keep), r.uniform(0, 1 - keep)
+        return a.crop(im, x1=x, y1=y, x2=x + keep, y2=y + keep)
+
+    def combined(im: Image.Image, r: random.Random) -> Image.Image:
+        pool = geometric + colour + compression + overlay + [crop]
+        for edit in r.sample(pool, 3):
+            im = edit(im, r).convert("RGB")
+        return im
+
+    return {
+        "geometric": geometric,
+        "colour": colour,
+        "compression": compression,
+        "overlay": overlay,
+        "crop": [crop],
+        "composite": [composite],
+        "combined": [combined],
+    }
+
+
+def load_pool(limit: int, rng: random.Random) -> list[tuple[Path, Image.Image]]:
+    """Corpus images in random order, decoded as the product decodes them, with
+    near-duplicates dropped: pHash within 10 bits or SSCD cosine 0.7 or more of an image
+    already kept (the corpus has sprite variants and recoloured stamps)."""
+    files = sorted((CORPUS / "images").iterdir())
+    rng.shuffle(files)
+    phash = PHashDetector()
+    sscd = SSCDDetector()
+    kept: list[tuple[Path, Image.Image]] = []
+    codes = np.zeros((0, 8), dtype=np.uint8)
+    vectors = np.zeros((0, 512), dtype=np.float32)
+    for path in files:
+        try:
+            image = rgb(path)
+        except ProvenanceError:
+            continue
+        code = phash.embed([image])
+        vector = sscd.embed([image])
+        if len(codes):
+            distances = np.unpackbits(np.bitwise_xor(codes, code), axis=1).sum(axis=1)
+            if distances.min() <= 10 or float((vectors @ vector.T).max()) >= 0.7:
+                continue
+        kept.append((path, image))
+        codes = np.vstack([codes, code])
+        vectors = np.vstack([vectors, vector])
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+def rgb(path: Path) -> Image.Image:
+    """The canonical pixels provenance registers for a file."""
+    return decode_image(path.read_bytes(), max_pixels=150_000_000).pixels
+
+
+class Peers:
+    """imagededup's hashes and PDQ, best match by Hamming distance over the references."""
+
+    def __init__(self, references: list[Image.Image]) -> None:
+        from imagededup.methods import DHash, PHash, WHash
+
+        self.methods = {
+            "imagededup-phash": PHash(verbose=False),
+            "imagededup-dhash": DHash(verbose=False),
+            "imagededup-whash": WHash(verbose=False),
+        }
+        self.codes = {
+            name: np.stack([self._code(name, im) for im in references]) for name in self.names
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.methods, "pdq"]
+
+    def _code(self, name: str, image: Image.Image) -> np.ndarray:
+        if name == "pdq":
+            import pdqhash
+
+            bits, _quality = pdqhash.compute(np.asarray(image))
+            return np.packbits(bits.astype(np.uint8))
+        hex_value = self.methods[name].encode_image(image_array=np.asarray(image))
+        return np.frombuffer(bytes.fromhex(hex_value), dtype=np.uint8)
+
+    def best(self, image: Image.Image) -> dict[str, tuple[int, float]]:
+        found = {}
+        for name in self.names:
+            code = self._code(name, image)
+            distances = np.unpackbits(np.bitwise_xor(self.codes[name], code), axis=1).sum(axis=1)
+            index = int(distances.argmin())
+            found[name] = (index, -float(distances[index]))
+        return found
+
+
+def metrics(rows: list[dict[str, Any]], method: str) -> dict[str, float]:
+    """µAP, recall at precision 0.95/0.99 and top-1 accuracy of one method over ``rows``."""
+    predictions = sorted(
+        (
+            (row[method][1], row["truth"] is not None and row[method][0] == row["truth"])
+            for row in rows
+        ),
+        key=lambda p: -p[0],
+    )
+    positives = sum(1 for row in rows if row["truth"] is not None)
+    if not positives:
+        return {}
+    hits, ap, best_at = 0, 0.0, {0.95: 0.0, 0.99: 0.0}
+    for rank, (_, correct) in enumerate(predictions, start=1):
+        if correct:
+            hits += 1
+            ap += hits / rank
+        precision, recall = hits / rank, hits / positives
+        for level in best_at:
+            if precision >= level:
+                best_at[level] = max(best_at[level], recall)
+    top1 = sum(1 for row in rows if row["truth"] is not None and row[method][0] == row["truth"])
+    return {
+        "uap": round(ap / positives, 4),
+        "recall_at_p95": round(best_at[0.95], 4),
+        "recall_at_p99": round(best_at[0.99], 4),
+        "top1": round(top1 / positives, 4),
+    }
+
+
+def threshold_at_precision(rows: list[dict[str, Any]], method: str, level: float) -> float | None:
+    """The lowest score at which every prediction at or above it is still >= ``level``
+    precise (None when no threshold reaches it)."""
+    predictions = sorted(
+        (
+            (row[method][1], row["truth"] is not None and row[method][0] == row["truth"])
+            for row in rows
+        ),
+        key=lambda p: -p[0],
+    )
+    hits, best = 0, None
+    for rank, (score, correct) in enumerate(predictions, start=1):
+        hits += correct
+        if hits / rank >= level:
+            best = score
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small run (a few minutes)")
+    parser.add_argument("--refs", type=int, default=3000)
+    parser.add_argument("--positives", type=int, default=1400)
+    parser.add_argument("--negatives", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.refs, args.positives, args.negatives = 400, 280, 200
+    rng = random.Random(args.seed)
+    started = time.perf_counter()
+    pool = load_pool(args.refs + args.negatives + 200, rng)
+    if len(pool) < args.refs + args.negatives + 50:
+        print(
+            f"corpus too small ({len(pool)} distinct images); run benchmarks/corpus.py",
+            file=sys.stderr,
+        )
+        return 1
+    references = [path for path, _ in pool[: args.refs]]
+    reference_images = [image for _, image in pool[: args.refs]]
+    negatives = pool[args.refs : args.refs + args.negatives]
+    backgrounds = [path for path, _ in pool[args.refs + args.negatives :]]
+    edit_families = families(backgrounds)
+    names = list(edit_families)
+
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        folder = scratch / "refs"
+        folder.mkdir()
+        for path in references:
+            shutil.copyfile(path, folder / path.name)
+        workspace = Workspace.create(scratch / "ws")
+        ingest_start = time.perf_counter()
+        workspace.add_reference_set("bench", [folder], rights="third-party")
+        ingest_seconds = time.perf_counter() - ingest_start
+        with workspace.engine.connect() as connection:
+            item_of = {
+                Path(source).name: item_id
+                for item_id, source in connection.exec_driver_sql(
+                    "SELECT id, source_path FROM reference_items"
+                )
+            }
+        peers = Peers(reference_images)
+        available, _ = workspace.split_detectors()
+        context = prepare(workspace, available)
+        bands = thresholds_from(workspace.settings)
+        position = {item_of[p.name]: i for i, p in enumerate(references)}
+
+        queries: list[tuple[Image.Image, int | None, str]] = []
+        for i in range(args.positives):
+            family = names[i % len(names)]
+            source = rng.randrange(len(references))
+            edit = rng.choice(edit_families[family])
+            try:
+                edited = edit(reference_images[source], rng).convert("RGB")
+            except Exception as exc:
+                print(f"edit failed ({family}): {exc}", file=sys.stderr)
+                continue
+            queries.append((edited, source, family))
+        queries += [(image, None, "negative") for _, image in negatives]
+
+        rows = []
+        query_start = time.perf_counter()
+        for image, truth, family in queries:
+            row: dict[str, Any] = {"truth": truth, "family": family}
+            whole = _search(workspace, context, available, image, bands, 5, region=False)
+            regions = _search(workspace, context, available, image, bands, 5, region=True)
+            for method, candidates in (
+                ("phash", [c for c in whole if c.detector == "phash"]),
+                ("sscd", [c for c in whole if c.detector == "sscd"]),
+                ("sscd+regions", [c for c in whole + regions if c.detector == "sscd"]),
+            ):
+                if not candidates:
+                    row[method] = (-1, -1e9)
+                    continue
+                sign = -1 if method == "phash" else 1
+                best = max(candidates, key=lambda c: sign * c.score)
+                row[method] = (position[best.item_id], sign * best.score)
+            verdict = judge(whole, bands)
+            if verdict.verdict is not Verdict.HIGH:
+                verdict = judge(whole + regions, bands)
+            if verdict.best is None:
+                row["fused"] = (-1, -1e9)
+            else:
+                row["fused"] = (
+                    position[verdict.best.item_id],
+                    verdict.verdict.rank * 1e6 + verdict.best.strength,
+                )
+            row["fused_verdict"] = verdict.verdict.value
+            row.update(peers.best(image))
+            rows.append(row)
+        query_seconds = time.perf_counter() - query_start
+
+    methods = ["phash", "sscd", "sscd+regions", "fused", *peers.names]
+    negatives_rows = [r for r in rows if r["truth"] is None]
+    by_family = {
+        family: {
+            m: metrics([r for r in rows if r["family"] == family] + negatives_rows, m)
+            for m in methods
+        }
+        for family in names
+    }
+    overall = {m: metrics(rows, m) for m in methods}
+    verdicts = {
+        kind: {
+            v.value: sum(
+                1
+                for r in rows
+                if (r["truth"] is None) == (kind == "negatives") and r["fused_verdict"] == v.value
+            )
+            for v in Verdict
+        }
+        for kind in ("positives", "negatives")
+    }
+    calibration = {
+        method: {
+            f"precision_{level}": threshold_at_precision(rows, method, level)
+            for level in (0.9, 0.95, 0.99)
+        }
+        for method in ("phash", "sscd", "sscd+regions")
+    }
+    document = {
+        "schema": "provenance.benchmark.quality/1",
+        "date": dt.date.today().isoformat(),
+        "command": "python benchmarks/quality.py"
+        + (
+            " --quick"
+            if args.quick
+            else f" --refs {args.refs} --positives {args.positives} --negatives {args.negatives}"
+        ),
+        "references": len(references),
+        "positives": sum(1 for r in rows if r["truth"] is not None),
+        "negatives": len(negatives_rows),
+        "seconds": {
+            "ingest": round(ingest_seconds, 1),
+            "queries": round(query_seconds, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
+        "overall": overall,
+        "by_family": by_family,
+        "fused_verdicts": verdicts,
+        "score_at_precision": calibration,
+        "thresholds_used": {name: b.to_json() for name, b in bands.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    print(
+        f"{len(references)} references, {document['positives']} positives, "
+        f"{len(negatives_rows)} negatives"
+    )
+    print(f"{'method':<18}{'µAP':>7}{'R@P95':>8}{'R@P99':>8}{'top-1':>8}")
+    for method in methods:
+        m = overall[method]
+        print(
+            f"{method:<18}{m['uap']:>7}{m['recall_at_p95']:>8}{m['recall_at_p99']:>8}{m['top1']:>8}"
+        )
+    print("fused verdicts:", verdicts)
+    print("score at precision:", calibration)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

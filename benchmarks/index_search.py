@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import describe  # noqa: E402
 from provenance.detectors.base import l2_normalise  # noqa: E402
 from provenance.index.faiss_index import ivf_list_count  # noqa: E402
 
@@ -107,6 +108,7 @@ def main() -> int:
                 "command": "python benchmarks/index_search.py "
                 + " ".join(f"--sizes {s}" for s in []),
                 "threads": faiss.omp_get_max_threads(),
+                "machine": describe(),
                 "rows": rows,
             },
             indent=2,

@@ -40,6 +40,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import describe  # noqa: E402
 from provenance import Workspace  # noqa: E402
 from provenance.checking import _search, prepare, thresholds_from  # noqa: E402
 from provenance.detectors.hashes import PHashDetector  # noqa: E402
@@ -386,6 +387,7 @@ def main() -> int:
             if args.quick
             else f" --refs {args.refs} --positives {args.positives} --negatives {args.negatives}"
         ),
+        "machine": describe(),
         "references": len(references),
         "positives": sum(1 for r in rows if r["truth"] is not None),
         "negatives": len(negatives_rows),

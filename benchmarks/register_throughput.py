@@ -20,19 +20,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from importlib.metadata import version
 from multiprocessing import cpu_count
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import describe  # noqa: E402
 from provenance import RegisterRequest, Workspace  # noqa: E402
 from provenance.detectors.hashes import perceptual_hashes  # noqa: E402
 from provenance.domain import IntendedUse  # noqa: E402
@@ -80,27 +79,6 @@ def run_imagededup(folder: Path, workers: int) -> float:
     if not encodings:
         raise RuntimeError("imagededup encoded nothing")
     return elapsed
-
-
-def machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "pillow": version("pillow"),
-        "imagehash": version("imagehash"),
-        "imagededup": version("imagededup"),
-        "sqlalchemy": version("sqlalchemy"),
-    }
 
 
 def main() -> int:
@@ -163,7 +141,7 @@ def main() -> int:
         f"--limit {args.limit} --rounds {args.rounds}",
         "files": n,
         "megapixels_total": round(megapixels, 1),
-        "machine": machine(),
+        "machine": describe(),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,31 @@
+"""Smoke tests of the benchmark code (CI never runs the benchmarks themselves)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.quality import metrics, threshold_at_precision
+
+
+def _rows() -> list[dict]:
+    # (predicted reference, score); truth None marks a query that copies nothing.
+    return [
+        {"truth": 0, "m": (0, 0.9)},  # correct, best score
+        {"truth": None, "m": (3, 0.8)},  # a negative scores second
+        {"truth": 1, "m": (1, 0.7)},  # correct
+        {"truth": 2, "m": (5, 0.6)},  # wrong reference
+    ]
+
+
+def test_micro_average_precision_by_hand() -> None:
+    result = metrics(_rows(), "m")
+    # Ranked: hit (P=1/1), miss, hit (P=2/3), miss; 3 positives: AP = (1 + 2/3) / 3.
+    assert result["uap"] == pytest.approx((1 + 2 / 3) / 3, abs=1e-4)
+    assert result["top1"] == pytest.approx(2 / 3, abs=1e-4)
+    assert result["recall_at_p99"] == pytest.approx(1 / 3, abs=1e-4)
+    assert result["recall_at_p95"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_threshold_at_precision() -> None:
+    assert threshold_at_precision(_rows(), "m", 0.99) == 0.9
+    assert threshold_at_precision(_rows(), "m", 0.6) == 0.7

@@ -404,6 +404,21 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
+    # Every query's best match and score per method, for the calibration notebook.
+    scores = {
+        "schema": "provenance.benchmark.quality-scores/1",
+        "methods": methods,
+        "rows": [
+            {
+                "family": r["family"],
+                "truth": r["truth"],
+                "fused_verdict": r["fused_verdict"],
+                **{m: [r[m][0], r[m][1]] for m in methods},
+            }
+            for r in rows
+        ],
+    }
+    args.out.with_name(args.out.stem + "-scores.json").write_text(json.dumps(scores) + "\n")
     print(
         f"{len(references)} references, {document['positives']} positives, "
         f"{len(negatives_rows)} negatives"

@@ -21,4 +21,5 @@ else
     .venv/bin/python benchmarks/quality.py
     .venv/bin/python benchmarks/register_throughput.py --limit 500 --rounds 5
     .venv/bin/python benchmarks/index_search.py --sizes 20000 40000 100000 200000
+    .venv/bin/python benchmarks/speed.py --images 64 --refs 500
 fi

@@ -1,0 +1,242 @@
+"""Model throughput against this machine's compute-bound limit, and end-to-end checking.
+
+For each embedding model: the multiply-accumulates (MACs) per image counted from the model
+itself, the machine's measured rate for the arithmetic the model runs (int8 GEMM through
+ONNX Runtime for the int8 SSCD export; fp32 and bf16 matmul through torch for CLIP), the
+limit = rate / MACs in images per second, and the measured images per second at batch 16
+(model call only). Then register + check end to end through the library with a reference
+set, and the share of time spent outside the model.
+
+CLIP uses random ViT-B-32 weights saved to a local checkpoint: the same arithmetic as real
+weights, nothing downloaded.
+
+    python benchmarks/speed.py [--images N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import describe  # noqa: E402
+from provenance import RegisterRequest, Workspace  # noqa: E402
+from provenance.detectors.sscd import SSCDDetector, model_path  # noqa: E402
+from provenance.media import decode_image  # noqa: E402
+
+CORPUS = ROOT / "benchmarks" / ".corpus" / "images"
+BATCH = 16
+
+
+def median_seconds(run: Any, repeats: int = 5) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sscd_macs(size: int) -> float:
+    """MACs of one SSCD forward pass at ``size``×``size``, from the ONNX graph's convs."""
+    import onnx
+    from onnx import shape_inference
+
+    model = onnx.load(str(model_path()))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, size, size, 3), strict=True):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {
+        info.name: [d.dim_value for d in info.type.tensor_type.shape.dim]
+        for info in list(inferred.graph.value_info) + list(inferred.graph.output)
+    }
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    dequantised = {
+        n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"
+    }
+    macs = 0.0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            kernel = weights[dequantised.get(node.input[1], node.input[1])]
+            out = shapes[node.output[0]]
+            macs += math.prod(out) * kernel[1] * kernel[2] * kernel[3]
+        elif node.op_type == "Gemm":
+            kernel = weights[dequantised.get(node.input[1], node.input[1])]
+            macs += kernel[0] * kernel[1]
+    return macs
+
+
+def int8_gemm_rate() -> float:
+    """MACs per second of an int8 (uint8 × int8) 1024³ GEMM through ONNX Runtime."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    n = 1024
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["c"])],
+        "gemm",
+        [
+            helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
+            helper.make_tensor_value_info("b", TensorProto.INT8, [n, n]),
+        ],
+        [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (n, n), dtype=np.uint8)
+    b = rng.integers(-127, 127, (n, n), dtype=np.int8)
+    seconds = median_seconds(lambda: session.run(None, {"a": a, "b": b}), repeats=20)
+    del onnx
+    return n**3 / seconds
+
+
+def torch_matmul_rate(dtype_name: str) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    n = 2048
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    seconds = median_seconds(lambda: torch.matmul(a, b), repeats=10)
+    return n**3 / seconds
+
+
+def sample_images(count: int) -> list[Path]:
+    files = sorted(CORPUS.iterdir())
+    step = max(1, len(files) // count)
+    return files[::step][:count]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--refs", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        print("no corpus; run benchmarks/corpus.py", file=sys.stderr)
+        return 1
+    files = sample_images(args.images + args.refs)
+    pixels = [
+        decode_image(p.read_bytes(), max_pixels=150_000_000).pixels for p in files[: args.images]
+    ]
+    results: dict[str, Any] = {"machine": describe()}
+
+    sscd = SSCDDetector()
+    batch = np.stack([sscd._prepare(image) for image in pixels[:BATCH]])
+    session = sscd._session
+    per_batch = median_seconds(lambda: session.run(["embedding"], {"image": batch}))
+    macs = sscd_macs(sscd.size)
+    rate = int8_gemm_rate()
+    results["sscd"] = {
+        "macs_per_image": macs,
+        "int8_gemm_macs_per_s": rate,
+        "limit_images_per_s": rate / macs,
+        "measured_images_per_s": BATCH / per_batch,
+        "ratio": (BATCH / per_batch) / (rate / macs),
+    }
+
+    try:
+        import open_clip
+        import torch
+
+        from provenance.detectors.clip import CLIPDetector
+
+        with tempfile.TemporaryDirectory() as scratch_name:
+            checkpoint = Path(scratch_name) / "vit-b-32-random.pt"
+            torch.manual_seed(0)
+            torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), checkpoint)
+            clip = CLIPDetector(model="ViT-B-32", checkpoint=checkpoint)
+            clip.embed(pixels[:BATCH])  # calibrates bf16 where the CPU has AMX
+            tensor = torch.stack([clip._preprocess(image) for image in pixels[:BATCH]])
+            per_batch = median_seconds(lambda: clip._encode(tensor))
+        # ViT-B/32 at 224 px: 49 patches + 1 class token, width 768, 12 layers.
+        tokens, width, layers = 50, 768, 12
+        clip_macs = layers * (tokens * 12 * width * width + 2 * tokens * tokens * width)
+        clip_macs += 49 * width * 32 * 32 * 3
+        dtype = "bfloat16" if clip._bf16 else "float32"
+        clip_rate = torch_matmul_rate(dtype)
+        results["clip"] = {
+            "precision": dtype,
+            "macs_per_image": clip_macs,
+            f"{dtype}_matmul_macs_per_s": clip_rate,
+            "limit_images_per_s": clip_rate / clip_macs,
+            "measured_images_per_s": BATCH / per_batch,
+            "ratio": (BATCH / per_batch) / (clip_rate / clip_macs),
+        }
+    except ImportError:
+        results["clip"] = "torch/open_clip not installed"
+
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        refs = scratch / "refs"
+        refs.mkdir()
+        for path in files[args.images :]:
+            shutil.copyfile(path, refs / path.name)
+        queries = scratch / "queries"
+        queries.mkdir()
+        for path in files[: args.images]:
+            shutil.copyfile(path, queries / path.name)
+        workspace = Workspace.create(scratch / "ws", environ={})
+        start = time.perf_counter()
+        workspace.add_reference_set("bench", [refs], rights="third-party")
+        ingest = time.perf_counter() - start
+        timed = {"sscd": 0.0}
+        detector = workspace.detectors()["sscd"]
+        original = detector.embed  # type: ignore[union-attr]
+
+        def counting(images: Any) -> Any:
+            begin = time.perf_counter()
+            try:
+                return original(images)
+            finally:
+                timed["sscd"] += time.perf_counter() - begin
+
+        detector.embed = counting  # type: ignore[union-attr,method-assign]
+        start = time.perf_counter()
+        report = workspace.register([queries], RegisterRequest(), jobs=1)
+        total = time.perf_counter() - start
+        workspace.close()
+    results["end_to_end"] = {
+        "reference_ingest_images_per_s": args.refs / ingest,
+        "register_and_check_files_per_s": len(report.results) / total,
+        "sscd_share_of_time": timed["sscd"] / total,
+        "outside_sscd_share": 1 - timed["sscd"] / total,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "schema": "provenance.benchmark.speed/1",
+                "command": f"python benchmarks/speed.py --images {args.images} --refs {args.refs}",
+                **results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,12 +9,13 @@ Each writer follows the tool's own saving code: AUTOMATIC1111 puts its infotext 
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import piexif
 import piexif.helper
-from PIL import Image
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "images"
@@ -195,3 +196,41 @@ def write_xmp_png(path: Path, image: Image.Image, packet: str = XMP_PACKET) -> P
     info.add_itxt("XML:com.adobe.xmp", packet)
     image.save(path, pnginfo=info)
     return path
+
+
+# Known edits of a picture, as copies of a reference are made in practice.
+
+
+def jpeg_reencode(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def overlay_text(image: Image.Image) -> Image.Image:
+    edited = image.copy()
+    draw = ImageDraw.Draw(edited)
+    for row in range(0, image.height, max(1, image.height // 6)):
+        draw.text((10, row), "SHOT 010 v003  TEMP  NOT FOR DISTRIBUTION", fill=(255, 255, 0))
+    return edited
+
+
+def composite_25(image: Image.Image) -> Image.Image:
+    """The picture at 25 % of the area of a larger, unrelated scene (a real photo)."""
+    scene = sample("hubble_deep_field.jpg").resize((image.width * 2, image.height * 2))
+    scene.paste(image, (image.width // 2 + 40, image.height // 2 + 30))
+    return scene
+
+
+KNOWN_EDITS = {
+    "resize_50": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
+    "jpeg_q40": lambda im: jpeg_reencode(im, 40),
+    "crop_50": lambda im: im.crop(
+        (im.width // 4, im.height // 4, 3 * im.width // 4, 3 * im.height // 4)
+    ),
+    "mirror": ImageOps.mirror,
+    "colour_shift": lambda im: ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(1.2)).enhance(
+        0.5
+    ),
+    "text_overlay": overlay_text,
+}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import imagehash
@@ -51,15 +50,9 @@ def test_specs_name_algorithm_parameters_and_library_version() -> None:
     }
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
 EDITS = {
     "resize_50": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
-    "jpeg_q60": lambda im: _jpeg(im, 60),
+    "jpeg_q60": lambda im: fm.jpeg_reencode(im, 60),
     "brighter": lambda im: ImageEnhance.Brightness(im).enhance(1.15),
     "autocontrast": lambda im: ImageOps.autocontrast(im, cutoff=2),
 }

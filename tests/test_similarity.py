@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import subprocess
@@ -10,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image
 
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot
@@ -19,38 +18,7 @@ REFERENCES = ["astronaut.jpg", "camera.png", "coffee.jpg"]
 UNRELATED = ["chelsea.png", "hubble_deep_field.jpg", "rocket.jpg"]
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
-def _text(image: Image.Image) -> Image.Image:
-    edited = image.copy()
-    draw = ImageDraw.Draw(edited)
-    for row in range(0, image.height, max(1, image.height // 6)):
-        draw.text((10, row), "SHOT 010 v003  TEMP  NOT FOR DISTRIBUTION", fill=(255, 255, 0))
-    return edited
-
-
-def _composite(image: Image.Image) -> Image.Image:
-    """The reference at 25 % of the area of a larger, unrelated scene (a real photo)."""
-    scene = fm.sample("hubble_deep_field.jpg").resize((image.width * 2, image.height * 2))
-    scene.paste(image, (image.width // 2 + 40, image.height // 2 + 30))
-    return scene
-
-
-EDITS = {
-    "resize": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
-    "jpeg": lambda im: _jpeg(im, 40),
-    "crop_50": lambda im: im.crop(
-        (im.width // 4, im.height // 4, 3 * im.width // 4, 3 * im.height // 4)
-    ),
-    "mirror": ImageOps.mirror,
-    "colour": lambda im: ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(1.2)).enhance(0.5),
-    "text": _text,
-    "composite_25": _composite,
-}
+EDITS = {**fm.KNOWN_EDITS, "composite_25": fm.composite_25}
 
 
 @pytest.fixture
@@ -105,7 +73,7 @@ def _items(workspace_dir: Path) -> list[dict]:
 
 
 def test_composite_is_found_in_a_region(refs_workspace: Path, tmp_path: Path) -> None:
-    check = _register(refs_workspace, _composite(fm.sample("coffee.jpg")), tmp_path / "c.png")[
+    check = _register(refs_workspace, fm.composite_25(fm.sample("coffee.jpg")), tmp_path / "c.png")[
         "check"
     ]
     assert check["verdict"] == "high"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from provenance.detectors.sscd import SSCDDetector, model_path
 from tests import filemakers as fm
@@ -27,32 +25,7 @@ def originals(detector: SSCDDetector) -> np.ndarray:
     return detector.embed([fm.sample(name) for name in NAMES])
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
-def _overlay_text(image: Image.Image) -> Image.Image:
-    edited = image.copy()
-    draw = ImageDraw.Draw(edited)
-    for row in range(0, image.height, max(1, image.height // 6)):
-        draw.text((10, row), "SHOT 010 v003  TEMP  NOT FOR DISTRIBUTION", fill=(255, 255, 0))
-    return edited
-
-
-EDITS = {
-    "resize_50": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
-    "jpeg_q40": lambda im: _jpeg(im, 40),
-    "crop_50": lambda im: im.crop(
-        (im.width // 4, im.height // 4, 3 * im.width // 4, 3 * im.height // 4)
-    ),
-    "mirror": ImageOps.mirror,
-    "colour_shift": lambda im: ImageEnhance.Color(ImageEnhance.Brightness(im).enhance(1.2)).enhance(
-        0.5
-    ),
-    "text_overlay": _overlay_text,
-}
+EDITS = fm.KNOWN_EDITS
 
 
 def test_spec_names_the_weights(detector: SSCDDetector) -> None:

@@ -305,17 +305,13 @@ def _kept_matches(
     for candidate in candidates:
         key = (candidate.reference_set, candidate.detector, candidate.item_id)
         current = best.get(key)
-        closer = bands[candidate.detector].higher_is_closer
-        if current is None or (
-            candidate.score > current.score if closer else candidate.score < current.score
-        ):
+        if current is None or bands[candidate.detector].closer(candidate.score, current.score):
             best[key] = candidate
     ranked: list[tuple[int, Candidate]] = []
     groups: dict[tuple[str, str], list[Candidate]] = {}
     for candidate in best.values():
         groups.setdefault((candidate.reference_set, candidate.detector), []).append(candidate)
     for (_, detector), group in sorted(groups.items()):
-        closer = bands[detector].higher_is_closer
-        group.sort(key=lambda c: -c.score if closer else c.score)
+        group.sort(key=lambda c: c.score, reverse=bands[detector].higher_is_closer)
         ranked.extend((rank, c) for rank, c in enumerate(group, start=1))
     return ranked

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tomli_w
+from PIL import Image
 from sqlalchemy import select
 
 from provenance import audit
@@ -233,7 +234,7 @@ def _add_one(
     if item is not None and not missing:
         return "known"
     decoded = decode_image(data, max_pixels=workspace.fingerprint_limits.max_pixels)
-    vectors = {d.spec.label(): (d.spec.name, d.embed([decoded.pixels])[0]) for d in missing}
+    vectors = {d.spec.label(): (d.spec.name, _vector_bytes(d, decoded.pixels)) for d in missing}
     workspace.store.put(data, sha256)
     with write_transaction(workspace.engine) as session:
         if item is None:
@@ -252,10 +253,15 @@ def _add_one(
                     item_id=item.id,
                     detector=detector_name,
                     spec=label,
-                    vector=np.ascontiguousarray(vector).tobytes(),
+                    vector=vector,
                 )
             )
     return "added" if not have else "known"
+
+
+def _vector_bytes(detector: Detector, pixels: Image.Image) -> bytes:
+    """One picture's vector as stored in ``reference_vectors``."""
+    return np.ascontiguousarray(detector.embed([pixels])[0]).tobytes()
 
 
 def rebuild_indexes(
@@ -272,8 +278,7 @@ def rebuild_indexes(
     for detector in detectors:
         label = detector.spec.label()
         vectors = _vectors_for(workspace, items, detector, label)
-        dtype = np.uint8 if detector.spec.metric == "hamming" else np.float32
-        width = detector.spec.dim // 8 if detector.spec.metric == "hamming" else detector.spec.dim
+        width, dtype = detector.spec.vector_layout()
         matrix = (
             np.stack([np.frombuffer(vectors[i], dtype=dtype) for i, _ in items])
             if items
@@ -317,7 +322,7 @@ def _vectors_for(
         decoded = decode_image(
             workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
         )
-        vector = np.ascontiguousarray(detector.embed([decoded.pixels])[0]).tobytes()
+        vector = _vector_bytes(detector, decoded.pixels)
         with write_transaction(workspace.engine) as session:
             session.add(
                 ReferenceVector(

@@ -44,6 +44,10 @@ class Thresholds:
             return Verdict.HIGH
         return Verdict.REVIEW if score <= self.review else Verdict.CLEAR
 
+    def closer(self, score: float, than: float) -> bool:
+        """Whether ``score`` is a closer match than ``than`` under this detector's metric."""
+        return score > than if self.higher_is_closer else score < than
+
     def strength(self, score: float) -> float:
         """How far into its bands a score reaches: 0 at the review line, 1 at the high line."""
         span = self.high - self.review
@@ -126,7 +130,7 @@ def judge(candidates: Iterable[Candidate], thresholds: Mapping[str, Thresholds])
             continue
         per_detector = strongest.setdefault((candidate.reference_set, candidate.item_id), {})
         current = per_detector.get(candidate.detector)
-        if current is None or _closer(candidate.score, current.score, bands):
+        if current is None or bands.closer(candidate.score, current.score):
             per_detector[candidate.detector] = candidate
     judgements = [
         _judge_item(key, per_detector, thresholds) for key, per_detector in strongest.items()
@@ -137,10 +141,6 @@ def judge(candidates: Iterable[Candidate], thresholds: Mapping[str, Thresholds])
     best, others = judgements[0], judgements[1:]
     context = [j for j in others if j.verdict is not Verdict.CLEAR]
     return Judgement(best.verdict, best, context)
-
-
-def _closer(score: float, than: float, bands: Thresholds) -> bool:
-    return score > than if bands.higher_is_closer else score < than
 
 
 def _judge_item(

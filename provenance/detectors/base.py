@@ -43,6 +43,13 @@ class DetectorSpec:
     def from_json(cls, document: dict[str, Any]) -> DetectorSpec:
         return cls(**{key: document[key] for key in cls.__dataclass_fields__})
 
+    def vector_layout(self) -> tuple[int, type[np.generic]]:
+        """Columns and dtype of this detector's vectors: packed bits for Hamming detectors,
+        float32 for cosine ones."""
+        if self.metric == "hamming":
+            return self.dim // 8, np.uint8
+        return self.dim, np.float32
+
     def label(self) -> str:
         """A one-line, canonical spelling of the spec (for messages and keys)."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))

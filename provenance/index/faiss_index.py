@@ -208,11 +208,8 @@ def load_index(folder: Path, name: str, spec: DetectorSpec) -> VectorIndex:
 def _checked_vectors(spec: DetectorSpec, vectors: NDArray[Any]) -> NDArray[Any]:
     """Vectors in the dtype and shape the spec implies, C-contiguous."""
     given = np.asarray(vectors)
-    dtype: type[np.generic]
-    if spec.metric == "hamming":
-        width, dtype, kind_ok = spec.dim // 8, np.uint8, given.dtype == np.uint8
-    else:
-        width, dtype, kind_ok = spec.dim, np.float32, given.dtype.kind == "f"
+    width, dtype = spec.vector_layout()
+    kind_ok = given.dtype == np.uint8 if spec.metric == "hamming" else given.dtype.kind == "f"
     array = np.ascontiguousarray(given, dtype=dtype) if kind_ok else given
     if not kind_ok or array.ndim != 2 or array.shape[1] != width:
         raise InvalidInput(

@@ -322,8 +322,8 @@ def main() -> int:
         query_start = time.perf_counter()
         for image, truth, family in queries:
             row: dict[str, Any] = {"truth": truth, "family": family}
-            whole = _search(workspace, context, available, image, bands, 5, region=False)
-            regions = _search(workspace, context, available, image, bands, 5, region=True)
+            whole = _search(context, available, image, 5, region=False)
+            regions = _search(context, available, image, 5, region=True)
             for method, candidates in (
                 ("phash", [c for c in whole if c.detector == "phash"]),
                 ("sscd", [c for c in whole if c.detector == "sscd"]),

@@ -138,9 +138,9 @@ def check_asset(
     ).pixels
     bands = thresholds_from(workspace.settings)
     top_k = max(1, int(workspace.settings["top_k"]))
-    candidates = _search(workspace, context, available, pixels, bands, top_k, region=False)
+    candidates = _search(context, available, pixels, top_k, region=False)
     if workspace.settings["region_search"] and judge(candidates, bands).verdict is not Verdict.HIGH:
-        candidates += _search(workspace, context, available, pixels, bands, top_k, region=True)
+        candidates += _search(context, available, pixels, top_k, region=True)
     judgement = judge(candidates, bands)
     return _record(
         workspace, asset_id, actor, judgement, candidates, context, available, unavailable, bands
@@ -148,33 +148,37 @@ def check_asset(
 
 
 def _search(
-    workspace: Workspace,
     context: SearchContext,
     detectors: dict[str, Detector],
     pixels: Image.Image,
-    bands: dict[str, Thresholds],
     top_k: int,
     *,
     region: bool,
 ) -> list[Candidate]:
+    """Candidates from every set's index for the whole picture, or for its crops."""
     found: list[Candidate] = []
+    crops = regions(pixels) if region else {"whole": pixels}
+    names = list(crops)
     for detector_name, detector in detectors.items():
         if region and detector_name not in REGION_DETECTORS:
             continue
-        crops = regions(pixels) if region else {"whole": pixels}
-        names = list(crops)
+        indexes = [
+            (reference_set["name"], index)
+            for reference_set in context.sets
+            if (index := context.indexes.get((reference_set["name"], detector_name)))
+            and index.count
+        ]
+        if not indexes or not names:
+            continue  # nothing to search: spare the embedding
         vectors = detector.embed([crops[n] for n in names])
-        for reference_set in context.sets:
-            index = context.indexes.get((reference_set["name"], detector_name))
-            if index is None or index.count == 0:
-                continue
+        for set_name, index in indexes:
             scores, ids = index.search(vectors, top_k)
             for row, region_name in enumerate(names):
                 for score, item_id in zip(scores[row], ids[row], strict=True):
                     if item_id >= 0:
                         found.append(
                             Candidate(
-                                reference_set["name"],
+                                set_name,
                                 int(item_id),
                                 detector_name,
                                 region_name,

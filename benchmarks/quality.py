@@ -15,9 +15,15 @@ Methods, each judging a query by its single best-matching reference:
   CNN method needs weights from the network and is not run.
 
 Metrics (DISC21's definitions, one prediction per query): micro-average precision (µAP),
-recall at precision 0.95 and 0.99, and top-1 accuracy on positives.
+recall at precision 0.95 and 0.99, and top-1 accuracy on positives. For calibration: the
+score at which precision reaches 0.90/0.95/0.99, and per candidate review threshold the share
+of copies caught and of unrelated images sent to a reviewer.
 
-    python benchmarks/quality.py [--quick] [--refs N --positives N --negatives N]
+Each of ``--repeats`` runs draws its own references, edits and negatives (seeds seed,
+seed+1, ...); the figures written are medians over the runs, with each run's overall
+figures beside them.
+
+    python benchmarks/quality.py [--quick] [--refs N --positives N --negatives N] [--repeats N]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import datetime as dt
 import json
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -253,28 +260,15 @@ def threshold_at_precision(rows: list[dict[str, Any]], method: str, level: float
     return best
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small run (a few minutes)")
-    parser.add_argument("--refs", type=int, default=3000)
-    parser.add_argument("--positives", type=int, default=1400)
-    parser.add_argument("--negatives", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json"
-    )
-    args = parser.parse_args()
-    if args.quick:
-        args.refs, args.positives, args.negatives = 400, 280, 200
-    rng = random.Random(args.seed)
+def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run with its own sample of references, edits and negatives: (figures, rows)."""
+    rng = random.Random(seed)
     started = time.perf_counter()
     pool = load_pool(args.refs + args.negatives + 200, rng)
     if len(pool) < args.refs + args.negatives + 50:
-        print(
-            f"corpus too small ({len(pool)} distinct images); run benchmarks/corpus.py",
-            file=sys.stderr,
+        raise SystemExit(
+            f"corpus too small ({len(pool)} distinct images); run benchmarks/corpus.py"
         )
-        return 1
     references = [path for path, _ in pool[: args.refs]]
     reference_images = [image for _, image in pool[: args.refs]]
     negatives = pool[args.refs : args.refs + args.negatives]
@@ -288,7 +282,7 @@ def main() -> int:
         folder.mkdir()
         for path in references:
             shutil.copyfile(path, folder / path.name)
-        workspace = Workspace.create(scratch / "ws")
+        workspace = Workspace.create(scratch / "ws", environ={})
         ingest_start = time.perf_counter()
         workspace.add_reference_set("bench", [folder], rights="third-party")
         ingest_seconds = time.perf_counter() - ingest_start
@@ -352,42 +346,7 @@ def main() -> int:
 
     methods = ["phash", "sscd", "sscd+regions", "fused", *peers.names]
     negatives_rows = [r for r in rows if r["truth"] is None]
-    by_family = {
-        family: {
-            m: metrics([r for r in rows if r["family"] == family] + negatives_rows, m)
-            for m in methods
-        }
-        for family in names
-    }
-    overall = {m: metrics(rows, m) for m in methods}
-    verdicts = {
-        kind: {
-            v.value: sum(
-                1
-                for r in rows
-                if (r["truth"] is None) == (kind == "negatives") and r["fused_verdict"] == v.value
-            )
-            for v in Verdict
-        }
-        for kind in ("positives", "negatives")
-    }
-    calibration = {
-        method: {
-            f"precision_{level}": threshold_at_precision(rows, method, level)
-            for level in (0.9, 0.95, 0.99)
-        }
-        for method in ("phash", "sscd", "sscd+regions")
-    }
-    document = {
-        "schema": "provenance.benchmark.quality/1",
-        "date": dt.date.today().isoformat(),
-        "command": "python benchmarks/quality.py"
-        + (
-            " --quick"
-            if args.quick
-            else f" --refs {args.refs} --positives {args.positives} --negatives {args.negatives}"
-        ),
-        "machine": describe(),
+    figures = {
         "references": len(references),
         "positives": sum(1 for r in rows if r["truth"] is not None),
         "negatives": len(negatives_rows),
@@ -396,41 +355,158 @@ def main() -> int:
             "queries": round(query_seconds, 1),
             "total": round(time.perf_counter() - started, 1),
         },
-        "overall": overall,
-        "by_family": by_family,
-        "fused_verdicts": verdicts,
-        "score_at_precision": calibration,
+        "overall": {m: metrics(rows, m) for m in methods},
+        "by_family": {
+            family: {
+                m: metrics([r for r in rows if r["family"] == family] + negatives_rows, m)
+                for m in methods
+            }
+            for family in names
+        },
+        "fused_verdicts": {
+            kind: {
+                v.value: sum(
+                    1
+                    for r in rows
+                    if (r["truth"] is None) == (kind == "negatives")
+                    and r["fused_verdict"] == v.value
+                )
+                for v in Verdict
+            }
+            for kind in ("positives", "negatives")
+        },
+        "score_at_precision": {
+            method: {
+                f"precision_{level}": threshold_at_precision(rows, method, level)
+                for level in (0.9, 0.95, 0.99)
+            }
+            for method in ("phash", "sscd", "sscd+regions")
+        },
+        "review_band": {
+            "sscd+regions": band_table(rows, "sscd+regions", REVIEW_CANDIDATES["sscd"]),
+            "phash": band_table(rows, "phash", REVIEW_CANDIDATES["phash"]),
+        },
         "thresholds_used": {name: b.to_json() for name, b in bands.items()},
+    }
+    return figures, rows
+
+
+# Candidate thresholds for the review band: the share of copies caught and of unrelated
+# images sent to a reviewer at each (phash scores are minus the Hamming distance).
+REVIEW_CANDIDATES = {
+    "sscd": [0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75],
+    "phash": [-8.0, -10.0, -12.0, -14.0, -16.0],
+}
+
+
+def band_table(rows: list[dict[str, Any]], method: str, candidates: list[float]) -> dict[str, Any]:
+    """Per candidate threshold: recall of copies (right reference at or above it) and the
+    share of unrelated images at or above it."""
+    positives = [r for r in rows if r["truth"] is not None]
+    negatives = [r for r in rows if r["truth"] is None]
+    table = {}
+    for threshold in candidates:
+        caught = sum(
+            1 for r in positives if r[method][1] >= threshold and r[method][0] == r["truth"]
+        )
+        flagged = sum(1 for r in negatives if r[method][1] >= threshold)
+        table[str(threshold)] = {
+            "recall": round(caught / max(1, len(positives)), 4),
+            "unrelated_flagged": round(flagged / max(1, len(negatives)), 4),
+        }
+    return table
+
+
+def median_tree(values: list[Any]) -> Any:
+    """The element-wise median of equally shaped JSON trees (numbers; None when any is)."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {key: median_tree([v[key] for v in values]) for key in first}
+    if isinstance(first, bool) or not isinstance(first, int | float):
+        return first
+    if any(v is None for v in values):
+        return None
+    middle = statistics.median(values)
+    return (
+        int(middle)
+        if all(isinstance(v, int) for v in values) and middle == int(middle)
+        else round(float(middle), 4)
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small run (a few minutes)")
+    parser.add_argument("--refs", type=int, default=3000)
+    parser.add_argument("--positives", type=int, default=1400)
+    parser.add_argument("--negatives", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3, help="runs, each with its own sample")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the first run")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.refs, args.positives, args.negatives = 400, 280, 200
+    runs = []
+    all_rows = []
+    for number in range(args.repeats):
+        figures, rows = run_once(args, args.seed + number)
+        runs.append(figures)
+        all_rows += [{**row, "run": number} for row in rows]
+        print(f"run {number + 1}/{args.repeats}: {json.dumps(figures['overall'])}", flush=True)
+    summary = median_tree(runs)
+    document = {
+        "schema": "provenance.benchmark.quality/2",
+        "date": dt.date.today().isoformat(),
+        "command": "python benchmarks/quality.py"
+        + (
+            " --quick"
+            if args.quick
+            else f" --refs {args.refs} --positives {args.positives} --negatives {args.negatives}"
+        )
+        + f" --repeats {args.repeats}",
+        "machine": describe(),
+        "repeats": args.repeats,
+        "note": "figures are medians over the runs; per_run has each run's overall figures",
+        **summary,
+        "per_run": [
+            {"seed": args.seed + n, "overall": run["overall"], "seconds": run["seconds"]}
+            for n, run in enumerate(runs)
+        ],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     # Every query's best match and score per method, for the calibration notebook.
+    methods = list(summary["overall"])
     scores = {
-        "schema": "provenance.benchmark.quality-scores/1",
+        "schema": "provenance.benchmark.quality-scores/2",
         "methods": methods,
         "rows": [
             {
+                "run": r["run"],
                 "family": r["family"],
                 "truth": r["truth"],
                 "fused_verdict": r["fused_verdict"],
                 **{m: [r[m][0], r[m][1]] for m in methods},
             }
-            for r in rows
+            for r in all_rows
         ],
     }
     args.out.with_name(args.out.stem + "-scores.json").write_text(json.dumps(scores) + "\n")
     print(
-        f"{len(references)} references, {document['positives']} positives, "
-        f"{len(negatives_rows)} negatives"
+        f"medians of {args.repeats} runs: {summary['references']} references, "
+        f"{summary['positives']} positives, {summary['negatives']} negatives"
     )
     print(f"{'method':<18}{'µAP':>7}{'R@P95':>8}{'R@P99':>8}{'top-1':>8}")
     for method in methods:
-        m = overall[method]
+        m = summary["overall"][method]
         print(
             f"{method:<18}{m['uap']:>7}{m['recall_at_p95']:>8}{m['recall_at_p99']:>8}{m['top1']:>8}"
         )
-    print("fused verdicts:", verdicts)
-    print("score at precision:", calibration)
+    print("fused verdicts:", summary["fused_verdicts"])
+    print("score at precision:", summary["score_at_precision"])
+    print("review band:", json.dumps(summary["review_band"]))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.quality import metrics, threshold_at_precision
+from benchmarks.quality import band_table, median_tree, metrics, threshold_at_precision
 
 
 def _rows() -> list[dict]:
@@ -29,3 +29,20 @@ def test_micro_average_precision_by_hand() -> None:
 def test_threshold_at_precision() -> None:
     assert threshold_at_precision(_rows(), "m", 0.99) == 0.9
     assert threshold_at_precision(_rows(), "m", 0.6) == 0.7
+
+
+def test_band_table_counts_copies_caught_and_unrelated_flagged() -> None:
+    table = band_table(_rows(), "m", [0.65, 0.85])
+    # At 0.65: copies 0 and 1 found with the right reference, 2 found the wrong one;
+    # the one unrelated query (0.8) is flagged.
+    assert table["0.65"] == {"recall": round(2 / 3, 4), "unrelated_flagged": 1.0}
+    assert table["0.85"] == {"recall": round(1 / 3, 4), "unrelated_flagged": 0.0}
+
+
+def test_median_tree_takes_element_wise_medians() -> None:
+    runs = [
+        {"a": {"x": 1.0, "y": None}, "n": 3, "label": "s"},
+        {"a": {"x": 5.0, "y": 2.0}, "n": 1, "label": "s"},
+        {"a": {"x": 2.0, "y": 1.0}, "n": 2, "label": "s"},
+    ]
+    assert median_tree(runs) == {"a": {"x": 2.0, "y": None}, "n": 2.0, "label": "s"}

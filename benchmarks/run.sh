@@ -1,25 +1,48 @@
 #!/usr/bin/env bash
 # Fetch the benchmark corpus (real images from Debian packages, ~1.4 GB of downloads, once)
 # and run the benchmarks. Results go to benchmarks/results/*.json; the README quotes them.
-#   bash benchmarks/run.sh           the full runs
-#   bash benchmarks/run.sh --quick   smaller runs (a few minutes)
+# The calibration notebook is re-run at the end so that its plots show these results.
+#   bash benchmarks/run.sh           the full runs (about two hours here)
+#   bash benchmarks/run.sh --quick   smaller runs (under 15 minutes once the corpus is fetched)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/_env.sh
+bash scripts/_env.sh dev,clip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 if [ ! -f benchmarks/.corpus/sources.json ] || [ "$(grep -c ufoai-textures benchmarks/.corpus/sources.json)" = 0 ]; then
     apt-get update -qq
     .venv/bin/python benchmarks/corpus.py
 fi
+py=.venv/bin/python
 if [ "${1:-}" = "--quick" ]; then
-    .venv/bin/python benchmarks/quality.py --quick --out benchmarks/results/quality-quick.json
-    .venv/bin/python benchmarks/register_throughput.py --limit 200 --rounds 3 \
+    suffix=-quick
+    $py benchmarks/quality.py --quick --repeats 2 --out benchmarks/results/quality-quick.json
+    $py benchmarks/register_throughput.py --limit 200 --rounds 3 \
         --out benchmarks/results/register_throughput-quick.json
-    .venv/bin/python benchmarks/index_search.py --sizes 20000 40000 \
+    $py benchmarks/corpus_vectors.py
+    $py benchmarks/index_search.py --sizes 10000 30000 100000 \
         --out benchmarks/results/index_search-quick.json
+    $py benchmarks/speed.py --images 32 --refs 200 --repeats 1 \
+        --out benchmarks/results/speed-quick.json
 else
-    .venv/bin/python benchmarks/quality.py
-    .venv/bin/python benchmarks/register_throughput.py --limit 500 --rounds 5
-    .venv/bin/python benchmarks/index_search.py --sizes 20000 40000 100000 200000
-    .venv/bin/python benchmarks/speed.py --images 64 --refs 500
+    suffix=
+    $py benchmarks/quality.py --repeats 3
+    $py benchmarks/register_throughput.py --limit 500 --rounds 5
+    $py benchmarks/corpus_vectors.py
+    $py benchmarks/index_search.py --sizes 10000 30000 100000 300000 1000000
+    $py benchmarks/index_search.py --sizes 1000000 --compare \
+        --out benchmarks/results/index_search-1m.json
+    $py benchmarks/speed.py --images 64 --refs 500 --repeats 3
+    $py benchmarks/draft_decoding.py
 fi
+RESULTS_SUFFIX=$suffix $py - <<'PY'
+import nbformat
+from nbclient import NotebookClient
+
+path = "notebooks/calibration.ipynb"
+notebook = nbformat.read(path, as_version=4)
+NotebookClient(
+    notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}
+).execute()  # the kernel inherits RESULTS_SUFFIX
+nbformat.write(notebook, path)
+print("notebooks/calibration.ipynb re-run")
+PY

@@ -5,17 +5,19 @@ itself, the machine's measured rate for the arithmetic the model runs (int8 GEMM
 ONNX Runtime for the int8 SSCD export; fp32 and bf16 matmul through torch for CLIP), the
 limit = rate / MACs in images per second, and the measured images per second at batch 16
 (model call only). Then register + check end to end through the library with a reference
-set, and the share of time spent outside the model.
+set, with phash + sscd and with clip added, and the share of time spent outside the models.
+Each of ``--repeats`` runs measures limits and throughput side by side; medians are written.
 
 CLIP uses random ViT-B-32 weights saved to a local checkpoint: the same arithmetic as real
 weights, nothing downloaded.
 
-    python benchmarks/speed.py [--images N]
+    python benchmarks/speed.py [--images N] [--refs N] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import shutil
@@ -32,8 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.quality import median_tree  # noqa: E402
 from provenance import RegisterRequest, Workspace  # noqa: E402
 from provenance.detectors.sscd import SSCDDetector, model_path  # noqa: E402
+from provenance.errors import ProvenanceError  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / ".corpus" / "images"
@@ -126,21 +130,9 @@ def sample_images(count: int) -> list[Path]:
     return files[::step][:count]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--refs", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
-    args = parser.parse_args()
-    if not CORPUS.is_dir():
-        print("no corpus; run benchmarks/corpus.py", file=sys.stderr)
-        return 1
-    files = sample_images(args.images + args.refs)
-    pixels = [
-        decode_image(p.read_bytes(), max_pixels=150_000_000).pixels for p in files[: args.images]
-    ]
-    results: dict[str, Any] = {"machine": describe()}
-
+def model_figures(pixels: list[Any], checkpoint: Path | None) -> dict[str, Any]:
+    """Each model's images/s at batch 16 beside the limit its arithmetic allows here."""
+    results: dict[str, Any] = {}
     sscd = SSCDDetector()
     batch = np.stack([sscd._prepare(image) for image in pixels[:BATCH]])
     session = sscd._session
@@ -154,88 +146,145 @@ def main() -> int:
         "measured_images_per_s": BATCH / per_batch,
         "ratio": (BATCH / per_batch) / (rate / macs),
     }
-
-    try:
-        import open_clip
-        import torch
-
-        from provenance.detectors.clip import CLIPDetector
-
-        with tempfile.TemporaryDirectory() as scratch_name:
-            checkpoint = Path(scratch_name) / "vit-b-32-random.pt"
-            torch.manual_seed(0)
-            torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), checkpoint)
-            clip = CLIPDetector(model="ViT-B-32", checkpoint=checkpoint)
-            clip.embed(pixels[:BATCH])  # calibrates bf16 where the CPU has AMX
-            tensor = torch.stack([clip._preprocess(image) for image in pixels[:BATCH]])
-            per_batch = median_seconds(lambda: clip._encode(tensor))
-        # ViT-B/32 at 224 px: 49 patches + 1 class token, width 768, 12 layers.
-        tokens, width, layers = 50, 768, 12
-        clip_macs = layers * (tokens * 12 * width * width + 2 * tokens * tokens * width)
-        clip_macs += 49 * width * 32 * 32 * 3
-        dtype = "bfloat16" if clip._bf16 else "float32"
-        clip_rate = torch_matmul_rate(dtype)
-        results["clip"] = {
-            "precision": dtype,
-            "macs_per_image": clip_macs,
-            f"{dtype}_matmul_macs_per_s": clip_rate,
-            "limit_images_per_s": clip_rate / clip_macs,
-            "measured_images_per_s": BATCH / per_batch,
-            "ratio": (BATCH / per_batch) / (clip_rate / clip_macs),
-        }
-    except ImportError:
+    if checkpoint is None:
         results["clip"] = "torch/open_clip not installed"
+        return results
+    import torch
 
-    with tempfile.TemporaryDirectory() as scratch_name:
-        scratch = Path(scratch_name)
-        refs = scratch / "refs"
-        refs.mkdir()
-        for path in files[args.images :]:
-            shutil.copyfile(path, refs / path.name)
-        queries = scratch / "queries"
-        queries.mkdir()
-        for path in files[: args.images]:
-            shutil.copyfile(path, queries / path.name)
-        workspace = Workspace.create(scratch / "ws", environ={})
-        start = time.perf_counter()
-        workspace.add_reference_set("bench", [refs], rights="third-party")
-        ingest = time.perf_counter() - start
-        timed = {"sscd": 0.0}
-        detector = workspace.detectors()["sscd"]
-        original = detector.embed  # type: ignore[union-attr]
+    from provenance.detectors.clip import CLIPDetector
 
-        def counting(images: Any) -> Any:
+    clip = CLIPDetector(model="ViT-B-32", checkpoint=checkpoint)
+    clip.embed(pixels[:BATCH])  # calibrates bf16 where the CPU has AMX
+    tensor = torch.stack([clip._preprocess(image) for image in pixels[:BATCH]])
+    per_batch = median_seconds(lambda: clip._encode(tensor))
+    # ViT-B/32 at 224 px: 49 patches + 1 class token, width 768, 12 layers.
+    tokens, width, layers = 50, 768, 12
+    clip_macs = layers * (tokens * 12 * width * width + 2 * tokens * tokens * width)
+    clip_macs += 49 * width * 32 * 32 * 3
+    dtype = "bfloat16" if clip._bf16 else "float32"
+    clip_rate = torch_matmul_rate(dtype)
+    results["clip"] = {
+        "precision": dtype,
+        "macs_per_image": clip_macs,
+        "matmul_macs_per_s": clip_rate,
+        "limit_images_per_s": clip_rate / clip_macs,
+        "measured_images_per_s": BATCH / per_batch,
+        "ratio": (BATCH / per_batch) / (clip_rate / clip_macs),
+    }
+    return results
+
+
+def end_to_end(
+    scratch: Path, files: list[Path], queries_count: int, environ: dict[str, str]
+) -> dict[str, Any]:
+    """Ingest the references, then register + check the queries through the library (the
+    CLI's code path, one process); time spent inside the models' embed calls."""
+    refs = scratch / "refs"
+    refs.mkdir()
+    for path in files[queries_count:]:
+        shutil.copyfile(path, refs / path.name)
+    queries = scratch / "queries"
+    queries.mkdir()
+    for path in files[:queries_count]:
+        shutil.copyfile(path, queries / path.name)
+    workspace = Workspace.create(scratch / "ws", environ=environ)
+    start = time.perf_counter()
+    workspace.add_reference_set("bench", [refs], rights="third-party")
+    ingest = time.perf_counter() - start
+    in_models = [0.0]
+    for name, detector in workspace.detectors().items():
+        if name == "phash" or isinstance(detector, ProvenanceError):
+            continue
+        original = detector.embed
+
+        def counting(images: Any, original: Any = original) -> Any:
             begin = time.perf_counter()
             try:
                 return original(images)
             finally:
-                timed["sscd"] += time.perf_counter() - begin
+                in_models[0] += time.perf_counter() - begin
 
-        detector.embed = counting  # type: ignore[union-attr,method-assign]
-        start = time.perf_counter()
-        report = workspace.register([queries], RegisterRequest(), jobs=1)
-        total = time.perf_counter() - start
-        workspace.close()
-    results["end_to_end"] = {
-        "reference_ingest_images_per_s": args.refs / ingest,
+        detector.embed = counting  # type: ignore[method-assign]
+    start = time.perf_counter()
+    report = workspace.register([queries], RegisterRequest(), jobs=1)
+    total = time.perf_counter() - start
+    workspace.close()
+    return {
+        "reference_ingest_images_per_s": (len(files) - queries_count) / ingest,
         "register_and_check_files_per_s": len(report.results) / total,
-        "sscd_share_of_time": timed["sscd"] / total,
-        "outside_sscd_share": 1 - timed["sscd"] / total,
+        "model_share_of_time": in_models[0] / total,
+        "outside_models_share": 1 - in_models[0] / total,
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="queries registered + checked")
+    parser.add_argument("--refs", type=int, default=500, help="references ingested first")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        print("no corpus; run benchmarks/corpus.py", file=sys.stderr)
+        return 1
+    files = sample_images(args.images + args.refs)
+    pixels = [
+        decode_image(p.read_bytes(), max_pixels=150_000_000).pixels for p in files[: args.images]
+    ]
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        checkpoint = random_clip_checkpoint(scratch)
+        for number in range(args.repeats):
+            run = model_figures(pixels, checkpoint)
+            run["end_to_end"] = {}
+            setups = {"phash+sscd": {"PROVENANCE_DETECTORS": "phash,sscd"}}
+            if checkpoint is not None:
+                setups["phash+sscd+clip"] = {
+                    "PROVENANCE_DETECTORS": "phash,sscd,clip",
+                    "PROVENANCE_CLIP_CHECKPOINT": str(checkpoint),
+                }
+            for name, environ in setups.items():
+                folder = scratch / f"run{number}-{name}"
+                folder.mkdir()
+                run["end_to_end"][name] = end_to_end(folder, files, args.images, environ)
+                shutil.rmtree(folder)
+            runs.append(run)
+            print(f"run {number + 1}/{args.repeats}: {json.dumps(run)}", flush=True)
+    summary = median_tree(runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
-                "schema": "provenance.benchmark.speed/1",
-                "command": f"python benchmarks/speed.py --images {args.images} --refs {args.refs}",
-                **results,
+                "schema": "provenance.benchmark.speed/2",
+                "date": dt.date.today().isoformat(),
+                "command": f"python benchmarks/speed.py --images {args.images} "
+                f"--refs {args.refs} --repeats {args.repeats}",
+                "machine": describe(),
+                "repeats": args.repeats,
+                "note": "medians over the runs; each run measures limit and throughput together",
+                **summary,
             },
             indent=2,
         )
         + "\n"
     )
-    print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=1))
+    print(json.dumps(summary, indent=1))
     return 0
+
+
+def random_clip_checkpoint(folder: Path) -> Path | None:
+    """Random ViT-B-32 weights saved locally (same arithmetic as real ones); None without
+    torch/open_clip."""
+    try:
+        import open_clip
+        import torch
+    except ImportError:
+        return None
+    checkpoint = folder / "vit-b-32-random.pt"
+    torch.manual_seed(0)
+    torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), checkpoint)
+    return checkpoint
 
 
 if __name__ == "__main__":

@@ -328,3 +328,40 @@ def test_plain_crops_are_not_searched() -> None:
     scene = plain.copy()
     scene.paste(fm.sample("coffee.jpg").resize((150, 100)), (230, 180))
     assert set(regions(scene)) == {"corner-bl", "corner-br", "centre"}  # not the plain top corners
+
+
+def test_batched_ingest_matches_one_file_at_a_time(
+    workspace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are embedded in batches; a batch boundary, a file repeated under another name
+    inside one batch and a broken file in a batch change nothing but speed."""
+    import numpy as np
+
+    from provenance import reference_sets
+    from provenance.detectors.sscd import SSCDDetector
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    names = sorted(p.name for p in fm.SAMPLES.iterdir() if p.suffix in {".jpg", ".png"})
+    for name in names:
+        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    # sorted: 4 per batch puts the last sample and its copy in the same batch
+    (folder / "zz-copy-of-last.jpg").write_bytes((fm.SAMPLES / names[-1]).read_bytes())
+    (folder / "broken.png").write_bytes((fm.SAMPLES / "chelsea.png").read_bytes()[:5000])
+    monkeypatch.setattr(reference_sets, "EMBED_BATCH", 4)
+    result = run("-w", workspace_dir, "refs", "add", "many", "--from", folder, "--json")
+    assert result.exit_code == 1  # the broken file
+    report = json.loads(result.stdout)
+    assert (report["added"], report["already_present"]) == (len(names), 1)
+    assert report["indexes"]["sscd"]["count"] == len(names)
+    sscd = SSCDDetector()
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        stored = dict(
+            db.execute(
+                "SELECT i.source_path, v.vector FROM reference_vectors v "
+                "JOIN reference_items i ON i.id = v.item_id WHERE v.detector = 'sscd'"
+            ).fetchall()
+        )
+    for source, blob in stored.items():
+        alone = sscd.embed([fm.sample(Path(source).name)])[0]
+        assert float(np.frombuffer(blob, dtype=np.float32) @ alone) > 0.9999

@@ -243,8 +243,9 @@ def metrics(rows: list[dict[str, Any]], method: str) -> dict[str, float]:
 
 
 def threshold_at_precision(rows: list[dict[str, Any]], method: str, level: float) -> float | None:
-    """The lowest score at which every prediction at or above it is still >= ``level``
-    precise (None when no threshold reaches it)."""
+    """The lowest score ``t`` such that the predictions scoring ``t`` or more are at least
+    ``level`` precise (None when no threshold reaches it). Tied scores count together: a
+    threshold cannot take half of a tie."""
     predictions = sorted(
         (
             (row[method][1], row["truth"] is not None and row[method][0] == row["truth"])
@@ -255,7 +256,8 @@ def threshold_at_precision(rows: list[dict[str, Any]], method: str, level: float
     hits, best = 0, None
     for rank, (score, correct) in enumerate(predictions, start=1):
         hits += correct
-        if hits / rank >= level:
+        last_of_tie = rank == len(predictions) or predictions[rank][0] != score
+        if last_of_tie and hits / rank >= level:
             best = score
     return best
 
@@ -345,23 +347,34 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         query_seconds = time.perf_counter() - query_start
 
     methods = ["phash", "sscd", "sscd+regions", "fused", *peers.names]
-    negatives_rows = [r for r in rows if r["truth"] is None]
     figures = {
         "references": len(references),
-        "positives": sum(1 for r in rows if r["truth"] is not None),
-        "negatives": len(negatives_rows),
         "seconds": {
             "ingest": round(ingest_seconds, 1),
             "queries": round(query_seconds, 1),
             "total": round(time.perf_counter() - started, 1),
         },
+        **figures_from_rows(rows, methods, names),
+        "thresholds_used": {name: b.to_json() for name, b in bands.items()},
+    }
+    return figures, rows
+
+
+def figures_from_rows(
+    rows: list[dict[str, Any]], methods: list[str], family_names: list[str]
+) -> dict[str, Any]:
+    """Every quality figure of one run, from its per-query rows."""
+    negatives_rows = [r for r in rows if r["truth"] is None]
+    return {
+        "positives": sum(1 for r in rows if r["truth"] is not None),
+        "negatives": len(negatives_rows),
         "overall": {m: metrics(rows, m) for m in methods},
         "by_family": {
             family: {
                 m: metrics([r for r in rows if r["family"] == family] + negatives_rows, m)
                 for m in methods
             }
-            for family in names
+            for family in family_names
         },
         "fused_verdicts": {
             kind: {
@@ -386,9 +399,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             "sscd+regions": band_table(rows, "sscd+regions", REVIEW_CANDIDATES["sscd"]),
             "phash": band_table(rows, "phash", REVIEW_CANDIDATES["phash"]),
         },
-        "thresholds_used": {name: b.to_json() for name, b in bands.items()},
     }
-    return figures, rows
 
 
 # Candidate thresholds for the review band: the share of copies caught and of unrelated
@@ -445,7 +456,14 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json"
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="recompute the figures in --out from its saved per-query scores (no new run)",
+    )
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(args.out)
     if args.quick:
         args.refs, args.positives, args.negatives = 400, 280, 200
     runs = []
@@ -507,6 +525,25 @@ def main() -> int:
     print("fused verdicts:", summary["fused_verdicts"])
     print("score at precision:", summary["score_at_precision"])
     print("review band:", json.dumps(summary["review_band"]))
+    return 0
+
+
+def rescore(out: Path) -> int:
+    """Recompute every figure of ``out`` from ``out``'s -scores.json (after a change to
+    the metric code), keeping what only a run can measure (times, thresholds used)."""
+    document = json.loads(out.read_text())
+    scores = json.loads(out.with_name(out.stem + "-scores.json").read_text())
+    methods, family_names = scores["methods"], list(document["by_family"])
+    runs = sorted({row["run"] for row in scores["rows"]})
+    figures = [
+        figures_from_rows([r for r in scores["rows"] if r["run"] == n], methods, family_names)
+        for n in runs
+    ]
+    document.update(median_tree(figures))
+    for entry, run in zip(document["per_run"], figures, strict=True):
+        entry["overall"] = run["overall"]
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"{out.name}: figures recomputed from {len(scores['rows'])} saved query scores")
     return 0
 
 

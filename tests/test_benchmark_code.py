@@ -46,3 +46,14 @@ def test_median_tree_takes_element_wise_medians() -> None:
         {"a": {"x": 2.0, "y": 1.0}, "n": 2, "label": "s"},
     ]
     assert median_tree(runs) == {"a": {"x": 2.0, "y": None}, "n": 2.0, "label": "s"}
+
+
+def test_threshold_at_precision_never_splits_a_tie() -> None:
+    rows = [
+        {"truth": 0, "m": (0, 0.9)},
+        {"truth": 1, "m": (1, 0.7)},  # ties with the unrelated query below
+        {"truth": None, "m": (4, 0.7)},
+    ]
+    # Taking 0.7 takes both tied queries: precision 2/3, so 0.99 needs 0.9.
+    assert threshold_at_precision(rows, "m", 0.99) == 0.9
+    assert threshold_at_precision(rows, "m", 0.6) == 0.7

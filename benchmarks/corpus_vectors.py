@@ -4,7 +4,7 @@ The index benchmark mixes these real vectors into its reference sets and sends t
 copies as queries, as a check would. Computed once (about five minutes here) and cached
 beside the corpus in ``benchmarks/.corpus/sscd-vectors.npz``; never committed.
 
-    python benchmarks/corpus_vectors.py [--queries 400]
+    python benchmarks/corpus_vectors.py [--queries 400] [--limit N]
 """
 
 from __future__ import annotations
@@ -30,15 +30,21 @@ CACHE = CORPUS / "sscd-vectors.npz"
 BATCH = 64
 
 
-def corpus_vectors(queries: int = 400) -> dict[str, NDArray[np.generic]]:
-    """``vectors`` (one row per decodable corpus image), ``names``, ``query_vectors`` (edited
-    copies) and ``query_sources`` (the row each copy was made from); cached."""
-    if CACHE.is_file():
-        with np.load(CACHE) as cached:
+def cache_path(limit: int | None) -> Path:
+    return CACHE if limit is None else CACHE.with_name(f"sscd-vectors-{limit}.npz")
+
+
+def corpus_vectors(queries: int = 400, limit: int | None = None) -> dict[str, NDArray[np.generic]]:
+    """``vectors`` (one row per decodable corpus image, or of the first ``limit`` files),
+    ``names``, ``query_vectors`` (edited copies) and ``query_sources`` (the row each copy
+    was made from); cached."""
+    cache = cache_path(limit)
+    if cache.is_file():
+        with np.load(cache) as cached:
             loaded = {key: cached[key] for key in cached.files}
         if len(loaded["query_vectors"]) >= queries:
             return loaded
-    files = sorted((CORPUS / "images").iterdir())
+    files = sorted((CORPUS / "images").iterdir())[:limit]
     if not files:
         raise SystemExit("no corpus; run benchmarks/corpus.py")
     sscd = SSCDDetector()
@@ -78,15 +84,16 @@ def corpus_vectors(queries: int = 400) -> dict[str, NDArray[np.generic]]:
         "query_vectors": sscd.embed(edited),
         "query_sources": np.array(sources, dtype=np.int64),
     }
-    np.savez(CACHE, **result)  # type: ignore[arg-type]
+    np.savez(cache, **result)  # type: ignore[arg-type]
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--limit", type=int, help="only the first N corpus files (quick runs)")
     args = parser.parse_args()
-    data = corpus_vectors(args.queries)
+    data = corpus_vectors(args.queries, args.limit)
     print(f"{len(data['vectors'])} corpus vectors, {len(data['query_vectors'])} query vectors")
     return 0
 

@@ -233,12 +233,15 @@ def main() -> int:
     )
     parser.add_argument("--compare", action="store_true", help="also sweep IVF and HNSW")
     parser.add_argument(
+        "--real-limit", type=int, help="real vectors from the first N corpus files only (quick)"
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "index_search.json"
     )
     args = parser.parse_args()
     import faiss
 
-    data = corpus_vectors()
+    data = corpus_vectors(limit=args.real_limit)
     floor = float(SETTINGS_BY_NAME["sscd_review"].default)
     rows = [measure_size(size, data, args.compare, floor) for size in args.sizes]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +252,8 @@ def main() -> int:
                 "date": dt.date.today().isoformat(),
                 "command": "python benchmarks/index_search.py --sizes "
                 + " ".join(str(s) for s in args.sizes)
-                + (" --compare" if args.compare else ""),
+                + (" --compare" if args.compare else "")
+                + (f" --real-limit {args.real_limit}" if args.real_limit else ""),
                 "queries": len(data["query_vectors"]),
                 "review_floor": floor,
                 "threads": faiss.omp_get_max_threads(),

@@ -18,8 +18,8 @@ if [ "${1:-}" = "--quick" ]; then
     $py benchmarks/quality.py --quick --repeats 2 --out benchmarks/results/quality-quick.json
     $py benchmarks/register_throughput.py --limit 200 --rounds 3 \
         --out benchmarks/results/register_throughput-quick.json
-    $py benchmarks/corpus_vectors.py
-    $py benchmarks/index_search.py --sizes 10000 30000 100000 \
+    $py benchmarks/corpus_vectors.py --limit 3000
+    $py benchmarks/index_search.py --sizes 10000 30000 100000 --real-limit 3000 \
         --out benchmarks/results/index_search-quick.json
     $py benchmarks/speed.py --images 32 --refs 200 --repeats 1 \
         --out benchmarks/results/speed-quick.json

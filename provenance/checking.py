@@ -113,7 +113,12 @@ def prepare(workspace: Workspace, detectors: dict[str, Detector]) -> SearchConte
         problems = context.problems.setdefault(name, [])
         for detector_name, detector in detectors.items():
             try:
-                index = load_index(workspace.root / "indexes" / name, detector_name, detector.spec)
+                index = load_index(
+                    workspace.root / "indexes" / name,
+                    detector_name,
+                    detector.spec,
+                    nprobe=int(workspace.settings["search_nprobe"]),
+                )
             except IndexProblem as exc:
                 problems.append(f"{detector_name}: {exc}")
                 continue
@@ -212,7 +217,12 @@ def _record(
             "name": s["name"],
             "rights_status": s["rights_status"],
             "indexes": {
-                detector: {"count": index.count, "vectors_sha256": index.vectors_sha256}
+                detector: {
+                    "count": index.count,
+                    "vectors_sha256": index.vectors_sha256,
+                    "index_type": index.index_type,
+                    "nprobe": index.nprobe,
+                }
                 for (set_name, detector), index in context.indexes.items()
                 if set_name == s["name"]
             },

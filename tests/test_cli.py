@@ -380,6 +380,8 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
         ("\nmax_imag_pixels = 5\n", {}, "unknown setting(s) max_imag_pixels"),
         ("\n[settings\n", {}, "not valid TOML"),
         ("", {"PROVENANCE_AUTO_UPGRADE": "perhaps"}, "is not a valid bool"),
+        ("", {"PROVENANCE_SEARCH_NPROBE": "0"}, "below its minimum 1"),
+        ("\ntop_k = -3\n", {}, "below its minimum 1"),
         ("", {"PROVENANCE_DATABASE_URL": "mysql://x/y"}, "only SQLite and PostgreSQL"),
         ("", {"PROVENANCE_DATABASE_URL": "postgresql://db/prod"}, "not supported yet"),
         ("", {"PROVENANCE_DATABASE_URL": "sqlite://"}, "not an in-memory database"),

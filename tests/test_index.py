@@ -136,6 +136,15 @@ def test_large_sets_get_an_ivf_index_with_high_recall(tmp_path: Path) -> None:
     _, found = loaded.search(l2_normalise(queries), 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
     assert recall >= 0.95
+    # search_nprobe: probing every list is exact search.
+    nlist = int(built.index_type.removeprefix("ivf").split("-")[0])
+    assert loaded.nprobe == 64
+    everything = load_index(tmp_path, "test", spec, nprobe=nlist)
+    assert everything.nprobe == nlist
+    _, found = everything.search(l2_normalise(queries), 10)
+    assert all(set(a) == set(b) for a, b in zip(exact, found, strict=True))
+    with pytest.raises(InvalidInput):
+        everything.set_nprobe(0)
 
 
 WRITER = """

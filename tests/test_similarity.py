@@ -106,6 +106,8 @@ def test_check_json_records_specs_thresholds_and_sets(refs_workspace: Path, tmp_
     [reference_set] = check["reference_sets"]
     assert reference_set["name"] == "studio-ip"
     assert reference_set["indexes"]["sscd"]["count"] == 3
+    assert reference_set["indexes"]["sscd"]["index_type"] == "flat-ip"
+    assert reference_set["indexes"]["sscd"]["nprobe"] is None  # exact: nothing to probe
     assert reference_set["problems"] == []
     assert {r["detector"] for r in check["reasons"]} == {"phash", "sscd"}
     # A re-check is a new check; the earlier ones stay.

@@ -54,6 +54,18 @@ class VectorIndex:
     count: int
     vectors_sha256: str
 
+    @property
+    def nprobe(self) -> int | None:
+        """Inverted lists probed per query (IVF indexes), None for exact indexes."""
+        return int(self.index.nprobe) if hasattr(self.index, "nprobe") else None
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Probe ``nprobe`` lists per query from now on (IVF indexes; exact ones ignore it)."""
+        if hasattr(self.index, "nprobe"):
+            if nprobe < 1:
+                raise InvalidInput(f"nprobe must be at least 1, got {nprobe}")
+            self.index.nprobe = nprobe
+
     def search(self, queries: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[np.int64]]:
         """The ``k`` nearest items per query row: (scores, ids), best first; id -1 pads.
 
@@ -100,7 +112,7 @@ def build_index(
         ivf.nprobe = nprobe
         ivf.add_with_ids(vectors, ids)
         index = ivf
-        index_type = f"ivf{nlist}-flat-ip,nprobe={nprobe}"
+        index_type = f"ivf{nlist}-flat-ip"
     return VectorIndex(spec, index, index_type, len(vectors), checksum)
 
 
@@ -162,9 +174,12 @@ def read_manifest(folder: Path, name: str) -> dict[str, Any]:
     return manifest
 
 
-def load_index(folder: Path, name: str, spec: DetectorSpec) -> VectorIndex:
+def load_index(
+    folder: Path, name: str, spec: DetectorSpec, *, nprobe: int | None = None
+) -> VectorIndex:
     """Load index ``name``; refuse it when ``spec`` (the detector as it is now) differs from
-    the spec it was built with, or when its file does not match the manifest."""
+    the spec it was built with, or when its file does not match the manifest. ``nprobe``
+    overrides the lists an IVF index probes (the search_nprobe setting)."""
     import faiss
 
     manifest = read_manifest(folder, name)
@@ -200,9 +215,12 @@ def load_index(folder: Path, name: str, spec: DetectorSpec) -> VectorIndex:
             f"index {name!r} holds {index.ntotal} vectors, manifest says "
             f"{manifest.get('count')}; rebuild it"
         )
-    return VectorIndex(
+    loaded = VectorIndex(
         spec, index, str(manifest["index_type"]), int(index.ntotal), str(manifest["vectors_sha256"])
     )
+    if nprobe is not None:
+        loaded.set_nprobe(nprobe)
+    return loaded
 
 
 def _checked_vectors(spec: DetectorSpec, vectors: NDArray[Any]) -> NDArray[Any]:

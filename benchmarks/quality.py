@@ -354,14 +354,14 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             "queries": round(query_seconds, 1),
             "total": round(time.perf_counter() - started, 1),
         },
-        **figures_from_rows(rows, methods, names),
+        **figures_from_rows(rows, methods, names, bands["sscd"].review),
         "thresholds_used": {name: b.to_json() for name, b in bands.items()},
     }
     return figures, rows
 
 
 def figures_from_rows(
-    rows: list[dict[str, Any]], methods: list[str], family_names: list[str]
+    rows: list[dict[str, Any]], methods: list[str], family_names: list[str], sscd_review: float
 ) -> dict[str, Any]:
     """Every quality figure of one run, from its per-query rows."""
     negatives_rows = [r for r in rows if r["truth"] is None]
@@ -399,6 +399,7 @@ def figures_from_rows(
             "sscd+regions": band_table(rows, "sscd+regions", REVIEW_CANDIDATES["sscd"]),
             "phash": band_table(rows, "phash", REVIEW_CANDIDATES["phash"]),
         },
+        "phash_beyond_sscd": phash_beyond_sscd(rows, sscd_review),
     }
 
 
@@ -406,7 +407,7 @@ def figures_from_rows(
 # images sent to a reviewer at each (phash scores are minus the Hamming distance).
 REVIEW_CANDIDATES = {
     "sscd": [0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70, 0.75],
-    "phash": [-8.0, -10.0, -12.0, -14.0, -16.0],
+    "phash": [-8.0, -10.0, -11.0, -12.0, -14.0, -16.0],
 }
 
 
@@ -424,6 +425,34 @@ def band_table(rows: list[dict[str, Any]], method: str, candidates: list[float])
         table[str(threshold)] = {
             "recall": round(caught / max(1, len(positives)), 4),
             "unrelated_flagged": round(flagged / max(1, len(negatives)), 4),
+        }
+    return table
+
+
+def phash_beyond_sscd(rows: list[dict[str, Any]], sscd_review: float) -> dict[str, Any]:
+    """What pHash adds to SSCD: per candidate pHash threshold, the copies only pHash finds
+    (SSCD with regions below ``sscd_review``) and the unrelated images only pHash flags."""
+    table = {}
+    for threshold in REVIEW_CANDIDATES["phash"]:
+        sscd_misses = [
+            r
+            for r in rows
+            if not (
+                r["sscd+regions"][1] >= sscd_review
+                and (r["truth"] is None or r["sscd+regions"][0] == r["truth"])
+            )
+        ]
+        table[str(threshold)] = {
+            "copies_only_phash_finds": sum(
+                1
+                for r in sscd_misses
+                if r["truth"] is not None
+                and r["phash"][0] == r["truth"]
+                and r["phash"][1] >= threshold
+            ),
+            "unrelated_only_phash_flags": sum(
+                1 for r in sscd_misses if r["truth"] is None and r["phash"][1] >= threshold
+            ),
         }
     return table
 
@@ -536,7 +565,12 @@ def rescore(out: Path) -> int:
     methods, family_names = scores["methods"], list(document["by_family"])
     runs = sorted({row["run"] for row in scores["rows"]})
     figures = [
-        figures_from_rows([r for r in scores["rows"] if r["run"] == n], methods, family_names)
+        figures_from_rows(
+            [r for r in scores["rows"] if r["run"] == n],
+            methods,
+            family_names,
+            float(document["thresholds_used"]["sscd"]["review"]),
+        )
         for n in runs
     ]
     document.update(median_tree(figures))

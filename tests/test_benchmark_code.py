@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.quality import band_table, median_tree, metrics, threshold_at_precision
+from benchmarks.quality import (
+    band_table,
+    median_tree,
+    metrics,
+    phash_beyond_sscd,
+    threshold_at_precision,
+)
 
 
 def _rows() -> list[dict]:
@@ -57,3 +63,20 @@ def test_threshold_at_precision_never_splits_a_tie() -> None:
     # Taking 0.7 takes both tied queries: precision 2/3, so 0.99 needs 0.9.
     assert threshold_at_precision(rows, "m", 0.99) == 0.9
     assert threshold_at_precision(rows, "m", 0.6) == 0.7
+
+
+def test_phash_beyond_sscd_counts_only_what_sscd_missed() -> None:
+    rows = [
+        # SSCD finds it: pHash adds nothing.
+        {"truth": 0, "sscd+regions": (0, 0.9), "phash": (0, -4.0)},
+        # SSCD misses it (too low); pHash finds it at 9 bits.
+        {"truth": 1, "sscd+regions": (1, 0.3), "phash": (1, -9.0)},
+        # Unrelated, SSCD quiet, pHash at 12 bits: flagged only by pHash from 12 on.
+        {"truth": None, "sscd+regions": (2, 0.2), "phash": (3, -12.0)},
+        # Unrelated, already flagged by SSCD: not pHash's doing.
+        {"truth": None, "sscd+regions": (2, 0.6), "phash": (3, -5.0)},
+    ]
+    table = phash_beyond_sscd(rows, sscd_review=0.5)
+    assert table["-8.0"] == {"copies_only_phash_finds": 0, "unrelated_only_phash_flags": 0}
+    assert table["-10.0"] == {"copies_only_phash_finds": 1, "unrelated_only_phash_flags": 0}
+    assert table["-12.0"] == {"copies_only_phash_finds": 1, "unrelated_only_phash_flags": 1}

@@ -412,8 +412,10 @@ REVIEW_CANDIDATES = {
 
 
 def band_table(rows: list[dict[str, Any]], method: str, candidates: list[float]) -> dict[str, Any]:
-    """Per candidate threshold: recall of copies (right reference at or above it) and the
-    share of unrelated images at or above it."""
+    """Per candidate threshold: recall of copies (right reference at or above it), the
+    share of unrelated images at or above it, precision (a copy matched to the wrong
+    reference counts as a false flag) and F2, which weighs recall twice as much as
+    precision: the measure the review line is chosen by."""
     positives = [r for r in rows if r["truth"] is not None]
     negatives = [r for r in rows if r["truth"] is None]
     table = {}
@@ -421,10 +423,18 @@ def band_table(rows: list[dict[str, Any]], method: str, candidates: list[float])
         caught = sum(
             1 for r in positives if r[method][1] >= threshold and r[method][0] == r["truth"]
         )
+        wrong = sum(
+            1 for r in positives if r[method][1] >= threshold and r[method][0] != r["truth"]
+        )
         flagged = sum(1 for r in negatives if r[method][1] >= threshold)
+        recall = caught / max(1, len(positives))
+        precision = caught / max(1, caught + wrong + flagged)
+        f2 = 5 * precision * recall / (4 * precision + recall) if caught else 0.0
         table[str(threshold)] = {
-            "recall": round(caught / max(1, len(positives)), 4),
+            "recall": round(recall, 4),
             "unrelated_flagged": round(flagged / max(1, len(negatives)), 4),
+            "precision": round(precision, 4),
+            "f2": round(f2, 4),
         }
     return table
 

@@ -240,9 +240,14 @@ def main() -> int:
             run["end_to_end"] = {}
             setups = {"phash+sscd": {"PROVENANCE_DETECTORS": "phash,sscd"}}
             if checkpoint is not None:
+                # Random weights embed every picture alike, so CLIP would call every query
+                # high and spare it the region search; lines it cannot reach keep the work
+                # what real weights would do on unrelated pictures.
                 setups["phash+sscd+clip"] = {
                     "PROVENANCE_DETECTORS": "phash,sscd,clip",
                     "PROVENANCE_CLIP_CHECKPOINT": str(checkpoint),
+                    "PROVENANCE_CLIP_HIGH": "2",
+                    "PROVENANCE_CLIP_REVIEW": "2",
                 }
             for name, environ in setups.items():
                 folder = scratch / f"run{number}-{name}"

@@ -38,11 +38,20 @@ def test_threshold_at_precision() -> None:
 
 
 def test_band_table_counts_copies_caught_and_unrelated_flagged() -> None:
-    table = band_table(_rows(), "m", [0.65, 0.85])
+    table = band_table(_rows(), "m", [0.55, 0.65, 0.85])
     # At 0.65: copies 0 and 1 found with the right reference, 2 found the wrong one;
     # the one unrelated query (0.8) is flagged.
-    assert table["0.65"] == {"recall": round(2 / 3, 4), "unrelated_flagged": 1.0}
-    assert table["0.85"] == {"recall": round(1 / 3, 4), "unrelated_flagged": 0.0}
+    # At 0.65: 2 right of 3 flagged (the wrong-reference copy scores under it).
+    assert table["0.65"] == {
+        "recall": round(2 / 3, 4),
+        "unrelated_flagged": 1.0,
+        "precision": round(2 / 3, 4),
+        "f2": round(2 / 3, 4),  # precision = recall, so F2 equals both
+    }
+    # At 0.55 the wrong-reference copy is a false flag too: precision 2/4.
+    assert table["0.55"]["precision"] == 0.5
+    assert table["0.85"]["recall"] == round(1 / 3, 4)
+    assert (table["0.85"]["unrelated_flagged"], table["0.85"]["precision"]) == (0.0, 1.0)
 
 
 def test_median_tree_takes_element_wise_medians() -> None:

@@ -102,7 +102,7 @@ def test_check_json_records_specs_thresholds_and_sets(refs_workspace: Path, tmp_
     assert {d["name"]: d["status"] for d in check["detectors"]} == {"phash": "ran", "sscd": "ran"}
     sscd_spec = next(d["spec"] for d in check["detectors"] if d["name"] == "sscd")
     assert len(sscd_spec["weights_sha256"]) == 64
-    assert check["thresholds"]["sscd"] == {"review": 0.45, "high": 0.75, "higher_is_closer": True}
+    assert check["thresholds"]["sscd"] == {"review": 0.5, "high": 0.75, "higher_is_closer": True}
     [reference_set] = check["reference_sets"]
     assert reference_set["name"] == "studio-ip"
     assert reference_set["indexes"]["sscd"]["count"] == 3

@@ -199,28 +199,28 @@ def compare_indexes(
     ivf.train(vectors[np.random.default_rng(0).permutation(len(vectors))[: nlist * 64]])
     ivf.add(vectors)
     build_s = round(time.perf_counter() - start, 1)
-    for nprobe in (32, 64, 128, 256):
-        ivf.nprobe = nprobe
-        _, found = ivf.search(queries, K)
-        p50, p99 = latencies_ms(ivf, queries)
-        rows.append(
-            {"index": f"ivf{nlist},nprobe={nprobe}", "build_s": build_s, "ms_p50": p50,
-             "ms_p99": p99, **accuracy(found, exact_ids, exact_scores, originals, floor)}
-        )  # fmt: skip
+
+    def sweep(
+        index: Any, owner: Any, knob: str, values: tuple[int, ...], label: str, build: float
+    ) -> None:
+        """Search with ``owner.knob`` set to each value in turn."""
+        for value in values:
+            setattr(owner, knob, value)
+            _, found = index.search(queries, K)
+            p50, p99 = latencies_ms(index, queries)
+            rows.append(
+                {"index": label.format(value), "build_s": build, "ms_p50": p50,
+                 "ms_p99": p99, **accuracy(found, exact_ids, exact_scores, originals, floor)}
+            )  # fmt: skip
+
+    sweep(ivf, ivf, "nprobe", (32, 64, 128, 256), f"ivf{nlist},nprobe={{}}", build_s)
     del ivf
     start = time.perf_counter()
     hnsw = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = 80
     hnsw.add(vectors)
     build_s = round(time.perf_counter() - start, 1)
-    for ef in (64, 128, 256, 512):
-        hnsw.hnsw.efSearch = ef
-        _, found = hnsw.search(queries, K)
-        p50, p99 = latencies_ms(hnsw, queries)
-        rows.append(
-            {"index": f"hnsw32,efSearch={ef}", "build_s": build_s, "ms_p50": p50,
-             "ms_p99": p99, **accuracy(found, exact_ids, exact_scores, originals, floor)}
-        )  # fmt: skip
+    sweep(hnsw, hnsw.hnsw, "efSearch", (64, 128, 256, 512), "hnsw32,efSearch={}", build_s)
     del hnsw
     gc.collect()
     return rows

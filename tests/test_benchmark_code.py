@@ -89,3 +89,39 @@ def test_phash_beyond_sscd_counts_only_what_sscd_missed() -> None:
     assert table["-8.0"] == {"copies_only_phash_finds": 0, "unrelated_only_phash_flags": 0}
     assert table["-10.0"] == {"copies_only_phash_finds": 1, "unrelated_only_phash_flags": 0}
     assert table["-12.0"] == {"copies_only_phash_finds": 1, "unrelated_only_phash_flags": 1}
+
+
+def test_index_accuracy_by_hand() -> None:
+    import numpy as np
+
+    from benchmarks.index_search import K, accuracy
+
+    exact_ids = np.array([list(range(K)), list(range(10, 10 + K))])
+    exact_scores = np.array([[0.9, 0.6] + [0.2] * (K - 2), [0.3] * K], dtype=np.float32)
+    # Query 0 finds all but neighbour 1 (0.6, over the floor); query 1 finds half.
+    found = np.array([[0, *range(100, 100 + K - 1)], [*range(10, 15), *range(200, 200 + K - 5)]])
+    result = accuracy(found, exact_ids, exact_scores, np.array([0, 99]), floor=0.5)
+    assert result["recall_at_10"] == round((1 / K + 5 / K) / 2, 4)
+    assert result["recall_above_review"] == 0.5  # neighbours 0 and 1 of query 0; 0 found
+    assert result["originals_in_top10"] == 0.5
+
+
+def test_synthetic_vectors_follow_the_real_ones() -> None:
+    import numpy as np
+
+    from benchmarks.index_search import synthetic_like
+
+    rng = np.random.default_rng(0)
+    # "Real" vectors: most variance along the first axis.
+    real = rng.standard_normal((2000, 8)).astype(np.float32) * np.array([5, 1, 1, 1, 1, 1, 1, 1])
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    fake = synthetic_like(real, 5000, seed=1)
+    assert fake.shape == (5000, 8)
+    assert np.allclose(np.linalg.norm(fake, axis=1), 1.0, atol=1e-5)
+    # The fitted Gaussian keeps the real vectors' main direction (normalising reshapes
+    # the spread a little, so only its order is compared).
+    spread_fake = np.abs(fake).mean(axis=0)
+    assert spread_fake.argmax() == 0
+    assert spread_fake[0] > 2 * spread_fake[1:].max()
+    isotropic = synthetic_like(rng.standard_normal((2000, 8)).astype(np.float32), 5000, seed=1)
+    assert np.abs(isotropic).mean(axis=0).max() < 1.3 * np.abs(isotropic).mean(axis=0).min()

@@ -332,11 +332,13 @@ def test_plain_crops_are_not_searched() -> None:
     assert set(regions(scene)) == {"corner-bl", "corner-br", "centre"}  # not the plain top corners
 
 
+@pytest.mark.parametrize(("files", "pixels"), [(4, 10**9), (16, 1)])
 def test_batched_ingest_matches_one_file_at_a_time(
-    workspace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    workspace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: int, pixels: int
 ) -> None:
-    """Files are embedded in batches; a batch boundary, a file repeated under another name
-    inside one batch and a broken file in a batch change nothing but speed."""
+    """Files are embedded in batches (of files, or fewer when their pixels add up); a batch
+    boundary, a file repeated under another name inside one batch and a broken file in a
+    batch change nothing but speed."""
     import numpy as np
 
     from provenance import reference_sets
@@ -350,7 +352,8 @@ def test_batched_ingest_matches_one_file_at_a_time(
     # sorted: 4 per batch puts the last sample and its copy in the same batch
     (folder / "zz-copy-of-last.jpg").write_bytes((fm.SAMPLES / names[-1]).read_bytes())
     (folder / "broken.png").write_bytes((fm.SAMPLES / "chelsea.png").read_bytes()[:5000])
-    monkeypatch.setattr(reference_sets, "EMBED_BATCH", 4)
+    monkeypatch.setattr(reference_sets, "EMBED_BATCH", files)
+    monkeypatch.setattr(reference_sets, "EMBED_PIXELS", pixels)
     result = run("-w", workspace_dir, "refs", "add", "many", "--from", folder, "--json")
     assert result.exit_code == 1  # the broken file
     report = json.loads(result.stdout)

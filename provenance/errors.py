@@ -25,7 +25,8 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     │   ├── IndexSpecMismatch
     │   └── IndexCorrupt
     ├── StoreError
-    └── AuditChainBroken
+    ├── AuditChainBroken
+    └── AccessDenied
 """
 
 from __future__ import annotations
@@ -121,3 +122,7 @@ class StoreError(ProvenanceError):
 
 class AuditChainBroken(ProvenanceError):
     """An audit event does not verify against its predecessor."""
+
+
+class AccessDenied(ProvenanceError):
+    """An unknown or disabled token, or a role that may not do what was asked."""

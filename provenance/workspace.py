@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from provenance import audit, checking, reference_sets
+from provenance import audit, checking, reference_sets, users
 from provenance.config import (
     WORKSPACE_FILE,
     Settings,
@@ -561,6 +561,18 @@ class Workspace:
 
     def remove_reference_set(self, name: str, *, by: str | None = None) -> None:
         reference_sets.remove_set(self, name, actor=self.actor(by))
+
+    def add_user(self, name: str, role: str, *, by: str | None = None) -> dict[str, Any]:
+        return users.add_user(self, name, role, actor=self.actor(by))
+
+    def issue_token(self, name: str, *, by: str | None = None) -> str:
+        return users.issue_token(self, name, actor=self.actor(by))
+
+    def disable_user(self, name: str, *, by: str | None = None) -> None:
+        users.disable_user(self, name, actor=self.actor(by))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return users.list_users(self)
 
     def list_reference_sets(self) -> list[dict[str, Any]]:
         with read_session(self.engine) as session:

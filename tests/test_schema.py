@@ -66,7 +66,10 @@ def test_an_older_database_is_upgraded_on_open_and_keeps_its_records(workspace_d
     assert listed.exit_code == 0
     assert [a["original_name"] for a in json.loads(listed.stdout)["assets"]] == ["coffee.jpg"]
     with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+        assert (
+            db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+            == schema.SCHEMA_HEAD
+        )
     assert run("-w", workspace_dir, "audit", "verify").exit_code == 0
 
 

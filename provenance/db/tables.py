@@ -178,6 +178,21 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+class User(Base):
+    """Someone who registers, reviews or decides, with one role. Only the sha256 of a
+    token is stored; a disabled user keeps the row, so past decisions still name them."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_issued_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column()
+
+
 class ReferenceSet(Base):
     """Material the production must not recreate (or owns), with its rights status."""
 

@@ -1,0 +1,97 @@
+"""Users, roles and tokens through the command line, on a real SQLite workspace."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from provenance import Workspace, users
+from provenance.errors import AccessDenied
+from tests.conftest import run, run_json, snapshot
+
+
+def test_add_list_token_and_disable(workspace_dir: Path) -> None:
+    added = run_json(
+        "-w", workspace_dir, "users", "add", "rosa", "--role", "reviewer", "--by", "ops"
+    )
+    assert added["schema"] == "provenance.user/1"
+    assert (added["name"], added["role"], added["has_token"]) == ("rosa", "reviewer", False)
+    result = run("-w", workspace_dir, "users", "token", "rosa")
+    assert result.exit_code == 0
+    token = result.stdout.strip()
+    assert token.startswith("pvt_")
+    assert len(token) > 40
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert token not in dump  # only its hash is kept
+    with Workspace.open(workspace_dir) as workspace:
+        assert users.authenticate(workspace, token)["name"] == "rosa"
+    # A new token retires the old one.
+    newer = run("-w", workspace_dir, "users", "token", "rosa").stdout.strip()
+    with Workspace.open(workspace_dir) as workspace:
+        with pytest.raises(AccessDenied):
+            users.authenticate(workspace, token)
+        assert users.authenticate(workspace, newer)["role"] == "reviewer"
+    listed = run_json("-w", workspace_dir, "users", "list")["users"]
+    assert [(u["name"], u["has_token"], u["disabled_at"]) for u in listed] == [("rosa", True, None)]
+    assert run("-w", workspace_dir, "users", "disable", "rosa").exit_code == 0
+    with Workspace.open(workspace_dir) as workspace, pytest.raises(AccessDenied, match="not valid"):
+        users.authenticate(workspace, newer)
+    [rosa] = run_json("-w", workspace_dir, "users", "list")["users"]
+    assert rosa["disabled_at"] is not None
+    assert not rosa["has_token"]
+    text = run("-w", workspace_dir, "users", "list").stdout
+    assert "rosa" in text
+    assert "disabled" in text
+    events = run_json("-w", workspace_dir, "audit", "verify")
+    assert events["ok"] is True
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        actions = [
+            a for (a,) in db.execute("SELECT action FROM audit_events WHERE subject = 'user:rosa'")
+        ]
+    assert actions == ["user.added", "user.token_issued", "user.token_issued", "user.disabled"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("users", "add", ".bad", "--role", "artist"), "must be 1-100 letters"),
+        (("users", "add", "x" * 101, "--role", "artist"), "must be 1-100 letters"),
+        (("users", "add", "<script>", "--role", "admin"), "must be 1-100 letters"),
+        (("users", "token", "nobody"), "no user 'nobody'"),
+        (("users", "disable", "nobody"), "no user 'nobody'"),
+        (("users", "add", "dup", "--role", "legal"), "exists already"),
+        (("users", "token", "gone"), "is disabled"),
+    ],
+)
+def test_bad_user_commands_are_one_line_errors_and_change_nothing(
+    workspace_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    assert run("-w", workspace_dir, "users", "add", "dup", "--role", "artist").exit_code == 0
+    assert run("-w", workspace_dir, "users", "add", "gone", "--role", "artist").exit_code == 0
+    assert run("-w", workspace_dir, "users", "disable", "gone").exit_code == 0
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(workspace_dir) == before
+
+
+def test_unknown_role_is_refused_by_the_command(workspace_dir: Path) -> None:
+    result = run("-w", workspace_dir, "users", "add", "sam", "--role", "producer")
+    assert result.exit_code == 2
+    assert "producer" in result.stderr
+    assert json.loads(run("-w", workspace_dir, "users", "list", "--json").stdout)["users"] == []
+
+
+def test_forged_tokens_are_refused(workspace_dir: Path) -> None:
+    run("-w", workspace_dir, "users", "add", "ana", "--role", "artist")
+    run("-w", workspace_dir, "users", "token", "ana")
+    with Workspace.open(workspace_dir) as workspace:
+        for forged in ("", "pvt_", "pvt_" + "A" * 43, "not-a-token", "pvt_' OR 1=1 --"):
+            with pytest.raises(AccessDenied):
+                users.authenticate(workspace, forged)

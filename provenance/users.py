@@ -102,6 +102,17 @@ def list_users(workspace: Workspace) -> list[dict[str, Any]]:
         return [user_json(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
+def admin_token_exists(workspace: Workspace) -> bool:
+    """Whether an active admin holds a token (from then on, only admins manage users)."""
+    with read_session(workspace.engine) as session:
+        found = session.scalar(
+            select(User.id)
+            .where(User.role == "admin", User.disabled_at.is_(None), User.token_sha256.is_not(None))
+            .limit(1)
+        )
+        return found is not None
+
+
 def authenticate(workspace: Workspace, token: str) -> dict[str, Any]:
     """The active user holding ``token``; AccessDenied otherwise (without saying which part
     was wrong)."""

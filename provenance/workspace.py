@@ -47,6 +47,7 @@ from provenance.domain import (
     Source,
 )
 from provenance.errors import (
+    AccessDenied,
     DetectorUnavailable,
     InvalidInput,
     NotFound,
@@ -73,6 +74,8 @@ from provenance.store import ContentStore
 logger = logging.getLogger(__name__)
 
 WORKSPACE_ENV = "PROVENANCE_WORKSPACE"
+# A user's token (`provenance users token NAME`): writes are attributed to that user.
+TOKEN_ENV = "PROVENANCE_TOKEN"
 # Starting worker processes costs about 0.4 s and each saves about 1.5 ms per file on two
 # cores (benchmarks/register_throughput.py): below this many files, one process is faster.
 AUTO_WORKERS_MIN_FILES = 256
@@ -93,6 +96,8 @@ class Workspace:
         self.engine = engine
         self.store = ContentStore(root / "store")
         self._detectors: dict[str, Detector | ProvenanceError] | None = None
+        # Set by open() from PROVENANCE_TOKEN; None: the local user of this machine.
+        self.token: str | None = None
         self.fingerprint_limits = FingerprintLimits(
             max_file_bytes=int(settings["max_file_mb"]) * 1024 * 1024,
             max_pixels=int(settings["max_image_pixels"]),
@@ -159,7 +164,9 @@ class Workspace:
         except DBAPIError as exc:
             engine.dispose()
             raise WorkspaceError(f"cannot use the workspace database: {exc.orig}") from None
-        return cls(root, settings, engine)
+        workspace = cls(root, settings, engine)
+        workspace.token = env.get(TOKEN_ENV) or None
+        return workspace
 
     def close(self) -> None:
         self.engine.dispose()
@@ -171,7 +178,14 @@ class Workspace:
         self.close()
 
     def actor(self, by: str | None) -> str:
-        """Who a write is attributed to: --by, the ``user`` setting, or the login name."""
+        """Who a write is attributed to. With a token (PROVENANCE_TOKEN): its user, and
+        ``by`` may only name that user. Without one, the local user of this machine: --by,
+        the ``user`` setting, or the login name."""
+        if self.token is not None:
+            name = str(users.authenticate(self, self.token)["name"])
+            if by and by != name:
+                raise AccessDenied(f"--by {by!r} is not the token's user {name!r}")
+            return name
         if by:
             return by
         if self.settings["user"]:
@@ -563,13 +577,31 @@ class Workspace:
         reference_sets.remove_set(self, name, actor=self.actor(by))
 
     def add_user(self, name: str, role: str, *, by: str | None = None) -> dict[str, Any]:
-        return users.add_user(self, name, role, actor=self.actor(by))
+        return users.add_user(self, name, role, actor=self._admin(by))
 
     def issue_token(self, name: str, *, by: str | None = None) -> str:
-        return users.issue_token(self, name, actor=self.actor(by))
+        return users.issue_token(self, name, actor=self._admin(by))
 
     def disable_user(self, name: str, *, by: str | None = None) -> None:
-        users.disable_user(self, name, actor=self.actor(by))
+        users.disable_user(self, name, actor=self._admin(by))
+
+    def _admin(self, by: str | None) -> str:
+        """The actor of a user-management write. Once an active admin holds a token, only
+        an admin's token may manage users; before that (setting up), the local user may,
+        so that the first admin can be added and given a token."""
+        if self.token is not None:
+            user = users.authenticate(self, self.token)
+            if user["role"] != "admin":
+                raise AccessDenied(
+                    f"managing users needs the admin role; {user['name']!r} is {user['role']}"
+                )
+            return self.actor(by)
+        if users.admin_token_exists(self):
+            raise AccessDenied(
+                f"managing users needs an admin's token: set {TOKEN_ENV} "
+                "(`provenance users token NAME` issues one)"
+            )
+        return self.actor(by)
 
     def list_users(self) -> list[dict[str, Any]]:
         return users.list_users(self)

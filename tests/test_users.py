@@ -95,3 +95,51 @@ def test_forged_tokens_are_refused(workspace_dir: Path) -> None:
         for forged in ("", "pvt_", "pvt_" + "A" * 43, "not-a-token", "pvt_' OR 1=1 --"):
             with pytest.raises(AccessDenied):
                 users.authenticate(workspace, forged)
+
+
+def _token(workspace_dir: Path, name: str, env: dict[str, str] | None = None) -> str:
+    result = run("-w", workspace_dir, "users", "token", name, env=env)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _actors(workspace_dir: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(workspace_dir / "provenance.db") as db:
+        return db.execute("SELECT actor, action FROM audit_events ORDER BY id").fetchall()
+
+
+def test_once_an_admin_holds_a_token_only_admins_manage_users(workspace_dir: Path) -> None:
+    # Setting up: the local user adds the first admin and gives them a token.
+    assert run("-w", workspace_dir, "users", "add", "ada", "--role", "admin").exit_code == 0
+    ada = {"PROVENANCE_TOKEN": _token(workspace_dir, "ada")}
+    before = snapshot(workspace_dir)
+    refused = run("-w", workspace_dir, "users", "add", "bob", "--role", "reviewer")
+    assert refused.exit_code == 1
+    assert "needs an admin's token: set PROVENANCE_TOKEN" in refused.stderr
+    assert snapshot(workspace_dir) == before
+    added = run("-w", workspace_dir, "users", "add", "bob", "--role", "reviewer", env=ada)
+    assert added.exit_code == 0, added.stderr
+    bob = {"PROVENANCE_TOKEN": _token(workspace_dir, "bob", env=ada)}
+    denied = run("-w", workspace_dir, "users", "add", "eve", "--role", "admin", env=bob)
+    assert denied.exit_code == 1
+    assert "needs the admin role; 'bob' is reviewer" in denied.stderr
+    assert _actors(workspace_dir)[-2:] == [("ada", "user.added"), ("ada", "user.token_issued")]
+
+
+def test_writes_with_a_token_are_attributed_to_its_user(workspace_dir: Path) -> None:
+    from tests import filemakers as fm
+
+    run("-w", workspace_dir, "users", "add", "ana", "--role", "artist")
+    ana = {"PROVENANCE_TOKEN": _token(workspace_dir, "ana")}
+    done = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", env=ana)
+    assert done.exit_code == 0, done.stderr
+    assert _actors(workspace_dir)[-1] == ("ana", "asset.registered")
+    before = snapshot(workspace_dir)
+    for env, args, message in (
+        (ana, ("--by", "someone-else"), "--by 'someone-else' is not the token's user 'ana'"),
+        ({"PROVENANCE_TOKEN": "pvt_forged"}, (), "the token is not valid"),
+    ):
+        result = run("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg", *args, env=env)
+        assert result.exit_code == 1
+        assert message in result.stderr
+        assert snapshot(workspace_dir) == before

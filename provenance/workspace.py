@@ -177,12 +177,16 @@ class Workspace:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def actor(self, by: str | None) -> str:
-        """Who a write is attributed to. With a token (PROVENANCE_TOKEN): its user, and
+    def actor(self, by: str | None, *, role: str | None = None, doing: str = "") -> str:
+        """Who a write is attributed to. With a token (PROVENANCE_TOKEN): its user, who
+        must hold ``role`` when one is given (``doing`` names the write in the refusal), and
         ``by`` may only name that user. Without one, the local user of this machine: --by,
         the ``user`` setting, or the login name."""
         if self.token is not None:
-            name = str(users.authenticate(self, self.token)["name"])
+            user = users.authenticate(self, self.token)
+            name = str(user["name"])
+            if role is not None and user["role"] != role:
+                raise AccessDenied(f"{doing} needs the {role} role; {name!r} is {user['role']}")
             if by and by != name:
                 raise AccessDenied(f"--by {by!r} is not the token's user {name!r}")
             return name
@@ -590,12 +594,7 @@ class Workspace:
         an admin's token may manage users; before that (setting up), the local user may,
         so that the first admin can be added and given a token."""
         if self.token is not None:
-            user = users.authenticate(self, self.token)
-            if user["role"] != "admin":
-                raise AccessDenied(
-                    f"managing users needs the admin role; {user['name']!r} is {user['role']}"
-                )
-            return self.actor(by)
+            return self.actor(by, role="admin", doing="managing users")
         if users.admin_token_exists(self):
             raise AccessDenied(
                 f"managing users needs an admin's token: set {TOKEN_ENV} "

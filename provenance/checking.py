@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from provenance import audit
+from provenance import audit, reviews
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
@@ -237,6 +237,7 @@ def _record(
     ]
     created_at = utcnow()
     with write_transaction(workspace.engine) as session:
+        status_before = reviews.asset_state(session, asset_id).status
         check = Check(
             asset_id=asset_id,
             created_at=created_at,
@@ -272,6 +273,7 @@ def _record(
                     "attribution": item.attribution,
                     "verdict": judgement.best.verdict.value,
                 }
+        after = reviews.asset_state(session, asset_id)
         audit.append_event(
             session,
             actor=actor,
@@ -282,6 +284,10 @@ def _record(
                 "verdict": judgement.verdict.value,
                 "best_item": best_json["item_id"] if best_json else None,
                 "unavailable": sorted(unavailable),
+                # A changed verdict reopens review (or clears the asset): the transition.
+                "status_before": status_before,
+                "status_after": after.status,
+                "reopened": after.reopened,
             },
         )
         check_id = check.id

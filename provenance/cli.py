@@ -23,6 +23,7 @@ from provenance import __version__
 from provenance.domain import GENERATION_FIELDS, IntendedUse
 from provenance.errors import ProvenanceError
 from provenance.registration import RegisterReport, RegisterRequest, RegisterResult
+from provenance.reviews import DECISIONS, OPEN_STATUSES, SORTS, QueueFilter
 from provenance.workspace import Workspace, upgrade_database
 
 P = ParamSpec("P")
@@ -85,12 +86,17 @@ def cli(ctx: click.Context, workspace: Path | None, verbose: int) -> None:
 
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--database-url",
+    help="Keep records in this database (a team's PostgreSQL: postgresql://user@host/db); "
+    "written into provenance.toml.",
+)
 @pass_context
 @_fail_cleanly
-def init(context: Context, directory: Path | None) -> None:
+def init(context: Context, directory: Path | None, database_url: str | None) -> None:
     """Create a workspace in DIRECTORY (default: --workspace, else the current folder)."""
     target = directory or context.workspace_dir or Path.cwd()
-    workspace = Workspace.create(target)
+    workspace = Workspace.create(target, database_url=database_url)
     workspace.close()
     click.echo(f"Created workspace in {workspace.root}")
 
@@ -354,6 +360,110 @@ def demo(directory: Path) -> None:
             f"demo expectations not met: missed {missed or 'none'}, "
             f"wrongly flagged {false_flags or 'none'}"
         )
+
+
+@cli.command("review")
+@click.argument("ref")
+@click.option(
+    "--decision",
+    type=click.Choice(DECISIONS),
+    required=True,
+    help="approve, reject, needs-changes or escalate (legal: approve or reject).",
+)
+@click.option("--rationale", required=True, help="Why: kept with the decision as evidence.")
+@click.option(
+    "--supersedes",
+    type=click.IntRange(min=1),
+    help="The standing decision this one replaces (its number from `show`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.review/1).")
+@pass_context
+@_fail_cleanly
+def review_command(
+    context: Context,
+    ref: str,
+    decision: str,
+    rationale: str,
+    supersedes: int | None,
+    as_json: bool,
+) -> None:
+    """Sign off the flagged asset REF (id or sha256 prefix) with a decision and a rationale.
+
+    Reviewers decide flagged assets; legal decides escalated ones; nobody decides an asset
+    they registered. The decision is made by PROVENANCE_TOKEN's user, or without a token by
+    the local user (the user setting or login name), who must be a user of the workspace.
+    """
+    with context.open() as workspace:
+        made = workspace.review(ref, decision, rationale, supersedes=supersedes)
+    if as_json:
+        _print_json(made)
+        return
+    click.echo(
+        f"Decision #{made['review_id']} on asset {made['asset_id']}: {made['decision']} "
+        f"by {printable(made['decided_by'])} ({made['role']}); status {made['outcome']}."
+    )
+
+
+@cli.command("queue")
+@click.option("--status", type=click.Choice(OPEN_STATUSES), help="flagged or escalated.")
+@click.option("--verdict", type=click.Choice(("review", "high")), help="Only this verdict.")
+@click.option("--production", help="Only this production.")
+@click.option("--tool", help="Only assets made with this tool.")
+@click.option(
+    "--sort",
+    type=click.Choice(SORTS),
+    default="score",
+    show_default=True,
+    help="score: strongest flag first; age: oldest check first.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.queue/1).")
+@pass_context
+@_fail_cleanly
+def queue_command(
+    context: Context,
+    status: str | None,
+    verdict: str | None,
+    production: str | None,
+    tool: str | None,
+    sort: str,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List assets waiting for a decision: flagged (reviewers) and escalated (legal)."""
+    where = QueueFilter(
+        status=status, verdict=verdict, production=production, tool=tool, sort=sort, limit=limit
+    )
+    with context.open() as workspace:
+        found = workspace.queue(where)
+    if as_json:
+        _print_json(found)
+        return
+    if not found["entries"]:
+        click.echo("The queue is empty.")
+        return
+    rows = []
+    for entry in found["entries"]:
+        detector, score = _reason_cells(entry["best_reason"])
+        rows.append(
+            (
+                str(entry["asset_id"]),
+                entry["status"] + (" (reopened)" if entry["reopened"] else ""),
+                entry["verdict"],
+                detector,
+                score,
+                printable(entry["production"] or "-"),
+                printable(entry["tool"] or "-"),
+                entry["checked_at"][:19].replace("T", " "),
+                printable(entry["original_name"]),
+            )
+        )
+    _print_table(
+        ("id", "status", "verdict", "detector", "score", "production", "tool", "checked", "file"),
+        rows,
+    )
+    if found["total"] > len(found["entries"]):
+        click.echo(f"({len(found['entries'])} of {found['total']} shown)")
 
 
 @cli.group("users")
@@ -718,6 +828,9 @@ def _print_asset(record: dict[str, Any]) -> None:
     for key, entry in record["generation"]["settings"].items():
         value = entry["value"] if isinstance(entry["value"], str) else json.dumps(entry["value"])
         click.echo(f"    {printable(key):<15} {_clip(printable(value), 100)}  ({entry['source']})")
+    review = record["review"]
+    reopened = " (reopened: a new check changed the verdict)" if review["reopened"] else ""
+    click.echo(f"  status        {review['status']}{reopened}")
     if record["checks"]:
         click.echo("  checks")
     for check in record["checks"]:
@@ -727,6 +840,14 @@ def _print_asset(record: dict[str, Any]) -> None:
         click.echo(
             f"    check {check['check_id']:<5} {check['created_at'][:19].replace('T', ' ')}  "
             f"{check['verdict']:<7} {item}{detector} {score}".rstrip(" -")
+        )
+    if review["decisions"]:
+        click.echo("  decisions")
+    for made in review["decisions"]:
+        click.echo(
+            f"    #{made['review_id']:<5} {made['decided_at'][:19].replace('T', ' ')}  "
+            f"{made['decision']:<13} by {printable(made['decided_by'])} ({made['role']}) "
+            f"on check {made['check_id']}: {_clip(printable(made['rationale']), 100)}"
         )
 
 

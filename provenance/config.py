@@ -78,8 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
         "database_url",
         "sqlite:///provenance.db",
         str,
-        "Where records live: a SQLite URL; a relative path is taken from the workspace folder. "
-        "PostgreSQL URLs are refused until PostgreSQL support is tested.",
+        "Where records live: a SQLite URL (a relative path is taken from the workspace folder) "
+        "or, for a team, a PostgreSQL URL (postgresql://user@host/db; keep the password in "
+        "~/.pgpass or PGPASSWORD, not here).",
     ),
     Setting(
         "busy_timeout_seconds",
@@ -348,8 +349,10 @@ def load_settings(
     return Settings(effective)
 
 
-def workspace_file_text() -> str:
-    """The ``provenance.toml`` written by ``provenance init``: every setting, commented."""
+def workspace_file_text(values: Mapping[str, Any] | None = None) -> str:
+    """The ``provenance.toml`` written by ``provenance init``: every setting, commented,
+    except those given in ``values``, which are set."""
+    values = values or {}
     lines = [
         "# provenance workspace settings. Environment variables PROVENANCE_<NAME> override them.",
         f'format = "{WORKSPACE_FORMAT}"',
@@ -358,7 +361,10 @@ def workspace_file_text() -> str:
     ]
     for setting in SETTINGS:
         lines.append(f"# {setting.help}")
-        lines.append(f"# {setting.name} = {_toml_literal(setting.default)}")
+        if setting.name in values:
+            lines.append(f"{setting.name} = {_toml_literal(values[setting.name])}")
+        else:
+            lines.append(f"# {setting.name} = {_toml_literal(setting.default)}")
         lines.append("")
     return "\n".join(lines)
 

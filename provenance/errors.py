@@ -26,7 +26,8 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     │   └── IndexCorrupt
     ├── StoreError
     ├── AuditChainBroken
-    └── AccessDenied
+    ├── AccessDenied
+    └── Conflict
 """
 
 from __future__ import annotations
@@ -126,3 +127,8 @@ class AuditChainBroken(ProvenanceError):
 
 class AccessDenied(ProvenanceError):
     """An unknown or disabled token, or a role that may not do what was asked."""
+
+
+class Conflict(ProvenanceError):
+    """The record is not in a state that allows this, or changed since it was read (another
+    reviewer decided first)."""

@@ -125,6 +125,18 @@ def authenticate(workspace: Workspace, token: str) -> dict[str, Any]:
         return user_json(user)
 
 
+def local_user(workspace: Workspace, name: str) -> dict[str, Any]:
+    """The active user named ``name`` (the local user of a workspace used without a token)."""
+    with read_session(workspace.engine) as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None or user.disabled_at is not None:
+            raise AccessDenied(
+                f"{name!r} is not an active user of this workspace: set PROVENANCE_TOKEN to "
+                "your token, or an admin adds you (`provenance users add NAME --role ROLE`)"
+            )
+        return user_json(user)
+
+
 def user_json(user: User) -> dict[str, Any]:
     return {
         "name": user.name,

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from provenance import audit, checking, reference_sets, users
+from provenance import audit, checking, reference_sets, reviews, users
 from provenance.config import (
     WORKSPACE_FILE,
     Settings,
@@ -107,14 +107,22 @@ class Workspace:
     # -- creating and opening -------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, environ: Mapping[str, str] | None = None) -> Workspace:
-        """Create a workspace in ``directory`` (made if missing) and migrate its database."""
+    def create(
+        cls,
+        directory: Path,
+        environ: Mapping[str, str] | None = None,
+        *,
+        database_url: str | None = None,
+    ) -> Workspace:
+        """Create a workspace in ``directory`` (made if missing) and migrate its database
+        (``database_url``, written into provenance.toml, else the setting's value)."""
         directory = directory.resolve()
         settings_file = directory / WORKSPACE_FILE
         if settings_file.exists():
             raise WorkspaceExists(f"a workspace already exists in {directory}")
+        written = {"database_url": database_url} if database_url else {}
         # Refuse bad settings before anything is written.
-        settings = load_settings({}, environ)
+        settings = load_settings(written, environ)
         resolve_database_url(settings["database_url"], directory)
         parse_hash_names(settings["hashes"])
         try:
@@ -126,7 +134,12 @@ class Workspace:
                 f"cannot create a workspace in {directory}: {exc.strerror}"
             ) from None
         engine = _engine(directory, settings)
-        if schema.current_revision(engine) is not None:
+        try:
+            existing = schema.current_revision(engine)
+        except DBAPIError as exc:
+            engine.dispose()
+            raise WorkspaceError(f"cannot use the database: {_first_line(exc)}") from None
+        if existing is not None:
             engine.dispose()
             raise WorkspaceExists(
                 "the configured database already holds a provenance schema; "
@@ -143,7 +156,7 @@ class Workspace:
                 subject="workspace",
                 payload={"schema_revision": schema.SCHEMA_HEAD},
             )
-        settings_file.write_text(workspace_file_text(), encoding="utf-8")
+        settings_file.write_text(workspace_file_text(written), encoding="utf-8")
         return workspace
 
     @classmethod
@@ -163,7 +176,7 @@ class Workspace:
             raise
         except DBAPIError as exc:
             engine.dispose()
-            raise WorkspaceError(f"cannot use the workspace database: {exc.orig}") from None
+            raise WorkspaceError(f"cannot use the workspace database: {_first_line(exc)}") from None
         workspace = cls(root, settings, engine)
         workspace.token = env.get(TOKEN_ENV) or None
         return workspace
@@ -548,10 +561,15 @@ class Workspace:
             holder=holder,
             description=description,
             source=", ".join(str(s) for s in sources),
-            actor=self.actor(by),
+            actor=self._refs_actor(by),
         )
         return reference_sets.add_items(
-            self, name, sources, attribution=attribution, actor=self.actor(by), progress=progress
+            self,
+            name,
+            sources,
+            attribution=attribution,
+            actor=self._refs_actor(by),
+            progress=progress,
         )
 
     def add_reference_items(
@@ -569,16 +587,16 @@ class Workspace:
             name,
             [Path(s) for s in sources],
             attribution=attribution,
-            actor=self.actor(by),
+            actor=self._refs_actor(by),
             progress=progress,
         )
 
     def rebuild_reference_set(self, name: str, *, by: str | None = None) -> dict[str, Any]:
         """Rebuild a set's indexes under the detectors' current specs."""
-        return reference_sets.rebuild_indexes(self, name, actor=self.actor(by))
+        return reference_sets.rebuild_indexes(self, name, actor=self._refs_actor(by))
 
     def remove_reference_set(self, name: str, *, by: str | None = None) -> None:
-        reference_sets.remove_set(self, name, actor=self.actor(by))
+        reference_sets.remove_set(self, name, actor=self._refs_actor(by))
 
     def add_user(self, name: str, role: str, *, by: str | None = None) -> dict[str, Any]:
         return users.add_user(self, name, role, actor=self._admin(by))
@@ -588,6 +606,10 @@ class Workspace:
 
     def disable_user(self, name: str, *, by: str | None = None) -> None:
         users.disable_user(self, name, actor=self._admin(by))
+
+    def _refs_actor(self, by: str | None) -> str:
+        """The actor of a reference-set write: with a token, an admin's."""
+        return self.actor(by, role="admin", doing="managing reference sets")
 
     def _admin(self, by: str | None) -> str:
         """The actor of a user-management write. Once an active admin holds a token, only
@@ -601,6 +623,52 @@ class Workspace:
                 "(`provenance users token NAME` issues one)"
             )
         return self.actor(by)
+
+    # -- reviewing ------------------------------------------------------------------------
+
+    def current_user(self) -> dict[str, Any]:
+        """The user acting: the token's (PROVENANCE_TOKEN) or, without one, the local user
+        (the ``user`` setting or the login name), who must be an active user here."""
+        if self.token is not None:
+            return users.authenticate(self, self.token)
+        return users.local_user(self, self.actor(None))
+
+    def review(
+        self,
+        ref: str,
+        decision: str,
+        rationale: str,
+        *,
+        supersedes: int | None = None,
+        user: dict[str, Any] | None = None,
+        previous: int | None = None,
+        explicit_previous: bool = False,
+    ) -> dict[str, Any]:
+        """Record a decision on the asset's newest check (see ``provenance.reviews``).
+
+        From the CLI: ``supersedes`` names the standing decision being replaced. From the
+        web layer: ``user`` is the signed-in user and ``previous`` the newest decision the
+        page showed (``explicit_previous``), so a decision made meanwhile is a conflict.
+        """
+        reviews.check_decision(decision)
+        reviews.check_rationale(rationale)
+        acting = user if user is not None else self.current_user()
+        with read_session(self.engine) as session:
+            asset_id = repository.find_asset(session, ref).id
+        if supersedes is not None:
+            previous, explicit_previous = supersedes, True
+        return reviews.decide(
+            self,
+            asset_id,
+            decision,
+            rationale,
+            user=acting,
+            previous=previous,
+            explicit_previous=explicit_previous,
+        )
+
+    def queue(self, where: reviews.QueueFilter | None = None) -> dict[str, Any]:
+        return reviews.queue(self, where or reviews.QueueFilter())
 
     def list_users(self) -> list[dict[str, Any]]:
         return users.list_users(self)
@@ -655,8 +723,16 @@ class Workspace:
             return [asset_json(asset, include_raw=False) for asset in assets]
 
     def verify_audit(self) -> audit.ChainReport:
+        """Verify the audit chain, then every decision row against its audit event."""
         with read_session(self.engine) as session:
-            return audit.verify_chain(session)
+            report = audit.verify_chain(session)
+            if not report.ok:
+                return report
+            problem = reviews.verify_decisions(session)
+            if problem is not None:
+                event_id, message = problem
+                return audit.ChainReport(False, report.events, event_id, message)
+            return report
 
     def row_counts(self) -> dict[str, int]:
         with read_session(self.engine) as session:
@@ -735,3 +811,9 @@ def _one_line(exc: Exception) -> str:
 
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The database driver's own message, first line only (libpq adds hints below it)."""
+    detail = exc.orig if exc.orig is not None else exc
+    return (str(detail).strip().splitlines() or [""])[0]

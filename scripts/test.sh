@@ -3,7 +3,13 @@
 # Extra arguments go to pytest (for example: bash scripts/test.sh -k audit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system_packages.sh
 bash scripts/_env.sh dev,clip
+# The database tests run on SQLite and on this machine's PostgreSQL server.
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+    TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
+    export TEST_POSTGRES_URL
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

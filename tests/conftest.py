@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from provenance.cli import cli
 from provenance.workspace import Workspace
@@ -26,6 +29,51 @@ def workspace_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "ws"
     Workspace.create(directory).close()
     return directory
+
+
+# The URL of a PostgreSQL role allowed to create databases (scripts/postgres.sh prints one).
+POSTGRES_ENV = "TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (the workspace's own SQLite file), then a fresh database on a real PostgreSQL
+    server, dropped afterwards. Without TEST_POSTGRES_URL the PostgreSQL runs are skipped,
+    except in CI, where that is a failure."""
+    if request.param == "sqlite":
+        yield None
+        return
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} is not set: CI must test PostgreSQL")
+        pytest.skip(f"set {POSTGRES_ENV} (bash scripts/postgres.sh prints one) to test PostgreSQL")
+    name = "pvt_" + uuid.uuid4().hex[:16]
+    admin = make_url(admin_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture
+def db_workspace_dir(tmp_path: Path, database_url: str | None) -> Path:
+    """A workspace on SQLite, then on PostgreSQL: for tests of what the database holds."""
+    directory = tmp_path / "ws"
+    Workspace.create(directory, database_url=database_url).close()
+    return directory
+
+
+def sql(workspace_dir: Path, statement: str, **params: Any) -> list[Any]:
+    """Run SQL on a workspace's database, whichever it is (for tests that tamper or look)."""
+    with Workspace.open(workspace_dir) as opened, opened.engine.begin() as connection:
+        result = connection.execute(text(statement), params)
+        return list(result) if result.returns_rows else []
 
 
 @pytest.fixture

@@ -383,7 +383,11 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
         ("", {"PROVENANCE_SEARCH_NPROBE": "0"}, "below its minimum 1"),
         ("\ntop_k = -3\n", {}, "below its minimum 1"),
         ("", {"PROVENANCE_DATABASE_URL": "mysql://x/y"}, "only SQLite and PostgreSQL"),
-        ("", {"PROVENANCE_DATABASE_URL": "postgresql://db/prod"}, "not supported yet"),
+        (
+            "",
+            {"PROVENANCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"},
+            "cannot use the workspace database",
+        ),
         ("", {"PROVENANCE_DATABASE_URL": "sqlite://"}, "not an in-memory database"),
         ("", {"PROVENANCE_DATABASE_URL": "://nonsense"}, "is not a database URL"),
     ],

@@ -83,6 +83,7 @@ def _with_details(statement: Select[Asset]) -> Select[Asset]:
         selectinload(Asset.production),
         selectinload(Asset.fingerprints),
         selectinload(Asset.checks),
+        selectinload(Asset.reviews),
         selectinload(Asset.generation_records).selectinload(GenerationRecord.tool),
     )
 

@@ -3,6 +3,10 @@
 SQLite runs in WAL mode (readers never block the writer) with a busy timeout, and every
 write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock up front, so two
 processes never both read the audit chain's head and then both try to extend it.
+
+PostgreSQL (psycopg 3) runs at READ COMMITTED: writers serialise on the audit head row
+(``SELECT ... FOR UPDATE``), and unique keys (an asset's sha256, a decision's place in its
+asset's history) decide races, which the callers turn into "already there" or a conflict.
 """
 
 from __future__ import annotations
@@ -43,18 +47,23 @@ def resolve_database_url(url: str, workspace_dir: Path) -> str:
             path = workspace_dir / path
         return parsed.set(database=str(path)).render_as_string(hide_password=False)
     if parsed.get_backend_name() == "postgresql":
-        # The schema and transactions are written for both, but PostgreSQL is claimed only
-        # once it is tested against a real server.
-        raise ConfigError(
-            "database_url: PostgreSQL workspaces are not supported yet; use a SQLite path"
-        )
+        # psycopg 3 whatever driver the URL named: the one this code is tested with.
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     raise ConfigError(f"database_url {url!r}: only SQLite and PostgreSQL URLs are supported")
 
 
 def create_database_engine(url: str, *, busy_timeout_seconds: float) -> Engine:
-    """A SQLite engine for ``url`` with the connection settings the workspace relies on."""
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_seconds})
+    """An engine for ``url`` with the connection settings the workspace relies on."""
     busy_ms = int(busy_timeout_seconds * 1000)
+    if url.startswith("postgresql"):
+        # lock_timeout plays SQLite's busy timeout: a writer waiting longer for a lock
+        # (the audit head, a row) gives up with DatabaseBusy instead of hanging.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 10, "options": f"-c lock_timeout={busy_ms}"},
+        )
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_seconds})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -85,7 +94,8 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
             with Session(bind=connection, expire_on_commit=False) as session, session.begin():
                 yield session
     except OperationalError as exc:
-        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+        text = str(exc.orig)
+        if "locked" in text or "busy" in text or "lock timeout" in text:
             raise DatabaseBusy(
                 "the database stayed locked by another writer past the busy timeout "
                 "(setting busy_timeout_seconds); try again or raise the timeout"

@@ -105,6 +105,7 @@ class Asset(Base):
         back_populates="asset", order_by="FingerprintRow.id"
     )
     checks: Mapped[list[Check]] = relationship(order_by="Check.id", viewonly=True)
+    reviews: Mapped[list[Review]] = relationship(order_by="Review.seq", viewonly=True)
 
 
 class GenerationRecord(Base):
@@ -278,3 +279,29 @@ class Match(Base):
     rank: Mapped[int] = mapped_column(Integer)
 
     check: Mapped[Check] = relationship(back_populates="matches")
+
+
+class Review(Base):
+    """One review decision on an asset. Never updated: a later decision supersedes it.
+
+    ``seq`` numbers an asset's decisions 1, 2, ...; (asset_id, seq) is unique, so of two
+    reviewers deciding on the same state at once exactly one insert succeeds. ``evidence``
+    is what the check showed when the decision was made (verdict, reasons, matches).
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("asset_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    check_id: Mapped[int] = mapped_column(ForeignKey("checks.id"), index=True)
+    check_verdict: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(24), index=True)
+    rationale: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
+    evidence: Mapped[dict[str, Any]] = mapped_column()

@@ -11,7 +11,9 @@
       "generation": {"fields": {"prompt": {"value": "...", "source": "a1111"}, ...},
                      "settings": {"steps": {"value": 30, "source": "a1111"}, ...},
                      "raw": {"a1111": {...}, ...}},
-      "checks": [{"check_id", "created_at", "verdict", "reasons"}]   oldest first
+      "checks": [{"check_id", "created_at", "verdict", "reasons"}],   oldest first
+      "review": {"status", "reopened", "latest_decision_id",
+                 "decisions": [provenance.review/1 without "schema"]}   oldest first
     }
 
 ``generation`` describes the newest generation record; every field of
@@ -24,6 +26,7 @@ from typing import Any
 
 from provenance.db.tables import Asset, GenerationRecord
 from provenance.domain import GENERATION_FIELDS
+from provenance.reviews import review_summary
 
 ASSET_SCHEMA = "provenance.asset/1"
 
@@ -56,6 +59,7 @@ def asset_json(asset: Asset, *, include_raw: bool = True) -> dict[str, Any]:
             }
             for check in asset.checks
         ],
+        "review": review_summary(asset),
     }
 
 

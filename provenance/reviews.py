@@ -1,0 +1,518 @@
+"""Review decisions: the state machine, sign-offs, the queue, and their verification.
+
+An asset's review status follows from its newest check and its newest decision::
+
+    registered ──check──> clear
+                    └───> flagged ──reviewer──> approved | rejected | needs_changes
+                                         └────> escalated ──legal──> legal_approved
+                                                                     | legal_rejected
+
+- Only reviewers decide on flagged assets; only legal decides escalations. Nobody decides
+  on an asset they registered (separation of duties).
+- A decision names the check it refers to and keeps the evidence that check showed (verdict,
+  reasons, matches and scores) as it was at that moment. Decisions are never edited: a new
+  decision supersedes the last, and must name it (``previous``), so a reviewer never
+  overwrites a decision they did not see. Of two reviewers deciding on the same state at
+  once, exactly one succeeds; the other gets ``Conflict``.
+- A decision stands while later checks keep the verdict it was made on. A check that
+  changes the verdict reopens review (status ``flagged`` again, ``reopened``), or clears the
+  asset when the new verdict is ``clear``.
+- Every decision is an audit event holding the sha256 of the decision row, so that
+  ``audit verify`` notices a decision row altered or deleted after the fact.
+
+JSON of one decision, schema ``provenance.review/1``::
+
+    {"schema": "provenance.review/1", "review_id", "asset_id", "seq", "check_id",
+     "check_verdict", "decision", "outcome", "rationale", "decided_by", "role",
+     "decided_at", "previous_id", "evidence": {"verdict", "reasons", "matches", ...}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from provenance import audit
+from provenance.db.session import read_session, write_transaction
+from provenance.db.tables import (
+    Asset,
+    AuditEvent,
+    Check,
+    GenerationRecord,
+    Match,
+    Production,
+    ReferenceItem,
+    ReferenceSet,
+    Review,
+    Tool,
+    utcnow,
+)
+from provenance.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from provenance.scoring import Thresholds
+
+if TYPE_CHECKING:
+    from provenance.workspace import Workspace
+
+REVIEW_SCHEMA = "provenance.review/1"
+QUEUE_SCHEMA = "provenance.queue/1"
+
+DECISIONS = ("approve", "reject", "needs-changes", "escalate")
+# The status each role's decision leads to.
+_OUTCOMES = {
+    "reviewer": {
+        "approve": "approved",
+        "reject": "rejected",
+        "needs-changes": "needs_changes",
+        "escalate": "escalated",
+    },
+    "legal": {"approve": "legal_approved", "reject": "legal_rejected"},
+}
+# The statuses from which each role may decide (a standing decision is superseded).
+_DECIDES_FROM = {
+    "reviewer": frozenset({"flagged", "approved", "rejected", "needs_changes"}),
+    "legal": frozenset({"escalated", "legal_approved", "legal_rejected"}),
+}
+STATUSES = (
+    "registered",
+    "clear",
+    "flagged",
+    "approved",
+    "rejected",
+    "needs_changes",
+    "escalated",
+    "legal_approved",
+    "legal_rejected",
+)
+# Statuses waiting for someone: the queue.
+OPEN_STATUSES = ("flagged", "escalated")
+RATIONALE_MAX = 10_000
+# Matches kept in a decision's evidence, strongest first.
+EVIDENCE_MATCHES = 20
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """An asset's status, and the facts it follows from."""
+
+    status: str
+    reopened: bool
+    check_id: int | None
+    verdict: str | None
+    last_review_id: int | None
+    last_seq: int
+
+
+def status_of(verdict: str | None, check_id: int | None, last: Review | None) -> ReviewState:
+    """The review status given the newest check's verdict and the newest decision."""
+    last_id = last.id if last is not None else None
+    last_seq = last.seq if last is not None else 0
+    if verdict is None:
+        return ReviewState("registered", False, None, None, last_id, last_seq)
+    if last is not None and last.check_verdict == verdict:
+        return ReviewState(last.outcome, False, check_id, verdict, last_id, last_seq)
+    if verdict == "clear":
+        return ReviewState("clear", False, check_id, verdict, last_id, last_seq)
+    return ReviewState("flagged", last is not None, check_id, verdict, last_id, last_seq)
+
+
+def check_rationale(text: str) -> str:
+    rationale = text.strip()
+    if not rationale:
+        raise InvalidInput("a decision needs a rationale (--rationale TEXT)")
+    if len(rationale) > RATIONALE_MAX:
+        raise InvalidInput(f"the rationale is longer than {RATIONALE_MAX} characters")
+    if "\x00" in rationale:
+        raise InvalidInput("the rationale contains a NUL character")
+    return rationale
+
+
+def check_decision(decision: str) -> str:
+    if decision not in DECISIONS:
+        raise InvalidInput(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    return decision
+
+
+def outcome_for(role: str, decision: str, state: ReviewState, asset_id: int) -> str:
+    """The status ``decision`` by someone with ``role`` leads to; refuse what the rules do
+    not allow, saying why."""
+    if role not in _OUTCOMES:
+        raise AccessDenied(
+            f"signing off needs the reviewer role (legal for escalations); this user is {role}"
+        )
+    if state.status == "registered":
+        raise Conflict(f"asset {asset_id} has not been checked; run `provenance check {asset_id}`")
+    if state.status == "clear":
+        raise Conflict(f"asset {asset_id} is clear: there is no flag to sign off")
+    if state.status not in _DECIDES_FROM[role]:
+        if role == "reviewer":
+            raise AccessDenied(
+                f"asset {asset_id} is {state.status.replace('_', ' ')}: only legal decides it"
+            )
+        raise AccessDenied(
+            f"asset {asset_id} is {state.status.replace('_', ' ')}: legal decides only "
+            "escalated assets; reviewers sign off flags"
+        )
+    outcome = _OUTCOMES[role].get(decision)
+    if outcome is None:
+        raise InvalidInput(f"legal decides an escalation with approve or reject, not {decision}")
+    return outcome
+
+
+def decide(
+    workspace: Workspace,
+    asset_id: int,
+    decision: str,
+    rationale: str,
+    *,
+    user: dict[str, Any],
+    previous: int | None,
+    explicit_previous: bool,
+) -> dict[str, Any]:
+    """Record ``user``'s decision on the asset's newest check; return it as JSON.
+
+    ``previous`` is the newest decision the decider saw (None: none). When it is not the
+    newest decision any more, someone decided meanwhile: ``Conflict``. Without
+    ``explicit_previous`` (the CLI's default), a standing decision is not replaced.
+    """
+    check_decision(decision)
+    rationale = check_rationale(rationale)
+    name, role = str(user["name"]), str(user["role"])
+    try:
+        with write_transaction(workspace.engine) as session:
+            asset = session.get(Asset, asset_id)
+            if asset is None:
+                raise NotFound(f"no asset with id {asset_id}")
+            if asset.registered_by == name:
+                raise AccessDenied(
+                    f"{name!r} registered asset {asset_id} and cannot sign it off "
+                    "(separation of duties)"
+                )
+            check = _latest_check(session, asset_id)
+            last = _latest_review(session, asset_id)
+            state = status_of(check.verdict if check else None, check.id if check else None, last)
+            if explicit_previous and previous != state.last_review_id:
+                raise _conflict(asset_id, last)
+            outcome = outcome_for(role, decision, state, asset_id)
+            if not explicit_previous and last is not None and state.status not in OPEN_STATUSES:
+                raise Conflict(
+                    f"asset {asset_id} has a standing decision #{last.id} "
+                    f"({last.decision} by {last.decided_by}); to replace it, pass "
+                    f"--supersedes {last.id}"
+                )
+            assert check is not None  # status_of gave registered otherwise
+            review = Review(
+                asset_id=asset_id,
+                seq=state.last_seq + 1,
+                check_id=check.id,
+                check_verdict=check.verdict,
+                decision=decision,
+                outcome=outcome,
+                rationale=rationale,
+                decided_by=name,
+                role=role,
+                decided_at=utcnow(),
+                previous_id=state.last_review_id,
+                evidence=evidence_of(session, check),
+            )
+            session.add(review)
+            # The INSERT runs here: a concurrent decision on the same state fails on the
+            # (asset_id, seq) key before anything else is written.
+            session.flush()
+            audit.append_event(
+                session,
+                actor=name,
+                action="review.decided",
+                subject=f"asset:{asset_id}",
+                payload={
+                    "review_id": review.id,
+                    "seq": review.seq,
+                    "check_id": check.id,
+                    "decision": decision,
+                    "outcome": outcome,
+                    "role": role,
+                    "previous_id": review.previous_id,
+                    "status_before": state.status,
+                    "record_sha256": record_hash(review),
+                },
+            )
+            return review_json(review)
+    except IntegrityError:
+        with read_session(workspace.engine) as session:
+            raise _conflict(asset_id, _latest_review(session, asset_id)) from None
+
+
+def _conflict(asset_id: int, last: Review | None) -> Conflict:
+    if last is None:
+        return Conflict(
+            f"asset {asset_id} has no decision yet, but one was expected; reload and decide again"
+        )
+    return Conflict(
+        f"asset {asset_id} was decided meanwhile: #{last.id} {last.decision} by "
+        f"{last.decided_by} at {last.decided_at.isoformat(timespec='seconds')}; "
+        "reload and decide again"
+    )
+
+
+def evidence_of(session: Session, check: Check) -> dict[str, Any]:
+    """What the check showed: its verdict and reasons, thresholds, and its strongest
+    matches with the reference items' identities."""
+    rows = session.execute(
+        select(Match, ReferenceItem, ReferenceSet.name, ReferenceSet.rights_status)
+        .join(ReferenceItem, Match.reference_item_id == ReferenceItem.id)
+        .join(ReferenceSet, ReferenceItem.set_id == ReferenceSet.id)
+        .where(Match.check_id == check.id)
+        .order_by(Match.rank, Match.id)
+    ).all()
+    bands = {name: Thresholds(**t) for name, t in check.thresholds.items()}
+
+    def strength(match: Match) -> float:
+        band = bands.get(match.detector)
+        return band.strength(match.score) if band else 0.0
+
+    ordered = sorted(rows, key=lambda r: strength(r[0]), reverse=True)[:EVIDENCE_MATCHES]
+    return {
+        "check_id": check.id,
+        "checked_at": check.created_at.isoformat(),
+        "verdict": check.verdict,
+        "reasons": check.reasons.get("reasons", []),
+        "thresholds": check.thresholds,
+        "matches": [
+            {
+                "reference_set": set_name,
+                "rights_status": rights,
+                "item_id": item.id,
+                "sha256": item.sha256,
+                "source_path": item.source_path,
+                "detector": match.detector,
+                "region": match.region,
+                "score": round(match.score, 6),
+                "rank": match.rank,
+            }
+            for match, item, set_name, rights in ordered
+        ],
+    }
+
+
+# The fields of a decision row its audit event vouches for.
+_RECORD_FIELDS = (
+    "id",
+    "asset_id",
+    "seq",
+    "check_id",
+    "check_verdict",
+    "decision",
+    "outcome",
+    "rationale",
+    "decided_by",
+    "role",
+    "previous_id",
+)
+
+
+def record_hash(review: Review) -> str:
+    """The sha256 of a decision row's canonical form (including its evidence)."""
+    body = {name: getattr(review, name) for name in _RECORD_FIELDS}
+    body["decided_at"] = review.decided_at.isoformat(timespec="microseconds")
+    body["evidence"] = review.evidence
+    return hashlib.sha256(audit.canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def verify_decisions(session: Session) -> tuple[int | None, str] | None:
+    """Check every decision row against the audit event that recorded it; the first
+    mismatch as (event id, message), or None when all agree."""
+    recorded: dict[int, tuple[int, str]] = {}
+    events = session.execute(
+        select(AuditEvent.id, AuditEvent.payload)
+        .where(AuditEvent.action == "review.decided")
+        .order_by(AuditEvent.id)
+    )
+    for event_id, payload in events:
+        fields = json.loads(payload)
+        recorded[int(fields["review_id"])] = (event_id, str(fields["record_sha256"]))
+    seen = set()
+    for review in session.scalars(select(Review).order_by(Review.id)).yield_per(1000):
+        seen.add(review.id)
+        entry = recorded.get(review.id)
+        if entry is None:
+            return (
+                None,
+                f"decision #{review.id} has no audit event: it was added outside provenance",
+            )
+        if record_hash(review) != entry[1]:
+            return entry[0], (
+                f"decision #{review.id} does not match its audit event {entry[0]}: "
+                "the decision row was altered"
+            )
+    for review_id, (event_id, _) in sorted(recorded.items()):
+        if review_id not in seen:
+            return event_id, f"decision #{review_id} recorded by audit event {event_id} is missing"
+    return None
+
+
+def _latest_check(session: Session, asset_id: int) -> Check | None:
+    return session.scalar(
+        select(Check).where(Check.asset_id == asset_id).order_by(Check.id.desc()).limit(1)
+    )
+
+
+def _latest_review(session: Session, asset_id: int) -> Review | None:
+    return session.scalar(
+        select(Review).where(Review.asset_id == asset_id).order_by(Review.seq.desc()).limit(1)
+    )
+
+
+def asset_state(session: Session, asset_id: int) -> ReviewState:
+    check = _latest_check(session, asset_id)
+    return status_of(
+        check.verdict if check else None,
+        check.id if check else None,
+        _latest_review(session, asset_id),
+    )
+
+
+def review_json(review: Review) -> dict[str, Any]:
+    return {
+        "schema": REVIEW_SCHEMA,
+        "review_id": review.id,
+        "asset_id": review.asset_id,
+        "seq": review.seq,
+        "check_id": review.check_id,
+        "check_verdict": review.check_verdict,
+        "decision": review.decision,
+        "outcome": review.outcome,
+        "rationale": review.rationale,
+        "decided_by": review.decided_by,
+        "role": review.role,
+        "decided_at": review.decided_at.isoformat(),
+        "previous_id": review.previous_id,
+        "evidence": review.evidence,
+    }
+
+
+def review_summary(asset: Asset) -> dict[str, Any]:
+    """The asset's status and decision history, for the asset's JSON record."""
+    check = asset.checks[-1] if asset.checks else None
+    last = asset.reviews[-1] if asset.reviews else None
+    state = status_of(check.verdict if check else None, check.id if check else None, last)
+    return {
+        "status": state.status,
+        "reopened": state.reopened,
+        "latest_decision_id": state.last_review_id,
+        "decisions": [
+            {key: value for key, value in review_json(r).items() if key != "schema"}
+            for r in asset.reviews
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str | None = None
+    verdict: str | None = None
+    production: str | None = None
+    tool: str | None = None
+    sort: str = "score"
+    limit: int | None = None
+    offset: int = 0
+
+
+SORTS = ("score", "age")
+
+
+def queue(workspace: Workspace, where: QueueFilter) -> dict[str, Any]:
+    """Assets waiting for a decision (flagged: reviewers; escalated: legal), strongest
+    flag first (``sort="score"``) or oldest first (``sort="age"``)."""
+    if where.status is not None and where.status not in OPEN_STATUSES:
+        raise InvalidInput(
+            f"queue status {where.status!r} is not one of {', '.join(OPEN_STATUSES)}"
+        )
+    if where.verdict is not None and where.verdict not in ("review", "high"):
+        raise InvalidInput(f"queue verdict {where.verdict!r} is not review or high")
+    if where.sort not in SORTS:
+        raise InvalidInput(f"sort {where.sort!r} is not one of {', '.join(SORTS)}")
+    with read_session(workspace.engine) as session:
+        entries = list(_open_entries(session, where))
+    if where.sort == "score":
+        entries.sort(key=lambda e: (e["verdict"] == "high", e["strength"]), reverse=True)
+    else:
+        entries.sort(key=lambda e: e["checked_at"])
+    total = len(entries)
+    end = None if where.limit is None else where.offset + where.limit
+    return {
+        "schema": QUEUE_SCHEMA,
+        "total": total,
+        "offset": where.offset,
+        "entries": entries[where.offset : end],
+    }
+
+
+def _open_entries(session: Session, where: QueueFilter) -> Iterable[dict[str, Any]]:
+    latest_check = (
+        select(Check.asset_id, func.max(Check.id).label("check_id"))
+        .group_by(Check.asset_id)
+        .subquery()
+    )
+    latest_seq = (
+        select(Review.asset_id, func.max(Review.seq).label("seq"))
+        .group_by(Review.asset_id)
+        .subquery()
+    )
+    latest_generation = (
+        select(GenerationRecord.asset_id, func.max(GenerationRecord.id).label("generation_id"))
+        .group_by(GenerationRecord.asset_id)
+        .subquery()
+    )
+    statement = (
+        select(Asset, Check, Review, Production.name, Tool.name)
+        .join(latest_check, latest_check.c.asset_id == Asset.id)
+        .join(Check, Check.id == latest_check.c.check_id)
+        .outerjoin(latest_seq, latest_seq.c.asset_id == Asset.id)
+        .outerjoin(Review, (Review.asset_id == Asset.id) & (Review.seq == latest_seq.c.seq))
+        .outerjoin(Production, Production.id == Asset.production_id)
+        .outerjoin(latest_generation, latest_generation.c.asset_id == Asset.id)
+        .outerjoin(GenerationRecord, GenerationRecord.id == latest_generation.c.generation_id)
+        .outerjoin(Tool, Tool.id == GenerationRecord.tool_id)
+        .where(Check.verdict != "clear")
+    )
+    if where.verdict is not None:
+        statement = statement.where(Check.verdict == where.verdict)
+    if where.production is not None:
+        statement = statement.where(Production.name == where.production)
+    if where.tool is not None:
+        statement = statement.where(func.lower(Tool.name) == where.tool.strip().lower())
+    for asset, check, review, production, tool in session.execute(statement):
+        state = status_of(check.verdict, check.id, review)
+        if state.status not in OPEN_STATUSES:
+            continue
+        if where.status is not None and state.status != where.status:
+            continue
+        reasons = check.reasons.get("reasons", [])
+        best = reasons[0] if reasons else None
+        strength = 0.0
+        if best is not None:
+            strength = Thresholds(**best["thresholds"]).strength(best["score"])
+        yield {
+            "asset_id": asset.id,
+            "sha256": asset.sha256,
+            "original_name": asset.original_name,
+            "production": production,
+            "tool": tool,
+            "intended_use": asset.intended_use,
+            "registered_by": asset.registered_by,
+            "registered_at": asset.registered_at.isoformat(),
+            "status": state.status,
+            "reopened": state.reopened,
+            "check_id": check.id,
+            "checked_at": check.created_at.isoformat(),
+            "verdict": check.verdict,
+            "best_reason": best,
+            "strength": round(strength, 4),
+            "latest_decision_id": state.last_review_id,
+        }

@@ -76,6 +76,18 @@ def sql(workspace_dir: Path, statement: str, **params: Any) -> list[Any]:
         return list(result) if result.returns_rows else []
 
 
+def dump(workspace_dir: Path) -> str:
+    """Every row of every table of a workspace's database, as text."""
+    from provenance.db.tables import Base
+
+    with Workspace.open(workspace_dir) as opened, opened.engine.connect() as connection:
+        return "\n".join(
+            repr(tuple(row))
+            for table in Base.metadata.sorted_tables
+            for row in connection.execute(table.select())
+        )
+
+
 @pytest.fixture
 def workspace(workspace_dir: Path) -> Iterator[Workspace]:
     with Workspace.open(workspace_dir) as opened:

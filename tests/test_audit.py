@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from tests import filemakers as fm
-from tests.conftest import run, run_json
+from tests.conftest import run, run_json, sql
 
 
 @pytest.fixture
-def busy_workspace(workspace_dir: Path) -> Path:
+def busy_workspace(db_workspace_dir: Path) -> Path:
+    """Three registered assets, on SQLite and then on PostgreSQL."""
     for name in ("coffee.jpg", "rocket.jpg", "chelsea.png"):
-        run_json("-w", workspace_dir, "register", fm.SAMPLES / name, "--tool", "comfyui")
-    return workspace_dir
-
-
-def sql(workspace_dir: Path, statement: str) -> None:
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        db.execute(statement)
+        run_json("-w", db_workspace_dir, "register", fm.SAMPLES / name, "--tool", "comfyui")
+    return db_workspace_dir
 
 
 def verify(workspace_dir: Path) -> tuple[int, dict]:
@@ -39,8 +35,7 @@ def test_every_write_is_in_the_chain(busy_workspace: Path) -> None:
         "first_bad_event": None,
         "message": "5 events verified",
     }
-    with sqlite3.connect(busy_workspace / "provenance.db") as db:
-        actions = [row[0] for row in db.execute("SELECT action FROM audit_events ORDER BY id")]
+    actions = [row[0] for row in sql(busy_workspace, "SELECT action FROM audit_events ORDER BY id")]
     assert actions == ["workspace.created", "tool.created"] + ["asset.registered"] * 3
     assert (
         "Audit chain OK: 5 events verified." in run("-w", busy_workspace, "audit", "verify").stdout
@@ -83,14 +78,18 @@ def test_tampering_is_named(
 def test_rewriting_an_event_and_its_hash_breaks_the_next_link(busy_workspace: Path) -> None:
     from provenance.audit import event_hash
 
-    with sqlite3.connect(busy_workspace / "provenance.db") as db:
-        row = db.execute(
-            "SELECT id, occurred_at, actor, action, subject, payload, prev_hash "
-            "FROM audit_events WHERE id = 3"
-        ).fetchone()
-        names = ("id", "occurred_at", "actor", "action", "subject", "payload", "prev_hash")
-        forged = event_hash(dict(zip(names, row, strict=True), actor="mallory"))
-        db.execute("UPDATE audit_events SET actor = 'mallory', hash = ? WHERE id = 3", (forged,))
+    [row] = sql(
+        busy_workspace,
+        "SELECT id, occurred_at, actor, action, subject, payload, prev_hash "
+        "FROM audit_events WHERE id = 3",
+    )
+    names = ("id", "occurred_at", "actor", "action", "subject", "payload", "prev_hash")
+    forged = event_hash(dict(zip(names, row, strict=True), actor="mallory"))
+    sql(
+        busy_workspace,
+        "UPDATE audit_events SET actor = 'mallory', hash = :h WHERE id = 3",
+        h=forged,
+    )
     code, report = verify(busy_workspace)
     assert code == 1
     assert report["first_bad_event"] == 4
@@ -98,11 +97,12 @@ def test_rewriting_an_event_and_its_hash_breaks_the_next_link(busy_workspace: Pa
 
 
 def test_a_second_chain_cannot_fork_from_the_same_event(busy_workspace: Path) -> None:
-    with sqlite3.connect(busy_workspace / "provenance.db") as db:
-        prev = db.execute("SELECT prev_hash FROM audit_events WHERE id = 5").fetchone()[0]
-        with pytest.raises(sqlite3.IntegrityError):
-            db.execute(
-                "INSERT INTO audit_events (id, occurred_at, actor, action, subject, payload, "
-                "prev_hash, hash) VALUES (6, 'x', 'x', 'x', 'x', '{}', ?, ?)",
-                (prev, "f" * 64),
-            )
+    [(prev,)] = sql(busy_workspace, "SELECT prev_hash FROM audit_events WHERE id = 5")
+    with pytest.raises(IntegrityError):
+        sql(
+            busy_workspace,
+            "INSERT INTO audit_events (id, occurred_at, actor, action, subject, payload, "
+            "prev_hash, hash) VALUES (6, 'x', 'x', 'x', 'x', '{}', :prev, :hash)",
+            prev=prev,
+            hash="f" * 64,
+        )

@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
+from provenance.config import WORKSPACE_FILE, load_settings, read_workspace_file
 from provenance.db import schema
+from provenance.db.session import resolve_database_url
 from provenance.db.tables import Base
 from tests import filemakers as fm
-from tests.conftest import run
+from tests.conftest import run, sql
+
+
+def _engine(workspace_dir: Path) -> Engine:
+    """An engine on the workspace's database that runs no migration when it connects."""
+    settings = load_settings(read_workspace_file(workspace_dir / WORKSPACE_FILE))
+    return create_engine(resolve_database_url(settings["database_url"], workspace_dir))
+
+
+def _revision(workspace_dir: Path) -> str | None:
+    engine = _engine(workspace_dir)
+    try:
+        return schema.current_revision(engine)
+    finally:
+        engine.dispose()
 
 
 def test_code_head_is_alembic_head() -> None:
     assert ScriptDirectory(str(schema.MIGRATIONS_DIR)).get_current_head() == schema.SCHEMA_HEAD
 
 
-def test_migrated_schema_matches_the_tables(workspace_dir: Path) -> None:
-    engine = create_engine(f"sqlite:///{workspace_dir / 'provenance.db'}")
+def test_migrated_schema_matches_the_tables(db_workspace_dir: Path) -> None:
+    engine = _engine(db_workspace_dir)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
@@ -30,8 +45,7 @@ def test_migrated_schema_matches_the_tables(workspace_dir: Path) -> None:
 
 
 def test_newer_schema_is_refused(workspace_dir: Path) -> None:
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        db.execute("UPDATE alembic_version SET version_num = '0099'")
+    sql(workspace_dir, "UPDATE alembic_version SET version_num = '0099'")
     result = run("-w", workspace_dir, "list")
     assert result.exit_code == 1
     assert "newer than this version of provenance understands" in result.stderr
@@ -43,19 +57,21 @@ def _downgrade(workspace_dir: Path, revision: str) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(schema.MIGRATIONS_DIR))
-    engine = create_engine(f"sqlite:///{workspace_dir / 'provenance.db'}")
+    engine = _engine(workspace_dir)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
     engine.dispose()
 
 
-def test_an_older_database_is_upgraded_on_open_and_keeps_its_records(workspace_dir: Path) -> None:
+def test_an_older_database_is_upgraded_on_open_and_keeps_its_records(
+    db_workspace_dir: Path,
+) -> None:
+    workspace_dir = db_workspace_dir
     registered = run("-w", workspace_dir, "register", fm.SAMPLES / "coffee.jpg", "--json")
     assert registered.exit_code == 0
     _downgrade(workspace_dir, "0001")
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+    assert _revision(workspace_dir) == "0001"
 
     refused = run("-w", workspace_dir, "list", env={"PROVENANCE_AUTO_UPGRADE": "false"})
     assert refused.exit_code == 1
@@ -65,11 +81,7 @@ def test_an_older_database_is_upgraded_on_open_and_keeps_its_records(workspace_d
     listed = run("-w", workspace_dir, "list", "--json")
     assert listed.exit_code == 0
     assert [a["original_name"] for a in json.loads(listed.stdout)["assets"]] == ["coffee.jpg"]
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        assert (
-            db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-            == schema.SCHEMA_HEAD
-        )
+    assert sql(workspace_dir, "SELECT version_num FROM alembic_version") == [(schema.SCHEMA_HEAD,)]
     assert run("-w", workspace_dir, "audit", "verify").exit_code == 0
 
 

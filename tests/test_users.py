@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from provenance import Workspace, users
 from provenance.errors import AccessDenied
-from tests.conftest import run, run_json, snapshot
+from tests.conftest import dump, run, run_json, snapshot, sql
+
+
+@pytest.fixture
+def workspace_dir(db_workspace_dir: Path) -> Path:
+    """Every test here runs on SQLite and then on PostgreSQL."""
+    return db_workspace_dir
 
 
 def test_add_list_token_and_disable(workspace_dir: Path) -> None:
@@ -24,9 +29,7 @@ def test_add_list_token_and_disable(workspace_dir: Path) -> None:
     token = result.stdout.strip()
     assert token.startswith("pvt_")
     assert len(token) > 40
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        dump = "\n".join(db.iterdump())
-    assert token not in dump  # only its hash is kept
+    assert token not in dump(workspace_dir)  # only its hash is kept
     with Workspace.open(workspace_dir) as workspace:
         assert users.authenticate(workspace, token)["name"] == "rosa"
     # A new token retires the old one.
@@ -48,10 +51,12 @@ def test_add_list_token_and_disable(workspace_dir: Path) -> None:
     assert "disabled" in text
     events = run_json("-w", workspace_dir, "audit", "verify")
     assert events["ok"] is True
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        actions = [
-            a for (a,) in db.execute("SELECT action FROM audit_events WHERE subject = 'user:rosa'")
-        ]
+    actions = [
+        a
+        for (a,) in sql(
+            workspace_dir, "SELECT action FROM audit_events WHERE subject = 'user:rosa' ORDER BY id"
+        )
+    ]
     assert actions == ["user.added", "user.token_issued", "user.token_issued", "user.disabled"]
 
 
@@ -104,8 +109,9 @@ def _token(workspace_dir: Path, name: str, env: dict[str, str] | None = None) ->
 
 
 def _actors(workspace_dir: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(workspace_dir / "provenance.db") as db:
-        return db.execute("SELECT actor, action FROM audit_events ORDER BY id").fetchall()
+    return [
+        tuple(r) for r in sql(workspace_dir, "SELECT actor, action FROM audit_events ORDER BY id")
+    ]
 
 
 def test_once_an_admin_holds_a_token_only_admins_manage_users(workspace_dir: Path) -> None:

@@ -84,6 +84,18 @@ def record_event(
         return append_event(session, actor=actor, action=action, subject=subject, payload=payload)
 
 
+def event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "occurred_at": event.occurred_at,
+        "actor": event.actor,
+        "action": event.action,
+        "subject": event.subject,
+        "payload": json.loads(event.payload),
+        "hash": event.hash,
+    }
+
+
 @dataclass(frozen=True)
 class ChainReport:
     """The result of verifying the audit log."""

@@ -72,6 +72,18 @@ def regions(image: Image.Image) -> dict[str, Image.Image]:
     return found
 
 
+# Where each region of ``regions`` lies, as fractions of the picture (left, top, right,
+# bottom): for outlining a matched region over the picture.
+REGION_BOXES = {
+    "whole": (0.0, 0.0, 1.0, 1.0),
+    "corner-tl": (0.0, 0.0, 0.6, 0.6),
+    "corner-tr": (0.4, 0.0, 1.0, 0.6),
+    "corner-bl": (0.0, 0.4, 0.6, 1.0),
+    "corner-br": (0.4, 0.4, 1.0, 1.0),
+    "centre": (0.25, 0.25, 0.75, 0.75),
+}
+
+
 # A crop whose grey levels vary less than this (standard deviation, 0-255) is plain
 # background: it carries no evidence of copying, and plain crops of unrelated images match
 # plain references.
@@ -335,3 +347,43 @@ def _kept_matches(
         group.sort(key=lambda c: c.score, reverse=bands[detector].higher_is_closer)
         ranked.extend((rank, c) for rank, c in enumerate(group, start=1))
     return ranked
+
+
+def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
+    """A recorded check as JSON (``provenance.check/1`` without ``best_match``), each match
+    with its reference item's identity and its set's rights status."""
+    rows = session.execute(
+        select(Match, ReferenceItem, ReferenceSet.name, ReferenceSet.rights_status)
+        .join(ReferenceItem, Match.reference_item_id == ReferenceItem.id)
+        .join(ReferenceSet, ReferenceItem.set_id == ReferenceSet.id)
+        .where(Match.check_id == check.id)
+        .order_by(Match.id)
+    ).all()
+    return {
+        "schema": CHECK_SCHEMA,
+        "check_id": check.id,
+        "asset_id": check.asset_id,
+        "created_at": check.created_at.isoformat(),
+        "actor": check.actor,
+        "verdict": check.verdict,
+        "reasons": check.reasons.get("reasons", []),
+        "context": check.reasons.get("context", []),
+        "detectors": check.detectors.get("detectors", []),
+        "reference_sets": check.reference_sets.get("reference_sets", []),
+        "thresholds": check.thresholds,
+        "matches": [
+            {
+                "reference_set": set_name,
+                "rights_status": rights,
+                "item_id": item.id,
+                "sha256": item.sha256,
+                "source_path": item.source_path,
+                "attribution": item.attribution,
+                "detector": match.detector,
+                "region": match.region,
+                "score": round(match.score, 6),
+                "rank": match.rank,
+            }
+            for match, item, set_name, rights in rows
+        ],
+    }

@@ -466,6 +466,37 @@ def queue_command(
         click.echo(f"({len(found['entries'])} of {found['total']} shown)")
 
 
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.option(
+    "--print-openapi",
+    is_flag=True,
+    help="Print the REST API's OpenAPI schema (as in docs/openapi.json) and exit.",
+)
+@pass_context
+@_fail_cleanly
+def serve(context: Context, host: str, port: int, print_openapi: bool) -> None:
+    """Serve the reviewer pages and the REST API (/api/v1) for this workspace.
+
+    Reviewers sign in with their token. For a team, run it on a machine that reaches the
+    PostgreSQL server and the workspace folder, behind the studio's HTTPS proxy.
+    """
+    from provenance.web.app import create_app, openapi_text
+
+    if print_openapi:
+        click.echo(openapi_text(), nl=False)
+        return
+    import uvicorn
+
+    with context.open() as workspace:
+        app = create_app(workspace)
+        click.echo(f"Serving {workspace.root} on http://{host}:{port}/ (Ctrl+C stops)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @cli.group("users")
 def users_group() -> None:
     """Users and their roles (artist, reviewer, legal, admin) and tokens."""

@@ -27,6 +27,7 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     ├── StoreError
     ├── AuditChainBroken
     ├── AccessDenied
+    │   └── Unauthenticated
     └── Conflict
 """
 
@@ -127,6 +128,10 @@ class AuditChainBroken(ProvenanceError):
 
 class AccessDenied(ProvenanceError):
     """An unknown or disabled token, or a role that may not do what was asked."""
+
+
+class Unauthenticated(AccessDenied):
+    """No token, or a token that does not authenticate anyone (the web layer answers 401)."""
 
 
 class Conflict(ProvenanceError):

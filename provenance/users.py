@@ -25,7 +25,7 @@ from sqlalchemy import select
 from provenance import audit
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import User, utcnow
-from provenance.errors import AccessDenied, InvalidInput, NotFound
+from provenance.errors import AccessDenied, InvalidInput, NotFound, Unauthenticated
 
 if TYPE_CHECKING:
     from provenance.workspace import Workspace
@@ -117,12 +117,22 @@ def authenticate(workspace: Workspace, token: str) -> dict[str, Any]:
     """The active user holding ``token``; AccessDenied otherwise (without saying which part
     was wrong)."""
     if not token.startswith(TOKEN_PREFIX):
-        raise AccessDenied("the token is not valid")
+        raise Unauthenticated("the token is not valid")
     with read_session(workspace.engine) as session:
         user = session.scalar(select(User).where(User.token_sha256 == token_hash(token)))
         if user is None or user.disabled_at is not None:
-            raise AccessDenied("the token is not valid")
+            raise Unauthenticated("the token is not valid")
         return user_json(user)
+
+
+def token_holder(workspace: Workspace, name: str) -> tuple[dict[str, Any], str] | None:
+    """The active user ``name`` and the sha256 of their current token, or None (no such
+    user, disabled, or without a token): for checking a web session still stands."""
+    with read_session(workspace.engine) as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None or user.disabled_at is not None or user.token_sha256 is None:
+            return None
+        return user_json(user), user.token_sha256
 
 
 def local_user(workspace: Workspace, name: str) -> dict[str, Any]:

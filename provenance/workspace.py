@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import hashlib
+import io
 import logging
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from provenance import audit, checking, reference_sets, reviews, users
+from provenance.atomic import write_atomically
 from provenance.config import (
     WORKSPACE_FILE,
     Settings,
@@ -58,6 +60,7 @@ from provenance.errors import (
     WorkspaceNotFound,
 )
 from provenance.export.asset_json import asset_json
+from provenance.media import decode_image
 from provenance.metadata.sidecar import read_sidecar
 from provenance.registration import (
     FingerprintedFile,
@@ -721,6 +724,48 @@ class Workspace:
                 limit=limit,
             )
             return [asset_json(asset, include_raw=False) for asset in assets]
+
+    def asset_checks(self, ref: str) -> list[dict[str, Any]]:
+        """Every check of the asset, oldest first, with its matches in full."""
+        with read_session(self.engine) as session:
+            asset = repository.find_asset(session, ref)
+            return [checking.stored_check_json(session, check) for check in asset.checks]
+
+    def asset_history(self, ref: str) -> list[dict[str, Any]]:
+        """The audit events about the asset, oldest first."""
+        with read_session(self.engine) as session:
+            asset = repository.find_asset(session, ref)
+            return [
+                audit.event_json(event)
+                for event in repository.events_about(session, f"asset:{asset.id}")
+            ]
+
+    def stored_image(self, sha256: str) -> bytes:
+        """The stored bytes of a registered asset or a reference item, by content hash;
+        NotFound for any other name (nothing outside the store is ever read)."""
+        if not repository.SHA256.match(sha256):
+            raise NotFound("no stored image with that name")
+        with read_session(self.engine) as session:
+            if not repository.is_known_image(session, sha256):
+                raise NotFound("no stored image with that name")
+        return self.store.read(sha256)
+
+    def thumbnail(self, sha256: str, size: int) -> Path:
+        """A JPEG of the stored image fitting ``size`` pixels, made once and kept under
+        ``thumbnails/`` (re-made only if deleted)."""
+        target = self.root / "thumbnails" / str(size) / sha256[:2] / f"{sha256}.jpg"
+        if target.is_file():
+            return target
+        pixels = decode_image(
+            self.stored_image(sha256), max_pixels=self.fingerprint_limits.max_pixels
+        ).pixels
+        picture = pixels.convert("RGB")
+        picture.thumbnail((size, size))
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=85)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, buffer.getvalue())
+        return target
 
     def verify_audit(self) -> audit.ChainReport:
         """Verify the audit chain, then every decision row against its audit event."""

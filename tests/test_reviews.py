@@ -14,56 +14,12 @@ from provenance import Workspace
 from provenance.errors import Conflict, ProvenanceError
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot, sql
-
-REFERENCES = ["astronaut.jpg", "camera.png", "coffee.jpg"]
-ROLES = {"ada": "admin", "arti": "artist", "rosa": "reviewer", "ravi": "reviewer", "lena": "legal"}
-
-
-def as_user(token: str) -> dict[str, str]:
-    return {"PROVENANCE_TOKEN": token}
+from tests.team import as_user, build_team
 
 
 @pytest.fixture
 def team(db_workspace_dir: Path, tmp_path: Path) -> dict[str, Any]:
-    """A workspace with users of every role, a reference set, and assets registered by the
-    artist: copies of two references (flagged), and an unrelated photograph (clear)."""
-    ws = db_workspace_dir
-    tokens = {}
-    for name, role in ROLES.items():
-        assert run("-w", ws, "users", "add", name, "--role", role).exit_code == 0
-    for name in ROLES:
-        tokens[name] = run(
-            "-w", ws, "users", "token", name, env=as_user(tokens["ada"]) if tokens else None
-        ).stdout.strip()
-    folder = tmp_path / "refs"
-    folder.mkdir()
-    for name in REFERENCES:
-        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
-    added = run("-w", ws, "refs", "add", "studio-ip", "--from", folder, env=as_user(tokens["ada"]))
-    assert added.exit_code == 0, added.output
-    shots = tmp_path / "shots"
-    shots.mkdir()
-    fm.jpeg_reencode(fm.sample("astronaut.jpg"), 70).save(shots / "shot010.png")
-    fm.overlay_text(fm.sample("camera.png")).save(shots / "shot020.png")
-    fm.sample("rocket.jpg").save(shots / "shot030.png")
-    ids = {}
-    for shot in ("shot010", "shot020", "shot030"):
-        registered = run(
-            "-w",
-            ws,
-            "register",
-            shots / f"{shot}.png",
-            "--use",
-            "background",
-            "--production",
-            "Nightfall",
-            "--json",
-            env=as_user(tokens["arti"]),
-        )
-        assert registered.exit_code == 0, registered.output
-        [result] = json.loads(registered.stdout)["results"]
-        ids[shot] = result["asset"]["id"]
-    return {"ws": ws, "tokens": tokens, "ids": ids, "shots": shots}
+    return build_team(db_workspace_dir, tmp_path)
 
 
 def review(team: dict[str, Any], who: str, asset: int, decision: str, *extra: Any) -> Any:

@@ -16,11 +16,13 @@ from provenance.db.tables import (
     FingerprintRow,
     GenerationRecord,
     Production,
+    ReferenceItem,
     ReferenceSet,
     Tool,
 )
 from provenance.errors import AmbiguousId, InvalidInput, NotFound
 
+SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_PREFIX = re.compile(r"[0-9a-f]{8,64}\Z")
 _ASSET_ID = re.compile(r"#?(\d{1,7})\Z")
 
@@ -157,6 +159,22 @@ def active_reference_set_count(session: Session) -> int:
         )
         or 0
     )
+
+
+def events_about(session: Session, subject: str) -> list[AuditEvent]:
+    return list(
+        session.scalars(
+            select(AuditEvent).where(AuditEvent.subject == subject).order_by(AuditEvent.id)
+        ).all()
+    )
+
+
+def is_known_image(session: Session, sha256: str) -> bool:
+    """Whether these bytes are a registered asset or a reference item."""
+    if session.scalar(select(Asset.id).where(Asset.sha256 == sha256)) is not None:
+        return True
+    found = session.scalar(select(ReferenceItem.id).where(ReferenceItem.sha256 == sha256).limit(1))
+    return found is not None
 
 
 def row_counts(session: Session) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""The web layer: REST API and reviewer pages (`provenance serve`)."""

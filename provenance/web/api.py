@@ -1,0 +1,251 @@
+"""The REST API under ``/api/v1``.
+
+Every request carries ``Authorization: Bearer <token>`` (``provenance users token NAME``).
+Successful answers are JSON objects with ``"ok": true``; failures are ``{"ok": false,
+"error": {"type", "message"}}`` with 401 (no or bad token), 403 (the role may not), 404
+(unknown id), 409 (the state does not allow it, or another decision came first), 422 (bad
+input). Lists take ``limit`` and ``offset`` and say the ``total``.
+
+Artists read the assets they registered; reviewers, legal and admins read every asset,
+the queue and the reference sets; reviewers and legal decide (see ``provenance.reviews``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from provenance.reviews import DECISIONS, OPEN_STATUSES, SORTS, STATUSES, QueueFilter
+from provenance.web.auth import (
+    DECIDING_ROLES,
+    QUEUE_ROLES,
+    bearer_user,
+    require_read,
+    require_role,
+)
+from provenance.workspace import Workspace
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+MAX_PAGE = 500
+
+
+def _workspace(request: Request) -> Workspace:
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
+def api_user(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
+) -> dict[str, Any]:
+    return bearer_user(_workspace(request), authorization)
+
+
+User = Annotated[dict[str, Any], Depends(api_user)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many items.")]
+Offset = Annotated[int, Query(ge=0, description="Skip this many items.")]
+
+
+class Page(BaseModel):
+    ok: bool = True
+    total: int
+    limit: int
+    offset: int
+    items: list[dict[str, Any]]
+
+
+class Item(BaseModel):
+    ok: bool = True
+    item: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    ok: bool = False
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorAnswer, "description": text}
+    for code, text in (
+        (401, "No token, or a token that is not valid."),
+        (403, "The user's role may not do this."),
+        (404, "No such record."),
+        (409, "The record's state does not allow this, or changed since it was read."),
+        (422, "The request is not acceptable."),
+    )
+}
+
+
+def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> Page:
+    return Page(total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get("/me", response_model=Item, responses=ERRORS)
+def me(user: User) -> Item:
+    """The user the token belongs to."""
+    return Item(item=user)
+
+
+@router.get("/assets", response_model=Page, responses=ERRORS)
+def list_assets(
+    request: Request,
+    user: User,
+    production: str | None = None,
+    tool: str | None = None,
+    use: str | None = None,
+    status: Annotated[Literal[STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
+    verdict: Literal["clear", "review", "high"] | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    """Assets, oldest first (artists: their own), with their review status."""
+    found = _workspace(request).list_assets(production=production, tool=tool, use=use)
+    if user["role"] == "artist":
+        found = [a for a in found if a["registered_by"] == user["name"]]
+    if status is not None:
+        found = [a for a in found if a["review"]["status"] == status]
+    if verdict is not None:
+        found = [a for a in found if a["checks"] and a["checks"][-1]["verdict"] == verdict]
+    return _page(found[offset : offset + limit], len(found), limit, offset)
+
+
+def _readable(request: Request, user: dict[str, Any], asset_id: int) -> dict[str, Any]:
+    asset = _workspace(request).show(str(asset_id))
+    require_read(user, asset)
+    return asset
+
+
+@router.get("/assets/{asset_id}", response_model=Item, responses=ERRORS)
+def asset_detail(request: Request, user: User, asset_id: int) -> Item:
+    """One asset's record (``provenance.asset/1``) with its review status and decisions."""
+    return Item(item=_readable(request, user, asset_id))
+
+
+@router.get("/assets/{asset_id}/checks", response_model=Page, responses=ERRORS)
+def asset_checks(
+    request: Request, user: User, asset_id: int, limit: Limit = 50, offset: Offset = 0
+) -> Page:
+    """The asset's checks, oldest first, each with its matches, thresholds and specs."""
+    _readable(request, user, asset_id)
+    checks = _workspace(request).asset_checks(str(asset_id))
+    return _page(checks[offset : offset + limit], len(checks), limit, offset)
+
+
+@router.get("/assets/{asset_id}/matches", response_model=Page, responses=ERRORS)
+def asset_matches(
+    request: Request, user: User, asset_id: int, limit: Limit = 50, offset: Offset = 0
+) -> Page:
+    """The matches of the asset's newest check (empty when never checked)."""
+    _readable(request, user, asset_id)
+    checks = _workspace(request).asset_checks(str(asset_id))
+    matches = checks[-1]["matches"] if checks else []
+    return _page(matches[offset : offset + limit], len(matches), limit, offset)
+
+
+@router.get("/assets/{asset_id}/reviews", response_model=Page, responses=ERRORS)
+def asset_reviews(
+    request: Request, user: User, asset_id: int, limit: Limit = 50, offset: Offset = 0
+) -> Page:
+    """The asset's decisions, oldest first."""
+    decisions = _readable(request, user, asset_id)["review"]["decisions"]
+    return _page(decisions[offset : offset + limit], len(decisions), limit, offset)
+
+
+@router.get("/assets/{asset_id}/history", response_model=Page, responses=ERRORS)
+def asset_history(
+    request: Request, user: User, asset_id: int, limit: Limit = 50, offset: Offset = 0
+) -> Page:
+    """The audit events about the asset, oldest first."""
+    _readable(request, user, asset_id)
+    events = _workspace(request).asset_history(str(asset_id))
+    return _page(events[offset : offset + limit], len(events), limit, offset)
+
+
+@router.get("/reference-sets", response_model=Page, responses=ERRORS)
+def reference_sets(request: Request, user: User, limit: Limit = 50, offset: Offset = 0) -> Page:
+    """The active reference sets with their rights status."""
+    require_role(user, QUEUE_ROLES, "reading reference sets")
+    found = _workspace(request).list_reference_sets()
+    return _page(found[offset : offset + limit], len(found), limit, offset)
+
+
+@router.get("/reference-sets/{name}", response_model=Item, responses=ERRORS)
+def reference_set(
+    request: Request, user: User, name: str, limit: Limit = 50, offset: Offset = 0
+) -> Item:
+    """One reference set with a page of its items (``item_list``)."""
+    require_role(user, QUEUE_ROLES, "reading reference sets")
+    document = _workspace(request).show_reference_set(name)
+    document["item_list"] = document["item_list"][offset : offset + limit]
+    document.update(limit=limit, offset=offset)
+    return Item(item=document)
+
+
+class ReviewIn(BaseModel):
+    asset_id: int = Field(ge=1)
+    decision: Literal[DECISIONS]  # type: ignore[valid-type]
+    rationale: str = Field(min_length=1, max_length=10_000)
+    previous_decision_id: int | None = Field(
+        description="The newest decision on the asset the decider saw; null when none. "
+        "If another decision was made since, the answer is 409."
+    )
+
+
+@router.post("/reviews", status_code=201, response_model=Item, responses=ERRORS)
+def create_review(request: Request, user: User, body: ReviewIn) -> Item:
+    """Record a decision on the asset's newest check (reviewers: flagged assets; legal:
+    escalated ones; never on an asset the user registered)."""
+    require_role(user, DECIDING_ROLES, "signing off")
+    made = _workspace(request).review(
+        str(body.asset_id),
+        body.decision,
+        body.rationale,
+        user=user,
+        previous=body.previous_decision_id,
+        explicit_previous=True,
+    )
+    return Item(item=made)
+
+
+@router.get("/queue", response_model=Page, responses=ERRORS)
+def queue(
+    request: Request,
+    user: User,
+    status: Annotated[Literal[OPEN_STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
+    verdict: Literal["review", "high"] | None = None,
+    production: str | None = None,
+    tool: str | None = None,
+    sort: Annotated[Literal[SORTS], Query()] = "score",  # type: ignore[valid-type]
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    """Assets waiting for a decision: flagged (reviewers) and escalated (legal)."""
+    require_role(user, QUEUE_ROLES, "reading the queue")
+    found = _workspace(request).queue(
+        QueueFilter(
+            status=status,
+            verdict=verdict,
+            production=production,
+            tool=tool,
+            sort=sort,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return _page(found["entries"], found["total"], limit, offset)
+
+
+def error_answer(status: int, kind: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"ok": False, "error": {"type": kind, "message": message}}, status, headers=headers
+    )

@@ -1,0 +1,128 @@
+"""Who is asking: bearer tokens for the API, signed session cookies and CSRF tokens for the
+pages, and what each role may read.
+
+A session cookie holds the user's name, an expiry and a binding to their current token
+(an HMAC of the token's stored hash), all signed with the workspace's web key. Issuing a
+new token or disabling the user ends every session made with the old one. Forms carry a
+CSRF token derived from the session cookie; the sign-in form, made before any session,
+uses a random value held in a cookie of its own (double submit).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provenance import users
+from provenance.atomic import write_atomically
+from provenance.errors import AccessDenied, Unauthenticated
+
+if TYPE_CHECKING:
+    from provenance.workspace import Workspace
+
+SESSION_COOKIE = "provenance_session"
+SIGNIN_COOKIE = "provenance_signin"
+SESSION_SECONDS = 12 * 3600
+KEY_FILE = "web-key.json"
+KEY_FORMAT = "provenance.web-key/1"
+
+# Roles that read every asset; artists read only the assets they registered.
+READ_ALL_ROLES = frozenset({"reviewer", "legal", "admin"})
+# Roles that see the review queue and the reference sets.
+QUEUE_ROLES = READ_ALL_ROLES
+DECIDING_ROLES = frozenset({"reviewer", "legal"})
+
+
+def load_key(workspace_root: Path) -> bytes:
+    """The workspace's web key, made on first use (owner-only file, never in the DB)."""
+    path = workspace_root / KEY_FILE
+    if path.is_file():
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return bytes.fromhex(document["key"])
+    key = secrets.token_bytes(32)
+    text = json.dumps({"format": KEY_FORMAT, "key": key.hex()})
+    write_atomically(path, text.encode("utf-8"))
+    os.chmod(path, 0o600)
+    return key
+
+
+def bearer_user(workspace: Workspace, authorization: str | None) -> dict[str, Any]:
+    """The user of an ``Authorization: Bearer <token>`` header."""
+    if not authorization:
+        raise Unauthenticated("send your token as 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send your token as 'Authorization: Bearer <token>'")
+    return users.authenticate(workspace, token.strip())
+
+
+class Sessions:
+    """Signed session cookies and CSRF tokens under one key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _sign(self, message: str) -> str:
+        return hmac.new(self._key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def issue(self, name: str, token: str) -> str:
+        """A cookie value for ``name``, who has just shown ``token``."""
+        body = {
+            "u": name,
+            "b": self._sign("bind|" + users.token_hash(token))[:32],
+            "exp": int(time.time()) + SESSION_SECONDS,
+        }
+        payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
+        return f"{payload}.{self._sign('session|' + payload)}"
+
+    def user(self, workspace: Workspace, cookie: str | None) -> dict[str, Any] | None:
+        """The user a cookie value stands for, or None when it is missing, forged, expired,
+        or made with a token that is no longer theirs."""
+        if not cookie or "." not in cookie:
+            return None
+        payload, _, signature = cookie.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign("session|" + payload)):
+            return None
+        try:
+            body = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+            name, binding, expires = str(body["u"]), str(body["b"]), int(body["exp"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires < time.time():
+            return None
+        found = users.token_holder(workspace, name)
+        if found is None:
+            return None
+        user, token_sha256 = found
+        if not hmac.compare_digest(binding, self._sign("bind|" + token_sha256)[:32]):
+            return None
+        return user
+
+    def csrf(self, cookie: str) -> str:
+        return self._sign("csrf|" + cookie)[:40]
+
+    def csrf_ok(self, cookie: str | None, given: str | None) -> bool:
+        if not cookie or not given:
+            return False
+        return hmac.compare_digest(self.csrf(cookie), given)
+
+
+def can_read(user: dict[str, Any], asset: dict[str, Any]) -> bool:
+    return user["role"] in READ_ALL_ROLES or asset["registered_by"] == user["name"]
+
+
+def require_read(user: dict[str, Any], asset: dict[str, Any]) -> None:
+    if not can_read(user, asset):
+        raise AccessDenied("artists read only the assets they registered")
+
+
+def require_role(user: dict[str, Any], roles: frozenset[str], doing: str) -> None:
+    if user["role"] not in roles:
+        raise AccessDenied(f"{doing} needs one of the roles {', '.join(sorted(roles))}")

@@ -1,0 +1,321 @@
+"""The reviewer pages: sign-in, the queue, an asset side by side with its matches, and the
+sign-off form. Server-rendered (Jinja2, autoescaped); the only script is a small file of
+keyboard shortcuts. Every form carries a CSRF token; images come from the content store by
+sha256 only."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from provenance import reviews, users
+from provenance.checking import REGION_BOXES
+from provenance.errors import AccessDenied, NotFound, ProvenanceError
+from provenance.reviews import OPEN_STATUSES, SORTS, QueueFilter
+from provenance.scoring import Thresholds
+from provenance.web.auth import (
+    QUEUE_ROLES,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    SIGNIN_COOKIE,
+    Sessions,
+    require_read,
+)
+from provenance.workspace import Workspace
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+THUMBNAIL_SIZES = (160, 640)
+# Queue filters a page link or a redirect may carry (nothing else is passed on).
+QUEUE_PARAMS = ("verdict", "status", "production", "tool", "sort")
+# References shown beside the asset: the strongest distinct items of the newest check.
+SIDE_BY_SIDE = 6
+
+
+class SignInNeeded(Exception):
+    """The page needs a signed-in user; the app answers with a redirect to /signin."""
+
+
+def _workspace(request: Request) -> Workspace:
+    workspace: Workspace = request.app.state.workspace
+    return workspace
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
+def page_user(request: Request) -> dict[str, Any]:
+    user = _sessions(request).user(_workspace(request), request.cookies.get(SESSION_COOKIE))
+    if user is None:
+        raise SignInNeeded
+    return user
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    csrf = _sessions(request).csrf(cookie) if cookie else ""
+    return templates.TemplateResponse(request, name, {"csrf": csrf, **context}, status_code=status)
+
+
+def _queue_query(values: dict[str, Any]) -> str:
+    kept = {k: values[k] for k in QUEUE_PARAMS if values.get(k)}
+    return urlencode(kept)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    return RedirectResponse("/queue", 303)
+
+
+@router.get("/signin")
+def signin_form(request: Request, error: str = "") -> Response:
+    nonce = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(
+        request, "signin.html", {"nonce": nonce, "error": error, "user": None, "csrf": ""}
+    )
+    response.set_cookie(
+        SIGNIN_COOKIE, nonce, max_age=600, httponly=True, samesite="strict", path="/signin"
+    )
+    return response
+
+
+@router.post("/signin")
+def signin(
+    request: Request, token: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = ""
+) -> Response:
+    expected = request.cookies.get(SIGNIN_COOKIE)
+    if not expected or not secrets.compare_digest(expected, nonce):
+        return RedirectResponse("/signin?error=expired", 303)
+    try:
+        user = users.authenticate(_workspace(request), token.strip())
+    except AccessDenied:
+        return RedirectResponse("/signin?error=token", 303)
+    response = RedirectResponse("/queue" if user["role"] in QUEUE_ROLES else "/mine", 303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        _sessions(request).issue(user["name"], token.strip()),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.delete_cookie(SIGNIN_COOKIE, path="/signin")
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    _check_csrf(request, csrf)
+    response = RedirectResponse("/signin", 303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _check_csrf(request: Request, given: str) -> None:
+    if not _sessions(request).csrf_ok(request.cookies.get(SESSION_COOKIE), given):
+        raise AccessDenied("the form has expired or did not come from this site; reload it")
+
+
+@router.get("/queue")
+def queue_page(
+    request: Request,
+    verdict: str = "",
+    status: str = "",
+    production: str = "",
+    tool: str = "",
+    sort: str = "score",
+    done: int | None = None,
+) -> Response:
+    user = page_user(request)
+    if user["role"] not in QUEUE_ROLES:
+        return RedirectResponse("/mine", 303)
+    where = QueueFilter(
+        status=status or None,
+        verdict=verdict or None,
+        production=production or None,
+        tool=tool or None,
+        sort=sort if sort in SORTS else "score",
+    )
+    found = _workspace(request).queue(where)
+    filters = {
+        "verdict": verdict,
+        "status": status,
+        "production": production,
+        "tool": tool,
+        "sort": where.sort,
+    }
+    return _render(
+        request,
+        "queue.html",
+        {
+            "user": user,
+            "entries": found["entries"],
+            "total": found["total"],
+            "filters": filters,
+            "back": _queue_query(filters),
+            "statuses": OPEN_STATUSES,
+            "sorts": SORTS,
+            "done": done,
+        },
+    )
+
+
+@router.get("/mine")
+def mine_page(request: Request) -> Response:
+    user = page_user(request)
+    found = [
+        a
+        for a in _workspace(request).list_assets()
+        if a["registered_by"] == user["name"] or user["role"] in QUEUE_ROLES
+    ]
+    return _render(request, "mine.html", {"user": user, "assets": found})
+
+
+@router.get("/assets/{asset_id}")
+def asset_page(request: Request, asset_id: int, back: str = "") -> Response:
+    user = page_user(request)
+    workspace = _workspace(request)
+    asset = workspace.show(str(asset_id))
+    require_read(user, asset)
+    checks = workspace.asset_checks(str(asset_id))
+    latest = checks[-1] if checks else None
+    return _render(
+        request,
+        "asset.html",
+        {
+            "user": user,
+            "asset": asset,
+            "check": latest,
+            "pairs": _side_by_side(latest),
+            "form": _form(user, asset),
+            "back": _queue_query(_parse_query(back)),
+            "history": workspace.asset_history(str(asset_id)),
+        },
+    )
+
+
+def _parse_query(text: str) -> dict[str, str]:
+    return dict(parse_qsl(text))
+
+
+def _side_by_side(check: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The strongest distinct reference items of a check, each with its best match per
+    detector, the thresholds, and the region of the asset to outline."""
+    if check is None:
+        return []
+    thresholds = check["thresholds"]
+    fired = {(r["reference_set"], r["item_id"], r["detector"]) for r in check["reasons"]}
+    items: dict[tuple[str, int], dict[str, Any]] = {}
+    for match in check["matches"]:
+        band = thresholds.get(match["detector"], {})
+        strength = _strength(match["score"], band)
+        key = (match["reference_set"], match["item_id"])
+        entry = items.setdefault(
+            key, {"reference": match, "scores": [], "strength": float("-inf"), "box": None}
+        )
+        verdict = _band(match["score"], band)
+        entry["scores"].append(
+            {
+                **match,
+                "review": band.get("review"),
+                "high": band.get("high"),
+                "higher_is_closer": band.get("higher_is_closer", True),
+                "verdict": verdict,
+                "fired": (key[0], key[1], match["detector"]) in fired,
+            }
+        )
+        if strength > entry["strength"]:
+            entry["strength"] = strength
+            box = REGION_BOXES.get(match["region"])
+            entry["box"] = None if match["region"] == "whole" or box is None else box
+            entry["region"] = match["region"]
+    ranked = sorted(items.values(), key=lambda e: e["strength"], reverse=True)
+    return [e for e in ranked if e["strength"] >= 0][:SIDE_BY_SIDE]
+
+
+def _strength(score: float, band: dict[str, Any]) -> float:
+    if not band:
+        return float("-inf")
+    return Thresholds(**band).strength(score)
+
+
+def _band(score: float, band: dict[str, Any]) -> str:
+    if not band:
+        return "clear"
+    return Thresholds(**band).verdict(score).value
+
+
+def _form(user: dict[str, Any], asset: dict[str, Any]) -> dict[str, Any]:
+    """Whether this user may decide on this asset now, which decisions, or why not."""
+    review = asset["review"]
+    state = reviews.ReviewState(
+        review["status"], review["reopened"], None, None, review["latest_decision_id"], 0
+    )
+    if asset["registered_by"] == user["name"]:
+        return {"allowed": False, "why": "You registered this asset: someone else signs it off."}
+    try:
+        reviews.outcome_for(user["role"], "approve", state, asset["id"])
+    except ProvenanceError as exc:
+        return {"allowed": False, "why": str(exc)}
+    choices = reviews.DECISIONS if user["role"] == "reviewer" else ("approve", "reject")
+    return {
+        "allowed": True,
+        "choices": choices,
+        "previous": review["latest_decision_id"],
+        "supersedes": review["status"] not in OPEN_STATUSES,
+    }
+
+
+@router.post("/assets/{asset_id}/review")
+def review_submit(
+    request: Request,
+    asset_id: int,
+    decision: Annotated[str, Form()] = "",
+    rationale: Annotated[str, Form()] = "",
+    previous: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    user = page_user(request)
+    _check_csrf(request, csrf)
+    made = _workspace(request).review(
+        str(asset_id),
+        decision,
+        rationale,
+        user=user,
+        previous=int(previous) if previous.isdigit() else None,
+        explicit_previous=True,
+    )
+    query = _queue_query(_parse_query(back))
+    target = (
+        f"/queue?{query}&done={made['review_id']}" if query else f"/queue?done={made['review_id']}"
+    )
+    return RedirectResponse(target, 303)
+
+
+@router.get("/thumbs/{size}/{sha256}.jpg")
+def thumbnail(request: Request, size: int, sha256: str) -> Response:
+    page_user(request)
+    if size not in THUMBNAIL_SIZES:
+        raise NotFound("no such thumbnail size")
+    path = _workspace(request).thumbnail(sha256, size)
+    return FileResponse(
+        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
+    )
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    user = _sessions(request).user(_workspace(request), cookie) if cookie else None
+    return _render(
+        request, "error.html", {"user": user, "status": status, "message": message}, status
+    )

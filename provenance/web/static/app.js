@@ -1,0 +1,54 @@
+// Keyboard shortcuts for working through the queue, and the matched-region outlines.
+// Queue: j / k move between rows, Enter opens. Asset: a / r / n / e choose a decision and
+// put the cursor in the rationale; Ctrl+Enter records it.
+(function () {
+  "use strict";
+  function typing(target) {
+    return target.closest("input, textarea, select") !== null;
+  }
+
+  document.querySelectorAll(".region[data-box]").forEach(function (box) {
+    var parts = box.dataset.box.split(",").map(Number);
+    box.style.left = parts[0] * 100 + "%";
+    box.style.top = parts[1] * 100 + "%";
+    box.style.width = (parts[2] - parts[0]) * 100 + "%";
+    box.style.height = (parts[3] - parts[1]) * 100 + "%";
+  });
+
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tr[data-href]"));
+  var current = -1;
+  function select(index) {
+    if (!rows.length) return;
+    current = Math.max(0, Math.min(rows.length - 1, index));
+    rows.forEach(function (row, i) { row.classList.toggle("selected", i === current); });
+    rows[current].scrollIntoView({ block: "nearest" });
+  }
+  rows.forEach(function (row) {
+    row.addEventListener("click", function (event) {
+      if (event.target.closest("a") === null) window.location = row.dataset.href;
+    });
+  });
+
+  var form = document.querySelector("form.signoff");
+  var rationale = document.getElementById("rationale");
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && form) {
+      event.preventDefault();
+      form.requestSubmit();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (event.key === "j") { select(current + 1); event.preventDefault(); }
+    else if (event.key === "k") { select(current - 1); event.preventDefault(); }
+    else if (event.key === "Enter" && current >= 0) { window.location = rows[current].dataset.href; }
+    else if (form) {
+      var choice = form.querySelector('input[name="decision"][data-key="' + event.key + '"]');
+      if (choice) {
+        choice.checked = true;
+        rationale.focus();
+        event.preventDefault();
+      }
+    }
+  });
+})();

@@ -1,0 +1,230 @@
+"""The REST API over HTTP (FastAPI's test client on the real app and a real workspace):
+every route as every role, error shapes, pagination, conflicts, and the committed schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from provenance import Workspace
+from provenance.web.app import create_app, openapi_text
+from tests import filemakers as fm
+from tests.conftest import run, snapshot
+from tests.team import as_user, build_team
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def api(workspace_dir: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    team = build_team(workspace_dir, tmp_path)
+    admin = as_user(team["tokens"]["ada"])
+    assert (
+        run("-w", workspace_dir, "users", "add", "amy", "--role", "artist", env=admin).exit_code
+        == 0
+    )
+    team["tokens"]["amy"] = run(
+        "-w", workspace_dir, "users", "token", "amy", env=admin
+    ).stdout.strip()
+    with Workspace.open(workspace_dir) as workspace, TestClient(create_app(workspace)) as client:
+        yield {**team, "client": client}
+
+
+def call(api: dict[str, Any], who: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    headers = {"Authorization": f"Bearer {api['tokens'][who]}"} if who else {}
+    return api["client"].request(method, path, headers=headers, **kwargs)
+
+
+# Who may read what. "arti" registered every asset of the team; "amy" is another artist.
+READS = [
+    ("/api/v1/me", {"arti", "amy", "rosa", "lena", "ada"}),
+    ("/api/v1/assets", {"arti", "amy", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}/checks", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}/matches", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}/reviews", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}/history", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/reference-sets", {"rosa", "lena", "ada"}),
+    ("/api/v1/reference-sets/studio-ip", {"rosa", "lena", "ada"}),
+    ("/api/v1/queue", {"rosa", "lena", "ada"}),
+]
+EVERYONE = ("arti", "amy", "rosa", "lena", "ada")
+
+
+def test_role_matrix(api: dict[str, Any]) -> None:
+    """Every route as every role (and without a token): allowed or denied as the rules say."""
+    shot = api["ids"]["shot010"]
+    routes = {path for path, _ in READS} | {"/api/v1/reviews"}
+    assert routes == _api_routes(), "a route is missing from the role matrix"
+    for path, allowed in READS:
+        url = path.format(shot=shot)
+        for who in EVERYONE:
+            answer = call(api, who, "GET", url)
+            expected = 200 if who in allowed else 403
+            assert answer.status_code == expected, (url, who, answer.text)
+            assert answer.json()["ok"] is (expected == 200)
+        anonymous = call(api, None, "GET", url)
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+        forged = api["client"].get(url, headers={"Authorization": "Bearer pvt_forged"})
+        assert forged.status_code == 401
+    # Deciding: the artist, the admin and legal (the asset is flagged, not escalated) are
+    # refused and nothing is written; the reviewer's decision is recorded.
+    body = {
+        "asset_id": shot,
+        "decision": "approve",
+        "rationale": "ok",
+        "previous_decision_id": None,
+    }
+    before = snapshot(api["ws"])
+    for who in ("arti", "amy", "ada", "lena"):
+        answer = call(api, who, "POST", "/api/v1/reviews", json=body)
+        assert answer.status_code == 403, (who, answer.text)
+        assert answer.json()["error"]["type"] == "AccessDenied"
+    assert call(api, None, "POST", "/api/v1/reviews", json=body).status_code == 401
+    assert snapshot(api["ws"]) == before
+    made = call(api, "rosa", "POST", "/api/v1/reviews", json=body)
+    assert made.status_code == 201, made.text
+    assert made.json()["item"]["outcome"] == "approved"
+
+
+def _api_routes() -> set[str]:
+    schema = json.loads(openapi_text())
+    return {
+        p.replace("{asset_id}", "{shot}").replace("{name}", "studio-ip") for p in schema["paths"]
+    }
+
+
+def test_artists_see_only_their_own_assets(api: dict[str, Any]) -> None:
+    mine = call(api, "arti", "GET", "/api/v1/assets").json()
+    assert mine["total"] == 3
+    assert call(api, "amy", "GET", "/api/v1/assets").json()["total"] == 0
+    denied = call(api, "amy", "GET", f"/api/v1/assets/{api['ids']['shot010']}")
+    assert denied.json() == {
+        "ok": False,
+        "error": {
+            "type": "AccessDenied",
+            "message": "artists read only the assets they registered",
+        },
+    }
+
+
+def test_the_registrant_cannot_sign_off_even_as_a_reviewer(
+    api: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "rosas.png"
+    fm.jpeg_reencode(fm.sample("coffee.jpg"), 60).save(path)
+    registered = run(
+        "-w", api["ws"], "register", path, "--json", env=as_user(api["tokens"]["rosa"])
+    )
+    asset = json.loads(registered.stdout)["results"][0]["asset"]["id"]
+    body = {
+        "asset_id": asset,
+        "decision": "approve",
+        "rationale": "mine",
+        "previous_decision_id": None,
+    }
+    answer = call(api, "rosa", "POST", "/api/v1/reviews", json=body)
+    assert answer.status_code == 403
+    assert "separation of duties" in answer.json()["error"]["message"]
+    assert call(api, "ravi", "POST", "/api/v1/reviews", json=body).status_code == 201
+
+
+def test_a_stale_decision_is_a_conflict(api: dict[str, Any]) -> None:
+    shot = api["ids"]["shot020"]
+    body = {
+        "asset_id": shot,
+        "decision": "reject",
+        "rationale": "close",
+        "previous_decision_id": None,
+    }
+    first = call(api, "rosa", "POST", "/api/v1/reviews", json=body)
+    assert first.status_code == 201
+    second = call(api, "ravi", "POST", "/api/v1/reviews", json={**body, "decision": "approve"})
+    assert second.status_code == 409
+    assert "decided meanwhile" in second.json()["error"]["message"]
+    previous = first.json()["item"]["review_id"]
+    replaced = call(
+        api, "ravi", "POST", "/api/v1/reviews",
+        json={**body, "decision": "approve", "previous_decision_id": previous},
+    )  # fmt: skip
+    assert replaced.status_code == 201
+    history = call(api, "lena", "GET", f"/api/v1/assets/{shot}/reviews").json()
+    assert [d["decision"] for d in history["items"]] == ["reject", "approve"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "kind"),
+    [
+        ("GET", "/api/v1/assets/99999", None, 404, "NotFound"),
+        ("GET", "/api/v1/reference-sets/nope", None, 404, "NotFound"),
+        ("GET", "/api/v1/assets?limit=0", None, 422, "InvalidInput"),
+        ("GET", "/api/v1/assets?limit=501", None, 422, "InvalidInput"),
+        ("GET", "/api/v1/queue?sort=random", None, 422, "InvalidInput"),
+        ("GET", "/api/v1/nothing-here", None, 404, "HTTPError"),
+        ("POST", "/api/v1/reviews", {"asset_id": 1}, 422, "InvalidInput"),
+        ("POST", "/api/v1/reviews", {"asset_id": 1, "decision": "bless", "rationale": "x",
+                                     "previous_decision_id": None}, 422, "InvalidInput"),
+        ("POST", "/api/v1/reviews", {"asset_id": 1, "decision": "approve", "rationale": "  ",
+                                     "previous_decision_id": None}, 422, "InvalidInput"),
+        ("POST", "/api/v1/reviews", {"asset_id": 99999, "decision": "approve", "rationale": "x",
+                                     "previous_decision_id": None}, 404, "NotFound"),
+    ],
+)  # fmt: skip
+def test_errors_have_one_shape(
+    api: dict[str, Any], method: str, path: str, body: Any, status: int, kind: str
+) -> None:
+    before = snapshot(api["ws"])
+    answer = call(api, "rosa", method, path, json=body)
+    assert answer.status_code == status, answer.text
+    document = answer.json()
+    assert document["ok"] is False
+    assert document["error"]["type"] == kind
+    assert document["error"]["message"]
+    assert snapshot(api["ws"]) == before
+
+
+def test_lists_are_paged(api: dict[str, Any]) -> None:
+    first = call(api, "rosa", "GET", "/api/v1/assets?limit=2").json()
+    rest = call(api, "rosa", "GET", "/api/v1/assets?limit=2&offset=2").json()
+    assert (first["total"], len(first["items"]), len(rest["items"])) == (3, 2, 1)
+    ids = [a["id"] for a in first["items"] + rest["items"]]
+    assert ids == sorted(set(ids))
+    flagged = call(api, "rosa", "GET", "/api/v1/assets?status=flagged").json()
+    assert flagged["total"] == 2
+    queue = call(api, "rosa", "GET", "/api/v1/queue?verdict=high&limit=1").json()
+    assert (queue["total"], len(queue["items"])) == (2, 1)
+    matches = call(api, "rosa", "GET", f"/api/v1/assets/{api['ids']['shot010']}/matches").json()
+    assert matches["items"][0]["reference_set"] == "studio-ip"
+
+
+def test_openapi_schema_is_served_and_committed(api: dict[str, Any]) -> None:
+    served = api["client"].get("/api/v1/openapi.json").json()
+    committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    assert served == committed, "regenerate: provenance serve --print-openapi > docs/openapi.json"
+    assert run("serve", "--print-openapi").stdout == (ROOT / "docs" / "openapi.json").read_text()
+
+
+def test_images_are_served_by_content_hash_only(api: dict[str, Any]) -> None:
+    client = api["client"]
+    nonce = client.get("/signin").cookies.get("provenance_signin")
+    signed = client.post(
+        "/signin", data={"token": api["tokens"]["rosa"], "nonce": nonce}, follow_redirects=False
+    )
+    assert signed.status_code == 303
+    with Workspace.open(api["ws"]) as workspace:
+        sha = workspace.show(str(api["ids"]["shot010"]))["sha256"]
+    picture = client.get(f"/thumbs/160/{sha}.jpg")
+    assert picture.status_code == 200
+    assert picture.headers["content-type"] == "image/jpeg"
+    assert picture.content[:2] == b"\xff\xd8"
+    cached = api["ws"] / "thumbnails" / "160" / sha[:2] / f"{sha}.jpg"
+    assert cached.read_bytes() == picture.content
+    for bad in ("../../provenance.toml", "%2e%2e%2fprovenance.toml", "0" * 64, sha[:-1] + "x"):
+        assert client.get(f"/thumbs/160/{bad}.jpg").status_code == 404, bad
+    assert client.get(f"/thumbs/999/{sha}.jpg").status_code == 404

@@ -31,6 +31,8 @@ from provenance.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+# A reference's file name (its full source path is in the tooltip and the API).
+templates.env.filters["basename"] = lambda path: str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 THUMBNAIL_SIZES = (160, 640)
 # Queue filters a page link or a redirect may carry (nothing else is passed on).

@@ -1,0 +1,219 @@
+"""The reviewer pages in a real browser: Debian's Chromium, headless, driven by Playwright,
+against `provenance serve`'s application on a real port (SQLite, then PostgreSQL).
+
+Set SCREENSHOT_DIR to keep the asset page's screenshot (the README's picture comes from
+here: SCREENSHOT_DIR=docs bash scripts/test.sh -k 'browser and sqlite and reviewer')."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance import Workspace
+from provenance.web.app import create_app
+from tests.conftest import run, sql
+from tests.team import HOSTILE_PROMPT, build_team
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/system_packages.sh installs it
+    if os.environ.get("CI"):
+        raise RuntimeError("Debian's chromium is not installed: CI must run the browser tests")
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def served(db_workspace_dir: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    import uvicorn
+
+    team = build_team(db_workspace_dir, tmp_path)
+    port = _free_port()
+    with Workspace.open(db_workspace_dir) as workspace:
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        try:
+            yield {**team, "url": f"http://127.0.0.1:{port}"}
+        finally:
+            server.should_exit = True
+            thread.join(timeout=20)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def sign_in(
+    browser: Any, served: dict[str, Any], who: str, dialogs: list[str] | None = None
+) -> Any:
+    """A page signed in as ``who``; any dialog a script opens is noted in ``dialogs``."""
+    context = browser.new_context(viewport={"width": 1360, "height": 1000})
+    page = context.new_page()
+    seen = dialogs if dialogs is not None else []
+    page.on("dialog", lambda dialog: (seen.append(dialog.message), dialog.dismiss()))
+    page.goto(served["url"] + "/queue")
+    assert page.url.endswith("/signin")  # not signed in yet
+    page.fill("#token", served["tokens"][who])
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=who]").inner_text() == f"{who} · " + (
+        "reviewer" if who in ("rosa", "ravi") else "artist" if who == "arti" else "legal"
+    )
+    return page
+
+
+def test_a_reviewer_works_through_the_queue(browser: Any, served: dict[str, Any]) -> None:
+    dialogs: list[str] = []
+    page = sign_in(browser, served, "rosa", dialogs)
+    assert page.url.startswith(served["url"] + "/queue")
+    assert page.locator("[data-testid=total]").inner_text() == "2"
+
+    # Filter the queue to `high`.
+    page.select_option("[data-testid=filter-verdict]", "high")
+    page.click("[data-testid=apply]")
+    page.wait_for_url("**/queue?*verdict=high*")
+    rows = page.locator("[data-testid=queue] tbody tr")
+    assert rows.count() == 2
+    shot = served["ids"]["shot010"]
+    page.click(f"tr[data-asset='{shot}'] a")
+    page.wait_for_url(f"**/assets/{shot}?*")
+
+    # The generated image and its reference, side by side at the same size.
+    pair = page.locator("[data-testid=pair]").first
+    generated, reference = (
+        pair.locator("[data-testid=generated]"),
+        pair.locator("[data-testid=reference]"),
+    )
+    for image in (generated, reference):
+        image.wait_for()
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    frames = pair.locator(".frame")
+    left, right = frames.nth(0).bounding_box(), frames.nth(1).bounding_box()
+    assert (round(left["width"]), round(left["height"])) == (
+        round(right["width"]),
+        round(right["height"]),
+    )
+    assert left["x"] + left["width"] <= right["x"]  # left of it, not below
+    assert abs(left["y"] - right["y"]) < 1
+    assert "astronaut.jpg" in pair.inner_text()
+    assert "fired" in pair.inner_text()
+
+    # The hostile prompt is shown as text and runs nothing.
+    prompt = page.locator("[data-testid=prompt]").inner_text()
+    assert "<script>alert(1)</script>" in prompt
+    assert page.locator("script:not([src])").count() == 0
+    assert dialogs == []
+    html = page.content()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert HOSTILE_PROMPT not in html
+
+    screenshots = os.environ.get("SCREENSHOT_DIR")
+    shot_path = Path(screenshots or served["ws"]) / "asset-page.jpg"
+    page.screenshot(path=str(shot_path), type="jpeg", quality=85)
+    assert shot_path.stat().st_size > 20_000
+
+    # Approve from the keyboard: `a` chooses, the rationale takes the cursor, Ctrl+Enter.
+    page.keyboard.press("a")
+    assert page.locator("input[name=decision][value=approve]").is_checked()
+    assert page.evaluate("document.activeElement.id") == "rationale"
+    page.keyboard.type("Public-domain NASA portrait; the composition is ours.")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/queue?*done=*")
+    assert "verdict=high" in page.url
+    assert "recorded" in page.locator("[data-testid=notice]").inner_text()
+    assert page.locator("[data-testid=total]").inner_text() == "1"
+    assert page.locator(f"tr[data-asset='{shot}']").count() == 0
+
+    # The decision is on the asset page, with the rationale.
+    page.goto(f"{served['url']}/assets/{shot}")
+    decisions = page.locator("[data-testid=decisions]").inner_text()
+    assert "approve" in decisions
+    assert "rosa (reviewer)" in decisions
+    assert "Public-domain NASA portrait" in decisions
+    assert page.locator("[data-testid=status]").inner_text().startswith("approved")
+
+    # The audit log verifies after the session, and not after a decision row is altered.
+    assert json.loads(run("-w", served["ws"], "audit", "verify", "--json").stdout)["ok"] is True
+    sql(served["ws"], "UPDATE reviews SET rationale = 'nothing to see'")
+    broken = run("-w", served["ws"], "audit", "verify")
+    assert broken.exit_code == 1
+    assert "the decision row was altered" in broken.output
+
+
+def test_the_registrant_is_offered_no_sign_off(browser: Any, served: dict[str, Any]) -> None:
+    page = sign_in(browser, served, "arti")
+    assert page.url.endswith("/mine")
+    shot = served["ids"]["shot020"]
+    page.goto(f"{served['url']}/assets/{shot}")
+    assert page.locator("[data-testid=signoff]").count() == 0
+    assert page.locator("[data-testid=submit]").count() == 0
+    assert "You registered this asset" in page.locator("[data-testid=no-signoff]").inner_text()
+    # The API answers 403 to the same artist.
+    answer = page.request.post(
+        f"{served['url']}/api/v1/reviews",
+        headers={"Authorization": f"Bearer {served['tokens']['arti']}"},
+        data={"asset_id": shot, "decision": "approve", "rationale": "mine",
+              "previous_decision_id": None},
+    )  # fmt: skip
+    assert answer.status == 403
+    assert answer.json()["ok"] is False
+    # Posting the form anyway (without the page's CSRF token) is refused too.
+    forged = page.request.post(
+        f"{served['url']}/assets/{shot}/review",
+        form={"decision": "approve", "rationale": "mine", "csrf": "x", "previous": ""},
+        max_redirects=0,
+    )
+    assert forged.status == 403
+    assert run("-w", served["ws"], "show", shot, "--json").stdout.count('"decided_by"') == 0
+    # Artists have no queue.
+    page.goto(f"{served['url']}/queue")
+    assert page.url.endswith("/mine")
+
+
+def test_signing_in_with_a_bad_token_is_refused(browser: Any, served: dict[str, Any]) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(served["url"] + "/signin")
+    page.fill("#token", "pvt_not-a-token")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/signin?error=token")
+    assert "not valid" in page.locator(".error").inner_text()
+    page.goto(served["url"] + "/queue")
+    assert page.url.endswith("/signin")

@@ -52,6 +52,7 @@ from provenance.errors import (
     AccessDenied,
     DetectorUnavailable,
     InvalidInput,
+    MetadataError,
     NotFound,
     ProvenanceError,
     StoreError,
@@ -432,6 +433,10 @@ class Workspace:
             for f in fingerprints
         ]
         tool_name = generation.value("tool")
+        for name in ("tool_version", "model", "model_version", "model_hash", "prompt",
+                     "negative_prompt", "seed"):  # fmt: skip
+            _refuse_nul(name, generation_values[name])
+        _refuse_nul("tool", tool_name)
         try:
             with write_transaction(self.engine) as session:
                 # Another process may have registered the same bytes since we looked.
@@ -740,19 +745,24 @@ class Workspace:
                 for event in repository.events_about(session, f"asset:{asset.id}")
             ]
 
-    def stored_image(self, sha256: str) -> bytes:
+    def stored_image(self, sha256: str, *, artist: str | None = None) -> bytes:
         """The stored bytes of a registered asset or a reference item, by content hash;
-        NotFound for any other name (nothing outside the store is ever read)."""
+        NotFound for any other name (nothing outside the store is ever read). With
+        ``artist``, only that artist's own assets and reference items are found."""
+        self._check_image(sha256, artist)
+        return self.store.read(sha256)
+
+    def _check_image(self, sha256: str, artist: str | None) -> None:
         if not repository.SHA256.match(sha256):
             raise NotFound("no stored image with that name")
         with read_session(self.engine) as session:
-            if not repository.is_known_image(session, sha256):
+            if not repository.is_known_image(session, sha256, registered_by=artist):
                 raise NotFound("no stored image with that name")
-        return self.store.read(sha256)
 
-    def thumbnail(self, sha256: str, size: int) -> Path:
+    def thumbnail(self, sha256: str, size: int, *, artist: str | None = None) -> Path:
         """A JPEG of the stored image fitting ``size`` pixels, made once and kept under
-        ``thumbnails/`` (re-made only if deleted)."""
+        ``thumbnails/`` (re-made only if deleted). ``artist``: as for ``stored_image``."""
+        self._check_image(sha256, artist)
         target = self.root / "thumbnails" / str(size) / sha256[:2] / f"{sha256}.jpg"
         if target.is_file():
             return target
@@ -862,3 +872,9 @@ def _first_line(exc: DBAPIError) -> str:
     """The database driver's own message, first line only (libpq adds hints below it)."""
     detail = exc.orig if exc.orig is not None else exc
     return (str(detail).strip().splitlines() or [""])[0]
+
+
+def _refuse_nul(field: str, value: Any) -> None:
+    """Text columns cannot hold NUL on PostgreSQL; refuse it on every backend alike."""
+    if isinstance(value, str) and "\x00" in value:
+        raise MetadataError(f"the {field} contains a NUL character, which records cannot hold")

@@ -212,11 +212,7 @@ def test_openapi_schema_is_served_and_committed(api: dict[str, Any]) -> None:
 
 def test_images_are_served_by_content_hash_only(api: dict[str, Any]) -> None:
     client = api["client"]
-    nonce = client.get("/signin").cookies.get("provenance_signin")
-    signed = client.post(
-        "/signin", data={"token": api["tokens"]["rosa"], "nonce": nonce}, follow_redirects=False
-    )
-    assert signed.status_code == 303
+    sign_in(client, api["tokens"]["rosa"])
     with Workspace.open(api["ws"]) as workspace:
         sha = workspace.show(str(api["ids"]["shot010"]))["sha256"]
     picture = client.get(f"/thumbs/160/{sha}.jpg")
@@ -228,3 +224,48 @@ def test_images_are_served_by_content_hash_only(api: dict[str, Any]) -> None:
     for bad in ("../../provenance.toml", "%2e%2e%2fprovenance.toml", "0" * 64, sha[:-1] + "x"):
         assert client.get(f"/thumbs/160/{bad}.jpg").status_code == 404, bad
     assert client.get(f"/thumbs/999/{sha}.jpg").status_code == 404
+    # Another artist does not see arti's pictures; arti does.
+    with TestClient(client.app) as other:
+        sign_in(other, api["tokens"]["amy"])
+        assert other.get(f"/thumbs/160/{sha}.jpg").status_code == 404
+        sign_in(other, api["tokens"]["arti"])
+        assert other.get(f"/thumbs/160/{sha}.jpg").status_code == 200
+    with TestClient(client.app) as anonymous:
+        refused = anonymous.get(f"/thumbs/160/{sha}.jpg", follow_redirects=False)
+        assert (refused.status_code, refused.headers["location"]) == (303, "/signin")
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    nonce = client.get("/signin").cookies.get("provenance_signin")
+    signed = client.post("/signin", data={"token": token, "nonce": nonce}, follow_redirects=False)
+    assert signed.status_code == 303
+    assert "provenance_session" in signed.cookies
+
+
+def test_a_session_ends_when_its_token_is_replaced_and_forms_need_csrf(
+    api: dict[str, Any],
+) -> None:
+    client = api["client"]
+    sign_in(client, api["tokens"]["ravi"])
+    assert client.get("/queue").status_code == 200
+    shot = api["ids"]["shot010"]
+    form = {"decision": "approve", "rationale": "ok", "previous": "", "back": ""}
+    before = snapshot(api["ws"])
+    refused = client.post(f"/assets/{shot}/review", data={**form, "csrf": "forged"})
+    assert refused.status_code == 403
+    assert "did not come from this site" in refused.text
+    assert snapshot(api["ws"]) == before
+    page = client.get(f"/assets/{shot}").text
+    csrf = page.split('name="csrf" value="', 2)[2].split('"', 1)[0]  # the sign-off form's
+    made = client.post(
+        f"/assets/{shot}/review", data={**form, "csrf": csrf}, follow_redirects=False
+    )
+    assert made.status_code == 303
+    assert made.headers["location"].startswith("/queue?done=")
+    # A forged cookie is no session; a new token for ravi ends the one he had.
+    admin = as_user(api["tokens"]["ada"])
+    assert run("-w", api["ws"], "users", "token", "ravi", env=admin).exit_code == 0
+    gone = client.get("/queue", follow_redirects=False)
+    assert (gone.status_code, gone.headers["location"]) == (303, "/signin")
+    client.cookies.set("provenance_session", "e30.0000")
+    assert client.get("/queue", follow_redirects=False).status_code == 303

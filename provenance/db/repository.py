@@ -169,9 +169,13 @@ def events_about(session: Session, subject: str) -> list[AuditEvent]:
     )
 
 
-def is_known_image(session: Session, sha256: str) -> bool:
-    """Whether these bytes are a registered asset or a reference item."""
-    if session.scalar(select(Asset.id).where(Asset.sha256 == sha256)) is not None:
+def is_known_image(session: Session, sha256: str, *, registered_by: str | None = None) -> bool:
+    """Whether these bytes are a registered asset (registered by ``registered_by``, when
+    given) or a reference item."""
+    statement = select(Asset.id).where(Asset.sha256 == sha256)
+    if registered_by is not None:
+        statement = statement.where(Asset.registered_by == registered_by)
+    if session.scalar(statement) is not None:
         return True
     found = session.scalar(select(ReferenceItem.id).where(ReferenceItem.sha256 == sha256).limit(1))
     return found is not None

@@ -306,10 +306,11 @@ def review_submit(
 
 @router.get("/thumbs/{size}/{sha256}.jpg")
 def thumbnail(request: Request, size: int, sha256: str) -> Response:
-    page_user(request)
+    user = page_user(request)
     if size not in THUMBNAIL_SIZES:
         raise NotFound("no such thumbnail size")
-    path = _workspace(request).thumbnail(sha256, size)
+    artist = user["name"] if user["role"] == "artist" else None
+    path = _workspace(request).thumbnail(sha256, size, artist=artist)
     return FileResponse(
         path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
     )

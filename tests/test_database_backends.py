@@ -1,0 +1,65 @@
+"""What must hold alike on SQLite and on a real PostgreSQL server: hostile text, racing
+writers, and a database that cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from PIL import Image
+
+from provenance import Workspace
+from provenance.registration import RegisterRequest
+from tests import filemakers as fm
+from tests.conftest import run, snapshot
+
+
+def test_a_nul_character_in_a_prompt_is_refused_and_changes_nothing(
+    db_workspace_dir: Path, tmp_path: Path
+) -> None:
+    picture = tmp_path / "shot.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(picture)
+    (tmp_path / "shot.png.json").write_text(json.dumps({"prompt": "a\u0000b", "tool": "x"}))
+    before = snapshot(db_workspace_dir)
+    result = run("-w", db_workspace_dir, "register", picture)
+    assert result.exit_code == 1
+    assert "the prompt contains a NUL character" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert snapshot(db_workspace_dir) == before
+
+
+def test_two_writers_registering_the_same_file_make_one_asset(
+    db_workspace_dir: Path, tmp_path: Path
+) -> None:
+    picture = tmp_path / "same.png"
+    fm.sample("coffee.jpg").save(picture)
+    barrier = threading.Barrier(3)
+    statuses: list[str] = []
+
+    def register() -> None:
+        with Workspace.open(db_workspace_dir) as workspace:
+            barrier.wait()
+            report = workspace.register([picture], RegisterRequest(), jobs=1)
+            statuses.extend(r.status for r in report.results)
+
+    threads = [threading.Thread(target=register) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == ["known", "known", "new"]
+    listed = json.loads(run("-w", db_workspace_dir, "list", "--json").stdout)["assets"]
+    assert len(listed) == 1
+    assert json.loads(run("-w", db_workspace_dir, "audit", "verify", "--json").stdout)["ok"]
+
+
+def test_an_unreachable_database_is_a_one_line_error_and_leaves_no_workspace(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "team"
+    result = run("init", target, "--database-url", "postgresql://nobody@127.0.0.1:9/none")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use the database: ")
+    assert result.stderr.count("\n") == 1
+    assert not (target / "provenance.toml").exists()

@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
+from provenance import users
 from provenance.errors import InvalidInput, WorkspaceExists
 from provenance.registration import RegisterRequest
 from provenance.workspace import Workspace
@@ -228,6 +229,35 @@ def _write_with_metadata(image: Image.Image, path: Path, asset: DemoAsset, seed:
         path.with_name(path.name + ".json").write_text(json.dumps(sidecar, indent=2))
 
 
+# The demo's team (local users, no tokens: `provenance users token NAME` issues one).
+TEAM = (
+    ("demo-admin", "admin"),
+    ("demo-artist", "artist"),
+    ("rosa", "reviewer"),
+    ("lena", "legal"),
+)
+# Decisions the reviewer makes on three flagged assets; the rest stay in the queue.
+DECISIONS = {
+    "sh060_sky_v001.png": (
+        "rosa",
+        "approve",
+        "Ideation only: the mirrored Hubble field is public domain and never leaves the "
+        "art department.",
+    ),
+    "sh040_launch_v003.png": (
+        "rosa",
+        "needs-changes",
+        "The rocket plate is a recognisable third-party still; replace it with our own "
+        "plate before previz review.",
+    ),
+    "sh050_wall_v001.png": (
+        "rosa",
+        "escalate",
+        "A recognisable third-party photograph inside a final deliverable: legal decides.",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class DemoRow:
     asset_id: int
@@ -262,6 +292,8 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
             with Image.open(samples / asset.source) as source:
                 image = asset.make(source.convert("RGB"), samples)
             _write_with_metadata(image, generated / asset.file, asset, seed)
+        for name, role in TEAM:
+            workspace.add_user(name, role, by="demo-admin")
         rows = []
         for asset in ASSETS:
             request = RegisterRequest.from_flags(use=asset.use, production="Demo", by="demo-artist")
@@ -269,6 +301,10 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
             if result.asset is None or result.check is None:
                 raise InvalidInput(f"demo asset {asset.file} failed: {result.error}")
             rows.append(_row(asset, result.asset, result.check))
+        ids = {row.file: row.asset_id for row in rows}
+        for file, (who, decision, rationale) in DECISIONS.items():
+            user = users.local_user(workspace, who)
+            workspace.review(str(ids[file]), decision, rationale, user=user)
     return rows
 
 

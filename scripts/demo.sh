@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install provenance and run the main job offline: the demo workspace, its triage table,
-# one flagged asset's record and the audit chain verified.
+# one flagged asset's record, the review queue and the audit chain verified.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/_env.sh
@@ -13,4 +13,9 @@ rm -rf "$workspace"
 echo
 .venv/bin/provenance -w "$workspace" show 5
 echo
+.venv/bin/provenance -w "$workspace" queue
+echo
 .venv/bin/provenance -w "$workspace" audit verify
+echo
+echo "Reviewer pages: provenance -w $workspace users token rosa   (prints rosa's token)"
+echo "                provenance -w $workspace serve              (then open http://127.0.0.1:8000/)"

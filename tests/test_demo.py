@@ -24,6 +24,16 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     assert sources["sh010_bg_v001.png"] == "a1111"
     assert sources["sh020_key_v002.png"] == "comfyui"
     assert sources["sh050_wall_v001.png"] == "sidecar"
+    # The reviewer decided three flagged assets; the other three wait, one of them for legal.
+    decided = {
+        a["original_name"]: a["review"]["status"]
+        for a in run_json("-w", workspace, "list")["assets"]
+    }
+    assert decided["sh060_sky_v001.png"] == "approved"
+    assert decided["sh040_launch_v003.png"] == "needs_changes"
+    assert decided["sh050_wall_v001.png"] == "escalated"
+    queue = run_json("-w", workspace, "queue")["entries"]
+    assert sorted(e["status"] for e in queue) == ["escalated", "flagged", "flagged", "flagged"]
     assert run("-w", workspace, "audit", "verify").exit_code == 0
     again = run("demo", workspace)
     assert again.exit_code == 1

@@ -376,6 +376,12 @@ def demo(directory: Path) -> None:
     type=click.IntRange(min=1),
     help="The standing decision this one replaces (its number from `show`).",
 )
+@click.option(
+    "--check",
+    "check_id",
+    type=click.IntRange(min=1),
+    help="The check whose evidence you looked at; refused if the asset was checked since.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.review/1).")
 @pass_context
 @_fail_cleanly
@@ -385,6 +391,7 @@ def review_command(
     decision: str,
     rationale: str,
     supersedes: int | None,
+    check_id: int | None,
     as_json: bool,
 ) -> None:
     """Sign off the flagged asset REF (id or sha256 prefix) with a decision and a rationale.
@@ -394,7 +401,9 @@ def review_command(
     the local user (the user setting or login name), who must be a user of the workspace.
     """
     with context.open() as workspace:
-        made = workspace.review(ref, decision, rationale, supersedes=supersedes)
+        made = workspace.review(
+            ref, decision, rationale, supersedes=supersedes, seen_check=check_id
+        )
     if as_json:
         _print_json(made)
         return

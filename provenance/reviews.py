@@ -174,12 +174,15 @@ def decide(
     user: dict[str, Any],
     previous: int | None,
     explicit_previous: bool,
+    seen_check: int | None = None,
 ) -> dict[str, Any]:
     """Record ``user``'s decision on the asset's newest check; return it as JSON.
 
     ``previous`` is the newest decision the decider saw (None: none). When it is not the
     newest decision any more, someone decided meanwhile: ``Conflict``. Without
     ``explicit_previous`` (the CLI's default), a standing decision is not replaced.
+    ``seen_check``: the check whose evidence the decider was shown; a newer check since
+    is a ``Conflict`` too (the decision would otherwise rest on evidence nobody saw).
     """
     check_decision(decision)
     rationale = check_rationale(rationale)
@@ -195,6 +198,11 @@ def decide(
                     "(separation of duties)"
                 )
             check = _latest_check(session, asset_id)
+            if seen_check is not None and check is not None and check.id != seen_check:
+                raise Conflict(
+                    f"asset {asset_id} was checked again (check {check.id}) after the check "
+                    f"{seen_check} you saw; reload and decide on the new evidence"
+                )
             last = _latest_review(session, asset_id)
             state = status_of(check.verdict if check else None, check.id if check else None, last)
             if explicit_previous and previous != state.last_review_id:

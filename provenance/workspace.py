@@ -651,12 +651,14 @@ class Workspace:
         user: dict[str, Any] | None = None,
         previous: int | None = None,
         explicit_previous: bool = False,
+        seen_check: int | None = None,
     ) -> dict[str, Any]:
         """Record a decision on the asset's newest check (see ``provenance.reviews``).
 
         From the CLI: ``supersedes`` names the standing decision being replaced. From the
         web layer: ``user`` is the signed-in user and ``previous`` the newest decision the
         page showed (``explicit_previous``), so a decision made meanwhile is a conflict.
+        ``seen_check``: the check the decider was shown (a newer one is a conflict).
         """
         reviews.check_decision(decision)
         reviews.check_rationale(rationale)
@@ -673,6 +675,7 @@ class Workspace:
             user=acting,
             previous=previous,
             explicit_previous=explicit_previous,
+            seen_check=seen_check,
         )
 
     def queue(self, where: reviews.QueueFilter | None = None) -> dict[str, Any]:

@@ -353,3 +353,19 @@ def test_concurrent_decisions_on_one_asset_have_exactly_one_winner(team: dict[st
         assert "decided meanwhile" in str(losers[0])
         assert len(status(team, asset)["decisions"]) == 1
     assert run_json("-w", ws, "audit", "verify")["ok"] is True
+
+
+def test_a_decision_on_evidence_that_a_newer_check_replaced_is_refused(
+    team: dict[str, Any],
+) -> None:
+    ws, shot = team["ws"], team["ids"]["shot010"]
+    seen = run_json("-w", ws, "show", shot)["checks"][-1]["check_id"]
+    newer = run_json("-w", ws, "check", shot)["checks"][0]["check_id"]
+    before = snapshot(ws)
+    stale = review(team, "rosa", shot, "approve", "--rationale", "ok", "--check", seen)
+    assert stale.exit_code == 1
+    assert f"checked again (check {newer}) after the check {seen} you saw" in stale.output
+    assert snapshot(ws) == before
+    current = review(team, "rosa", shot, "approve", "--rationale", "ok", "--check", newer)
+    assert current.exit_code == 0, current.output
+    assert status(team, shot)["decisions"][0]["check_id"] == newer

@@ -198,6 +198,11 @@ class ReviewIn(BaseModel):
         description="The newest decision on the asset the decider saw; null when none. "
         "If another decision was made since, the answer is 409."
     )
+    check_id: int | None = Field(
+        default=None,
+        description="The check whose evidence the decider was shown; if the asset was "
+        "checked again since, the answer is 409. Omitted: the newest check.",
+    )
 
 
 @router.post("/reviews", status_code=201, response_model=Item, responses=ERRORS)
@@ -212,6 +217,7 @@ def create_review(request: Request, user: User, body: ReviewIn) -> Item:
         user=user,
         previous=body.previous_decision_id,
         explicit_previous=True,
+        seen_check=body.check_id,
     )
     return Item(item=made)
 

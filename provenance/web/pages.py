@@ -284,6 +284,7 @@ def review_submit(
     decision: Annotated[str, Form()] = "",
     rationale: Annotated[str, Form()] = "",
     previous: Annotated[str, Form()] = "",
+    check: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
 ) -> Response:
@@ -296,6 +297,7 @@ def review_submit(
         user=user,
         previous=int(previous) if previous.isdigit() else None,
         explicit_previous=True,
+        seen_check=int(check) if check.isdigit() else None,
     )
     query = _queue_query(_parse_query(back))
     target = (

@@ -711,9 +711,37 @@ class Workspace:
         tool: str | None = None,
         use: str | None = None,
         since: str | None = None,
+        registered_by: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Assets matching every given filter, oldest first, without raw metadata."""
+        return self._assets(
+            production=production,
+            tool=tool,
+            use=use,
+            since=since,
+            registered_by=registered_by,
+            limit=limit,
+            offset=offset,
+        )[0]
+
+    def count_assets(self, **filters: Any) -> int:
+        """How many assets ``list_assets`` gives with these filters (no limit)."""
+        return self._assets(count_only=True, **filters)[1]
+
+    def _assets(
+        self,
+        *,
+        production: str | None = None,
+        tool: str | None = None,
+        use: str | None = None,
+        since: str | None = None,
+        registered_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        count_only: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]:
         use_value = None
         if use is not None:
             use_value = (
@@ -722,16 +750,18 @@ class Workspace:
                 else IntendedUse.parse(use).value
             )
         since_value = parse_since(since) if since else None
+        filters: dict[str, Any] = {
+            "production": production,
+            "tool": tool,
+            "use": use_value,
+            "since": since_value,
+            "registered_by": registered_by,
+        }
         with read_session(self.engine) as session:
-            assets = repository.list_assets(
-                session,
-                production=production,
-                tool=tool,
-                use=use_value,
-                since=since_value,
-                limit=limit,
-            )
-            return [asset_json(asset, include_raw=False) for asset in assets]
+            if count_only:
+                return [], repository.count_assets(session, **filters)
+            assets = repository.list_assets(session, limit=limit, offset=offset, **filters)
+            return [asset_json(asset, include_raw=False) for asset in assets], len(assets)
 
     def asset_checks(self, ref: str) -> list[dict[str, Any]]:
         """Every check of the asset, oldest first, with its matches in full."""

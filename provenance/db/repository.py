@@ -120,9 +120,40 @@ def list_assets(
     tool: str | None = None,
     use: str | None = None,
     since: dt.datetime | None = None,
+    registered_by: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[Asset]:
-    statement = _with_details(select(Asset)).order_by(Asset.id)
+    statement = _asset_filter(
+        _with_details(select(Asset)).order_by(Asset.id),
+        production=production,
+        tool=tool,
+        use=use,
+        since=since,
+        registered_by=registered_by,
+    )
+    if offset:
+        statement = statement.offset(offset)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement).all())
+
+
+def count_assets(session: Session, **filters: Any) -> int:
+    """How many assets ``list_assets`` would give with these filters and no limit."""
+    statement = _asset_filter(select(func.count(Asset.id)), **filters)
+    return int(session.scalar(statement) or 0)
+
+
+def _asset_filter(
+    statement: Select[Any],
+    *,
+    production: str | None = None,
+    tool: str | None = None,
+    use: str | None = None,
+    since: dt.datetime | None = None,
+    registered_by: str | None = None,
+) -> Select[Any]:
     if production is not None:
         statement = statement.join(Production).where(Production.name == production)
     if tool is not None:
@@ -136,9 +167,9 @@ def list_assets(
         statement = statement.where(Asset.intended_use == use)
     if since is not None:
         statement = statement.where(Asset.registered_at >= since)
-    if limit is not None:
-        statement = statement.limit(limit)
-    return list(session.scalars(statement).all())
+    if registered_by is not None:
+        statement = statement.where(Asset.registered_by == registered_by)
+    return statement
 
 
 def active_reference_sets(session: Session) -> list[ReferenceSet]:

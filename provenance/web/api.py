@@ -108,9 +108,18 @@ def list_assets(
     offset: Offset = 0,
 ) -> Page:
     """Assets, oldest first (artists: their own), with their review status."""
-    found = _workspace(request).list_assets(production=production, tool=tool, use=use)
-    if user["role"] == "artist":
-        found = [a for a in found if a["registered_by"] == user["name"]]
+    workspace = _workspace(request)
+    filters: dict[str, Any] = {
+        "production": production,
+        "tool": tool,
+        "use": use,
+        "registered_by": user["name"] if user["role"] == "artist" else None,
+    }
+    if status is None and verdict is None:
+        page = workspace.list_assets(limit=limit, offset=offset, **filters)
+        return _page(page, workspace.count_assets(**filters), limit, offset)
+    # Status and verdict follow from each asset's checks and decisions: filtered here.
+    found = workspace.list_assets(**filters)
     if status is not None:
         found = [a for a in found if a["review"]["status"] == status]
     if verdict is not None:

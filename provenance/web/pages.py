@@ -37,6 +37,8 @@ templates.env.filters["basename"] = lambda path: str(path).replace("\\", "/").rs
 THUMBNAIL_SIZES = (160, 640)
 # Queue filters a page link or a redirect may carry (nothing else is passed on).
 QUEUE_PARAMS = ("verdict", "status", "production", "tool", "sort")
+# Assets listed on the assets page: the newest (the API pages through all of them).
+LIST_PAGE = 200
 # References shown beside the asset: the strongest distinct items of the newest check.
 SIDE_BY_SIDE = 6
 
@@ -174,12 +176,12 @@ def queue_page(
 @router.get("/mine")
 def mine_page(request: Request) -> Response:
     user = page_user(request)
-    found = [
-        a
-        for a in _workspace(request).list_assets()
-        if a["registered_by"] == user["name"] or user["role"] in QUEUE_ROLES
-    ]
-    return _render(request, "mine.html", {"user": user, "assets": found})
+    workspace = _workspace(request)
+    mine = None if user["role"] in QUEUE_ROLES else user["name"]
+    total = workspace.count_assets(registered_by=mine)
+    newest = workspace.list_assets(registered_by=mine, offset=max(0, total - LIST_PAGE))
+    context = {"user": user, "assets": newest[::-1], "total": total}
+    return _render(request, "mine.html", context)
 
 
 @router.get("/assets/{asset_id}")

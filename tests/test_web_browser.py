@@ -104,6 +104,11 @@ def test_a_reviewer_works_through_the_queue(browser: Any, served: dict[str, Any]
     page = sign_in(browser, served, "rosa", dialogs)
     assert page.url.startswith(served["url"] + "/queue")
     assert page.locator("[data-testid=total]").inner_text() == "2"
+    page.wait_for_load_state("networkidle")
+    thumbs = page.eval_on_selector_all(
+        "img.thumb", "images => images.map(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert thumbs == [True, True]
 
     # Filter the queue to `high`.
     page.select_option("[data-testid=filter-verdict]", "high")

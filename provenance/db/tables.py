@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -305,3 +307,86 @@ class Review(Base):
     decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
     evidence: Mapped[dict[str, Any]] = mapped_column()
+
+
+class ToolProfile(Base):
+    """A vetting of a tool's data handling. Never updated: the newest profile is current."""
+
+    __tablename__ = "tool_profiles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tools.id"), index=True)
+    vendor: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(Text)
+    stores_inputs: Mapped[str] = mapped_column(String(16))
+    trains_on_inputs: Mapped[str] = mapped_column(String(16))
+    enterprise_secured: Mapped[str] = mapped_column(String(16))
+    terms_url: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Consent(Base):
+    """A performer's consent to a use of their likeness, voice or performance; the signed
+    document's bytes are in the content store under ``document_sha256``."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    talent: Mapped[str] = mapped_column(String(200), index=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    production_id: Mapped[int | None] = mapped_column(ForeignKey("productions.id"))
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    document_name: Mapped[str] = mapped_column(Text)
+    expires: Mapped[dt.date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    production: Mapped[Production | None] = relationship()
+
+
+class Approval(Base):
+    """A written approval from the studio contact for one asset. ``covers`` lists what made
+    approval necessary when it was given (intended use, matches, tool, personal data)."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(Text)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    document_name: Mapped[str] = mapped_column(Text)
+    covers: Mapped[dict[str, Any]] = mapped_column()
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Withdrawal(Base):
+    """The withdrawal of a consent or an approval (which themselves stay as they were)."""
+
+    __tablename__ = "withdrawals"
+    __table_args__ = (UniqueConstraint("subject_kind", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Declaration(Base):
+    """Facts declared about an asset after registration: personal data, an expiry date for
+    temporary material, the talent depicted. The newest value of each field holds."""
+
+    __tablename__ = "declarations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    personal_data: Mapped[bool | None] = mapped_column(Boolean)
+    expires: Mapped[dt.date | None] = mapped_column(Date)
+    talent: Mapped[dict[str, Any] | None] = mapped_column()
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,626 @@
+"""The records the policy rests on, and an asset's clearance status.
+
+- tools and their data handling: each vetting is a new ``tool_profiles`` row; the newest
+  holds; a tool never vetted has unknown handling;
+- consents (talent, scope, production, expiry, signed document in the content store);
+- written approvals of one asset, each listing the triggers it covers;
+- withdrawals of a consent or an approval (the record itself stays as it was);
+- declarations about an asset after registration: personal data, expiry date, talent.
+
+All are append-only and audited. ``status`` gathers the facts and asks ``provenance.policy``.
+
+JSON of a status, schema ``provenance.status/1``::
+
+    {"schema", "asset": {"id", "sha256", "original_name", "intended_use", "production",
+     "registered_by"}, "as_of": "YYYY-MM-DD", "verdict", "review_status", "tool": {...},
+     "declarations": {"personal_data", "expires", "talent"}, "consents": [...],
+     "approvals": [...], "policy": {"cleared_for_final", "requirements", "missing",
+     "findings", "approval_triggers"}}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provenance import audit, policy
+from provenance.db import repository
+from provenance.db.session import read_session, write_transaction
+from provenance.db.tables import (
+    Approval,
+    Asset,
+    Check,
+    Consent,
+    Declaration,
+    GenerationRecord,
+    Production,
+    ReferenceSet,
+    Tool,
+    ToolProfile,
+    Withdrawal,
+    utcnow,
+)
+from provenance.errors import Conflict, InvalidInput, NotFound
+from provenance.reviews import asset_state
+
+if TYPE_CHECKING:
+    from provenance.workspace import Workspace
+
+STATUS_SCHEMA = "provenance.status/1"
+TOOL_SCHEMA = "provenance.tool/1"
+MAX_DOCUMENT_BYTES = 100 * 1024 * 1024
+WITHDRAWABLE = ("consent", "approval")
+
+
+def parse_date(text: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def check_handling(value: str, what: str) -> str:
+    if value not in policy.HANDLING:
+        raise InvalidInput(f"{what} {value!r} is not one of {', '.join(policy.HANDLING)}")
+    return value
+
+
+def _text(value: str | None, what: str, *, required: bool = False, limit: int = 2000) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise InvalidInput(f"{what} is required")
+        return None
+    value = value.strip()
+    if "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character")
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    return value
+
+
+def read_document(path: Path) -> tuple[bytes, str]:
+    """A signed document's bytes (any format; kept as they are) and its file name."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise InvalidInput(f"{path}: not a file")
+        if size > MAX_DOCUMENT_BYTES:
+            raise InvalidInput(f"{path.name}: document is {size:,} bytes, over 100 MiB")
+        if size == 0:
+            raise InvalidInput(f"{path.name}: document is empty")
+        return path.read_bytes(), path.name
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+# -- tools ----------------------------------------------------------------------------------
+
+
+def vet_tool(
+    workspace: Workspace,
+    name: str,
+    *,
+    vendor: str | None,
+    version: str | None,
+    stores_inputs: str,
+    trains_on_inputs: str,
+    enterprise_secured: str,
+    terms_url: str | None,
+    notes: str | None,
+    actor: str,
+) -> dict[str, Any]:
+    """Record a vetting of ``name`` (created when unknown); the newest vetting holds."""
+    tool_name = _text(name, "tool name", required=True, limit=200)
+    assert tool_name is not None
+    values = {
+        "vendor": _text(vendor, "--vendor"),
+        "version": _text(version, "--version"),
+        "stores_inputs": check_handling(stores_inputs, "--stores-inputs"),
+        "trains_on_inputs": check_handling(trains_on_inputs, "--trains-on-inputs"),
+        "enterprise_secured": check_handling(enterprise_secured, "--enterprise-secured"),
+        "terms_url": _text(terms_url, "--terms-url"),
+        "notes": _text(notes, "--notes", limit=10_000),
+    }
+    with write_transaction(workspace.engine) as session:
+        tool, _ = repository.get_or_create_tool(session, tool_name)
+        profile = ToolProfile(tool_id=tool.id, recorded_by=actor, recorded_at=utcnow(), **values)
+        session.add(profile)
+        session.flush()
+        audit.append_event(
+            session,
+            actor=actor,
+            action="tool.vetted",
+            subject=f"tool:{tool.name}",
+            payload={"profile_id": profile.id, **values},
+        )
+        return tool_json(session, tool)
+
+
+def current_profile(session: Session, tool_id: int) -> ToolProfile | None:
+    return session.scalar(
+        select(ToolProfile)
+        .where(ToolProfile.tool_id == tool_id)
+        .order_by(ToolProfile.id.desc())
+        .limit(1)
+    )
+
+
+def tool_json(session: Session, tool: Tool) -> dict[str, Any]:
+    profile = current_profile(session, tool.id)
+    assets = session.scalar(
+        select(func.count(func.distinct(GenerationRecord.asset_id))).where(
+            GenerationRecord.tool_id == tool.id
+        )
+    )
+    return {
+        "schema": TOOL_SCHEMA,
+        "name": tool.name,
+        "vetted": profile is not None,
+        "vendor": profile.vendor if profile else None,
+        "version": profile.version if profile else None,
+        "stores_inputs": profile.stores_inputs if profile else "unknown",
+        "trains_on_inputs": profile.trains_on_inputs if profile else "unknown",
+        "enterprise_secured": profile.enterprise_secured if profile else "unknown",
+        "terms_url": profile.terms_url if profile else None,
+        "notes": profile.notes if profile else None,
+        "vetted_by": profile.recorded_by if profile else None,
+        "vetted_at": profile.recorded_at.isoformat() if profile else None,
+        "assets": int(assets or 0),
+    }
+
+
+def list_tools(workspace: Workspace) -> list[dict[str, Any]]:
+    with read_session(workspace.engine) as session:
+        tools = session.scalars(select(Tool).order_by(func.lower(Tool.name))).all()
+        return [tool_json(session, t) for t in tools]
+
+
+def show_tool(workspace: Workspace, name: str) -> dict[str, Any]:
+    with read_session(workspace.engine) as session:
+        tool = session.scalar(select(Tool).where(func.lower(Tool.name) == name.strip().lower()))
+        if tool is None:
+            raise NotFound(f"no tool named {name!r}")
+        document = tool_json(session, tool)
+        profiles = session.scalars(
+            select(ToolProfile).where(ToolProfile.tool_id == tool.id).order_by(ToolProfile.id)
+        ).all()
+        document["history"] = [
+            {
+                "stores_inputs": p.stores_inputs,
+                "trains_on_inputs": p.trains_on_inputs,
+                "enterprise_secured": p.enterprise_secured,
+                "vendor": p.vendor,
+                "version": p.version,
+                "recorded_by": p.recorded_by,
+                "recorded_at": p.recorded_at.isoformat(),
+            }
+            for p in profiles
+        ]
+        return document
+
+
+# -- consents, approvals, withdrawals, declarations ----------------------------------------
+
+
+def add_consent(
+    workspace: Workspace,
+    *,
+    talent: str,
+    scope: str,
+    production: str | None,
+    document: Path,
+    expires: str,
+    actor: str,
+) -> dict[str, Any]:
+    name = _text(talent, "--talent", required=True, limit=200)
+    if scope not in policy.SCOPES:
+        raise InvalidInput(f"--scope {scope!r} is not one of {', '.join(policy.SCOPES)}")
+    until = parse_date(expires, "--expires")
+    production_name = _text(production, "--production", limit=200)
+    data, file_name = read_document(document)
+    digest = hashlib.sha256(data).hexdigest()
+    created = workspace.store.put(data, digest)
+    try:
+        with write_transaction(workspace.engine) as session:
+            row = Consent(
+                talent=name,
+                scope=scope,
+                production=(
+                    repository.get_or_create_production(session, production_name)
+                    if production_name
+                    else None
+                ),
+                document_sha256=digest,
+                document_name=file_name,
+                expires=until,
+                recorded_by=actor,
+                recorded_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            document_json = consent_json(row, withdrawn=None)
+            audit.append_event(
+                session,
+                actor=actor,
+                action="consent.recorded",
+                subject=f"consent:{row.id}",
+                payload={**document_json, "record_sha256": _digest(document_json)},
+            )
+            return document_json
+    except BaseException:
+        if created:
+            workspace.store.remove(digest)
+        raise
+
+
+def add_approval(
+    workspace: Workspace,
+    ref: str,
+    *,
+    approver: str,
+    reference: str,
+    document: Path,
+    actor: str,
+    today: dt.date,
+) -> dict[str, Any]:
+    """Record a written approval of the asset, covering what needs approval right now."""
+    who = _text(approver, "--approver", required=True, limit=200)
+    what = _text(reference, "--reference", required=True)
+    data, file_name = read_document(document)
+    digest = hashlib.sha256(data).hexdigest()
+    with read_session(workspace.engine) as session:
+        asset = repository.find_asset(session, ref)
+        facts, _, _ = gather(session, asset)
+    triggers = [key for key, _, _ in policy.approval_triggers(facts)]
+    if not triggers:
+        raise Conflict(f"asset {asset.id} needs no written approval (nothing requires one)")
+    created = workspace.store.put(data, digest)
+    try:
+        with write_transaction(workspace.engine) as session:
+            row = Approval(
+                asset_id=asset.id,
+                approver=who,
+                reference=what,
+                document_sha256=digest,
+                document_name=file_name,
+                covers={"triggers": triggers},
+                recorded_by=actor,
+                recorded_at=utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            document_json = approval_json(row, withdrawn=None)
+            audit.append_event(
+                session,
+                actor=actor,
+                action="approval.recorded",
+                subject=f"asset:{asset.id}",
+                payload={**document_json, "record_sha256": _digest(document_json)},
+            )
+            return document_json
+    except BaseException:
+        if created:
+            workspace.store.remove(digest)
+        raise
+
+
+def withdraw(workspace: Workspace, kind: str, record_id: int, reason: str, *, actor: str) -> None:
+    if kind not in WITHDRAWABLE:
+        raise InvalidInput(f"only a consent or an approval can be withdrawn, not {kind!r}")
+    why = _text(reason, "--reason", required=True)
+    with write_transaction(workspace.engine) as session:
+        row: Consent | Approval | None = (
+            session.get(Consent, record_id)
+            if kind == "consent"
+            else session.get(Approval, record_id)
+        )
+        if row is None:
+            raise NotFound(f"no {kind} #{record_id}")
+        if session.scalar(
+            select(Withdrawal.id).where(
+                Withdrawal.subject_kind == kind, Withdrawal.subject_id == record_id
+            )
+        ):
+            raise Conflict(f"{kind} #{record_id} is withdrawn already")
+        session.add(
+            Withdrawal(
+                subject_kind=kind,
+                subject_id=record_id,
+                reason=why,
+                recorded_by=actor,
+                recorded_at=utcnow(),
+            )
+        )
+        subject = f"asset:{row.asset_id}" if isinstance(row, Approval) else f"consent:{row.id}"
+        audit.append_event(
+            session,
+            actor=actor,
+            action=f"{kind}.withdrawn",
+            subject=subject,
+            payload={f"{kind}_id": record_id, "reason": why},
+        )
+
+
+def declare(
+    workspace: Workspace,
+    ref: str,
+    *,
+    personal_data: bool | None,
+    expires: str | None,
+    talent: list[tuple[str, str]] | None,
+    actor: str,
+) -> dict[str, Any]:
+    until = parse_date(expires, "--expires") if expires else None
+    named = None
+    if talent is not None:
+        named = []
+        for name, scope in talent:
+            checked = _text(name, "--talent", required=True, limit=200)
+            if scope not in policy.SCOPES:
+                raise InvalidInput(f"--scope {scope!r} is not one of {', '.join(policy.SCOPES)}")
+            named.append([checked, scope])
+    if personal_data is None and until is None and named is None:
+        raise InvalidInput("declare at least one of --personal-data, --expires, --talent")
+    with write_transaction(workspace.engine) as session:
+        asset = repository.find_asset(session, ref)
+        row = Declaration(
+            asset_id=asset.id,
+            personal_data=personal_data,
+            expires=until,
+            talent={"talent": named} if named is not None else None,
+            recorded_by=actor,
+            recorded_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()
+        payload = {
+            "personal_data": personal_data,
+            "expires": until.isoformat() if until else None,
+            "talent": named,
+        }
+        audit.append_event(
+            session,
+            actor=actor,
+            action="asset.declared",
+            subject=f"asset:{asset.id}",
+            payload=payload,
+        )
+        return {"asset_id": asset.id, **payload}
+
+
+# -- facts and status -----------------------------------------------------------------------
+
+
+def _withdrawn(session: Session, kind: str) -> dict[int, Withdrawal]:
+    rows = session.scalars(select(Withdrawal).where(Withdrawal.subject_kind == kind)).all()
+    return {w.subject_id: w for w in rows}
+
+
+def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
+    """The newest declared value of each field (None: never declared)."""
+    result: dict[str, Any] = {"personal_data": None, "expires": None, "talent": None}
+    rows = session.scalars(
+        select(Declaration).where(Declaration.asset_id == asset_id).order_by(Declaration.id)
+    ).all()
+    for row in rows:
+        if row.personal_data is not None:
+            result["personal_data"] = row.personal_data
+        if row.expires is not None:
+            result["expires"] = row.expires
+        if row.talent is not None:
+            result["talent"] = [tuple(t) for t in row.talent["talent"]]
+    return result
+
+
+def gather(
+    session: Session, asset: Asset
+) -> tuple[policy.AssetFacts, list[policy.Consent], list[policy.Approval]]:
+    """The policy's inputs for ``asset``, read from the records."""
+    latest: Check | None = asset.checks[-1] if asset.checks else None
+    state = asset_state(session, asset.id)
+    record = asset.generation_records[-1] if asset.generation_records else None
+    tool = None
+    if record is not None and record.tool is not None:
+        profile = current_profile(session, record.tool.id)
+        tool = policy.ToolFacts(
+            record.tool.name,
+            profile.stores_inputs if profile else "unknown",
+            profile.trains_on_inputs if profile else "unknown",
+            profile.enterprise_secured if profile else "unknown",
+        )
+    matches: list[policy.MatchFacts] = []
+    if latest is not None and latest.verdict != "clear":
+        rights = dict(session.execute(select(ReferenceSet.name, ReferenceSet.rights_status)).all())
+        seen = set()
+        close = [
+            (r["reference_set"], r["item_id"], r["verdict"])
+            for r in latest.reasons.get("reasons", [])
+            if r["verdict"] != "clear"
+        ] + [
+            (c["reference_set"], c["item_id"], c["verdict"])
+            for c in latest.reasons.get("context", [])
+        ]
+        for set_name, item_id, verdict in close:
+            if (set_name, item_id) in seen:
+                continue
+            seen.add((set_name, item_id))
+            matches.append(
+                policy.MatchFacts(set_name, rights.get(set_name, "third-party"), item_id, verdict)
+            )
+    declared = declarations_of(session, asset.id)
+    production = asset.production.name if asset.production else None
+    facts = policy.AssetFacts(
+        asset_id=asset.id,
+        intended_use=asset.intended_use,
+        production=production,
+        checked=latest is not None,
+        verdict=latest.verdict if latest else None,
+        review_status=state.status,
+        tool=tool,
+        matches=tuple(matches),
+        talent=tuple(declared["talent"] or ()),
+        personal_data=bool(declared["personal_data"]),
+        expires=declared["expires"],
+    )
+    withdrawn_consents = _withdrawn(session, "consent")
+    consents = [
+        policy.Consent(
+            c.id,
+            c.talent,
+            c.scope,
+            c.production.name if c.production else None,
+            c.expires,
+            c.id in withdrawn_consents,
+        )
+        for c in session.scalars(select(Consent).order_by(Consent.id)).all()
+        if any(c.talent.casefold() == t.casefold() for t, _ in facts.talent)
+    ]
+    withdrawn_approvals = _withdrawn(session, "approval")
+    approvals = [
+        policy.Approval(
+            a.id,
+            a.approver,
+            a.reference,
+            frozenset(a.covers.get("triggers", [])),
+            a.id in withdrawn_approvals,
+        )
+        for a in session.scalars(
+            select(Approval).where(Approval.asset_id == asset.id).order_by(Approval.id)
+        ).all()
+    ]
+    return facts, consents, approvals
+
+
+def status(session: Session, asset: Asset, today: dt.date) -> dict[str, Any]:
+    """The asset's clearance status (``provenance.status/1``) on ``today``."""
+    facts, consents, approvals = gather(session, asset)
+    result = policy.evaluate(facts, consents, approvals, today)
+    withdrawn_consents = _withdrawn(session, "consent")
+    withdrawn_approvals = _withdrawn(session, "approval")
+    consent_rows = {
+        c.id: c
+        for c in session.scalars(
+            select(Consent).where(Consent.id.in_([c.consent_id for c in consents]))
+        )
+    }
+    approval_rows = session.scalars(
+        select(Approval).where(Approval.asset_id == asset.id).order_by(Approval.id)
+    ).all()
+    declared = declarations_of(session, asset.id)
+    return {
+        "schema": STATUS_SCHEMA,
+        "asset": {
+            "id": asset.id,
+            "sha256": asset.sha256,
+            "original_name": asset.original_name,
+            "intended_use": asset.intended_use,
+            "production": facts.production,
+            "registered_by": asset.registered_by,
+        },
+        "as_of": today.isoformat(),
+        "verdict": facts.verdict,
+        "review_status": facts.review_status,
+        "tool": None
+        if facts.tool is None
+        else {
+            "name": facts.tool.name,
+            "stores_inputs": facts.tool.stores_inputs,
+            "trains_on_inputs": facts.tool.trains_on_inputs,
+            "enterprise_secured": facts.tool.enterprise_secured,
+        },
+        "declarations": {
+            "personal_data": declared["personal_data"],
+            "expires": declared["expires"].isoformat() if declared["expires"] else None,
+            "talent": [list(t) for t in declared["talent"]] if declared["talent"] else [],
+        },
+        "consents": [
+            consent_json(consent_rows[c.consent_id], withdrawn=withdrawn_consents.get(c.consent_id))
+            for c in consents
+        ],
+        "approvals": [
+            approval_json(a, withdrawn=withdrawn_approvals.get(a.id)) for a in approval_rows
+        ],
+        "policy": result.to_json(),
+    }
+
+
+def consent_json(row: Consent, *, withdrawn: Withdrawal | None) -> dict[str, Any]:
+    return {
+        "consent_id": row.id,
+        "talent": row.talent,
+        "scope": row.scope,
+        "production": row.production.name if row.production else None,
+        "document_sha256": row.document_sha256,
+        "document_name": row.document_name,
+        "expires": row.expires.isoformat(),
+        "recorded_by": row.recorded_by,
+        "recorded_at": row.recorded_at.isoformat(),
+        "withdrawn": _withdrawal_json(withdrawn),
+    }
+
+
+def approval_json(row: Approval, *, withdrawn: Withdrawal | None) -> dict[str, Any]:
+    return {
+        "approval_id": row.id,
+        "asset_id": row.asset_id,
+        "approver": row.approver,
+        "reference": row.reference,
+        "document_sha256": row.document_sha256,
+        "document_name": row.document_name,
+        "covers": list(row.covers.get("triggers", [])),
+        "recorded_by": row.recorded_by,
+        "recorded_at": row.recorded_at.isoformat(),
+        "withdrawn": _withdrawal_json(withdrawn),
+    }
+
+
+def _withdrawal_json(row: Withdrawal | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "reason": row.reason,
+        "recorded_by": row.recorded_by,
+        "recorded_at": row.recorded_at.isoformat(),
+    }
+
+
+def _digest(document: dict[str, Any]) -> str:
+    return hashlib.sha256(audit.canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
+    """Temporary assets (ideation, previz) whose declared expiry date has passed."""
+    found = []
+    assets = session.scalars(
+        select(Asset)
+        .where(Asset.intended_use.in_(sorted(policy.TEMPORARY_USES)))
+        .order_by(Asset.id)
+    ).all()
+    for asset in assets:
+        expires = declarations_of(session, asset.id)["expires"]
+        if expires is not None and expires < today:
+            found.append(
+                {
+                    "asset_id": asset.id,
+                    "original_name": asset.original_name,
+                    "intended_use": asset.intended_use,
+                    "production": asset.production.name if asset.production else None,
+                    "expires": expires.isoformat(),
+                    "days_past": (today - expires).days,
+                }
+            )
+    return found
+
+
+def production_id(session: Session, name: str) -> int:
+    found = session.scalar(select(Production.id).where(Production.name == name))
+    if found is None:
+        raise NotFound(f"no production named {name!r}")
+    return int(found)

@@ -277,15 +277,16 @@ def add_approval(
     digest = hashlib.sha256(data).hexdigest()
     with read_session(workspace.engine) as session:
         asset = repository.find_asset(session, ref)
+        asset_id = asset.id
         facts, _, _ = gather(session, asset)
     triggers = [key for key, _, _ in policy.approval_triggers(facts)]
     if not triggers:
-        raise Conflict(f"asset {asset.id} needs no written approval (nothing requires one)")
+        raise Conflict(f"asset {asset_id} needs no written approval (nothing requires one)")
     created = workspace.store.put(data, digest)
     try:
         with write_transaction(workspace.engine) as session:
             row = Approval(
-                asset_id=asset.id,
+                asset_id=asset_id,
                 approver=who,
                 reference=what,
                 document_sha256=digest,
@@ -301,7 +302,7 @@ def add_approval(
                 session,
                 actor=actor,
                 action="approval.recorded",
-                subject=f"asset:{asset.id}",
+                subject=f"asset:{asset_id}",
                 payload={**document_json, "record_sha256": _digest(document_json)},
             )
             return document_json

@@ -7,6 +7,7 @@ verdict reached ``--fail-on``.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -504,6 +505,337 @@ def serve(context: Context, host: str, port: int, print_openapi: bool) -> None:
         app = create_app(workspace)
         click.echo(f"Serving {workspace.root} on http://{host}:{port}/ (Ctrl+C stops)")
         uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+HANDLING_CHOICE = click.Choice(("yes", "no", "unknown"))
+
+
+@cli.group("tools")
+def tools_group() -> None:
+    """Generative tools and their vetted data handling."""
+
+
+@tools_group.command("add")
+@click.argument("name")
+@click.option("--vendor", help="Who makes it.")
+@click.option("--version", "tool_version", help="The version vetted.")
+@click.option("--stores-inputs", type=HANDLING_CHOICE, required=True, help="Keeps prompts/assets?")
+@click.option("--trains-on-inputs", type=HANDLING_CHOICE, required=True, help="Trains on them?")
+@click.option(
+    "--enterprise-secured", type=HANDLING_CHOICE, required=True, help="Enterprise-secured setup?"
+)
+@click.option("--terms-url", help="Where its data-handling terms are published.")
+@click.option("--notes", help="Anything else legal should know.")
+@click.option("--by", help="Who vetted it (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.tool/1).")
+@pass_context
+@_fail_cleanly
+def tools_add(
+    context: Context,
+    name: str,
+    vendor: str | None,
+    tool_version: str | None,
+    stores_inputs: str,
+    trains_on_inputs: str,
+    enterprise_secured: str,
+    terms_url: str | None,
+    notes: str | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Record how tool NAME handles data (a new vetting supersedes the previous one).
+
+    A tool first seen at registration has unknown handling until vetted here. A tool that
+    stores or trains on inputs, or whose handling is unknown, is a finding on every asset
+    made with it and needs written approval for final deliverables.
+    """
+    with context.open() as workspace:
+        tool = workspace.vet_tool(
+            name,
+            vendor=vendor,
+            version=tool_version,
+            stores_inputs=stores_inputs,
+            trains_on_inputs=trains_on_inputs,
+            enterprise_secured=enterprise_secured,
+            terms_url=terms_url,
+            notes=notes,
+            by=by,
+        )
+    if as_json:
+        _print_json(tool)
+    else:
+        click.echo(
+            f"Vetted {printable(tool['name'])}: stores inputs {tool['stores_inputs']}, trains on "
+            f"inputs {tool['trains_on_inputs']}, enterprise-secured {tool['enterprise_secured']}."
+        )
+
+
+@tools_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def tools_list(context: Context, as_json: bool) -> None:
+    """List tools with their data handling and how many assets each made."""
+    with context.open() as workspace:
+        found = workspace.list_tools()
+    if as_json:
+        _print_json({"schema": "provenance.tool-list/1", "tools": found})
+        return
+    if not found:
+        click.echo("No tools.")
+        return
+    _print_table(
+        ("tool", "vetted", "stores inputs", "trains on inputs", "enterprise-secured", "assets"),
+        [
+            (
+                printable(t["name"]),
+                (t["vetted_at"] or "")[:10] or "no",
+                t["stores_inputs"],
+                t["trains_on_inputs"],
+                t["enterprise_secured"],
+                str(t["assets"]),
+            )
+            for t in found
+        ],
+    )
+
+
+@tools_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.tool/1).")
+@pass_context
+@_fail_cleanly
+def tools_show(context: Context, name: str, as_json: bool) -> None:
+    """Show tool NAME, its current vetting and every earlier one."""
+    with context.open() as workspace:
+        tool = workspace.show_tool(name)
+    if as_json:
+        _print_json(tool)
+        return
+    click.echo(f"tool {printable(tool['name'])}  ({tool['assets']} assets)")
+    for key in ("vendor", "version", "stores_inputs", "trains_on_inputs", "enterprise_secured",
+                "terms_url", "notes", "vetted_by", "vetted_at"):  # fmt: skip
+        click.echo(f"  {key.replace('_', ' '):<19} {printable(str(tool[key] or '-'))}")
+
+
+@cli.group("consent")
+def consent_group() -> None:
+    """Performers' consents to the use of their likeness, voice or performance."""
+
+
+@consent_group.command("add")
+@click.option("--talent", required=True, help="The performer, as credited.")
+@click.option(
+    "--scope", type=click.Choice(("likeness", "voice", "performance")), required=True, help="What."
+)
+@click.option("--production", help="The production it covers (default: any).")
+@click.option(
+    "--document",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The signed consent; its bytes go into the content store.",
+)
+@click.option("--expires", required=True, help="Last day it holds (YYYY-MM-DD).")
+@click.option("--by", help="Who records it (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def consent_add(
+    context: Context,
+    talent: str,
+    scope: str,
+    production: str | None,
+    document: Path,
+    expires: str,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Record a consent (append-only; `provenance withdraw consent N` withdraws it)."""
+    with context.open() as workspace:
+        made = workspace.add_consent(
+            talent=talent,
+            scope=scope,
+            production=production,
+            document=document,
+            expires=expires,
+            by=by,
+        )
+    if as_json:
+        _print_json({"schema": "provenance.consent/1", **made})
+    else:
+        click.echo(
+            f"Consent #{made['consent_id']}: {printable(made['talent'])}, {made['scope']}, "
+            f"until {made['expires']} (document {made['document_sha256'][:12]})."
+        )
+
+
+@cli.command("approve")
+@click.argument("ref")
+@click.option("--approver", required=True, help="The studio contact who approved in writing.")
+@click.option("--reference", required=True, help="Where: the email, memo or ticket.")
+@click.option(
+    "--document",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The written approval; its bytes go into the content store.",
+)
+@click.option("--by", help="Who records it (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def approve_command(
+    context: Context,
+    ref: str,
+    approver: str,
+    reference: str,
+    document: Path,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Record the studio's written approval of asset REF.
+
+    The approval covers what needs approval now (intended use, matches against unowned
+    material, a risky tool, personal data); anything that appears later needs a new one.
+    """
+    with context.open() as workspace:
+        made = workspace.approve(
+            ref, approver=approver, reference=reference, document=document, by=by
+        )
+    if as_json:
+        _print_json({"schema": "provenance.approval/1", **made})
+    else:
+        click.echo(
+            f"Approval #{made['approval_id']} of asset {made['asset_id']} by "
+            f"{printable(made['approver'])}; covers {', '.join(made['covers'])}."
+        )
+
+
+@cli.command("withdraw")
+@click.argument("kind", type=click.Choice(("consent", "approval")))
+@click.argument("number", type=click.IntRange(min=1))
+@click.option("--reason", required=True, help="Why it no longer holds.")
+@click.option("--by", help="Who records it (default: the user setting or login name).")
+@pass_context
+@_fail_cleanly
+def withdraw_command(context: Context, kind: str, number: int, reason: str, by: str | None) -> None:
+    """Withdraw consent or approval NUMBER (the record stays; the withdrawal is added)."""
+    with context.open() as workspace:
+        workspace.withdraw(kind, number, reason, by=by)
+    click.echo(f"Withdrew {kind} #{number}.")
+
+
+def _talent(values: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, _, scope = value.rpartition(":") if ":" in value else (value, "", "likeness")
+        pairs.append((name.strip(), scope.strip() or "likeness"))
+    return pairs
+
+
+@cli.command("declare")
+@click.argument("ref")
+@click.option(
+    "--personal-data", type=click.Choice(("yes", "no")), help="Whether it holds personal data."
+)
+@click.option("--expires", help="For temporary material: the day it is to be deleted.")
+@click.option(
+    "--talent",
+    multiple=True,
+    help="A performer depicted, as NAME or NAME:likeness|voice|performance (repeatable).",
+)
+@click.option("--by", help="Who declares (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def declare_command(
+    context: Context,
+    ref: str,
+    personal_data: str | None,
+    expires: str | None,
+    talent: tuple[str, ...],
+    by: str | None,
+    as_json: bool,
+) -> None:
+    """Declare facts about asset REF that the policy needs (the newest declaration holds)."""
+    with context.open() as workspace:
+        made = workspace.declare(
+            ref,
+            personal_data=None if personal_data is None else personal_data == "yes",
+            expires=expires,
+            talent=_talent(talent) if talent else None,
+            by=by,
+        )
+    if as_json:
+        _print_json({"schema": "provenance.declaration/1", **made})
+    else:
+        click.echo(f"Declared on asset {made['asset_id']}.")
+
+
+@cli.command("status")
+@click.argument("ref")
+@click.option("--as-of", help="Judge on this day instead of today (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.status/1).")
+@pass_context
+@_fail_cleanly
+def status_command(context: Context, ref: str, as_of: str | None, as_json: bool) -> None:
+    """What asset REF must meet to be cleared for final: met, missing, and findings."""
+    today = _as_of(as_of)
+    with context.open() as workspace:
+        found = workspace.status(ref, today=today)
+    if as_json:
+        _print_json(found)
+        return
+    asset, verdict_policy = found["asset"], found["policy"]
+    cleared = (
+        "CLEARED for final" if verdict_policy["cleared_for_final"] else "NOT cleared for final"
+    )
+    click.echo(
+        f"asset {asset['id']}  {printable(asset['original_name'])}  ({asset['intended_use']}): "
+        f"{cleared} as of {found['as_of']}"
+    )
+    for entry in verdict_policy["requirements"]:
+        mark = "met    " if entry["met"] else "MISSING"
+        detail = f" - {printable(entry['detail'])}" if entry["detail"] else ""
+        click.echo(f"  {mark}  {printable(entry['text'])}{detail}  [{entry['guideline']}]")
+    for entry in verdict_policy["findings"]:
+        click.echo(f"  finding  {printable(entry['text'])}  [{entry['guideline']}]")
+
+
+@cli.command("expired")
+@click.option("--as-of", help="Judge on this day instead of today (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+@_fail_cleanly
+def expired_command(context: Context, as_of: str | None, as_json: bool) -> None:
+    """Temporary assets (ideation, previz) past their declared expiry date."""
+    with context.open() as workspace:
+        found = workspace.expired(today=_as_of(as_of))
+    if as_json:
+        _print_json({"schema": "provenance.expired/1", "assets": found})
+        return
+    if not found:
+        click.echo("No temporary asset is past its expiry date.")
+        return
+    _print_table(
+        ("id", "file", "use", "production", "expired", "days past"),
+        [
+            (
+                str(a["asset_id"]),
+                printable(a["original_name"]),
+                a["intended_use"],
+                printable(a["production"] or "-"),
+                a["expires"],
+                str(a["days_past"]),
+            )
+            for a in found
+        ],
+    )
+
+
+def _as_of(text: str | None) -> dt.date | None:
+    from provenance.clearance import parse_date
+
+    return parse_date(text, "--as-of") if text else None
 
 
 @cli.group("users")

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from provenance import audit, checking, reference_sets, reviews, users
+from provenance import audit, checking, clearance, reference_sets, reviews, users
 from provenance.atomic import write_atomically
 from provenance.config import (
     WORKSPACE_FILE,
@@ -678,6 +678,57 @@ class Workspace:
             seen_check=seen_check,
         )
 
+    # -- tools, consents, approvals, declarations, status -------------------------------
+
+    def _actor_in(self, by: str | None, roles: tuple[str, ...], doing: str) -> str:
+        """The actor of a write that, with a token, needs one of ``roles``."""
+        if self.token is not None:
+            user = users.authenticate(self, self.token)
+            if user["role"] not in roles:
+                raise AccessDenied(
+                    f"{doing} needs the {' or '.join(roles)} role; {user['name']!r} is "
+                    f"{user['role']}"
+                )
+        return self.actor(by)
+
+    def vet_tool(self, name: str, *, by: str | None = None, **profile: Any) -> dict[str, Any]:
+        actor = self._actor_in(by, ("admin", "legal"), "vetting a tool")
+        return clearance.vet_tool(self, name, actor=actor, **profile)
+
+    def list_tools(self) -> list[dict[str, Any]]:
+        return clearance.list_tools(self)
+
+    def show_tool(self, name: str) -> dict[str, Any]:
+        return clearance.show_tool(self, name)
+
+    def add_consent(self, *, by: str | None = None, **consent: Any) -> dict[str, Any]:
+        actor = self._actor_in(by, ("legal",), "recording a consent")
+        return clearance.add_consent(self, actor=actor, **consent)
+
+    def approve(
+        self, ref: str, *, by: str | None = None, today: dt.date | None = None, **approval: Any
+    ) -> dict[str, Any]:
+        actor = self._actor_in(by, ("legal",), "recording a written approval")
+        return clearance.add_approval(self, ref, actor=actor, today=today or _today(), **approval)
+
+    def withdraw(self, kind: str, record_id: int, reason: str, *, by: str | None = None) -> None:
+        actor = self._actor_in(by, ("legal",), f"withdrawing a {kind}")
+        clearance.withdraw(self, kind, record_id, reason, actor=actor)
+
+    def declare(self, ref: str, *, by: str | None = None, **declared: Any) -> dict[str, Any]:
+        actor = self._actor_in(by, users.ROLES, "declaring")
+        return clearance.declare(self, ref, actor=actor, **declared)
+
+    def status(self, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:
+        """The asset's requirements, met and missing, and findings (provenance.status/1)."""
+        with read_session(self.engine) as session:
+            asset = repository.find_asset(session, ref)
+            return clearance.status(session, asset, today or _today())
+
+    def expired(self, *, today: dt.date | None = None) -> list[dict[str, Any]]:
+        with read_session(self.engine) as session:
+            return clearance.expired_assets(session, today or _today())
+
     def queue(self, where: reviews.QueueFilter | None = None) -> dict[str, Any]:
         return reviews.queue(self, where or reviews.QueueFilter())
 
@@ -911,3 +962,7 @@ def _refuse_nul(field: str, value: Any) -> None:
     """Text columns cannot hold NUL on PostgreSQL; refuse it on every backend alike."""
     if isinstance(value, str) and "\x00" in value:
         raise MetadataError(f"the {field} contains a NUL character, which records cannot hold")
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()

@@ -838,6 +838,63 @@ def _as_of(text: str | None) -> dt.date | None:
     return parse_date(text, "--as-of") if text else None
 
 
+@cli.group("export")
+def export_group() -> None:
+    """Provenance records, evidence packs and disclosure summaries for legal."""
+
+
+@export_group.command("asset")
+@click.argument("ref")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write into.",
+)
+@click.option("--as-of", help="Judge the policy on this day instead of today (YYYY-MM-DD).")
+@click.option("--no-pdf", is_flag=True, help="Skip the PDF (JSON and HTML only).")
+@pass_context
+@_fail_cleanly
+def export_asset(context: Context, ref: str, out: Path, as_of: str | None, no_pdf: bool) -> None:
+    """Write asset REF's record (asset-ID.json, provenance.record/1) and its evidence pack
+    (asset-ID.html and asset-ID.pdf)."""
+    today = _as_of(as_of)
+    with context.open() as workspace:
+        paths = workspace.export_asset(ref, out, today=today, pdf=not no_pdf)
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@export_group.command("production")
+@click.argument("name")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write into.",
+)
+@click.option("--as-of", help="Judge the policy on this day instead of today (YYYY-MM-DD).")
+@click.option("--no-pdf", is_flag=True, help="Skip the PDF (JSON and HTML only).")
+@pass_context
+@_fail_cleanly
+def export_production(
+    context: Context, name: str, out: Path, as_of: str | None, no_pdf: bool
+) -> None:
+    """Write production NAME's disclosure summary (disclosure.json, provenance.disclosure/1,
+    .html, .pdf) and every asset's record and evidence pack under assets/."""
+    today = _as_of(as_of)
+    with context.open() as workspace:
+        paths = workspace.export_production(name, out, today=today, pdf=not no_pdf)
+    shown = [p for p in paths if p.parent == out]
+    for path in shown:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"wrote {len(paths) - len(shown)} asset records and evidence packs in {out / 'assets'}"
+    )
+
+
 @cli.group("users")
 def users_group() -> None:
     """Users and their roles (artist, reviewer, legal, admin) and tokens."""

@@ -25,6 +25,7 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     │   ├── IndexSpecMismatch
     │   └── IndexCorrupt
     ├── StoreError
+    ├── PdfUnavailable
     ├── AuditChainBroken
     ├── AccessDenied
     │   └── Unauthenticated
@@ -120,6 +121,10 @@ class IndexCorrupt(IndexProblem):
 
 class StoreError(ProvenanceError):
     """The content store could not read or write a file."""
+
+
+class PdfUnavailable(ProvenanceError):
+    """A PDF cannot be made here (WeasyPrint needs Pango from the system); says the fix."""
 
 
 class AuditChainBroken(ProvenanceError):

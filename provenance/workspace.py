@@ -60,6 +60,8 @@ from provenance.errors import (
     WorkspaceExists,
     WorkspaceNotFound,
 )
+from provenance.export import evidence
+from provenance.export import record as record_export
 from provenance.export.asset_json import asset_json
 from provenance.media import decode_image
 from provenance.metadata.sidecar import read_sidecar
@@ -729,6 +731,51 @@ class Workspace:
         with read_session(self.engine) as session:
             return clearance.expired_assets(session, today or _today())
 
+    # -- exports ------------------------------------------------------------------------
+
+    def asset_record(self, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:
+        """The asset's provenance record (provenance.record/1)."""
+        with read_session(self.engine) as session:
+            asset = repository.find_asset(session, ref)
+            return record_export.asset_record(session, asset, today or _today())
+
+    def disclosure(self, production: str, *, today: dt.date | None = None) -> dict[str, Any]:
+        """The production's disclosure summary (provenance.disclosure/1)."""
+        with read_session(self.engine) as session:
+            return record_export.production_disclosure(session, production, today or _today())
+
+    def export_asset(
+        self, ref: str, out: Path, *, today: dt.date | None = None, pdf: bool = True
+    ) -> list[Path]:
+        """Write asset-ID.json, its evidence pack asset-ID.html and (``pdf``) asset-ID.pdf."""
+        record = self.asset_record(ref, today=today)
+        html = evidence.asset_pack_html(self, record)
+        stem = f"asset-{record['asset']['id']}"
+        files = {f"{stem}.json": record_export.dumps(record).encode("utf-8"),
+                 f"{stem}.html": html.encode("utf-8")}  # fmt: skip
+        if pdf:
+            files[f"{stem}.pdf"] = evidence.to_pdf(html)
+        return _write_files(out, files)
+
+    def export_production(
+        self, production: str, out: Path, *, today: dt.date | None = None, pdf: bool = True
+    ) -> list[Path]:
+        """Write the disclosure summary (disclosure.json, .html, .pdf) and every asset's
+        record and evidence pack under assets/."""
+        summary = self.disclosure(production, today=today)
+        html = evidence.disclosure_html(summary)
+        files = {"disclosure.json": record_export.dumps(summary).encode("utf-8"),
+                 "disclosure.html": html.encode("utf-8")}  # fmt: skip
+        if pdf:
+            files["disclosure.pdf"] = evidence.to_pdf(html)
+        for category in summary["categories"]:
+            for entry in category["assets"]:
+                record = self.asset_record(str(entry["asset_id"]), today=today)
+                stem = f"assets/asset-{entry['asset_id']}"
+                files[f"{stem}.json"] = record_export.dumps(record).encode("utf-8")
+                files[f"{stem}.html"] = evidence.asset_pack_html(self, record).encode("utf-8")
+        return _write_files(out, files)
+
     def queue(self, where: reviews.QueueFilter | None = None) -> dict[str, Any]:
         return reviews.queue(self, where or reviews.QueueFilter())
 
@@ -966,3 +1013,19 @@ def _refuse_nul(field: str, value: Any) -> None:
 
 def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
+
+
+def _write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write every file (atomically, each replacing any older export); all are rendered
+    before the first is written, so a failure leaves no partial export."""
+    written = []
+    try:
+        for name, data in files.items():
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, data)
+            target.chmod(0o644)  # for whoever the export is handed to
+            written.append(target)
+    except OSError as exc:
+        raise StoreError(f"cannot write the export to {out}: {exc.strerror}") from None
+    return written

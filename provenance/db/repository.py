@@ -90,6 +90,15 @@ def _with_details(statement: Select[Asset]) -> Select[Asset]:
     )
 
 
+def with_details(statement: Select[Any]) -> Select[Any]:
+    """``statement`` loading what an asset's JSON record needs."""
+    return _with_details(statement)
+
+
+def find_tool(session: Session, name: str) -> Tool | None:
+    return session.scalar(select(Tool).where(func.lower(Tool.name) == name.strip().lower()))
+
+
 def find_asset(session: Session, ref: str) -> Asset:
     """The asset named by an id (``42`` or ``#42``) or a sha256 prefix of 8+ hex digits."""
     text = ref.strip().lower()

@@ -1,0 +1,95 @@
+"""Evidence packs: a record or a disclosure summary as a self-contained HTML page (pictures
+embedded) and as PDF (WeasyPrint, which needs Pango from the system).
+
+The pages are rendered from the JSON documents of ``provenance.export.record`` and nothing
+else, so the readable pack and the machine-readable record always say the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from provenance.errors import PdfUnavailable, ProvenanceError
+from provenance.export.record import dumps
+
+if TYPE_CHECKING:
+    from provenance.workspace import Workspace
+
+# Matched references pictured in an evidence pack (the strongest distinct items).
+PICTURED_REFERENCES = 6
+THUMBNAIL = 640
+
+_environment = Environment(
+    loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
+    autoescape=select_autoescape(["html"]),
+    keep_trailing_newline=True,
+)
+_environment.filters["basename"] = lambda path: str(path).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _picture(workspace: Workspace, sha256: str) -> str | None:
+    """A thumbnail as a data: URI, or None when the stored copy cannot be read."""
+    try:
+        data = workspace.thumbnail(sha256, THUMBNAIL).read_bytes()
+    except ProvenanceError:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
+    if not record["checks"]:
+        return []
+    latest = record["checks"][-1]
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for match in latest["matches"]:
+        bands = latest["thresholds"].get(match["detector"])
+        if bands is None:
+            continue
+        span = bands["high"] - bands["review"]
+        strength = (match["score"] - bands["review"]) / span if span else 0.0
+        if strength < 0:
+            continue  # beyond the review line: not evidence of anything
+        key = (match["reference_set"], match["item_id"])
+        if key not in best or strength > best[key]["strength"]:
+            best[key] = {**match, "strength": strength, "bands": bands}
+    ranked = sorted(best.values(), key=lambda m: m["strength"], reverse=True)
+    return ranked[:PICTURED_REFERENCES]
+
+
+def asset_pack_html(workspace: Workspace, record: dict[str, Any]) -> str:
+    """The evidence pack of one asset's record, as one HTML page."""
+    references = [
+        {**match, "picture": _picture(workspace, match["sha256"])} for match in _references(record)
+    ]
+    return _environment.get_template("evidence.html").render(
+        record=record,
+        picture=_picture(workspace, record["asset"]["sha256"]),
+        references=references,
+        record_sha256=hashlib.sha256(dumps(record).encode("utf-8")).hexdigest(),
+    )
+
+
+def disclosure_html(document: dict[str, Any]) -> str:
+    return _environment.get_template("disclosure.html").render(
+        document=document,
+        document_sha256=hashlib.sha256(dumps(document).encode("utf-8")).hexdigest(),
+    )
+
+
+def to_pdf(html: str) -> bytes:
+    """The page as PDF; PdfUnavailable (one line, with the fix) when Pango is missing."""
+    try:
+        from weasyprint import HTML
+    except OSError as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise PdfUnavailable(
+            f"PDF needs Pango ({first}); on Debian: apt-get install libpango-1.0-0 "
+            "libpangoft2-1.0-0 fonts-dejavu-core"
+        ) from None
+    pdf: bytes = HTML(string=html).write_pdf()
+    return pdf

@@ -1,0 +1,162 @@
+"""The provenance record of an asset and the disclosure summary of a production.
+
+A record (``provenance.record/1``, JSON Schema in ``schemas/record-1.json``) holds the asset
+and its file hashes, the generation record with the source of every field, the tool and its
+vetted data handling, every check (detector specs, thresholds, matches, scores), every
+review decision, the consents and approvals that bear on it, the policy's requirements on
+the day given, and the audit events about the asset with the result of verifying the whole
+chain. Nothing in it depends on the moment of export, so exporting twice without changes
+gives identical bytes.
+
+A disclosure summary (``provenance.disclosure/1``, ``schemas/disclosure-1.json``) lists
+every generated asset of a production by intended-use category, with its tool, verdict,
+review status, approvals and whether it is cleared for final.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from provenance import audit, clearance
+from provenance._version import __version__
+from provenance.checking import stored_check_json
+from provenance.db import repository
+from provenance.db.tables import Asset, AuditEvent, Production
+from provenance.domain import IntendedUse
+from provenance.export.asset_json import asset_json
+
+RECORD_SCHEMA = "provenance.record/1"
+DISCLOSURE_SCHEMA = "provenance.disclosure/1"
+SCHEMAS = Path(__file__).with_name("schemas")
+
+
+def schema_document(name: str) -> dict[str, Any]:
+    """A committed JSON Schema (``record-1`` or ``disclosure-1``)."""
+    document: dict[str, Any] = json.loads((SCHEMAS / f"{name}.json").read_text("utf-8"))
+    return document
+
+
+def asset_record(session: Session, asset: Asset, today: dt.date) -> dict[str, Any]:
+    """The full provenance record of ``asset`` as of ``today``."""
+    status = clearance.status(session, asset, today)
+    events = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.subject.in_(_subjects(asset, status)))
+        .order_by(AuditEvent.id)
+    ).all()
+    chain = audit.verify_chain(session)
+    record = asset_json(asset)
+    tool_name = status["tool"]["name"] if status["tool"] else None
+    tool = None
+    if tool_name is not None:
+        found = repository.find_tool(session, tool_name)
+        tool = clearance.tool_json(session, found) if found is not None else None
+        if tool is not None:
+            tool.pop("schema")
+            tool.pop("assets")
+    return {
+        "schema": RECORD_SCHEMA,
+        "produced_by": {"product": "provenance", "version": __version__},
+        "as_of": today.isoformat(),
+        "asset": {
+            key: value for key, value in record.items() if key not in ("schema", "checks", "review")
+        },
+        "tool": tool,
+        "checks": [stored_check_json(session, check) for check in asset.checks],
+        "reviews": record["review"]["decisions"],
+        "review_status": record["review"]["status"],
+        "declarations": status["declarations"],
+        "consents": status["consents"],
+        "approvals": status["approvals"],
+        "policy": status["policy"],
+        "audit": {
+            "events": [audit.event_json(event) for event in events],
+            "chain": chain.to_json(),
+        },
+    }
+
+
+def _subjects(asset: Asset, status: dict[str, Any]) -> list[str]:
+    subjects = [f"asset:{asset.id}"]
+    subjects += [f"consent:{c['consent_id']}" for c in status["consents"]]
+    if status["tool"]:
+        subjects.append(f"tool:{status['tool']['name']}")
+    return subjects
+
+
+def production_disclosure(session: Session, name: str, today: dt.date) -> dict[str, Any]:
+    """Every generated asset of production ``name`` by intended-use category."""
+    clearance.production_id(session, name)
+    assets = session.scalars(
+        repository.with_details(select(Asset))
+        .join(Production)
+        .where(Production.name == name)
+        .order_by(Asset.id)
+    ).all()
+    rows = []
+    for asset in assets:
+        status = clearance.status(session, asset, today)
+        active = [a for a in status["approvals"] if a["withdrawn"] is None]
+        rows.append(
+            {
+                "asset_id": asset.id,
+                "sha256": asset.sha256,
+                "original_name": asset.original_name,
+                "intended_use": asset.intended_use,
+                "tool": status["tool"],
+                "verdict": status["verdict"],
+                "review_status": status["review_status"],
+                "approvals": [
+                    {
+                        "approval_id": a["approval_id"],
+                        "approver": a["approver"],
+                        "reference": a["reference"],
+                    }
+                    for a in active
+                ],
+                "cleared_for_final": status["policy"]["cleared_for_final"],
+                "missing": status["policy"]["missing"],
+                "findings": [f["key"] for f in status["policy"]["findings"]],
+            }
+        )
+    order = [use.value for use in IntendedUse]
+    categories = []
+    for use in order:
+        members = [r for r in rows if r["intended_use"] == use]
+        if members:
+            categories.append(
+                {
+                    "intended_use": use,
+                    "description": IntendedUse(use).description,
+                    "count": len(members),
+                    "assets": members,
+                }
+            )
+    tools = Counter(r["tool"]["name"] if r["tool"] else "(none recorded)" for r in rows)
+    return {
+        "schema": DISCLOSURE_SCHEMA,
+        "produced_by": {"product": "provenance", "version": __version__},
+        "production": name,
+        "as_of": today.isoformat(),
+        "totals": {
+            "assets": len(rows),
+            "cleared_for_final": sum(1 for r in rows if r["cleared_for_final"]),
+            "flagged": sum(1 for r in rows if r["verdict"] in ("review", "high")),
+            "with_approval": sum(1 for r in rows if r["approvals"]),
+            "by_tool": dict(sorted(tools.items())),
+        },
+        "categories": categories,
+        "chain": audit.verify_chain(session).to_json(),
+    }
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """The one JSON spelling of an export (sorted keys, two-space indent, final newline)."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

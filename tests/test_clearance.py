@@ -1,0 +1,253 @@
+"""From registration to "cleared for final" and the export legal hands over, end to end on
+a real workspace: tool vetting, check, review, consent, approval, status, record, evidence
+pack (its PDF rendered to pixels) and the production's disclosure summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pypdfium2
+import pytest
+
+from provenance.export.record import schema_document
+from tests import filemakers as fm
+from tests.conftest import run, run_json, snapshot
+from tests.team import as_user
+
+TALENT_COLOUR = (255, 0, 140)
+
+
+def ok(result: Any) -> Any:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def cast(workspace_dir: Path, tmp_path: Path) -> dict[str, Any]:
+    """Users with tokens, a talent reference set, a vetted tool, and a documents folder."""
+    ws = workspace_dir
+    tokens = {}
+    for name, role in (("ada", "admin"), ("arti", "artist"), ("rosa", "reviewer"),
+                       ("lena", "legal")):  # fmt: skip
+        ok(run("-w", ws, "users", "add", name, "--role", role))
+    for name in ("ada", "arti", "rosa", "lena"):
+        env = as_user(tokens["ada"]) if tokens else None
+        tokens[name] = ok(run("-w", ws, "users", "token", name, env=env)).stdout.strip()
+    refs = tmp_path / "cast"
+    refs.mkdir()
+    (refs / "eileen.jpg").write_bytes((fm.SAMPLES / "astronaut.jpg").read_bytes())
+    (refs / "cup.jpg").write_bytes((fm.SAMPLES / "coffee.jpg").read_bytes())
+    ok(run("-w", ws, "refs", "add", "cast-faces", "--from", refs, "--rights", "talent",
+           "--holder", "Talent agency", env=as_user(tokens["ada"])))  # fmt: skip
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "consent.pdf").write_bytes(b"%PDF-1.4 signed consent of Eileen Collins\n")
+    (docs / "approval.eml").write_bytes(b"From: studio@example.com\n\nApproved for final.\n")
+    return {"ws": ws, "tokens": tokens, "docs": docs, "tmp": tmp_path}
+
+
+def cli(cast: dict[str, Any], who: str, *args: Any) -> Any:
+    return run("-w", cast["ws"], *args, env=as_user(cast["tokens"][who]))
+
+
+def register_likeness(cast: dict[str, Any]) -> int:
+    picture = cast["tmp"] / "eileen_v003.png"
+    # The astronaut portrait, re-encoded, with a strip of a colour no reference has.
+    image = fm.jpeg_reencode(fm.sample("astronaut.jpg"), 80)
+    image.paste(TALENT_COLOUR, (0, 0, image.width, 24))
+    infotext = (
+        "portrait of the commander <b>in orbit</b>\n"
+        "Steps: 20, Sampler: Euler a, CFG scale: 6, Seed: 7, Size: 512x512, Model: sdxl"
+    )
+    fm.write_a1111_png(picture, image, infotext)
+    result = ok(cli(cast, "arti", "register", picture, "--use", "talent-likeness",
+                    "--production", "Nightfall", "--json"))  # fmt: skip
+    [registered] = json.loads(result.stdout)["results"]
+    assert registered["check"]["verdict"] == "high"
+    return int(registered["asset"]["id"])
+
+
+def missing(cast: dict[str, Any], asset: int) -> set[str]:
+    return set(run_json("-w", cast["ws"], "status", asset)["policy"]["missing"])
+
+
+def test_a_talent_likeness_is_cleared_for_final_and_exported(cast: dict[str, Any]) -> None:
+    ws, docs = cast["ws"], cast["docs"]
+    ok(cli(cast, "ada", "tools", "add", "automatic1111", "--vendor", "in-house build",
+           "--version", "1.6.0", "--stores-inputs", "no", "--trains-on-inputs", "no",
+           "--enterprise-secured", "yes", "--terms-url", "https://example.com/terms"))  # fmt: skip
+    asset = register_likeness(cast)
+    assert missing(cast, asset) == {
+        "similarity-review",
+        "approval:use:talent-likeness",
+        "approval:match:cast-faces#2",
+        "consent:talent-named",
+    }
+    ok(cli(cast, "rosa", "review", asset, "--decision", "approve", "--rationale",
+           "The likeness is intended: the commander is played with consent."))  # fmt: skip
+    ok(cli(cast, "arti", "declare", asset, "--talent", "Eileen Collins:likeness"))
+    assert "consent:Eileen Collins:likeness" in missing(cast, asset)
+    consent = json.loads(ok(cli(
+        cast, "lena", "consent", "add", "--talent", "Eileen Collins", "--scope", "likeness",
+        "--production", "Nightfall", "--document", docs / "consent.pdf", "--expires",
+        "2027-12-31", "--json",
+    )).stdout)  # fmt: skip
+    assert consent["schema"] == "provenance.consent/1"
+    approval = json.loads(ok(cli(
+        cast, "lena", "approve", asset, "--approver", "J. Doe (studio)", "--reference",
+        "email of 2026-11-20", "--document", docs / "approval.eml", "--json",
+    )).stdout)  # fmt: skip
+    assert approval["covers"] == ["use:talent-likeness", "match:cast-faces#2"]
+    status = run_json("-w", ws, "status", asset)
+    assert status["policy"]["cleared_for_final"] is True, status["policy"]["missing"]
+    assert "CLEARED for final" in run("-w", ws, "status", asset).stdout
+    # The documents are in the content store, by hash.
+    stored = ws / "store" / consent["document_sha256"][:2] / consent["document_sha256"]
+    assert stored.read_bytes() == (docs / "consent.pdf").read_bytes()
+
+    out = cast["tmp"] / "legal"
+    ok(run("-w", ws, "export", "asset", asset, "--out", out, "--as-of", "2026-11-22"))
+    record = json.loads((out / f"asset-{asset}.json").read_text())
+    jsonschema.validate(record, schema_document("record-1"))
+    assert record["policy"]["cleared_for_final"] is True
+    assert record["tool"]["stores_inputs"] == "no"
+    assert [r["decision"] for r in record["reviews"]] == ["approve"]
+    assert record["checks"][-1]["matches"][0]["rights_status"] == "talent"
+    assert {e["action"] for e in record["audit"]["events"]} >= {
+        "asset.registered", "asset.checked", "review.decided", "asset.declared",
+        "approval.recorded", "consent.recorded", "tool.vetted",
+    }  # fmt: skip
+    assert record["audit"]["chain"]["ok"] is True
+    # Exporting again without changes gives the same bytes.
+    first = (out / f"asset-{asset}.json").read_bytes()
+    ok(run("-w", ws, "export", "asset", asset, "--out", out, "--as-of", "2026-11-22"))
+    assert (out / f"asset-{asset}.json").read_bytes() == first
+
+    html = (out / f"asset-{asset}.html").read_text()
+    assert "portrait of the commander &lt;b&gt;in orbit&lt;/b&gt;" in html
+    assert "<b>in orbit" not in html
+    check_pdf_page(out / f"asset-{asset}.pdf")
+    pictures = os.environ.get("SCREENSHOT_DIR")  # the README's picture of a pack's page
+    if pictures:
+        first = pypdfium2.PdfDocument(str(out / f"asset-{asset}.pdf"))[0]
+        first.render(scale=1.4).to_pil().convert("RGB").save(
+            Path(pictures) / "evidence-pack.jpg", quality=85
+        )
+
+
+def check_pdf_page(path: Path) -> None:
+    """Render the first page and look at it: A4, text drawn with real glyphs, the asset's
+    picture on it (its colour strip), not a blank or broken page."""
+    document = pypdfium2.PdfDocument(str(path))
+    page = document[0]
+    width, height = page.get_size()
+    assert (round(width), round(height)) == (595, 842)  # A4 in points
+    text = page.get_textpage().get_text_range()
+    assert "Evidence pack: asset" in text
+    assert "cleared for final" in text
+    assert "verified" in text
+    pixels = np.asarray(page.render(scale=1.5).to_pil().convert("RGB"), dtype=np.int16)
+    assert pixels.shape[:2] == (1263, 893)
+    ink = np.any(pixels < 200, axis=2).mean()
+    assert 0.05 < ink < 0.7, ink  # text and pictures, not an empty or a solid page
+    strip = np.all(np.abs(pixels - np.array(TALENT_COLOUR)) < 40, axis=2).sum()
+    assert strip > 500, strip  # the asset's picture is drawn, colours intact
+    document.close()
+
+
+def test_withdrawing_the_approval_or_an_expired_consent_reopens(cast: dict[str, Any]) -> None:
+    ws, docs = cast["ws"], cast["docs"]
+    ok(cli(cast, "ada", "tools", "add", "automatic1111", "--stores-inputs", "no",
+           "--trains-on-inputs", "no", "--enterprise-secured", "yes"))  # fmt: skip
+    asset = register_likeness(cast)
+    ok(cli(cast, "rosa", "review", asset, "--decision", "approve", "--rationale", "intended"))
+    ok(cli(cast, "arti", "declare", asset, "--talent", "Eileen Collins"))
+    ok(cli(cast, "lena", "consent", "add", "--talent", "Eileen Collins", "--scope", "likeness",
+           "--document", docs / "consent.pdf", "--expires", "2026-12-31"))  # fmt: skip
+    made = json.loads(ok(cli(cast, "lena", "approve", asset, "--approver", "J. Doe",
+                             "--reference", "memo 7", "--document", docs / "approval.eml",
+                             "--json")).stdout)  # fmt: skip
+    assert missing(cast, asset) == set()
+    # After the consent's last day, the requirement is missing again.
+    later = run_json("-w", ws, "status", asset, "--as-of", "2027-01-01")
+    assert later["policy"]["missing"] == ["consent:Eileen Collins:likeness"]
+    ok(cli(cast, "lena", "withdraw", "approval", made["approval_id"], "--reason", "recut"))
+    assert missing(cast, asset) == {"approval:use:talent-likeness", "approval:match:cast-faces#2"}
+    again = cli(cast, "lena", "withdraw", "approval", made["approval_id"], "--reason", "x")
+    assert "withdrawn already" in again.output
+    assert run_json("-w", ws, "audit", "verify")["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("who", "args", "message"),
+    [
+        ("arti", ("consent", "add", "--talent", "X", "--scope", "likeness", "--document",
+                  "{docs}/consent.pdf", "--expires", "2027-01-01"), "needs the legal role"),
+        ("rosa", ("approve", "{asset}", "--approver", "J", "--reference", "r", "--document",
+                  "{docs}/approval.eml"), "needs the legal role"),
+        ("arti", ("tools", "add", "x", "--stores-inputs", "no", "--trains-on-inputs", "no",
+                  "--enterprise-secured", "no"), "needs the admin or legal role"),
+        ("lena", ("consent", "add", "--talent", "X", "--scope", "likeness", "--document",
+                  "{docs}/missing.pdf", "--expires", "2027-01-01"), "no such file"),
+        ("lena", ("consent", "add", "--talent", "X", "--scope", "likeness", "--document",
+                  "{docs}/consent.pdf", "--expires", "next year"), "is not a date"),
+        ("lena", ("consent", "add", "--talent", "X\x00", "--scope", "likeness", "--document",
+                  "{docs}/consent.pdf", "--expires", "2027-01-01"), "NUL"),
+        ("lena", ("withdraw", "consent", "99", "--reason", "x"), "no consent #99"),
+        ("arti", ("declare", "{asset}"), "declare at least one"),
+        ("arti", ("declare", "{asset}", "--expires", "31/12/2026"), "is not a date"),
+        ("arti", ("status", "9999"), "no asset with id 9999"),
+        ("arti", ("export", "production", "Nowhere", "--out", "{tmp}/x"), "no production"),
+    ],
+)  # fmt: skip
+def test_bad_clearance_commands_change_nothing(
+    cast: dict[str, Any], who: str, args: tuple[str, ...], message: str
+) -> None:
+    asset = register_likeness(cast)
+    before = snapshot(cast["ws"])
+    filled = [a.format(docs=cast["docs"], asset=asset, tmp=cast["tmp"]) for a in args]
+    result = cli(cast, who, *filled)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert snapshot(cast["ws"]) == before
+    assert not (cast["tmp"] / "x").exists()
+
+
+def test_tools_are_listed_with_their_handling(cast: dict[str, Any]) -> None:
+    register_likeness(cast)  # automatic1111, first seen here: unknown handling
+    [tool] = run_json("-w", cast["ws"], "tools", "list")["tools"]
+    assert (tool["name"], tool["vetted"], tool["stores_inputs"], tool["assets"]) == (
+        "automatic1111", False, "unknown", 1
+    )  # fmt: skip
+    ok(cli(cast, "lena", "tools", "add", "AUTOMATIC1111", "--stores-inputs", "yes",
+           "--trains-on-inputs", "no", "--enterprise-secured", "no"))  # fmt: skip
+    ok(cli(cast, "ada", "tools", "add", "automatic1111", "--stores-inputs", "no",
+           "--trains-on-inputs", "no", "--enterprise-secured", "yes"))  # fmt: skip
+    shown = run_json("-w", cast["ws"], "tools", "show", "automatic1111")
+    assert [h["stores_inputs"] for h in shown["history"]] == ["yes", "no"]
+    assert (shown["stores_inputs"], shown["vetted_by"]) == ("no", "ada")
+    assert "automatic1111" in run("-w", cast["ws"], "tools", "list").stdout
+
+
+def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
+    ws = tmp_path / "demo"
+    ok(run("demo", ws))
+    out = tmp_path / "disclosure"
+    ok(run("-w", ws, "export", "production", "Demo", "--out", out, "--as-of", "2026-11-22"))
+    summary = json.loads((out / "disclosure.json").read_text())
+    jsonschema.validate(summary, schema_document("disclosure-1"))
+    assert summary["totals"]["assets"] == 10
+    uses = {c["intended_use"]: c["count"] for c in summary["categories"]}
+    assert sum(uses.values()) == 10
+    assert uses["ideation"] == 3
+    for record_file in sorted((out / "assets").glob("asset-*.json")):
+        jsonschema.validate(json.loads(record_file.read_text()), schema_document("record-1"))
+    assert len(list((out / "assets").glob("*.html"))) == 10
+    text = pypdfium2.PdfDocument(str(out / "disclosure.pdf"))[0].get_textpage().get_text_range()
+    assert "Generative AI disclosure: Demo" in text

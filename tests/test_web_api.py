@@ -49,6 +49,7 @@ READS = [
     ("/api/v1/assets/{shot}/matches", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/assets/{shot}/reviews", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/assets/{shot}/history", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}/status", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/reference-sets", {"rosa", "lena", "ada"}),
     ("/api/v1/reference-sets/studio-ip", {"rosa", "lena", "ada"}),
     ("/api/v1/queue", {"rosa", "lena", "ada"}),

@@ -140,6 +140,12 @@ def test_a_reviewer_works_through_the_queue(browser: Any, served: dict[str, Any]
     assert "astronaut.jpg" in pair.inner_text()
     assert "fired" in pair.inner_text()
 
+    # The policy's requirements, met and missing.
+    requirements = page.locator("[data-testid=requirements]").inner_text()
+    assert "missing Similarity review of the high verdict signed off" in requirements
+    assert "met Checked against the reference sets" in requirements
+    assert "not cleared" in page.locator("[data-testid=cleared]").inner_text().lower()
+
     # The hostile prompt is shown as text and runs nothing.
     prompt = page.locator("[data-testid=prompt]").inner_text()
     assert "<script>alert(1)</script>" in prompt

@@ -179,6 +179,14 @@ def asset_history(
     return _page(events[offset : offset + limit], len(events), limit, offset)
 
 
+@router.get("/assets/{asset_id}/status", response_model=Item, responses=ERRORS)
+def asset_status(request: Request, user: User, asset_id: int) -> Item:
+    """What the asset must meet to be cleared for final: requirements met and missing, each
+    with its guideline, and findings (``provenance.status/1``)."""
+    _readable(request, user, asset_id)
+    return Item(item=_workspace(request).status(str(asset_id)))
+
+
 @router.get("/reference-sets", response_model=Page, responses=ERRORS)
 def reference_sets(request: Request, user: User, limit: Limit = 50, offset: Offset = 0) -> Page:
     """The active reference sets with their rights status."""

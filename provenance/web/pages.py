@@ -203,6 +203,7 @@ def asset_page(request: Request, asset_id: int, back: str = "") -> Response:
             "form": _form(user, asset),
             "back": _queue_query(_parse_query(back)),
             "history": workspace.asset_history(str(asset_id)),
+            "clearance": workspace.status(str(asset_id))["policy"],
         },
     )
 

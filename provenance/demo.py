@@ -305,7 +305,51 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
         for file, (who, decision, rationale) in DECISIONS.items():
             user = users.local_user(workspace, who)
             workspace.review(str(ids[file]), decision, rationale, user=user)
+        _clearance(workspace, directory, ids)
     return rows
+
+
+def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> None:
+    """Legal's side: two tools vetted (automatic1111 and comfyui stay unknown), expiry dates
+    on the temporary material, the escalated composite licensed and approved in writing."""
+    for tool in ("in-house-pipeline",):
+        workspace.vet_tool(
+            tool,
+            vendor="the studio",
+            version="2.3",
+            stores_inputs="no",
+            trains_on_inputs="no",
+            enterprise_secured="yes",
+            terms_url=None,
+            notes="Runs on the studio's own render nodes.",
+            by="lena",
+        )
+    workspace.declare(str(ids["sh060_sky_v001.png"]), personal_data=None, expires="2027-03-31",
+                      talent=None, by="demo-artist")  # fmt: skip
+    workspace.declare(str(ids["sh040_launch_v003.png"]), personal_data=None,
+                      expires="2026-12-31", talent=None, by="demo-artist")  # fmt: skip
+    composite = str(ids["sh050_wall_v001.png"])
+    workspace.review(
+        composite,
+        "approve",
+        "The framed photograph is licensed for this use (agreement L-2291).",
+        user=users.local_user(workspace, "lena"),
+    )
+    documents = directory / "documents"
+    documents.mkdir()
+    letter = documents / "approval-sh050.txt"
+    letter.write_text(
+        "From: studio contact\nSubject: sh050 wall, final deliverable\n\n"
+        "Approved in writing for the final cut, with the licensed photograph.\n",
+        encoding="utf-8",
+    )
+    workspace.approve(
+        composite,
+        approver="Studio contact (demo)",
+        reference="email 'sh050 wall, final deliverable'",
+        document=letter,
+        by="lena",
+    )
 
 
 def _row(asset: DemoAsset, record: dict[str, Any], check: dict[str, Any]) -> DemoRow:

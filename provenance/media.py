@@ -75,6 +75,9 @@ def decode_image(
     Raises UnsupportedMedia (not an image, or a format we do not take), ImageTooLarge
     (over ``max_pixels``) or CorruptMedia (truncated or damaged data).
     """
+    # Again on every call: a library imported later (WeasyPrint, for PDFs) turns Pillow's
+    # process-wide switch on, and a truncated file would then decode half grey.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
         raise UnsupportedMedia("empty file (0 bytes)")
     try:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install provenance and run the main job offline: the demo workspace, its triage table,
-# one flagged asset's record, the review queue and the audit chain verified.
+# one flagged asset's record, the review queue, that asset's clearance, the production's
+# disclosure summary and evidence packs, and the audit chain verified.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/system_packages.sh pdf    # Pango and fonts for the PDF evidence packs
 bash scripts/_env.sh
 workspace="${1:-demo-workspace}"
 rm -rf "$workspace"
@@ -14,6 +16,10 @@ echo
 .venv/bin/provenance -w "$workspace" show 5
 echo
 .venv/bin/provenance -w "$workspace" queue
+echo
+.venv/bin/provenance -w "$workspace" status 5
+echo
+.venv/bin/provenance -w "$workspace" export production Demo --out "$workspace/exports"
 echo
 .venv/bin/provenance -w "$workspace" audit verify
 echo

@@ -251,3 +251,18 @@ def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
     assert len(list((out / "assets").glob("*.html"))) == 10
     text = pypdfium2.PdfDocument(str(out / "disclosure.pdf"))[0].get_textpage().get_text_range()
     assert "Generative AI disclosure: Demo" in text
+
+
+def test_making_a_pdf_leaves_image_decoding_strict(tmp_path: Path) -> None:
+    """WeasyPrint switches Pillow to accept truncated files when imported; decoding must
+    still refuse them afterwards (in a server that has exported a pack, for one)."""
+    from provenance.errors import CorruptMedia
+    from provenance.export.evidence import to_pdf
+    from provenance.media import decode_image
+
+    assert to_pdf("<p>x</p>").startswith(b"%PDF")
+    path = tmp_path / "cut.jpg"
+    fm.sample("coffee.jpg").save(path, quality=90)
+    data = path.read_bytes()
+    with pytest.raises(CorruptMedia):
+        decode_image(data[: len(data) // 2], max_pixels=10**8)

@@ -31,9 +31,12 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     }
     assert decided["sh060_sky_v001.png"] == "approved"
     assert decided["sh040_launch_v003.png"] == "needs_changes"
-    assert decided["sh050_wall_v001.png"] == "escalated"
+    assert decided["sh050_wall_v001.png"] == "legal_approved"
     queue = run_json("-w", workspace, "queue")["entries"]
-    assert sorted(e["status"] for e in queue) == ["escalated", "flagged", "flagged", "flagged"]
+    assert sorted(e["status"] for e in queue) == ["flagged", "flagged", "flagged"]
+    # Legal licensed and approved the composite: it is cleared for final.
+    composite = next(a["id"] for a in assets if a["original_name"] == "sh050_wall_v001.png")
+    assert run_json("-w", workspace, "status", composite)["policy"]["cleared_for_final"]
     assert run("-w", workspace, "audit", "verify").exit_code == 0
     again = run("demo", workspace)
     assert again.exit_code == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from PIL import ImageFile
 
 from provenance.errors import PdfUnavailable, ProvenanceError
 from provenance.export.record import dumps
@@ -91,5 +92,8 @@ def to_pdf(html: str) -> bytes:
             f"PDF needs Pango ({first}); on Debian: apt-get install libpango-1.0-0 "
             "libpangoft2-1.0-0 fonts-dejavu-core"
         ) from None
+    # WeasyPrint turns on Pillow's process-wide LOAD_TRUNCATED_IMAGES when imported; the
+    # pictures it embeds here are our own thumbnails, and decoding elsewhere must stay strict.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     pdf: bytes = HTML(string=html).write_pdf()
     return pdf

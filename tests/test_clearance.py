@@ -28,9 +28,10 @@ def ok(result: Any) -> Any:
 
 
 @pytest.fixture
-def cast(workspace_dir: Path, tmp_path: Path) -> dict[str, Any]:
-    """Users with tokens, a talent reference set, a vetted tool, and a documents folder."""
-    ws = workspace_dir
+def cast(db_workspace_dir: Path, tmp_path: Path) -> dict[str, Any]:
+    """Users with tokens, a talent reference set and a documents folder, on SQLite and then
+    on PostgreSQL."""
+    ws = db_workspace_dir
     tokens = {}
     for name, role in (("ada", "admin"), ("arti", "artist"), ("rosa", "reviewer"),
                        ("lena", "legal")):  # fmt: skip
@@ -246,6 +247,9 @@ def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
     uses = {c["intended_use"]: c["count"] for c in summary["categories"]}
     assert sum(uses.values()) == 10
     assert uses["ideation"] == 3
+    again = tmp_path / "again"
+    ok(run("-w", ws, "export", "production", "Demo", "--out", again, "--as-of", "2026-11-22"))
+    assert (again / "disclosure.json").read_bytes() == (out / "disclosure.json").read_bytes()
     for record_file in sorted((out / "assets").glob("asset-*.json")):
         jsonschema.validate(json.loads(record_file.read_text()), schema_document("record-1"))
     assert len(list((out / "assets").glob("*.html"))) == 10
@@ -266,3 +270,26 @@ def test_making_a_pdf_leaves_image_decoding_strict(tmp_path: Path) -> None:
     data = path.read_bytes()
     with pytest.raises(CorruptMedia):
         decode_image(data[: len(data) // 2], max_pixels=10**8)
+
+
+def test_temporary_material_past_its_expiry_is_reported(cast: dict[str, Any]) -> None:
+    ws = cast["ws"]
+    sketch = cast["tmp"] / "sketch.png"
+    fm.sample("chelsea.png").save(sketch)
+    result = ok(cli(cast, "arti", "register", sketch, "--use", "ideation", "--json"))
+    asset = json.loads(result.stdout)["results"][0]["asset"]["id"]
+    assert "expiry-date" in missing(cast, asset)
+    ok(cli(cast, "arti", "declare", asset, "--expires", "2026-12-31"))
+    assert "expiry-date" not in missing(cast, asset)
+    assert run_json("-w", ws, "expired", "--as-of", "2026-12-31")["assets"] == []
+    [late] = run_json("-w", ws, "expired", "--as-of", "2027-01-05")["assets"]
+    assert (late["asset_id"], late["expires"], late["days_past"]) == (asset, "2026-12-31", 5)
+    assert "sketch.png" in run("-w", ws, "expired", "--as-of", "2027-01-05").stdout
+    findings = run_json("-w", ws, "status", asset, "--as-of", "2027-01-05")["policy"]["findings"]
+    assert "past-expiry" in [f["key"] for f in findings]
+    # An ideation sketch with nothing to approve: an approval is refused, nothing written.
+    before = snapshot(ws)
+    refused = cli(cast, "lena", "approve", asset, "--approver", "J", "--reference", "r",
+                  "--document", cast["docs"] / "approval.eml")  # fmt: skip
+    assert "needs no written approval" in refused.stderr
+    assert snapshot(ws) == before

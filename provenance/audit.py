@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,6 +152,53 @@ def verify_chain(session: Session) -> ChainReport:
             else "the audit head does not match the last event",
         )
     return ChainReport(True, count, None, f"{count} events verified")
+
+
+def record_digest(document: Any) -> str:
+    """The sha256 of a record's canonical JSON: what its audit event vouches for."""
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def verify_records(
+    session: Session,
+    *,
+    action: str,
+    key: str,
+    noun: str,
+    digests: Iterable[tuple[int, str]],
+) -> tuple[int | None, str] | None:
+    """Compare rows with the audit events that recorded them.
+
+    ``digests``: each row's id and the ``record_digest`` of its content now. The events of
+    ``action`` name the row in ``payload[key]`` and hold ``record_sha256`` (events written
+    before a record kind was vouched for hold none: only their presence is checked). The
+    first problem as (event id, message): a row altered, a row without its event (added
+    behind provenance's back), an event whose row is gone."""
+    recorded: dict[int, tuple[int, str | None]] = {}
+    events = session.execute(
+        select(AuditEvent.id, AuditEvent.payload)
+        .where(AuditEvent.action == action)
+        .order_by(AuditEvent.id)
+    )
+    for event_id, payload in events:
+        fields = json.loads(payload)
+        if key in fields:
+            recorded[int(fields[key])] = (event_id, fields.get("record_sha256"))
+    seen = set()
+    for row_id, digest in digests:
+        seen.add(row_id)
+        entry = recorded.get(row_id)
+        if entry is None:
+            return None, f"{noun} #{row_id} has no audit event: it was added outside provenance"
+        if entry[1] is not None and entry[1] != digest:
+            return entry[0], (
+                f"{noun} #{row_id} does not match its audit event {entry[0]}: "
+                f"the {noun} row was altered"
+            )
+    for row_id, (event_id, _) in sorted(recorded.items()):
+        if row_id not in seen:
+            return event_id, f"{noun} #{row_id} recorded by audit event {event_id} is missing"
+    return None
 
 
 def _broken(count: int, event_id: int | None, message: str) -> ChainReport:

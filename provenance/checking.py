@@ -262,17 +262,18 @@ def _record(
         )
         session.add(check)
         session.flush()
-        for rank, candidate in kept:
-            session.add(
-                Match(
-                    check_id=check.id,
-                    reference_item_id=candidate.item_id,
-                    detector=candidate.detector,
-                    region=candidate.region,
-                    score=candidate.score,
-                    rank=rank,
-                )
+        added = [
+            Match(
+                check_id=check.id,
+                reference_item_id=candidate.item_id,
+                detector=candidate.detector,
+                region=candidate.region,
+                score=candidate.score,
+                rank=rank,
             )
+            for rank, candidate in kept
+        ]
+        session.add_all(added)
         best_json = None
         if judgement.best is not None:
             item = session.get(ReferenceItem, judgement.best.item_id)
@@ -285,6 +286,7 @@ def _record(
                     "attribution": item.attribution,
                     "verdict": judgement.best.verdict.value,
                 }
+        session.flush()
         after = reviews.asset_state(session, asset_id)
         audit.append_event(
             session,
@@ -300,6 +302,7 @@ def _record(
                 "status_before": status_before,
                 "status_after": after.status,
                 "reopened": after.reopened,
+                "record_sha256": check_digest(check, added),
             },
         )
         check_id = check.id
@@ -387,3 +390,39 @@ def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
             for match, item, set_name, rights in rows
         ],
     }
+
+
+def check_digest(check: Check, matches: list[Match]) -> str:
+    """The sha256 of a check row and its matches: what its audit event vouches for."""
+    return audit.record_digest(
+        {
+            "check_id": check.id,
+            "asset_id": check.asset_id,
+            "created_at": check.created_at.isoformat(timespec="microseconds"),
+            "actor": check.actor,
+            "verdict": check.verdict,
+            "detectors": check.detectors,
+            "thresholds": check.thresholds,
+            "reference_sets": check.reference_sets,
+            "reasons": check.reasons,
+            "matches": [
+                [m.reference_item_id, m.detector, m.region, round(m.score, 6), m.rank]
+                for m in sorted(matches, key=lambda m: m.id)
+            ],
+        }
+    )
+
+
+def verify_checks(session: Any) -> tuple[int | None, str] | None:
+    """Every check row (and its matches) against the audit event that recorded it."""
+    grouped: dict[int, list[Match]] = {}
+    for match in session.scalars(select(Match).order_by(Match.id)).yield_per(5000):
+        grouped.setdefault(match.check_id, []).append(match)
+    checks = session.scalars(select(Check).order_by(Check.id)).yield_per(1000)
+    return audit.verify_records(
+        session,
+        action="asset.checked",
+        key="check_id",
+        noun="check",
+        digests=((c.id, check_digest(c, grouped.get(c.id, []))) for c in checks),
+    )

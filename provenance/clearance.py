@@ -330,22 +330,27 @@ def withdraw(workspace: Workspace, kind: str, record_id: int, reason: str, *, ac
             )
         ):
             raise Conflict(f"{kind} #{record_id} is withdrawn already")
-        session.add(
-            Withdrawal(
-                subject_kind=kind,
-                subject_id=record_id,
-                reason=why,
-                recorded_by=actor,
-                recorded_at=utcnow(),
-            )
+        withdrawal = Withdrawal(
+            subject_kind=kind,
+            subject_id=record_id,
+            reason=why,
+            recorded_by=actor,
+            recorded_at=utcnow(),
         )
+        session.add(withdrawal)
+        session.flush()
         subject = f"asset:{row.asset_id}" if isinstance(row, Approval) else f"consent:{row.id}"
         audit.append_event(
             session,
             actor=actor,
             action=f"{kind}.withdrawn",
             subject=subject,
-            payload={f"{kind}_id": record_id, "reason": why},
+            payload={
+                "withdrawal_id": withdrawal.id,
+                f"{kind}_id": record_id,
+                "reason": why,
+                "record_sha256": audit.record_digest(withdrawal_record(withdrawal)),
+            },
         )
 
 
@@ -593,7 +598,54 @@ def _withdrawal_json(row: Withdrawal | None) -> dict[str, Any] | None:
 
 
 def _digest(document: dict[str, Any]) -> str:
-    return hashlib.sha256(audit.canonical_json(document).encode("utf-8")).hexdigest()
+    return audit.record_digest(document)
+
+
+def withdrawal_record(row: Withdrawal) -> dict[str, Any]:
+    return {
+        "withdrawal_id": row.id,
+        "subject_kind": row.subject_kind,
+        "subject_id": row.subject_id,
+        **(_withdrawal_json(row) or {}),
+    }
+
+
+def verify_records(session: Session) -> tuple[int | None, str] | None:
+    """Consents, approvals and withdrawals against the audit events that recorded them."""
+    consents = session.scalars(select(Consent).order_by(Consent.id)).all()
+    problem = audit.verify_records(
+        session,
+        action="consent.recorded",
+        key="consent_id",
+        noun="consent",
+        digests=((c.id, _digest(consent_json(c, withdrawn=None))) for c in consents),
+    )
+    if problem is not None:
+        return problem
+    approvals = session.scalars(select(Approval).order_by(Approval.id)).all()
+    problem = audit.verify_records(
+        session,
+        action="approval.recorded",
+        key="approval_id",
+        noun="approval",
+        digests=((a.id, _digest(approval_json(a, withdrawn=None))) for a in approvals),
+    )
+    if problem is not None:
+        return problem
+    for kind in WITHDRAWABLE:
+        rows = session.scalars(
+            select(Withdrawal).where(Withdrawal.subject_kind == kind).order_by(Withdrawal.id)
+        ).all()
+        problem = audit.verify_records(
+            session,
+            action=f"{kind}.withdrawn",
+            key="withdrawal_id",
+            noun=f"{kind} withdrawal",
+            digests=((w.id, _digest(withdrawal_record(w))) for w in rows),
+        )
+        if problem is not None:
+            return problem
+    return None
 
 
 def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:

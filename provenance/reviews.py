@@ -29,8 +29,6 @@ JSON of one decision, schema ``provenance.review/1``::
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,7 +41,6 @@ from provenance import audit
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import (
     Asset,
-    AuditEvent,
     Check,
     GenerationRecord,
     Match,
@@ -329,39 +326,20 @@ def record_hash(review: Review) -> str:
     body = {name: getattr(review, name) for name in _RECORD_FIELDS}
     body["decided_at"] = review.decided_at.isoformat(timespec="microseconds")
     body["evidence"] = review.evidence
-    return hashlib.sha256(audit.canonical_json(body).encode("utf-8")).hexdigest()
+    return audit.record_digest(body)
 
 
 def verify_decisions(session: Session) -> tuple[int | None, str] | None:
     """Check every decision row against the audit event that recorded it; the first
     mismatch as (event id, message), or None when all agree."""
-    recorded: dict[int, tuple[int, str]] = {}
-    events = session.execute(
-        select(AuditEvent.id, AuditEvent.payload)
-        .where(AuditEvent.action == "review.decided")
-        .order_by(AuditEvent.id)
+    rows = session.scalars(select(Review).order_by(Review.id)).yield_per(1000)
+    return audit.verify_records(
+        session,
+        action="review.decided",
+        key="review_id",
+        noun="decision",
+        digests=((review.id, record_hash(review)) for review in rows),
     )
-    for event_id, payload in events:
-        fields = json.loads(payload)
-        recorded[int(fields["review_id"])] = (event_id, str(fields["record_sha256"]))
-    seen = set()
-    for review in session.scalars(select(Review).order_by(Review.id)).yield_per(1000):
-        seen.add(review.id)
-        entry = recorded.get(review.id)
-        if entry is None:
-            return (
-                None,
-                f"decision #{review.id} has no audit event: it was added outside provenance",
-            )
-        if record_hash(review) != entry[1]:
-            return entry[0], (
-                f"decision #{review.id} does not match its audit event {entry[0]}: "
-                "the decision row was altered"
-            )
-    for review_id, (event_id, _) in sorted(recorded.items()):
-        if review_id not in seen:
-            return event_id, f"decision #{review_id} recorded by audit event {event_id} is missing"
-    return None
 
 
 def _latest_check(session: Session, asset_id: int) -> Check | None:

@@ -909,15 +909,21 @@ class Workspace:
         return target
 
     def verify_audit(self) -> audit.ChainReport:
-        """Verify the audit chain, then every decision row against its audit event."""
+        """Verify the audit chain, then every check, decision, consent, approval and
+        withdrawal row against the audit event that recorded it."""
         with read_session(self.engine) as session:
             report = audit.verify_chain(session)
             if not report.ok:
                 return report
-            problem = reviews.verify_decisions(session)
-            if problem is not None:
-                event_id, message = problem
-                return audit.ChainReport(False, report.events, event_id, message)
+            for verify in (
+                checking.verify_checks,
+                reviews.verify_decisions,
+                clearance.verify_records,
+            ):
+                problem = verify(session)
+                if problem is not None:
+                    event_id, message = problem
+                    return audit.ChainReport(False, report.events, event_id, message)
             return report
 
     def row_counts(self) -> dict[str, int]:

@@ -16,7 +16,7 @@ import pytest
 
 from provenance.export.record import schema_document
 from tests import filemakers as fm
-from tests.conftest import run, run_json, snapshot
+from tests.conftest import run, run_json, snapshot, sql
 from tests.team import as_user
 
 TALENT_COLOUR = (255, 0, 140)
@@ -293,3 +293,32 @@ def test_temporary_material_past_its_expiry_is_reported(cast: dict[str, Any]) ->
                   "--document", cast["docs"] / "approval.eml")  # fmt: skip
     assert "needs no written approval" in refused.stderr
     assert snapshot(ws) == before
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("UPDATE approvals SET approver = 'Someone else'", "approval #1 does not match"),
+        ("UPDATE consents SET expires = '2099-12-31'", "consent #1 does not match"),
+        ("DELETE FROM withdrawals", "approval withdrawal #1 recorded by audit event"),
+        ("UPDATE checks SET verdict = 'clear'", "the check row was altered"),
+        ("UPDATE matches SET score = 0.1", "the check row was altered"),
+        ("DELETE FROM matches", "the check row was altered"),
+    ],
+)
+def test_audit_verify_catches_tampered_clearance_records(
+    cast: dict[str, Any], statement: str, message: str
+) -> None:
+    ws, docs = cast["ws"], cast["docs"]
+    asset = register_likeness(cast)
+    ok(cli(cast, "arti", "declare", asset, "--talent", "Eileen Collins"))
+    ok(cli(cast, "lena", "consent", "add", "--talent", "Eileen Collins", "--scope", "likeness",
+           "--document", docs / "consent.pdf", "--expires", "2027-12-31"))  # fmt: skip
+    ok(cli(cast, "lena", "approve", asset, "--approver", "J. Doe", "--reference", "memo",
+           "--document", docs / "approval.eml"))  # fmt: skip
+    ok(cli(cast, "lena", "withdraw", "approval", "1", "--reason", "recut"))
+    assert run_json("-w", ws, "audit", "verify")["ok"] is True
+    sql(ws, statement)
+    broken = run("-w", ws, "audit", "verify")
+    assert broken.exit_code == 1
+    assert message in broken.stderr

@@ -768,10 +768,13 @@ class Workspace:
                  "disclosure.html": html.encode("utf-8")}  # fmt: skip
         if pdf:
             files["disclosure.pdf"] = evidence.to_pdf(html)
-        for category in summary["categories"]:
-            for entry in category["assets"]:
-                record = self.asset_record(str(entry["asset_id"]), today=today)
-                stem = f"assets/asset-{entry['asset_id']}"
+        ids = [entry["asset_id"] for c in summary["categories"] for entry in c["assets"]]
+        with read_session(self.engine) as session:
+            chain = audit.verify_chain(session)  # once for the whole export
+            for asset_id in ids:
+                asset = repository.find_asset(session, str(asset_id))
+                record = record_export.asset_record(session, asset, today or _today(), chain)
+                stem = f"assets/asset-{asset_id}"
                 files[f"{stem}.json"] = record_export.dumps(record).encode("utf-8")
                 files[f"{stem}.html"] = evidence.asset_pack_html(self, record).encode("utf-8")
         return _write_files(out, files)

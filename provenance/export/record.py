@@ -43,15 +43,19 @@ def schema_document(name: str) -> dict[str, Any]:
     return document
 
 
-def asset_record(session: Session, asset: Asset, today: dt.date) -> dict[str, Any]:
-    """The full provenance record of ``asset`` as of ``today``."""
+def asset_record(
+    session: Session, asset: Asset, today: dt.date, chain: audit.ChainReport | None = None
+) -> dict[str, Any]:
+    """The full provenance record of ``asset`` as of ``today``. ``chain``: the audit log's
+    verification, when the caller has it already (one per export, not one per asset)."""
     status = clearance.status(session, asset, today)
     events = session.scalars(
         select(AuditEvent)
         .where(AuditEvent.subject.in_(_subjects(asset, status)))
         .order_by(AuditEvent.id)
     ).all()
-    chain = audit.verify_chain(session)
+    if chain is None:
+        chain = audit.verify_chain(session)
     record = asset_json(asset)
     tool_name = status["tool"]["name"] if status["tool"] else None
     tool = None

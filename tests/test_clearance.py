@@ -322,3 +322,11 @@ def test_audit_verify_catches_tampered_clearance_records(
     broken = run("-w", ws, "audit", "verify")
     assert broken.exit_code == 1
     assert message in broken.stderr
+
+
+def test_no_pdf_writes_the_record_and_the_page_only(cast: dict[str, Any]) -> None:
+    asset = register_likeness(cast)
+    out = cast["tmp"] / "light"
+    ok(run("-w", cast["ws"], "export", "asset", asset, "--out", out, "--no-pdf"))
+    assert sorted(p.name for p in out.iterdir()) == [f"asset-{asset}.html", f"asset-{asset}.json"]
+    assert oct((out / f"asset-{asset}.json").stat().st_mode & 0o777) == "0o644"

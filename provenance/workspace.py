@@ -718,7 +718,16 @@ class Workspace:
         clearance.withdraw(self, kind, record_id, reason, actor=actor)
 
     def declare(self, ref: str, *, by: str | None = None, **declared: Any) -> dict[str, Any]:
+        """Declare facts about an asset; with a token, an artist only about their own."""
         actor = self._actor_in(by, users.ROLES, "declaring")
+        if self.token is not None and users.authenticate(self, self.token)["role"] == "artist":
+            with read_session(self.engine) as session:
+                asset = repository.find_asset(session, ref)
+                if asset.registered_by != actor:
+                    raise AccessDenied(
+                        f"artists declare facts only about the assets they registered; "
+                        f"asset {asset.id} was registered by {asset.registered_by!r}"
+                    )
         return clearance.declare(self, ref, actor=actor, **declared)
 
     def status(self, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:

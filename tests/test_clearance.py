@@ -34,9 +34,9 @@ def cast(db_workspace_dir: Path, tmp_path: Path) -> dict[str, Any]:
     ws = db_workspace_dir
     tokens = {}
     for name, role in (("ada", "admin"), ("arti", "artist"), ("rosa", "reviewer"),
-                       ("lena", "legal")):  # fmt: skip
+                       ("lena", "legal"), ("amy", "artist")):  # fmt: skip
         ok(run("-w", ws, "users", "add", name, "--role", role))
-    for name in ("ada", "arti", "rosa", "lena"):
+    for name in ("ada", "arti", "rosa", "lena", "amy"):
         env = as_user(tokens["ada"]) if tokens else None
         tokens[name] = ok(run("-w", ws, "users", "token", name, env=env)).stdout.strip()
     refs = tmp_path / "cast"
@@ -201,6 +201,7 @@ def test_withdrawing_the_approval_or_an_expired_consent_reopens(cast: dict[str, 
                   "{docs}/consent.pdf", "--expires", "2027-01-01"), "NUL"),
         ("lena", ("withdraw", "consent", "99", "--reason", "x"), "no consent #99"),
         ("arti", ("declare", "{asset}"), "declare at least one"),
+        ("amy", ("declare", "{asset}", "--personal-data", "yes"), "only about the assets they"),
         ("arti", ("declare", "{asset}", "--expires", "31/12/2026"), "is not a date"),
         ("arti", ("status", "9999"), "no asset with id 9999"),
         ("arti", ("export", "production", "Nowhere", "--out", "{tmp}/x"), "no production"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,7 @@ from provenance.db.tables import (
     utcnow,
 )
 from provenance.errors import Conflict, InvalidInput, NotFound
-from provenance.reviews import asset_state
+from provenance.reviews import status_of
 
 if TYPE_CHECKING:
     from provenance.workspace import Workspace
@@ -404,9 +405,41 @@ def declare(
 # -- facts and status -----------------------------------------------------------------------
 
 
-def _withdrawn(session: Session, kind: str) -> dict[int, Withdrawal]:
-    rows = session.scalars(select(Withdrawal).where(Withdrawal.subject_kind == kind)).all()
-    return {w.subject_id: w for w in rows}
+class Lookups:
+    """Workspace-wide records the policy reads for every asset (withdrawals, consents, the
+    sets' rights, tools' current vettings), each read once per session: a production's
+    disclosure asks for thousands of statuses."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._withdrawn: dict[str, dict[int, Withdrawal]] = {}
+        self._rights: dict[str, str] | None = None
+        self._consents: list[Consent] | None = None
+        self._profiles: dict[int, ToolProfile | None] = {}
+
+    def withdrawn(self, kind: str) -> dict[int, Withdrawal]:
+        if kind not in self._withdrawn:
+            rows = self.session.scalars(
+                select(Withdrawal).where(Withdrawal.subject_kind == kind)
+            ).all()
+            self._withdrawn[kind] = {w.subject_id: w for w in rows}
+        return self._withdrawn[kind]
+
+    def rights(self) -> dict[str, str]:
+        if self._rights is None:
+            statement = select(ReferenceSet.name, ReferenceSet.rights_status)
+            self._rights = {str(row[0]): str(row[1]) for row in self.session.execute(statement)}
+        return self._rights
+
+    def consents(self) -> list[Consent]:
+        if self._consents is None:
+            self._consents = list(self.session.scalars(select(Consent).order_by(Consent.id)).all())
+        return self._consents
+
+    def profile(self, tool_id: int) -> ToolProfile | None:
+        if tool_id not in self._profiles:
+            self._profiles[tool_id] = current_profile(self.session, tool_id)
+        return self._profiles[tool_id]
 
 
 def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
@@ -425,16 +458,36 @@ def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
     return result
 
 
+@dataclass(frozen=True)
+class _Gathered:
+    facts: policy.AssetFacts
+    consents: list[policy.Consent]
+    approvals: list[policy.Approval]
+    consent_rows: list[Consent]
+    approval_rows: list[Approval]
+    declared: dict[str, Any]
+
+
 def gather(
     session: Session, asset: Asset
 ) -> tuple[policy.AssetFacts, list[policy.Consent], list[policy.Approval]]:
     """The policy's inputs for ``asset``, read from the records."""
+    found = _gather(session, asset, Lookups(session))
+    return found.facts, found.consents, found.approvals
+
+
+def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
     latest: Check | None = asset.checks[-1] if asset.checks else None
-    state = asset_state(session, asset.id)
+    # The asset comes with its checks and decisions loaded (repository.with_details).
+    state = status_of(
+        latest.verdict if latest else None,
+        latest.id if latest else None,
+        asset.reviews[-1] if asset.reviews else None,
+    )
     record = asset.generation_records[-1] if asset.generation_records else None
     tool = None
     if record is not None and record.tool is not None:
-        profile = current_profile(session, record.tool.id)
+        profile = lookups.profile(record.tool.id)
         tool = policy.ToolFacts(
             record.tool.name,
             profile.stores_inputs if profile else "unknown",
@@ -443,7 +496,7 @@ def gather(
         )
     matches: list[policy.MatchFacts] = []
     if latest is not None and latest.verdict != "clear":
-        rights = dict(session.execute(select(ReferenceSet.name, ReferenceSet.rights_status)).all())
+        rights = lookups.rights()
         seen = set()
         close = [
             (r["reference_set"], r["item_id"], r["verdict"])
@@ -461,11 +514,10 @@ def gather(
                 policy.MatchFacts(set_name, rights.get(set_name, "third-party"), item_id, verdict)
             )
     declared = declarations_of(session, asset.id)
-    production = asset.production.name if asset.production else None
     facts = policy.AssetFacts(
         asset_id=asset.id,
         intended_use=asset.intended_use,
-        production=production,
+        production=asset.production.name if asset.production else None,
         checked=latest is not None,
         verdict=latest.verdict if latest else None,
         review_status=state.status,
@@ -475,7 +527,12 @@ def gather(
         personal_data=bool(declared["personal_data"]),
         expires=declared["expires"],
     )
-    withdrawn_consents = _withdrawn(session, "consent")
+    withdrawn_consents = lookups.withdrawn("consent")
+    consent_rows = [
+        c
+        for c in lookups.consents()
+        if any(c.talent.casefold() == t.casefold() for t, _ in facts.talent)
+    ]
     consents = [
         policy.Consent(
             c.id,
@@ -485,10 +542,14 @@ def gather(
             c.expires,
             c.id in withdrawn_consents,
         )
-        for c in session.scalars(select(Consent).order_by(Consent.id)).all()
-        if any(c.talent.casefold() == t.casefold() for t, _ in facts.talent)
+        for c in consent_rows
     ]
-    withdrawn_approvals = _withdrawn(session, "approval")
+    withdrawn_approvals = lookups.withdrawn("approval")
+    approval_rows = list(
+        session.scalars(
+            select(Approval).where(Approval.asset_id == asset.id).order_by(Approval.id)
+        ).all()
+    )
     approvals = [
         policy.Approval(
             a.id,
@@ -497,29 +558,22 @@ def gather(
             frozenset(a.covers.get("triggers", [])),
             a.id in withdrawn_approvals,
         )
-        for a in session.scalars(
-            select(Approval).where(Approval.asset_id == asset.id).order_by(Approval.id)
-        ).all()
+        for a in approval_rows
     ]
-    return facts, consents, approvals
+    return _Gathered(facts, consents, approvals, consent_rows, approval_rows, declared)
 
 
-def status(session: Session, asset: Asset, today: dt.date) -> dict[str, Any]:
-    """The asset's clearance status (``provenance.status/1``) on ``today``."""
-    facts, consents, approvals = gather(session, asset)
-    result = policy.evaluate(facts, consents, approvals, today)
-    withdrawn_consents = _withdrawn(session, "consent")
-    withdrawn_approvals = _withdrawn(session, "approval")
-    consent_rows = {
-        c.id: c
-        for c in session.scalars(
-            select(Consent).where(Consent.id.in_([c.consent_id for c in consents]))
-        )
-    }
-    approval_rows = session.scalars(
-        select(Approval).where(Approval.asset_id == asset.id).order_by(Approval.id)
-    ).all()
-    declared = declarations_of(session, asset.id)
+def status(
+    session: Session, asset: Asset, today: dt.date, lookups: Lookups | None = None
+) -> dict[str, Any]:
+    """The asset's clearance status (``provenance.status/1``) on ``today``. ``lookups``:
+    shared by the statuses of one export."""
+    lookups = lookups or Lookups(session)
+    found = _gather(session, asset, lookups)
+    facts, declared = found.facts, found.declared
+    result = policy.evaluate(facts, found.consents, found.approvals, today)
+    withdrawn_consents = lookups.withdrawn("consent")
+    withdrawn_approvals = lookups.withdrawn("approval")
     return {
         "schema": STATUS_SCHEMA,
         "asset": {
@@ -547,11 +601,10 @@ def status(session: Session, asset: Asset, today: dt.date) -> dict[str, Any]:
             "talent": [list(t) for t in declared["talent"]] if declared["talent"] else [],
         },
         "consents": [
-            consent_json(consent_rows[c.consent_id], withdrawn=withdrawn_consents.get(c.consent_id))
-            for c in consents
+            consent_json(c, withdrawn=withdrawn_consents.get(c.id)) for c in found.consent_rows
         ],
         "approvals": [
-            approval_json(a, withdrawn=withdrawn_approvals.get(a.id)) for a in approval_rows
+            approval_json(a, withdrawn=withdrawn_approvals.get(a.id)) for a in found.approval_rows
         ],
         "policy": result.to_json(),
     }

@@ -125,3 +125,15 @@ def test_synthetic_vectors_follow_the_real_ones() -> None:
     assert spread_fake[0] > 2 * spread_fake[1:].max()
     isotropic = synthetic_like(rng.standard_normal((2000, 8)).astype(np.float32), 5000, seed=1)
     assert np.abs(isotropic).mean(axis=0).max() < 1.3 * np.abs(isotropic).mean(axis=0).min()
+
+
+def test_review_scale_fills_a_verifiable_workspace(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.review_scale import measure
+
+    result = measure(60, 1, tmp_path)
+    assert result["assets"] == 60
+    # A third of the flagged assets were decided; the rest wait in the queue.
+    assert result["open_in_queue"] == result["flagged"] - result["flagged"] // 3
+    assert set(result["median_seconds"]) == {
+        "queue", "asset_page", "status", "disclosure", "audit_verify"
+    }  # fmt: skip

@@ -105,8 +105,9 @@ def production_disclosure(session: Session, name: str, today: dt.date) -> dict[s
         .order_by(Asset.id)
     ).all()
     rows = []
+    lookups = clearance.Lookups(session)
     for asset in assets:
-        status = clearance.status(session, asset, today)
+        status = clearance.status(session, asset, today, lookups)
         active = [a for a in status["approvals"] if a["withdrawn"] is None]
         rows.append(
             {

@@ -23,6 +23,8 @@ if [ "${1:-}" = "--quick" ]; then
         --out benchmarks/results/index_search-quick.json
     $py benchmarks/speed.py --images 32 --refs 200 --repeats 1 \
         --out benchmarks/results/speed-quick.json
+    $py benchmarks/review_scale.py --sizes 1000 --repeats 3 \
+        --out benchmarks/results/review_scale-quick.json
 else
     suffix=
     $py benchmarks/quality.py --repeats 3
@@ -33,6 +35,7 @@ else
         --out benchmarks/results/index_search-1m.json
     $py benchmarks/speed.py --images 64 --refs 500 --repeats 3
     $py benchmarks/draft_decoding.py
+    $py benchmarks/review_scale.py --sizes 1000 10000 --repeats 3
 fi
 RESULTS_SUFFIX=$suffix $py - <<'PY'
 import nbformat

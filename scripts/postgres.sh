@@ -17,4 +17,6 @@ as_postgres() { su postgres -c "$1"; }
 if ! as_postgres "psql -p $port -tAc \"SELECT 1 FROM pg_roles WHERE rolname = '$role'\"" | grep -q 1; then
     as_postgres "psql -p $port -qc \"CREATE ROLE $role LOGIN CREATEDB PASSWORD '$role'\""
 fi
+# Dropping a test database WITH (FORCE) may have to end an autovacuum worker on it.
+as_postgres "psql -p $port -qc \"GRANT pg_signal_backend TO $role\"" >/dev/null
 echo "postgresql://$role:$role@127.0.0.1:$port/postgres"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from provenance.cli import cli
 from provenance.workspace import Workspace
@@ -56,9 +58,24 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     try:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+        try:
+            _drop_database(engine, name)
+        finally:
+            engine.dispose()
+
+
+def _drop_database(engine: Any, name: str) -> None:
+    """Drop a test database. FORCE ends its sessions; an autovacuum worker that has just
+    started on it may need a moment (or pg_signal_backend, which scripts/postgres.sh grants)."""
+    for attempt in range(10):
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture

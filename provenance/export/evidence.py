@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from PIL import ImageFile
+from PIL import Image, ImageDraw, ImageFile
 
+from provenance.checking import REGION_BOXES
 from provenance.errors import PdfUnavailable, ProvenanceError
 from provenance.export.record import dumps
 
@@ -33,12 +35,27 @@ _environment = Environment(
 _environment.filters["basename"] = lambda path: str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _picture(workspace: Workspace, sha256: str) -> str | None:
-    """A thumbnail as a data: URI, or None when the stored copy cannot be read."""
+def _picture(
+    workspace: Workspace, sha256: str, region: tuple[float, float, float, float] | None = None
+) -> str | None:
+    """A thumbnail as a data: URI, with ``region`` (fractions of the picture) outlined; None
+    when the stored copy cannot be read."""
     try:
         data = workspace.thumbnail(sha256, THUMBNAIL).read_bytes()
     except ProvenanceError:
         return None
+    if region is not None:
+        with Image.open(io.BytesIO(data)) as opened:
+            picture = opened.convert("RGB")
+        width, height = picture.size
+        left, top, right, bottom = region
+        box = (left * width, top * height, right * width - 1, bottom * height - 1)
+        draw = ImageDraw.Draw(picture)
+        draw.rectangle(box, outline=(0, 0, 0), width=5)
+        draw.rectangle(box, outline=(255, 212, 0), width=3)
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=85)
+        data = buffer.getvalue()
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -67,9 +84,13 @@ def asset_pack_html(workspace: Workspace, record: dict[str, Any]) -> str:
     references = [
         {**match, "picture": _picture(workspace, match["sha256"])} for match in _references(record)
     ]
+    # The region of the asset where the strongest reference was found, outlined.
+    region = references[0]["region"] if references else "whole"
+    box = None if region == "whole" else REGION_BOXES.get(region)
     return _environment.get_template("evidence.html").render(
         record=record,
-        picture=_picture(workspace, record["asset"]["sha256"]),
+        picture=_picture(workspace, record["asset"]["sha256"], box),
+        region=region if box else None,
         references=references,
         record_sha256=hashlib.sha256(dumps(record).encode("utf-8")).hexdigest(),
     )

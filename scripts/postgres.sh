@@ -18,5 +18,5 @@ if ! as_postgres "psql -p $port -tAc \"SELECT 1 FROM pg_roles WHERE rolname = '$
     as_postgres "psql -p $port -qc \"CREATE ROLE $role LOGIN CREATEDB PASSWORD '$role'\""
 fi
 # Dropping a test database WITH (FORCE) may have to end an autovacuum worker on it.
-as_postgres "psql -p $port -qc \"GRANT pg_signal_backend TO $role\"" >/dev/null
+as_postgres "psql -p $port -qc \"SET client_min_messages TO warning; GRANT pg_signal_backend TO $role\"" >/dev/null
 echo "postgresql://$role:$role@127.0.0.1:$port/postgres"

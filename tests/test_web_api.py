@@ -270,3 +270,16 @@ def test_a_session_ends_when_its_token_is_replaced_and_forms_need_csrf(
     assert (gone.status_code, gone.headers["location"]) == (303, "/signin")
     client.cookies.set("provenance_session", "e30.0000")
     assert client.get("/queue", follow_redirects=False).status_code == 303
+
+
+def test_hostile_cookies_and_form_fields_are_refused_not_crashed(api: dict[str, Any]) -> None:
+    client = api["client"]
+    shot = api["ids"]["shot010"]
+    raw = {"cookie": "provenance_session=e30.\u00e9\u00e9".encode()}  # bytes a browser may send
+    assert client.get("/queue", headers=raw, follow_redirects=False).status_code == 303
+    sign_in(client, api["tokens"]["rosa"])
+    form = {"decision": "approve", "rationale": "ok", "previous": "", "csrf": "\u00e9t\u00e9"}
+    assert client.post(f"/assets/{shot}/review", data=form).status_code == 403
+    client.cookies.set("provenance_signin", "abc", path="/signin")
+    answer = client.post("/signin", data={"token": "x", "nonce": "\u00e9"}, follow_redirects=False)
+    assert answer.status_code == 303

@@ -88,7 +88,7 @@ class Sessions:
         if not cookie or "." not in cookie:
             return None
         payload, _, signature = cookie.rpartition(".")
-        if not hmac.compare_digest(signature, self._sign("session|" + payload)):
+        if not _same(signature, self._sign("session|" + payload)):
             return None
         try:
             body = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
@@ -101,7 +101,7 @@ class Sessions:
         if found is None:
             return None
         user, token_sha256 = found
-        if not hmac.compare_digest(binding, self._sign("bind|" + token_sha256)[:32]):
+        if not _same(binding, self._sign("bind|" + token_sha256)[:32]):
             return None
         return user
 
@@ -111,7 +111,12 @@ class Sessions:
     def csrf_ok(self, cookie: str | None, given: str | None) -> bool:
         if not cookie or not given:
             return False
-        return hmac.compare_digest(self.csrf(cookie), given)
+        return _same(self.csrf(cookie), given)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes hostile (non-ASCII) input."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
 def can_read(user: dict[str, Any], asset: dict[str, Any]) -> bool:

@@ -97,7 +97,9 @@ def signin(
     request: Request, token: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = ""
 ) -> Response:
     expected = request.cookies.get(SIGNIN_COOKIE)
-    if not expected or not secrets.compare_digest(expected, nonce):
+    if not expected or not secrets.compare_digest(
+        expected.encode("utf-8", "replace"), nonce.encode("utf-8", "replace")
+    ):
         return RedirectResponse("/signin?error=expired", 303)
     try:
         user = users.authenticate(_workspace(request), token.strip())

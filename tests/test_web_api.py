@@ -166,6 +166,8 @@ def test_a_stale_decision_is_a_conflict(api: dict[str, Any]) -> None:
         ("GET", "/api/v1/reference-sets/nope", None, 404, "NotFound"),
         ("GET", "/api/v1/assets?limit=0", None, 422, "InvalidInput"),
         ("GET", "/api/v1/assets?limit=501", None, 422, "InvalidInput"),
+        ("GET", "/api/v1/assets?offset=100000000000000000000", None, 422, "InvalidInput"),
+        ("GET", "/api/v1/assets/99999999999", None, 404, "NotFound"),
         ("GET", "/api/v1/queue?sort=random", None, 422, "InvalidInput"),
         ("GET", "/api/v1/nothing-here", None, 404, "HTTPError"),
         ("POST", "/api/v1/reviews", {"asset_id": 1}, 422, "InvalidInput"),

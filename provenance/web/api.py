@@ -47,7 +47,7 @@ def api_user(
 
 User = Annotated[dict[str, Any], Depends(api_user)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many items.")]
-Offset = Annotated[int, Query(ge=0, description="Skip this many items.")]
+Offset = Annotated[int, Query(ge=0, le=10**9, description="Skip this many items.")]
 
 
 class Page(BaseModel):

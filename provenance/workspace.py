@@ -826,21 +826,12 @@ class Workspace:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Assets matching every given filter, oldest first, without raw metadata."""
-        return self._assets(
-            production=production,
-            tool=tool,
-            use=use,
-            since=since,
-            registered_by=registered_by,
-            limit=limit,
-            offset=offset,
-        )[0]
+        filters = _asset_filters(production, tool, use, since, registered_by)
+        with read_session(self.engine) as session:
+            assets = repository.list_assets(session, limit=limit, offset=offset, **filters)
+            return [asset_json(asset, include_raw=False) for asset in assets]
 
-    def count_assets(self, **filters: Any) -> int:
-        """How many assets ``list_assets`` gives with these filters (no limit)."""
-        return self._assets(count_only=True, **filters)[1]
-
-    def _assets(
+    def count_assets(
         self,
         *,
         production: str | None = None,
@@ -848,30 +839,11 @@ class Workspace:
         use: str | None = None,
         since: str | None = None,
         registered_by: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        count_only: bool = False,
-    ) -> tuple[list[dict[str, Any]], int]:
-        use_value = None
-        if use is not None:
-            use_value = (
-                IntendedUse.UNDECLARED.value
-                if use.strip().lower() == IntendedUse.UNDECLARED.value
-                else IntendedUse.parse(use).value
-            )
-        since_value = parse_since(since) if since else None
-        filters: dict[str, Any] = {
-            "production": production,
-            "tool": tool,
-            "use": use_value,
-            "since": since_value,
-            "registered_by": registered_by,
-        }
+    ) -> int:
+        """How many assets ``list_assets`` gives with these filters (no limit)."""
+        filters = _asset_filters(production, tool, use, since, registered_by)
         with read_session(self.engine) as session:
-            if count_only:
-                return [], repository.count_assets(session, **filters)
-            assets = repository.list_assets(session, limit=limit, offset=offset, **filters)
-            return [asset_json(asset, include_raw=False) for asset in assets], len(assets)
+            return repository.count_assets(session, **filters)
 
     def asset_checks(self, ref: str) -> list[dict[str, Any]]:
         """Every check of the asset, oldest first, with its matches in full."""
@@ -998,6 +970,30 @@ def parse_since(text: str) -> dt.datetime:
             f"--since {text!r} is not a date (YYYY-MM-DD) or ISO 8601 time"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _asset_filters(
+    production: str | None,
+    tool: str | None,
+    use: str | None,
+    since: str | None,
+    registered_by: str | None,
+) -> dict[str, Any]:
+    """The asset-list filters as the repository takes them (use and date parsed)."""
+    use_value = None
+    if use is not None:
+        use_value = (
+            IntendedUse.UNDECLARED.value
+            if use.strip().lower() == IntendedUse.UNDECLARED.value
+            else IntendedUse.parse(use).value
+        )
+    return {
+        "production": production,
+        "tool": tool,
+        "use": use_value,
+        "since": parse_since(since) if since else None,
+        "registered_by": registered_by,
+    }
 
 
 def _engine(root: Path, settings: Settings) -> Engine:

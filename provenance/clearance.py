@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,38 +228,27 @@ def add_consent(
     production_name = _text(production, "--production", limit=200)
     data, file_name = read_document(document)
     digest = hashlib.sha256(data).hexdigest()
-    created = workspace.store.put(data, digest)
-    try:
-        with write_transaction(workspace.engine) as session:
-            row = Consent(
-                talent=name,
-                scope=scope,
-                production=(
-                    repository.get_or_create_production(session, production_name)
-                    if production_name
-                    else None
-                ),
-                document_sha256=digest,
-                document_name=file_name,
-                expires=until,
-                recorded_by=actor,
-                recorded_at=utcnow(),
-            )
-            session.add(row)
-            session.flush()
-            document_json = consent_json(row, withdrawn=None)
-            audit.append_event(
-                session,
-                actor=actor,
-                action="consent.recorded",
-                subject=f"consent:{row.id}",
-                payload={**document_json, "record_sha256": _digest(document_json)},
-            )
-            return document_json
-    except BaseException:
-        if created:
-            workspace.store.remove(digest)
-        raise
+
+    def write(session: Session) -> tuple[dict[str, Any], str]:
+        row = Consent(
+            talent=name,
+            scope=scope,
+            production=(
+                repository.get_or_create_production(session, production_name)
+                if production_name
+                else None
+            ),
+            document_sha256=digest,
+            document_name=file_name,
+            expires=until,
+            recorded_by=actor,
+            recorded_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()
+        return consent_json(row, withdrawn=None), f"consent:{row.id}"
+
+    return _record_with_document(workspace, data, digest, "consent.recorded", actor, write)
 
 
 def add_approval(
@@ -283,28 +273,49 @@ def add_approval(
     triggers = [key for key, _, _ in policy.approval_triggers(facts)]
     if not triggers:
         raise Conflict(f"asset {asset_id} needs no written approval (nothing requires one)")
+
+    def write(session: Session) -> tuple[dict[str, Any], str]:
+        row = Approval(
+            asset_id=asset_id,
+            approver=who,
+            reference=what,
+            document_sha256=digest,
+            document_name=file_name,
+            covers={"triggers": triggers},
+            recorded_by=actor,
+            recorded_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()
+        return approval_json(row, withdrawn=None), f"asset:{asset_id}"
+
+    return _record_with_document(workspace, data, digest, "approval.recorded", actor, write)
+
+
+def _record_with_document(
+    workspace: Workspace,
+    data: bytes,
+    digest: str,
+    action: str,
+    actor: str,
+    write: Callable[[Session], tuple[dict[str, Any], str]],
+) -> dict[str, Any]:
+    """Put a signed document into the content store, then write its record (``write``
+    adds the row and gives its JSON and the audit subject) and the audit event vouching for it, in
+    one transaction; a failure removes the document again if this call stored it."""
     created = workspace.store.put(data, digest)
     try:
         with write_transaction(workspace.engine) as session:
-            row = Approval(
-                asset_id=asset_id,
-                approver=who,
-                reference=what,
-                document_sha256=digest,
-                document_name=file_name,
-                covers={"triggers": triggers},
-                recorded_by=actor,
-                recorded_at=utcnow(),
-            )
-            session.add(row)
-            session.flush()
-            document_json = approval_json(row, withdrawn=None)
+            document_json, subject = write(session)
             audit.append_event(
                 session,
                 actor=actor,
-                action="approval.recorded",
-                subject=f"asset:{asset_id}",
-                payload={**document_json, "record_sha256": _digest(document_json)},
+                action=action,
+                subject=subject,
+                payload={
+                    **document_json,
+                    "record_sha256": audit.record_digest(document_json),
+                },
             )
             return document_json
     except BaseException:
@@ -650,10 +661,6 @@ def _withdrawal_json(row: Withdrawal | None) -> dict[str, Any] | None:
     }
 
 
-def _digest(document: dict[str, Any]) -> str:
-    return audit.record_digest(document)
-
-
 def withdrawal_record(row: Withdrawal) -> dict[str, Any]:
     return {
         "withdrawal_id": row.id,
@@ -671,7 +678,7 @@ def verify_records(session: Session) -> tuple[int | None, str] | None:
         action="consent.recorded",
         key="consent_id",
         noun="consent",
-        digests=((c.id, _digest(consent_json(c, withdrawn=None))) for c in consents),
+        digests=((c.id, audit.record_digest(consent_json(c, withdrawn=None))) for c in consents),
     )
     if problem is not None:
         return problem
@@ -681,7 +688,7 @@ def verify_records(session: Session) -> tuple[int | None, str] | None:
         action="approval.recorded",
         key="approval_id",
         noun="approval",
-        digests=((a.id, _digest(approval_json(a, withdrawn=None))) for a in approvals),
+        digests=((a.id, audit.record_digest(approval_json(a, withdrawn=None))) for a in approvals),
     )
     if problem is not None:
         return problem
@@ -694,7 +701,7 @@ def verify_records(session: Session) -> tuple[int | None, str] | None:
             action=f"{kind}.withdrawn",
             key="withdrawal_id",
             noun=f"{kind} withdrawal",
-            digests=((w.id, _digest(withdrawal_record(w))) for w in rows),
+            digests=((w.id, audit.record_digest(withdrawal_record(w))) for w in rows),
         )
         if problem is not None:
             return problem

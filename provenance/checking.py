@@ -33,6 +33,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from provenance import audit, reviews
+from provenance.db import repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
@@ -355,13 +356,7 @@ def _kept_matches(
 def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
     """A recorded check as JSON (``provenance.check/1`` without ``best_match``), each match
     with its reference item's identity and its set's rights status."""
-    rows = session.execute(
-        select(Match, ReferenceItem, ReferenceSet.name, ReferenceSet.rights_status)
-        .join(ReferenceItem, Match.reference_item_id == ReferenceItem.id)
-        .join(ReferenceSet, ReferenceItem.set_id == ReferenceSet.id)
-        .where(Match.check_id == check.id)
-        .order_by(Match.id)
-    ).all()
+    rows = repository.check_matches(session, check.id)
     return {
         "schema": CHECK_SCHEMA,
         "check_id": check.id,

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from provenance import audit
+from provenance.db import repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import (
     Asset,
@@ -45,8 +46,6 @@ from provenance.db.tables import (
     GenerationRecord,
     Match,
     Production,
-    ReferenceItem,
-    ReferenceSet,
     Review,
     Tool,
     utcnow,
@@ -268,13 +267,8 @@ def _conflict(asset_id: int, last: Review | None) -> Conflict:
 def evidence_of(session: Session, check: Check) -> dict[str, Any]:
     """What the check showed: its verdict and reasons, thresholds, and its strongest
     matches with the reference items' identities."""
-    rows = session.execute(
-        select(Match, ReferenceItem, ReferenceSet.name, ReferenceSet.rights_status)
-        .join(ReferenceItem, Match.reference_item_id == ReferenceItem.id)
-        .join(ReferenceSet, ReferenceItem.set_id == ReferenceSet.id)
-        .where(Match.check_id == check.id)
-        .order_by(Match.rank, Match.id)
-    ).all()
+    # By rank, then in the order recorded (the sort is stable).
+    rows = sorted(repository.check_matches(session, check.id), key=lambda row: row[0].rank)
     bands = {name: Thresholds(**t) for name, t in check.thresholds.items()}
 
     def strength(match: Match) -> float:

@@ -15,6 +15,7 @@ from provenance.db.tables import (
     Base,
     FingerprintRow,
     GenerationRecord,
+    Match,
     Production,
     ReferenceItem,
     ReferenceSet,
@@ -199,6 +200,19 @@ def active_reference_set_count(session: Session) -> int:
         )
         or 0
     )
+
+
+def check_matches(session: Session, check_id: int) -> list[tuple[Match, ReferenceItem, str, str]]:
+    """A check's matches in the order they were recorded, each with its reference item and
+    the item's set name and rights status."""
+    rows = session.execute(
+        select(Match, ReferenceItem, ReferenceSet.name, ReferenceSet.rights_status)
+        .join(ReferenceItem, Match.reference_item_id == ReferenceItem.id)
+        .join(ReferenceSet, ReferenceItem.set_id == ReferenceSet.id)
+        .where(Match.check_id == check_id)
+        .order_by(Match.id)
+    ).all()
+    return [(m, item, str(name), str(rights)) for m, item, name, rights in rows]
 
 
 def events_about(session: Session, subject: str) -> list[AuditEvent]:

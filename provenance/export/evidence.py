@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFile
 from provenance.checking import REGION_BOXES
 from provenance.errors import PdfUnavailable, ProvenanceError
 from provenance.export.record import dumps
+from provenance.scoring import Thresholds
 
 if TYPE_CHECKING:
     from provenance.workspace import Workspace
@@ -68,8 +69,7 @@ def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
         bands = latest["thresholds"].get(match["detector"])
         if bands is None:
             continue
-        span = bands["high"] - bands["review"]
-        strength = (match["score"] - bands["review"]) / span if span else 0.0
+        strength = Thresholds(**bands).strength(match["score"])
         if strength < 0:
             continue  # beyond the review line: not evidence of anything
         key = (match["reference_set"], match["item_id"])

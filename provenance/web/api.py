@@ -85,6 +85,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _slice(items: list[dict[str, Any]], limit: int, offset: int) -> Page:
+    """A page of a list held whole."""
+    return _page(items[offset : offset + limit], len(items), limit, offset)
+
+
 def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> Page:
     return Page(total=total, limit=limit, offset=offset, items=items)
 
@@ -124,7 +129,7 @@ def list_assets(
         found = [a for a in found if a["review"]["status"] == status]
     if verdict is not None:
         found = [a for a in found if a["checks"] and a["checks"][-1]["verdict"] == verdict]
-    return _page(found[offset : offset + limit], len(found), limit, offset)
+    return _slice(found, limit, offset)
 
 
 def _readable(request: Request, user: dict[str, Any], asset_id: int) -> dict[str, Any]:
@@ -146,7 +151,7 @@ def asset_checks(
     """The asset's checks, oldest first, each with its matches, thresholds and specs."""
     _readable(request, user, asset_id)
     checks = _workspace(request).asset_checks(str(asset_id))
-    return _page(checks[offset : offset + limit], len(checks), limit, offset)
+    return _slice(checks, limit, offset)
 
 
 @router.get("/assets/{asset_id}/matches", response_model=Page, responses=ERRORS)
@@ -157,7 +162,7 @@ def asset_matches(
     _readable(request, user, asset_id)
     checks = _workspace(request).asset_checks(str(asset_id))
     matches = checks[-1]["matches"] if checks else []
-    return _page(matches[offset : offset + limit], len(matches), limit, offset)
+    return _slice(matches, limit, offset)
 
 
 @router.get("/assets/{asset_id}/reviews", response_model=Page, responses=ERRORS)
@@ -166,7 +171,7 @@ def asset_reviews(
 ) -> Page:
     """The asset's decisions, oldest first."""
     decisions = _readable(request, user, asset_id)["review"]["decisions"]
-    return _page(decisions[offset : offset + limit], len(decisions), limit, offset)
+    return _slice(decisions, limit, offset)
 
 
 @router.get("/assets/{asset_id}/history", response_model=Page, responses=ERRORS)
@@ -176,7 +181,7 @@ def asset_history(
     """The audit events about the asset, oldest first."""
     _readable(request, user, asset_id)
     events = _workspace(request).asset_history(str(asset_id))
-    return _page(events[offset : offset + limit], len(events), limit, offset)
+    return _slice(events, limit, offset)
 
 
 @router.get("/assets/{asset_id}/status", response_model=Item, responses=ERRORS)
@@ -192,7 +197,7 @@ def reference_sets(request: Request, user: User, limit: Limit = 50, offset: Offs
     """The active reference sets with their rights status."""
     require_role(user, QUEUE_ROLES, "reading reference sets")
     found = _workspace(request).list_reference_sets()
-    return _page(found[offset : offset + limit], len(found), limit, offset)
+    return _slice(found, limit, offset)
 
 
 @router.get("/reference-sets/{name}", response_model=Item, responses=ERRORS)

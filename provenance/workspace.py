@@ -196,16 +196,21 @@ class Workspace:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def actor(self, by: str | None, *, role: str | None = None, doing: str = "") -> str:
+    def actor(
+        self, by: str | None, *, role: str | tuple[str, ...] | None = None, doing: str = ""
+    ) -> str:
         """Who a write is attributed to. With a token (PROVENANCE_TOKEN): its user, who
-        must hold ``role`` when one is given (``doing`` names the write in the refusal), and
-        ``by`` may only name that user. Without one, the local user of this machine: --by,
-        the ``user`` setting, or the login name."""
+        must hold ``role`` (or one of them) when given (``doing`` names the write in the
+        refusal), and ``by`` may only name that user. Without one, the local user of this
+        machine: --by, the ``user`` setting, or the login name."""
         if self.token is not None:
             user = users.authenticate(self, self.token)
             name = str(user["name"])
-            if role is not None and user["role"] != role:
-                raise AccessDenied(f"{doing} needs the {role} role; {name!r} is {user['role']}")
+            roles = (role,) if isinstance(role, str) else role
+            if roles is not None and user["role"] not in roles:
+                raise AccessDenied(
+                    f"{doing} needs the {' or '.join(roles)} role; {name!r} is {user['role']}"
+                )
             if by and by != name:
                 raise AccessDenied(f"--by {by!r} is not the token's user {name!r}")
             return name
@@ -682,19 +687,8 @@ class Workspace:
 
     # -- tools, consents, approvals, declarations, status -------------------------------
 
-    def _actor_in(self, by: str | None, roles: tuple[str, ...], doing: str) -> str:
-        """The actor of a write that, with a token, needs one of ``roles``."""
-        if self.token is not None:
-            user = users.authenticate(self, self.token)
-            if user["role"] not in roles:
-                raise AccessDenied(
-                    f"{doing} needs the {' or '.join(roles)} role; {user['name']!r} is "
-                    f"{user['role']}"
-                )
-        return self.actor(by)
-
     def vet_tool(self, name: str, *, by: str | None = None, **profile: Any) -> dict[str, Any]:
-        actor = self._actor_in(by, ("admin", "legal"), "vetting a tool")
+        actor = self.actor(by, role=("admin", "legal"), doing="vetting a tool")
         return clearance.vet_tool(self, name, actor=actor, **profile)
 
     def list_tools(self) -> list[dict[str, Any]]:
@@ -704,22 +698,22 @@ class Workspace:
         return clearance.show_tool(self, name)
 
     def add_consent(self, *, by: str | None = None, **consent: Any) -> dict[str, Any]:
-        actor = self._actor_in(by, ("legal",), "recording a consent")
+        actor = self.actor(by, role="legal", doing="recording a consent")
         return clearance.add_consent(self, actor=actor, **consent)
 
     def approve(
         self, ref: str, *, by: str | None = None, today: dt.date | None = None, **approval: Any
     ) -> dict[str, Any]:
-        actor = self._actor_in(by, ("legal",), "recording a written approval")
+        actor = self.actor(by, role="legal", doing="recording a written approval")
         return clearance.add_approval(self, ref, actor=actor, today=today or _today(), **approval)
 
     def withdraw(self, kind: str, record_id: int, reason: str, *, by: str | None = None) -> None:
-        actor = self._actor_in(by, ("legal",), f"withdrawing a {kind}")
+        actor = self.actor(by, role="legal", doing=f"withdrawing a {kind}")
         clearance.withdraw(self, kind, record_id, reason, actor=actor)
 
     def declare(self, ref: str, *, by: str | None = None, **declared: Any) -> dict[str, Any]:
         """Declare facts about an asset; with a token, an artist only about their own."""
-        actor = self._actor_in(by, users.ROLES, "declaring")
+        actor = self.actor(by)
         if self.token is not None and users.authenticate(self, self.token)["role"] == "artist":
             with read_session(self.engine) as session:
                 asset = repository.find_asset(session, ref)

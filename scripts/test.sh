@@ -10,6 +10,10 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
     TEST_POSTGRES_URL=$(bash scripts/postgres.sh)
     export TEST_POSTGRES_URL
 fi
+case "$TEST_POSTGRES_URL" in
+    postgresql://*) ;;
+    *) echo "TEST_POSTGRES_URL is not a postgresql:// URL: $TEST_POSTGRES_URL" >&2; exit 1 ;;
+esac
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -21,6 +21,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from provenance import audit
 from provenance.db.session import read_session, write_transaction
@@ -58,20 +59,25 @@ def token_hash(token: str) -> str:
 def add_user(workspace: Workspace, name: str, role: str, *, actor: str) -> dict[str, Any]:
     check_name(name)
     check_role(role)
-    with write_transaction(workspace.engine) as session:
-        if session.scalar(select(User).where(User.name == name)) is not None:
-            raise InvalidInput(f"user {name!r} exists already")
-        user = User(name=name, role=role)
-        session.add(user)
-        session.flush()
-        audit.append_event(
-            session,
-            actor=actor,
-            action="user.added",
-            subject=f"user:{name}",
-            payload={"role": role},
-        )
-        return user_json(user)
+    exists = InvalidInput(f"user {name!r} exists already")
+    try:
+        with write_transaction(workspace.engine) as session:
+            if session.scalar(select(User).where(User.name == name)) is not None:
+                raise exists
+            user = User(name=name, role=role)
+            session.add(user)
+            session.flush()
+            audit.append_event(
+                session,
+                actor=actor,
+                action="user.added",
+                subject=f"user:{name}",
+                payload={"role": role},
+            )
+            return user_json(user)
+    except IntegrityError:
+        # Two admins adding the same name at once (PostgreSQL): the unique name decides.
+        raise exists from None
 
 
 def issue_token(workspace: Workspace, name: str, *, actor: str) -> str:

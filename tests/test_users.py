@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from provenance import Workspace, users
-from provenance.errors import AccessDenied
+from provenance.errors import AccessDenied, InvalidInput, ProvenanceError
 from tests.conftest import dump, run, run_json, snapshot, sql
 
 
@@ -149,3 +151,38 @@ def test_writes_with_a_token_are_attributed_to_its_user(workspace_dir: Path) -> 
         assert result.exit_code == 1
         assert message in result.stderr
         assert snapshot(workspace_dir) == before
+
+
+def test_admins_adding_the_same_user_at_once_get_one_user_and_clear_errors(
+    workspace_dir: Path,
+) -> None:
+    """On PostgreSQL the name check and the insert of concurrent admins can interleave; the
+    unique name decides, and the losers hear "exists already", not a database error."""
+    attempts = 6
+    barrier = threading.Barrier(attempts)
+    outcomes: list[Any] = [None] * attempts
+
+    def add(position: int) -> None:
+        with Workspace.open(workspace_dir) as workspace:
+            barrier.wait()
+            try:
+                outcomes[position] = workspace.add_user("mia", "reviewer", by="admin")
+            except ProvenanceError as exc:
+                outcomes[position] = exc
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    added = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in outcomes if isinstance(o, InvalidInput)]
+    assert len(added) == 1, outcomes
+    assert len(refused) == attempts - 1, outcomes
+    assert all("user 'mia' exists already" in str(e) for e in refused)
+    listed = json.loads(run("-w", workspace_dir, "users", "list", "--json").stdout)["users"]
+    assert [u["name"] for u in listed] == ["mia"]
+    assert sql(workspace_dir, "SELECT count(*) FROM audit_events WHERE action = 'user.added'") == [
+        (1,)
+    ]
+    assert run_json("-w", workspace_dir, "audit", "verify")["ok"] is True

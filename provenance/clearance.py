@@ -220,7 +220,11 @@ def add_consent(
     document: Path,
     expires: str,
     actor: str,
+    new_production: bool = False,
 ) -> dict[str, Any]:
+    """Record a consent. A consent for a production no asset names yet is refused unless
+    ``new_production`` says so: a misspelt name would otherwise make a production of its
+    own, and the consent would cover none of the assets it was meant for."""
     name = _text(talent, "--talent", required=True, limit=200)
     if scope not in policy.SCOPES:
         raise InvalidInput(f"--scope {scope!r} is not one of {', '.join(policy.SCOPES)}")
@@ -230,6 +234,11 @@ def add_consent(
     digest = hashlib.sha256(data).hexdigest()
 
     def write(session: Session) -> tuple[dict[str, Any], str]:
+        if production_name and not new_production:
+            try:
+                production_id(session, production_name)
+            except NotFound as exc:
+                raise NotFound(f"{exc}; pass --new-production if it has no assets yet") from None
         row = Consent(
             talent=name,
             scope=scope,
@@ -733,7 +742,10 @@ def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
 
 
 def production_id(session: Session, name: str) -> int:
+    """The id of the production named exactly ``name``; NotFound names the known ones."""
     found = session.scalar(select(Production.id).where(Production.name == name))
     if found is None:
-        raise NotFound(f"no production named {name!r}")
+        known = list(session.scalars(select(Production.name).order_by(Production.name).limit(11)))
+        listed = ", ".join(repr(k) for k in known[:10]) + (", ..." if len(known) > 10 else "")
+        raise NotFound(f"no production named {name!r} (known: {listed or 'none yet'})")
     return int(found)

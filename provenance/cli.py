@@ -630,6 +630,11 @@ def consent_group() -> None:
 )
 @click.option("--production", help="The production it covers (default: any).")
 @click.option(
+    "--new-production",
+    is_flag=True,
+    help="The production has no assets yet (otherwise an unknown name is refused as a typo).",
+)
+@click.option(
     "--document",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
@@ -645,6 +650,7 @@ def consent_add(
     talent: str,
     scope: str,
     production: str | None,
+    new_production: bool,
     document: Path,
     expires: str,
     by: str | None,
@@ -656,6 +662,7 @@ def consent_add(
             talent=talent,
             scope=scope,
             production=production,
+            new_production=new_production,
             document=document,
             expires=expires,
             by=by,

@@ -184,6 +184,27 @@ def test_withdrawing_the_approval_or_an_expired_consent_reopens(cast: dict[str, 
     assert run_json("-w", ws, "audit", "verify")["ok"] is True
 
 
+def test_a_consent_for_a_production_without_assets_must_say_so(cast: dict[str, Any]) -> None:
+    """Consents are often signed before anything is generated; a new production name is
+    accepted only when marked new, so a typo cannot make a production of its own."""
+    ws, docs = cast["ws"], cast["docs"]
+    args = ["consent", "add", "--talent", "Eileen Collins", "--scope", "voice",
+            "--production", "Daybreak", "--document", docs / "consent.pdf",
+            "--expires", "2027-06-30", "--json"]  # fmt: skip
+    before = snapshot(ws)
+    refused = cli(cast, "lena", *args)
+    assert refused.exit_code == 1
+    assert "no production named 'Daybreak' (known: none yet)" in refused.stderr
+    assert snapshot(ws) == before
+    first = json.loads(ok(cli(cast, "lena", *args, "--new-production")).stdout)
+    assert first["production"] == "Daybreak"
+    # From now on the name is known, and the flag is not needed.
+    second = json.loads(ok(cli(cast, "lena", *args)).stdout)
+    assert second["production"] == "Daybreak"
+    assert second["consent_id"] == first["consent_id"] + 1
+    assert run_json("-w", ws, "audit", "verify")["ok"] is True
+
+
 @pytest.mark.parametrize(
     ("who", "args", "message"),
     [
@@ -199,6 +220,9 @@ def test_withdrawing_the_approval_or_an_expired_consent_reopens(cast: dict[str, 
                   "{docs}/consent.pdf", "--expires", "next year"), "is not a date"),
         ("lena", ("consent", "add", "--talent", "X\x00", "--scope", "likeness", "--document",
                   "{docs}/consent.pdf", "--expires", "2027-01-01"), "NUL"),
+        ("lena", ("consent", "add", "--talent", "X", "--scope", "likeness", "--production",
+                  "Nightfal", "--document", "{docs}/consent.pdf", "--expires", "2027-01-01"),
+         "no production named 'Nightfal' (known: 'Nightfall'); pass --new-production"),
         ("lena", ("withdraw", "consent", "99", "--reason", "x"), "no consent #99"),
         ("arti", ("declare", "{asset}"), "declare at least one"),
         ("amy", ("declare", "{asset}", "--personal-data", "yes"), "only about the assets they"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +57,8 @@ STATUS_SCHEMA = "provenance.status/1"
 TOOL_SCHEMA = "provenance.tool/1"
 MAX_DOCUMENT_BYTES = 100 * 1024 * 1024
 WITHDRAWABLE = ("consent", "approval")
+# Asset ids per IN (...) list when reading many assets' records at once.
+_PREFETCH_CHUNK = 500
 
 
 def parse_date(text: str, what: str) -> dt.date:
@@ -436,6 +438,40 @@ class Lookups:
         self._rights: dict[str, str] | None = None
         self._consents: list[Consent] | None = None
         self._profiles: dict[int, ToolProfile | None] = {}
+        # Per asset, when read ahead by prefetch(): its declarations and its approvals.
+        self._declarations: dict[int, list[Declaration]] = {}
+        self._approvals: dict[int, list[Approval]] = {}
+
+    def prefetch(self, asset_ids: Sequence[int]) -> None:
+        """Read the declarations and approvals of many assets (a production's) in a few
+        queries instead of two per asset."""
+        for start in range(0, len(asset_ids), _PREFETCH_CHUNK):
+            chunk = list(asset_ids[start : start + _PREFETCH_CHUNK])
+            for asset_id in chunk:
+                self._declarations[asset_id] = []
+                self._approvals[asset_id] = []
+            for declaration in self.session.scalars(
+                select(Declaration).where(Declaration.asset_id.in_(chunk)).order_by(Declaration.id)
+            ):
+                self._declarations[declaration.asset_id].append(declaration)
+            for approval in self.session.scalars(
+                select(Approval).where(Approval.asset_id.in_(chunk)).order_by(Approval.id)
+            ):
+                self._approvals[approval.asset_id].append(approval)
+
+    def declarations(self, asset_id: int) -> dict[str, Any]:
+        if asset_id in self._declarations:
+            return _newest_declared(self._declarations[asset_id])
+        return declarations_of(self.session, asset_id)
+
+    def approvals(self, asset_id: int) -> list[Approval]:
+        if asset_id in self._approvals:
+            return list(self._approvals[asset_id])
+        return list(
+            self.session.scalars(
+                select(Approval).where(Approval.asset_id == asset_id).order_by(Approval.id)
+            ).all()
+        )
 
     def withdrawn(self, kind: str) -> dict[int, Withdrawal]:
         if kind not in self._withdrawn:
@@ -464,10 +500,15 @@ class Lookups:
 
 def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
     """The newest declared value of each field (None: never declared)."""
-    result: dict[str, Any] = {"personal_data": None, "expires": None, "talent": None}
     rows = session.scalars(
         select(Declaration).where(Declaration.asset_id == asset_id).order_by(Declaration.id)
     ).all()
+    return _newest_declared(rows)
+
+
+def _newest_declared(rows: Iterable[Declaration]) -> dict[str, Any]:
+    """Of an asset's declarations, oldest first, the newest value of each field."""
+    result: dict[str, Any] = {"personal_data": None, "expires": None, "talent": None}
     for row in rows:
         if row.personal_data is not None:
             result["personal_data"] = row.personal_data
@@ -533,7 +574,7 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
             matches.append(
                 policy.MatchFacts(set_name, rights.get(set_name, "third-party"), item_id, verdict)
             )
-    declared = declarations_of(session, asset.id)
+    declared = lookups.declarations(asset.id)
     facts = policy.AssetFacts(
         asset_id=asset.id,
         intended_use=asset.intended_use,
@@ -565,11 +606,7 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
         for c in consent_rows
     ]
     withdrawn_approvals = lookups.withdrawn("approval")
-    approval_rows = list(
-        session.scalars(
-            select(Approval).where(Approval.asset_id == asset.id).order_by(Approval.id)
-        ).all()
-    )
+    approval_rows = lookups.approvals(asset.id)
     approvals = [
         policy.Approval(
             a.id,
@@ -725,8 +762,10 @@ def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
         .where(Asset.intended_use.in_(sorted(policy.TEMPORARY_USES)))
         .order_by(Asset.id)
     ).all()
+    lookups = Lookups(session)
+    lookups.prefetch([asset.id for asset in assets])
     for asset in assets:
-        expires = declarations_of(session, asset.id)["expires"]
+        expires = lookups.declarations(asset.id)["expires"]
         if expires is not None and expires < today:
             found.append(
                 {

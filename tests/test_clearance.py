@@ -272,6 +272,17 @@ def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
     uses = {c["intended_use"]: c["count"] for c in summary["categories"]}
     assert sum(uses.values()) == 10
     assert uses["ideation"] == 3
+    # The summary reads every asset's declarations and approvals in a few queries; each row
+    # says what the asset's own status says.
+    rows = [row for category in summary["categories"] for row in category["assets"]]
+    assert any(row["approvals"] for row in rows)
+    for row in rows:
+        own = run_json("-w", ws, "status", row["asset_id"], "--as-of", "2026-11-22")
+        assert row["missing"] == own["policy"]["missing"]
+        assert row["cleared_for_final"] == own["policy"]["cleared_for_final"]
+        assert [a["approval_id"] for a in row["approvals"]] == [
+            a["approval_id"] for a in own["approvals"] if a["withdrawn"] is None
+        ]
     again = tmp_path / "again"
     ok(run("-w", ws, "export", "production", "Demo", "--out", again, "--as-of", "2026-11-22"))
     assert (again / "disclosure.json").read_bytes() == (out / "disclosure.json").read_bytes()

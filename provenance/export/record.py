@@ -106,6 +106,7 @@ def production_disclosure(session: Session, name: str, today: dt.date) -> dict[s
     ).all()
     rows = []
     lookups = clearance.Lookups(session)
+    lookups.prefetch([asset.id for asset in assets])
     for asset in assets:
         status = clearance.status(session, asset, today, lookups)
         active = [a for a in status["approvals"] if a["withdrawn"] is None]

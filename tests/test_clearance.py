@@ -124,10 +124,11 @@ def test_a_talent_likeness_is_cleared_for_final_and_exported(cast: dict[str, Any
         "approval.recorded", "consent.recorded", "tool.vetted",
     }  # fmt: skip
     assert record["audit"]["chain"]["ok"] is True
-    # Exporting again without changes gives the same bytes.
-    first = (out / f"asset-{asset}.json").read_bytes()
+    # Exporting again without changes gives the same bytes: record, page and PDF.
+    first = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert sorted(first) == [f"asset-{asset}.{kind}" for kind in ("html", "json", "pdf")]
     ok(run("-w", ws, "export", "asset", asset, "--out", out, "--as-of", "2026-11-22"))
-    assert (out / f"asset-{asset}.json").read_bytes() == first
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == first
 
     html = (out / f"asset-{asset}.html").read_text()
     assert "portrait of the commander &lt;b&gt;in orbit&lt;/b&gt;" in html

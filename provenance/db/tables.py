@@ -71,12 +71,17 @@ class Production(Base):
 
 
 class Tool(Base):
-    """A generative tool and its data-handling profile (``unknown`` until vetted)."""
+    """A generative tool, by name. How it handles inputs is in its vettings
+    (``ToolProfile``, newest holds; none: unknown)."""
 
     __tablename__ = "tools"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Unused since migration 0005 moved vetting into tool_profiles: always "unknown", never
+    # read. Dropping them needs ALTER TABLE ... DROP COLUMN (SQLite 3.35+) or, on older
+    # SQLite, a table rebuild with foreign keys switched off outside the migration's
+    # transaction; until a migration does that, they stay, with their default.
     stores_inputs: Mapped[str] = mapped_column(String(16), default="unknown")
     trains_on_inputs: Mapped[str] = mapped_column(String(16), default="unknown")
     enterprise_secured: Mapped[str] = mapped_column(String(16), default="unknown")

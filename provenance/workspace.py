@@ -687,8 +687,22 @@ class Workspace:
 
     # -- tools, consents, approvals, declarations, status -------------------------------
 
+    def _records_actor(self, by: str | None, roles: tuple[str, ...], doing: str) -> str:
+        """The actor of a record legal relies on (tool vetting, consent, approval,
+        withdrawal): the token's user holding one of ``roles`` or, without a token, the
+        local user, who must then be an active user holding one of them (as for review
+        decisions), not merely a login name."""
+        if self.token is not None:
+            return self.actor(by, role=roles, doing=doing)
+        user = users.local_user(self, self.actor(by))
+        if user["role"] not in roles:
+            raise AccessDenied(
+                f"{doing} needs the {' or '.join(roles)} role; {user['name']!r} is {user['role']}"
+            )
+        return str(user["name"])
+
     def vet_tool(self, name: str, *, by: str | None = None, **profile: Any) -> dict[str, Any]:
-        actor = self.actor(by, role=("admin", "legal"), doing="vetting a tool")
+        actor = self._records_actor(by, ("admin", "legal"), "vetting a tool")
         return clearance.vet_tool(self, name, actor=actor, **profile)
 
     def list_tools(self) -> list[dict[str, Any]]:
@@ -698,17 +712,17 @@ class Workspace:
         return clearance.show_tool(self, name)
 
     def add_consent(self, *, by: str | None = None, **consent: Any) -> dict[str, Any]:
-        actor = self.actor(by, role="legal", doing="recording a consent")
+        actor = self._records_actor(by, ("legal",), "recording a consent")
         return clearance.add_consent(self, actor=actor, **consent)
 
     def approve(
         self, ref: str, *, by: str | None = None, today: dt.date | None = None, **approval: Any
     ) -> dict[str, Any]:
-        actor = self.actor(by, role="legal", doing="recording a written approval")
+        actor = self._records_actor(by, ("legal",), "recording a written approval")
         return clearance.add_approval(self, ref, actor=actor, today=today or _today(), **approval)
 
     def withdraw(self, kind: str, record_id: int, reason: str, *, by: str | None = None) -> None:
-        actor = self.actor(by, role="legal", doing=f"withdrawing a {kind}")
+        actor = self._records_actor(by, ("legal",), f"withdrawing a {kind}")
         clearance.withdraw(self, kind, record_id, reason, actor=actor)
 
     def declare(self, ref: str, *, by: str | None = None, **declared: Any) -> dict[str, Any]:

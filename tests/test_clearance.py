@@ -206,6 +206,40 @@ def test_a_consent_for_a_production_without_assets_must_say_so(cast: dict[str, A
     assert run_json("-w", ws, "audit", "verify")["ok"] is True
 
 
+def test_without_a_token_legal_records_need_a_local_user_with_the_role(
+    cast: dict[str, Any],
+) -> None:
+    """Without a token, an approval, consent, withdrawal or vetting is attributed to the
+    local user, who must be an active user with the role: a login name is not enough."""
+    ws, docs = cast["ws"], cast["docs"]
+    asset = register_likeness(cast)
+    approve = ["-w", ws, "approve", asset, "--approver", "J. Doe", "--reference", "memo 9",
+               "--document", docs / "approval.eml", "--json"]  # fmt: skip
+    vet = ["-w", ws, "tools", "add", "automatic1111", "--stores-inputs", "no",
+           "--trains-on-inputs", "no", "--enterprise-secured", "yes"]  # fmt: skip
+    before = snapshot(ws)
+    for by, message in (
+        ("nobody", "'nobody' is not an active user of this workspace"),
+        ("rosa", "recording a written approval needs the legal role; 'rosa' is reviewer"),
+    ):
+        refused = run(*approve, "--by", by)
+        assert refused.exit_code == 1
+        assert message in refused.stderr
+    refused = run(*vet, "--by", "arti")
+    assert "vetting a tool needs the admin or legal role; 'arti' is artist" in refused.stderr
+    assert snapshot(ws) == before
+    ok(run("-w", ws, "users", "disable", "lena", env=as_user(cast["tokens"]["ada"])))
+    before = snapshot(ws)
+    gone = run(*approve, "--by", "lena")
+    assert "'lena' is not an active user" in gone.stderr
+    assert snapshot(ws) == before
+    ok(run("-w", ws, "users", "add", "leo", "--role", "legal", env=as_user(cast["tokens"]["ada"])))
+    made = json.loads(ok(run(*approve, "--by", "leo")).stdout)
+    assert made["recorded_by"] == "leo"
+    ok(run(*vet, "--by", "ada"))
+    assert run_json("-w", ws, "audit", "verify")["ok"] is True
+
+
 @pytest.mark.parametrize(
     ("who", "args", "message"),
     [

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from provenance import Workspace
 from provenance.registration import RegisterRequest
 from tests import filemakers as fm
-from tests.conftest import run, snapshot
+from tests.conftest import run, snapshot, sql
 
 
 def test_a_nul_character_in_a_prompt_is_refused_and_changes_nothing(
@@ -63,3 +64,36 @@ def test_an_unreachable_database_is_a_one_line_error_and_leaves_no_workspace(
     assert result.stderr.startswith("Error: cannot use the database: ")
     assert result.stderr.count("\n") == 1
     assert not (target / "provenance.toml").exists()
+
+
+def test_writers_naming_a_new_production_and_tool_at_once_share_them(
+    db_workspace_dir: Path, tmp_path: Path
+) -> None:
+    """Artists registering the first outputs of a new production and a new tool at the same
+    moment: each file is registered, the production and the tool exist once."""
+    writers = 3
+    pictures = []
+    for number in range(writers):
+        picture = tmp_path / f"first_{number}.png"
+        Image.new("RGB", (64, 64), (40 * number, 90, 200)).save(picture)
+        pictures.append(picture)
+    barrier = threading.Barrier(writers)
+    results: list[Any] = []
+
+    def register(picture: Path) -> None:
+        with Workspace.open(db_workspace_dir) as workspace:
+            request = RegisterRequest(fields={"tool": "ComfyUI"}, production="Harbour")
+            barrier.wait()
+            results.extend(workspace.register([picture], request, jobs=1).results)
+
+    threads = [threading.Thread(target=register, args=(p,)) for p in pictures]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status for r in results] == ["new"] * writers, [r.error for r in results]
+    assert sql(db_workspace_dir, "SELECT name FROM productions") == [("Harbour",)]
+    assert sql(db_workspace_dir, "SELECT name FROM tools") == [("ComfyUI",)]
+    created = "SELECT count(*) FROM audit_events WHERE action = 'tool.created'"
+    assert sql(db_workspace_dir, created) == [(1,)]
+    assert json.loads(run("-w", db_workspace_dir, "audit", "verify", "--json").stdout)["ok"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from provenance.db.tables import (
@@ -28,12 +30,36 @@ _SHA_PREFIX = re.compile(r"[0-9a-f]{8,64}\Z")
 _ASSET_ID = re.compile(r"#?(\d{1,7})\Z")
 
 
+_Named = TypeVar("_Named", Production, Tool)
+
+
+def _get_or_create(
+    session: Session, find: Callable[[], _Named | None], make: Callable[[], _Named]
+) -> tuple[_Named, bool]:
+    """The row ``find`` returns, or a new one from ``make`` (True: created now). The insert
+    runs in a savepoint: on PostgreSQL a concurrent writer may create the same name between
+    our look and our insert, and then its row is used, not a unique-key error raised."""
+    found = find()
+    if found is not None:
+        return found, False
+    row = make()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        found = find()
+        if found is None:
+            raise
+        return found, False
+    return row, True
+
+
 def get_or_create_production(session: Session, name: str) -> Production:
-    production = session.scalar(select(Production).where(Production.name == name))
-    if production is None:
-        production = Production(name=name)
-        session.add(production)
-        session.flush()
+    production, _ = _get_or_create(
+        session,
+        lambda: session.scalar(select(Production).where(Production.name == name)),
+        lambda: Production(name=name),
+    )
     return production
 
 
@@ -41,13 +67,11 @@ def get_or_create_tool(session: Session, name: str) -> tuple[Tool, bool]:
     """The tool named ``name``, matched case-insensitively and kept in the spelling first
     seen; True when it was created now."""
     key = name.strip()
-    tool = session.scalar(select(Tool).where(func.lower(Tool.name) == key.lower()))
-    if tool is not None:
-        return tool, False
-    tool = Tool(name=key)
-    session.add(tool)
-    session.flush()
-    return tool, True
+    return _get_or_create(
+        session,
+        lambda: session.scalar(select(Tool).where(func.lower(Tool.name) == key.lower())),
+        lambda: Tool(name=key),
+    )
 
 
 def asset_id_by_sha256(session: Session | Connection, sha256: str) -> int | None:

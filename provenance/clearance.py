@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from provenance import audit, policy
@@ -339,6 +340,16 @@ def withdraw(workspace: Workspace, kind: str, record_id: int, reason: str, *, ac
     if kind not in WITHDRAWABLE:
         raise InvalidInput(f"only a consent or an approval can be withdrawn, not {kind!r}")
     why = _text(reason, "--reason", required=True)
+    try:
+        _write_withdrawal(workspace, kind, record_id, why, actor)
+    except IntegrityError:
+        # Two withdrawals of the same record at once (PostgreSQL): the unique key decides.
+        raise Conflict(f"{kind} #{record_id} is withdrawn already") from None
+
+
+def _write_withdrawal(
+    workspace: Workspace, kind: str, record_id: int, why: str | None, actor: str
+) -> None:
     with write_transaction(workspace.engine) as session:
         row: Consent | Approval | None = (
             session.get(Consent, record_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import numpy as np
 import pypdfium2
 import pytest
 
+from provenance import Workspace
+from provenance.errors import Conflict, ProvenanceError
 from provenance.export.record import schema_document
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot, sql
@@ -237,6 +240,39 @@ def test_without_a_token_legal_records_need_a_local_user_with_the_role(
     made = json.loads(ok(run(*approve, "--by", "leo")).stdout)
     assert made["recorded_by"] == "leo"
     ok(run(*vet, "--by", "ada"))
+    assert run_json("-w", ws, "audit", "verify")["ok"] is True
+
+
+def test_two_withdrawals_of_one_approval_at_once_leave_one(cast: dict[str, Any]) -> None:
+    ws, docs = cast["ws"], cast["docs"]
+    ok(run("-w", ws, "users", "add", "leo", "--role", "legal", env=as_user(cast["tokens"]["ada"])))
+    asset = register_likeness(cast)
+    made = json.loads(ok(cli(cast, "lena", "approve", asset, "--approver", "J. Doe",
+                             "--reference", "memo 7", "--document", docs / "approval.eml",
+                             "--json")).stdout)  # fmt: skip
+    barrier = threading.Barrier(2)
+    outcomes: list[Any] = [None, None]
+
+    def withdraw(position: int, name: str) -> None:
+        with Workspace.open(ws) as workspace:
+            barrier.wait()
+            try:
+                workspace.withdraw("approval", made["approval_id"], f"recut ({name})", by=name)
+                outcomes[position] = "withdrawn"
+            except ProvenanceError as exc:
+                outcomes[position] = exc
+
+    legal = ("lena", "leo")
+    threads = [threading.Thread(target=withdraw, args=(i, n)) for i, n in enumerate(legal)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("withdrawn") == 1, outcomes
+    [refused] = [o for o in outcomes if o != "withdrawn"]
+    assert isinstance(refused, Conflict)
+    assert f"approval #{made['approval_id']} is withdrawn already" in str(refused)
+    assert sql(ws, "SELECT count(*) FROM withdrawals") == [(1,)]
     assert run_json("-w", ws, "audit", "verify")["ok"] is True
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import tomli_w
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from provenance import audit
 from provenance.atomic import write_atomically
@@ -103,31 +104,36 @@ def create_set(
     """Record a new, empty reference set and write its manifest."""
     check_name(name)
     check_rights(rights)
-    with write_transaction(workspace.engine) as session:
-        existing = session.scalar(select(ReferenceSet).where(ReferenceSet.name == name))
-        if existing is not None and existing.removed_at is None:
-            raise WorkspaceExists(f"reference set {name!r} already exists; use refs add-items")
-        if existing is not None:
-            # A removed set's name is reused by a new set; the old rows keep their history
-            # under a renamed set so that old checks still resolve.
-            existing.name = f"{name}.removed-{existing.id}"
-            session.flush()
-        session.add(
-            ReferenceSet(
-                name=name,
-                description=description,
-                rights_status=rights,
-                rights_holder=holder,
-                source=source,
+    exists = WorkspaceExists(f"reference set {name!r} already exists; use refs add-items")
+    try:
+        with write_transaction(workspace.engine) as session:
+            existing = session.scalar(select(ReferenceSet).where(ReferenceSet.name == name))
+            if existing is not None and existing.removed_at is None:
+                raise exists
+            if existing is not None:
+                # A removed set's name is reused by a new set; the old rows keep their history
+                # under a renamed set so that old checks still resolve.
+                existing.name = f"{name}.removed-{existing.id}"
+                session.flush()
+            session.add(
+                ReferenceSet(
+                    name=name,
+                    description=description,
+                    rights_status=rights,
+                    rights_holder=holder,
+                    source=source,
+                )
             )
-        )
-        audit.append_event(
-            session,
-            actor=actor,
-            action="refset.created",
-            subject=f"refset:{name}",
-            payload={"rights": rights, "holder": holder, "description": description},
-        )
+            audit.append_event(
+                session,
+                actor=actor,
+                action="refset.created",
+                subject=f"refset:{name}",
+                payload={"rights": rights, "holder": holder, "description": description},
+            )
+    except IntegrityError:
+        # Two admins creating the same set at once (PostgreSQL): the unique name decides.
+        raise exists from None
     write_manifest(workspace, name)
 
 

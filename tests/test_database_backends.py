@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 
 from provenance import Workspace
+from provenance.errors import ProvenanceError
 from provenance.registration import RegisterRequest
 from tests import filemakers as fm
 from tests.conftest import run, snapshot, sql
@@ -96,4 +97,33 @@ def test_writers_naming_a_new_production_and_tool_at_once_share_them(
     assert sql(db_workspace_dir, "SELECT name FROM tools") == [("ComfyUI",)]
     created = "SELECT count(*) FROM audit_events WHERE action = 'tool.created'"
     assert sql(db_workspace_dir, created) == [(1,)]
+    assert json.loads(run("-w", db_workspace_dir, "audit", "verify", "--json").stdout)["ok"]
+
+
+def test_admins_creating_the_same_reference_set_at_once_make_one(
+    db_workspace_dir: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "refs"
+    empty.mkdir()
+    barrier = threading.Barrier(3)
+    outcomes: list[Any] = []
+
+    def create() -> None:
+        with Workspace.open(db_workspace_dir) as workspace:
+            barrier.wait()
+            try:
+                workspace.add_reference_set("studio-ip", [empty], rights="owned")
+                outcomes.append("created")
+            except ProvenanceError as exc:
+                outcomes.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("created") == 1, outcomes
+    refused = [o for o in outcomes if o != "created"]
+    assert all("reference set 'studio-ip' already exists" in str(e) for e in refused), outcomes
+    assert sql(db_workspace_dir, "SELECT name FROM reference_sets") == [("studio-ip",)]
     assert json.loads(run("-w", db_workspace_dir, "audit", "verify", "--json").stdout)["ok"]

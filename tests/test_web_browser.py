@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from provenance import Workspace
+from provenance.web import pages
 from provenance.web.app import create_app
 from tests.conftest import run, sql
 from tests.team import HOSTILE_PROMPT, build_team
@@ -228,3 +229,38 @@ def test_signing_in_with_a_bad_token_is_refused(browser: Any, served: dict[str, 
     assert "not valid" in page.locator(".error").inner_text()
     page.goto(served["url"] + "/queue")
     assert page.url.endswith("/signin")
+
+
+def test_a_long_queue_is_paged_and_a_decision_returns_to_its_page(
+    browser: Any, served: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "QUEUE_PAGE", 1)  # the team's two flagged assets: two pages
+    page = sign_in(browser, served, "rosa")
+    rows = page.locator("[data-testid=queue] tbody tr")
+    assert page.locator("[data-testid=total]").inner_text() == "2"
+    assert rows.count() == 1
+    assert page.locator("[data-testid=showing]").inner_text() == "1–1 of 2"
+    assert page.locator("[data-testid=previous]").count() == 0
+    first = rows.first.get_attribute("data-asset")
+    page.click("[data-testid=next]")
+    page.wait_for_url("**/queue?*page=2*")
+    assert page.locator("[data-testid=showing]").inner_text() == "2–2 of 2"
+    assert page.locator("[data-testid=next]").count() == 0
+    second = rows.first.get_attribute("data-asset")
+    assert {first, second} == {str(served["ids"]["shot010"]), str(served["ids"]["shot020"])}
+
+    # Deciding the asset on page 2 returns to the queue, whose last page is now page 1.
+    page.click(f"tr[data-asset='{second}'] a")
+    page.wait_for_url(f"**/assets/{second}?*")
+    page.keyboard.press("a")
+    page.keyboard.type("Reviewed on the second page.")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/queue?*done=*")
+    assert "page=2" in page.url
+    assert page.locator("[data-testid=showing]").inner_text() == "1–1 of 1"
+    assert [rows.nth(i).get_attribute("data-asset") for i in range(rows.count())] == [first]
+    # A page number that is not one is refused plainly, not with a traceback.
+    answer = page.request.get(f"{served['url']}/queue?page=abc")
+    assert answer.status == 422
+    assert "query.page" in answer.text()
+    assert "Traceback" not in answer.text()

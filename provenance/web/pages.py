@@ -6,6 +6,7 @@ sha256 only."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -36,7 +37,9 @@ templates.env.filters["basename"] = lambda path: str(path).replace("\\", "/").rs
 
 THUMBNAIL_SIZES = (160, 640)
 # Queue filters a page link or a redirect may carry (nothing else is passed on).
-QUEUE_PARAMS = ("verdict", "status", "production", "tool", "sort")
+QUEUE_PARAMS = ("verdict", "status", "production", "tool", "sort", "page")
+# Rows per queue page (the thumbnails load lazily; a long queue is paged, not truncated).
+QUEUE_PAGE = 100
 # Assets listed on the assets page: the newest (the API pages through all of them).
 LIST_PAGE = 200
 # References shown beside the asset: the strongest distinct items of the newest check.
@@ -139,19 +142,28 @@ def queue_page(
     production: str = "",
     tool: str = "",
     sort: str = "score",
+    page: int = 1,
     done: int | None = None,
 ) -> Response:
     user = page_user(request)
     if user["role"] not in QUEUE_ROLES:
         return RedirectResponse("/mine", 303)
+    workspace = _workspace(request)
     where = QueueFilter(
         status=status or None,
         verdict=verdict or None,
         production=production or None,
         tool=tool or None,
         sort=sort if sort in SORTS else "score",
+        limit=QUEUE_PAGE,
     )
-    found = _workspace(request).queue(where)
+    page = max(page, 1)
+    found = workspace.queue(replace(where, offset=(page - 1) * QUEUE_PAGE))
+    pages = max(1, -(-found["total"] // QUEUE_PAGE))
+    if page > pages:
+        # Decisions shortened the queue since the link was made: show its last page.
+        page = pages
+        found = workspace.queue(replace(where, offset=(page - 1) * QUEUE_PAGE))
     filters = {
         "verdict": verdict,
         "status": status,
@@ -159,6 +171,7 @@ def queue_page(
         "tool": tool,
         "sort": where.sort,
     }
+    first = found["offset"] + 1 if found["entries"] else 0
     return _render(
         request,
         "queue.html",
@@ -167,7 +180,15 @@ def queue_page(
             "entries": found["entries"],
             "total": found["total"],
             "filters": filters,
-            "back": _queue_query(filters),
+            "back": _queue_query({**filters, "page": page if page > 1 else None}),
+            "paging": {
+                "page": page,
+                "pages": pages,
+                "first": first,
+                "last": found["offset"] + len(found["entries"]),
+                "previous": _queue_query({**filters, "page": page - 1 if page > 2 else None}),
+                "next": _queue_query({**filters, "page": page + 1}),
+            },
             "statuses": OPEN_STATUSES,
             "sorts": SORTS,
             "done": done,

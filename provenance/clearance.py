@@ -402,9 +402,12 @@ def declare(
     if talent is not None:
         named = []
         for name, scope in talent:
-            checked = _text(name, "--talent", required=True, limit=200)
+            checked = _text(name, "--talent's name (NAME or NAME:SCOPE)", required=True, limit=200)
             if scope not in policy.SCOPES:
-                raise InvalidInput(f"--scope {scope!r} is not one of {', '.join(policy.SCOPES)}")
+                raise InvalidInput(
+                    f"--talent {name + ':' + scope!r}: the scope {scope!r} is not one of "
+                    f"{', '.join(policy.SCOPES)}"
+                )
             named.append([checked, scope])
     if personal_data is None and until is None and named is None:
         raise InvalidInput("declare at least one of --personal-data, --expires, --talent")

@@ -687,14 +687,21 @@ class Workspace:
 
     # -- tools, consents, approvals, declarations, status -------------------------------
 
-    def _records_actor(self, by: str | None, roles: tuple[str, ...], doing: str) -> str:
+    def _records_actor(
+        self,
+        by: str | None,
+        roles: tuple[str, ...],
+        doing: str,
+        user: dict[str, Any] | None = None,
+    ) -> str:
         """The actor of a record legal relies on (tool vetting, consent, approval,
-        withdrawal): the token's user holding one of ``roles`` or, without a token, the
-        local user, who must then be an active user holding one of them (as for review
-        decisions), not merely a login name."""
-        if self.token is not None:
+        withdrawal): ``user`` when the web layer signed them in, else the token's user
+        holding one of ``roles`` or, without a token, the local user, who must then be an
+        active user holding one of them (as for review decisions), not merely a login name."""
+        if user is None and self.token is not None:
             return self.actor(by, role=roles, doing=doing)
-        user = users.local_user(self, self.actor(by))
+        if user is None:
+            user = users.local_user(self, self.actor(by))
         if user["role"] not in roles:
             raise AccessDenied(
                 f"{doing} needs the {' or '.join(roles)} role; {user['name']!r} is {user['role']}"
@@ -716,9 +723,17 @@ class Workspace:
         return clearance.add_consent(self, actor=actor, **consent)
 
     def approve(
-        self, ref: str, *, by: str | None = None, today: dt.date | None = None, **approval: Any
+        self,
+        ref: str,
+        *,
+        by: str | None = None,
+        user: dict[str, Any] | None = None,
+        today: dt.date | None = None,
+        **approval: Any,
     ) -> dict[str, Any]:
-        actor = self._records_actor(by, ("legal",), "recording a written approval")
+        """Record the studio's written approval of an asset (legal). ``user``: the user the
+        web layer signed in."""
+        actor = self._records_actor(by, ("legal",), "recording a written approval", user)
         return clearance.add_approval(self, ref, actor=actor, today=today or _today(), **approval)
 
     def withdraw(self, kind: str, record_id: int, reason: str, *, by: str | None = None) -> None:

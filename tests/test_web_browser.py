@@ -264,3 +264,67 @@ def test_a_long_queue_is_paged_and_a_decision_returns_to_its_page(
     assert answer.status == 422
     assert "query.page" in answer.text()
     assert "Traceback" not in answer.text()
+
+
+def test_legal_records_a_written_approval_on_the_asset_page(
+    browser: Any, served: dict[str, Any], tmp_path: Path
+) -> None:
+    shot = served["ids"]["shot010"]
+    letter = tmp_path / "approval-shot010.eml"
+    letter.write_bytes(b"From: studio contact\n\nApproved for the final cut.\n")
+    # A reviewer sees the missing approval but no form, and a forged upload is refused.
+    reviewer = sign_in(browser, served, "rosa")
+    reviewer.goto(f"{served['url']}/assets/{shot}")
+    assert "missing Written approval" in reviewer.locator("[data-testid=requirements]").inner_text()
+    assert reviewer.locator("[data-testid=approval-form]").count() == 0
+    csrf = reviewer.locator("form.signoff input[name=csrf]").get_attribute("value")
+    forged = reviewer.request.post(
+        f"{served['url']}/assets/{shot}/approval",
+        multipart={"csrf": csrf, "approver": "me", "reference": "x",
+                   "document": {"name": "x.eml", "mimeType": "message/rfc822",
+                                "buffer": letter.read_bytes()}},
+        max_redirects=0,
+    )  # fmt: skip
+    assert forged.status == 403
+    assert sql(served["ws"], "SELECT count(*) FROM approvals") == [(0,)]
+
+    page = sign_in(browser, served, "lena")
+    page.goto(f"{served['url']}/assets/{shot}")
+    csrf = page.locator("form.approval input[name=csrf]").get_attribute("value")
+
+    def post(asset: int, approver: str) -> Any:
+        return page.request.post(
+            f"{served['url']}/assets/{asset}/approval",
+            multipart={"csrf": csrf, "approver": approver, "reference": "memo",
+                       "document": {"name": "a.eml", "mimeType": "message/rfc822",
+                                    "buffer": letter.read_bytes()}},
+            max_redirects=0,
+        )  # fmt: skip
+
+    blank = post(shot, "   ")
+    assert blank.status == 422
+    assert "--approver is required" in blank.text()
+    assert sql(served["ws"], "SELECT count(*) FROM approvals") == [(0,)]
+    page.fill("[data-testid=approval-approver]", "J. Doe, studio")
+    page.set_input_files("[data-testid=approval-document]", str(letter))
+    page.fill("[data-testid=approval-reference]", "email of 2026-11-20 <b>final</b>")
+    page.keyboard.press("Control+Enter")  # submits the form being typed in
+    page.wait_for_url(f"**/assets/{shot}?*recorded=*")
+    assert "recorded" in page.locator("[data-testid=approval-notice]").inner_text()
+    assert page.locator("[data-testid=approval-form]").count() == 0  # nothing left to approve
+    requirements = page.locator("[data-testid=requirements]").inner_text()
+    assert "missing Written approval" not in requirements
+    assert "met Written approval" in requirements
+    assert "J. Doe, studio" in requirements
+    assert "email of 2026-11-20 <b>final</b>" in requirements  # shown as text
+    [approval] = json.loads(run("-w", served["ws"], "status", shot, "--json").stdout)["approvals"]
+    assert approval["recorded_by"] == "lena"
+    assert approval["document_name"] == "approval-shot010.eml"
+    digest = approval["document_sha256"]
+    stored = served["ws"] / "store" / digest[:2] / digest
+    assert stored.read_bytes() == letter.read_bytes()
+    again = post(served["ids"]["shot030"], "J. Doe")  # a clear background needs none
+    assert again.status == 409
+    assert "needs no written approval" in again.text()
+    assert sql(served["ws"], "SELECT count(*) FROM approvals") == [(1,)]
+    assert json.loads(run("-w", served["ws"], "audit", "verify", "--json").stdout)["ok"] is True

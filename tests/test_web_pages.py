@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from provenance.checking import REGION_BOXES, regions
-from provenance.web.pages import _side_by_side
+from provenance.web.pages import _side_by_side, _upload_name
 
 BANDS = {
     "sscd": {"review": 0.5, "high": 0.75, "higher_is_closer": True},
@@ -50,3 +50,13 @@ def test_region_boxes_describe_the_crops_searched() -> None:
         left, top, right, bottom = REGION_BOXES[name]
         assert abs(crop.width - (right - left) * width) <= 1, name
         assert abs(crop.height - (bottom - top) * height) <= 1, name
+
+
+def test_an_uploaded_document_keeps_only_a_safe_base_name() -> None:
+    assert _upload_name("approval.eml") == "approval.eml"
+    assert _upload_name("C:\\Users\\lena\\Mail\\approval.eml") == "approval.eml"
+    assert _upload_name("../../etc/passwd") == "passwd"
+    assert _upload_name("memo\x00\n<b>.pdf") == "memob.pdf"
+    assert _upload_name("..") == "document"
+    assert _upload_name(None) == "document"
+    assert len(_upload_name("x" * 500 + ".pdf")) == 200

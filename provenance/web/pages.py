@@ -6,18 +6,20 @@ sha256 only."""
 from __future__ import annotations
 
 import secrets
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from provenance import reviews, users
 from provenance.checking import REGION_BOXES
-from provenance.errors import AccessDenied, NotFound, ProvenanceError
+from provenance.clearance import MAX_DOCUMENT_BYTES
+from provenance.errors import AccessDenied, InvalidInput, NotFound, ProvenanceError
 from provenance.reviews import OPEN_STATUSES, SORTS, QueueFilter
 from provenance.scoring import Thresholds
 from provenance.web.auth import (
@@ -208,13 +210,16 @@ def mine_page(request: Request) -> Response:
 
 
 @router.get("/assets/{asset_id}")
-def asset_page(request: Request, asset_id: int, back: str = "") -> Response:
+def asset_page(
+    request: Request, asset_id: int, back: str = "", recorded: int | None = None
+) -> Response:
     user = page_user(request)
     workspace = _workspace(request)
     asset = workspace.show(str(asset_id))
     require_read(user, asset)
     checks = workspace.asset_checks(str(asset_id))
     latest = checks[-1] if checks else None
+    clearance = workspace.status(str(asset_id))["policy"]
     return _render(
         request,
         "asset.html",
@@ -226,7 +231,11 @@ def asset_page(request: Request, asset_id: int, back: str = "") -> Response:
             "form": _form(user, asset),
             "back": _queue_query(_parse_query(back)),
             "history": workspace.asset_history(str(asset_id)),
-            "clearance": workspace.status(str(asset_id))["policy"],
+            "clearance": clearance,
+            # Legal records the studio's written approval here when one is missing.
+            "approval_form": user["role"] == "legal"
+            and any(key.startswith("approval:") for key in clearance["missing"]),
+            "recorded": recorded,
         },
     )
 
@@ -330,6 +339,44 @@ def review_submit(
         f"/queue?{query}&done={made['review_id']}" if query else f"/queue?done={made['review_id']}"
     )
     return RedirectResponse(target, 303)
+
+
+@router.post("/assets/{asset_id}/approval")
+def approval_submit(
+    request: Request,
+    asset_id: int,
+    document: UploadFile,
+    approver: Annotated[str, Form()] = "",
+    reference: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    """Legal records a written approval with its signed document (stored by sha256)."""
+    user = page_user(request)
+    _check_csrf(request, csrf)
+    if user["role"] != "legal":
+        raise AccessDenied(
+            f"recording a written approval needs the legal role; {user['name']!r} is {user['role']}"
+        )
+    data = document.file.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise InvalidInput("the document is over 100 MiB")
+    with tempfile.TemporaryDirectory(prefix="provenance-upload-") as scratch:
+        path = Path(scratch) / _upload_name(document.filename)
+        path.write_bytes(data)
+        made = _workspace(request).approve(
+            str(asset_id), approver=approver, reference=reference, document=path, user=user
+        )
+    query = urlencode({"back": back, "recorded": made["approval_id"]})
+    return RedirectResponse(f"/assets/{asset_id}?{query}", 303)
+
+
+def _upload_name(name: str | None) -> str:
+    """The uploaded file's own name, reduced to a safe base name (it is recorded with the
+    approval; the browser's path and any control characters are dropped)."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return base[:200] or "document"
 
 
 @router.get("/thumbs/{size}/{sha256}.jpg")

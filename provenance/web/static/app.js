@@ -33,9 +33,13 @@
   var rationale = document.getElementById("rationale");
 
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && form) {
-      event.preventDefault();
-      form.requestSubmit();
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      // The form being typed in (the approval form, say), else the sign-off.
+      var target = event.target.closest("form") || form;
+      if (target) {
+        event.preventDefault();
+        target.requestSubmit();
+      }
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;

@@ -60,7 +60,7 @@ EVERYONE = ("arti", "amy", "rosa", "lena", "ada")
 def test_role_matrix(api: dict[str, Any]) -> None:
     """Every route as every role (and without a token): allowed or denied as the rules say."""
     shot = api["ids"]["shot010"]
-    routes = {path for path, _ in READS} | {"/api/v1/reviews"}
+    routes = {path for path, _ in READS} | {"/api/v1/reviews", "/api/v1/assets/{shot}/approvals"}
     assert routes == _api_routes(), "a route is missing from the role matrix"
     for path, allowed in READS:
         url = path.format(shot=shot)
@@ -92,6 +92,25 @@ def test_role_matrix(api: dict[str, Any]) -> None:
     made = call(api, "rosa", "POST", "/api/v1/reviews", json=body)
     assert made.status_code == 201, made.text
     assert made.json()["item"]["outcome"] == "approved"
+    # Recording the studio's written approval: legal only.
+    approvals = f"/api/v1/assets/{shot}/approvals"
+    form = {"approver": "J. Doe, studio", "reference": "email of 2026-11-20"}
+
+    def upload() -> dict[str, Any]:
+        return {"document": ("approval.eml", b"From: studio\n\nApproved.\n", "message/rfc822")}
+
+    before = snapshot(api["ws"])
+    for who in ("arti", "amy", "rosa", "ada"):
+        answer = call(api, who, "POST", approvals, data=form, files=upload())
+        assert answer.status_code == 403, (who, answer.text)
+        assert answer.json()["error"]["type"] == "AccessDenied"
+    assert call(api, None, "POST", approvals, data=form, files=upload()).status_code == 401
+    assert snapshot(api["ws"]) == before
+    recorded = call(api, "lena", "POST", approvals, data=form, files=upload())
+    assert recorded.status_code == 201, recorded.text
+    item = recorded.json()["item"]
+    assert (item["recorded_by"], item["document_name"]) == ("lena", "approval.eml")
+    assert item["covers"]
 
 
 def _api_routes() -> set[str]:
@@ -285,3 +304,25 @@ def test_hostile_cookies_and_form_fields_are_refused_not_crashed(api: dict[str, 
     client.cookies.set("provenance_signin", "abc", path="/signin")
     answer = client.post("/signin", data={"token": "x", "nonce": "\u00e9"}, follow_redirects=False)
     assert answer.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("form", "files", "message"),
+    [
+        ({"approver": "J", "reference": "r"}, None, "document"),
+        ({"reference": "r"}, {"document": ("a.eml", b"x")}, "approver"),
+        ({"approver": "J", "reference": "r"}, {"document": ("a.eml", b"")}, "document is empty"),
+        ({"approver": "J\x00", "reference": "r"}, {"document": ("a.eml", b"x")}, "NUL"),
+        ({"approver": " ", "reference": "r"}, {"document": ("a.eml", b"x")}, "is required"),
+    ],
+)
+def test_a_bad_approval_upload_is_refused_and_writes_nothing(
+    api: dict[str, Any], form: dict[str, str], files: dict[str, Any] | None, message: str
+) -> None:
+    before = snapshot(api["ws"])
+    path = f"/api/v1/assets/{api['ids']['shot010']}/approvals"
+    answer = call(api, "lena", "POST", path, data=form, files=files)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["ok"] is False
+    assert message in answer.json()["error"]["message"]
+    assert snapshot(api["ws"]) == before

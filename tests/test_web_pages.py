@@ -5,7 +5,8 @@ from __future__ import annotations
 from PIL import Image
 
 from provenance.checking import REGION_BOXES, regions
-from provenance.web.pages import _side_by_side, _upload_name
+from provenance.web.pages import _side_by_side
+from provenance.web.uploads import upload_name
 
 BANDS = {
     "sscd": {"review": 0.5, "high": 0.75, "higher_is_closer": True},
@@ -53,10 +54,10 @@ def test_region_boxes_describe_the_crops_searched() -> None:
 
 
 def test_an_uploaded_document_keeps_only_a_safe_base_name() -> None:
-    assert _upload_name("approval.eml") == "approval.eml"
-    assert _upload_name("C:\\Users\\lena\\Mail\\approval.eml") == "approval.eml"
-    assert _upload_name("../../etc/passwd") == "passwd"
-    assert _upload_name("memo\x00\n<b>.pdf") == "memob.pdf"
-    assert _upload_name("..") == "document"
-    assert _upload_name(None) == "document"
-    assert len(_upload_name("x" * 500 + ".pdf")) == 200
+    assert upload_name("approval.eml") == "approval.eml"
+    assert upload_name("C:\\Users\\lena\\Mail\\approval.eml") == "approval.eml"
+    assert upload_name("../../etc/passwd") == "passwd"
+    assert upload_name("memo\x00\n<b>.pdf") == "memob.pdf"
+    assert upload_name("..") == "document"
+    assert upload_name(None) == "document"
+    assert len(upload_name("x" * 500 + ".pdf")) == 200

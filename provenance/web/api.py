@@ -7,18 +7,20 @@ Successful answers are JSON objects with ``"ok": true``; failures are ``{"ok": f
 input). Lists take ``limit`` and ``offset`` and say the ``total``.
 
 Artists read the assets they registered; reviewers, legal and admins read every asset,
-the queue and the reference sets; reviewers and legal decide (see ``provenance.reviews``).
+the queue and the reference sets; reviewers and legal decide (see ``provenance.reviews``);
+legal records the studio's written approvals.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from provenance.reviews import DECISIONS, OPEN_STATUSES, SORTS, STATUSES, QueueFilter
+from provenance.web import uploads
 from provenance.web.auth import (
     DECIDING_ROLES,
     QUEUE_ROLES,
@@ -240,6 +242,29 @@ def create_review(request: Request, user: User, body: ReviewIn) -> Item:
         previous=body.previous_decision_id,
         explicit_previous=True,
         seen_check=body.check_id,
+    )
+    return Item(item=made)
+
+
+@router.post("/assets/{asset_id}/approvals", status_code=201, response_model=Item, responses=ERRORS)
+def create_approval(
+    request: Request,
+    user: User,
+    asset_id: int,
+    approver: Annotated[str, Form(description="The studio contact who approved in writing.")],
+    reference: Annotated[str, Form(description="Where: the email, memo or ticket.")],
+    document: Annotated[UploadFile, File(description="The signed document (at most 100 MiB).")],
+) -> Item:
+    """Record the studio's written approval of the asset (legal only), covering what needs
+    approval now; the document goes into the content store by sha256."""
+    require_role(user, frozenset({"legal"}), "recording a written approval")
+    made = uploads.record_approval(
+        _workspace(request),
+        asset_id,
+        user=user,
+        approver=approver,
+        reference=reference,
+        document=document,
     )
     return Item(item=made)
 

@@ -6,7 +6,6 @@ sha256 only."""
 from __future__ import annotations
 
 import secrets
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,10 +17,10 @@ from fastapi.templating import Jinja2Templates
 
 from provenance import reviews, users
 from provenance.checking import REGION_BOXES
-from provenance.clearance import MAX_DOCUMENT_BYTES
-from provenance.errors import AccessDenied, InvalidInput, NotFound, ProvenanceError
+from provenance.errors import AccessDenied, NotFound, ProvenanceError
 from provenance.reviews import OPEN_STATUSES, SORTS, QueueFilter
 from provenance.scoring import Thresholds
+from provenance.web import uploads
 from provenance.web.auth import (
     QUEUE_ROLES,
     SESSION_COOKIE,
@@ -354,29 +353,16 @@ def approval_submit(
     """Legal records a written approval with its signed document (stored by sha256)."""
     user = page_user(request)
     _check_csrf(request, csrf)
-    if user["role"] != "legal":
-        raise AccessDenied(
-            f"recording a written approval needs the legal role; {user['name']!r} is {user['role']}"
-        )
-    data = document.file.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise InvalidInput("the document is over 100 MiB")
-    with tempfile.TemporaryDirectory(prefix="provenance-upload-") as scratch:
-        path = Path(scratch) / _upload_name(document.filename)
-        path.write_bytes(data)
-        made = _workspace(request).approve(
-            str(asset_id), approver=approver, reference=reference, document=path, user=user
-        )
+    made = uploads.record_approval(
+        _workspace(request),
+        asset_id,
+        user=user,
+        approver=approver,
+        reference=reference,
+        document=document,
+    )
     query = urlencode({"back": back, "recorded": made["approval_id"]})
     return RedirectResponse(f"/assets/{asset_id}?{query}", 303)
-
-
-def _upload_name(name: str | None) -> str:
-    """The uploaded file's own name, reduced to a safe base name (it is recorded with the
-    approval; the browser's path and any control characters are dropped)."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    base = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(" .")
-    return base[:200] or "document"
 
 
 @router.get("/thumbs/{size}/{sha256}.jpg")

@@ -1,0 +1,45 @@
+"""Signed documents uploaded through the web layer (pages and API) become approvals the same
+way `provenance approve --document FILE` does: the bytes go into the content store by
+sha256, under the upload's own file name reduced to a safe base name."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import UploadFile
+
+from provenance.clearance import MAX_DOCUMENT_BYTES
+from provenance.errors import InvalidInput
+from provenance.workspace import Workspace
+
+
+def record_approval(
+    workspace: Workspace,
+    asset_id: int,
+    *,
+    user: dict[str, Any],
+    approver: str,
+    reference: str,
+    document: UploadFile,
+) -> dict[str, Any]:
+    """Record the studio's written approval of ``asset_id`` by ``user`` (legal only: the
+    workspace refuses anyone else before it writes)."""
+    data = document.file.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise InvalidInput("the document is over 100 MiB")
+    with tempfile.TemporaryDirectory(prefix="provenance-upload-") as scratch:
+        path = Path(scratch) / upload_name(document.filename)
+        path.write_bytes(data)
+        return workspace.approve(
+            str(asset_id), approver=approver, reference=reference, document=path, user=user
+        )
+
+
+def upload_name(name: str | None) -> str:
+    """The uploaded file's own name, reduced to a safe base name (it is recorded with the
+    approval; the browser's path and any control characters are dropped)."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return base[:200] or "document"

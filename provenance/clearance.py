@@ -187,6 +187,36 @@ def list_tools(workspace: Workspace) -> list[dict[str, Any]]:
         return [tool_json(session, t) for t in tools]
 
 
+def list_consents(
+    workspace: Workspace, *, talent: str | None, production: str | None, today: dt.date
+) -> list[dict[str, Any]]:
+    """Every consent on record, oldest first, each with its state on ``today``: ``valid``,
+    ``expired`` (past its last day) or ``withdrawn``. ``talent`` matches case-insensitively;
+    ``production`` keeps the consents for that production and those for any production."""
+    with read_session(workspace.engine) as session:
+        lookups = Lookups(session)
+        withdrawn = lookups.withdrawn("consent")
+        if production is not None:
+            production_id(session, production)  # an unknown name is an error, not "none"
+        found = []
+        for row in lookups.consents():
+            if talent is not None and row.talent.casefold() != talent.strip().casefold():
+                continue
+            elsewhere = row.production is not None and row.production.name != production
+            if production is not None and elsewhere:
+                continue
+            document = consent_json(row, withdrawn=withdrawn.get(row.id))
+            state = (
+                "withdrawn"
+                if document["withdrawn"]
+                else "expired"
+                if row.expires < today
+                else "valid"
+            )
+            found.append({**document, "state": state, "days_left": (row.expires - today).days})
+        return found
+
+
 def show_tool(workspace: Workspace, name: str) -> dict[str, Any]:
     with read_session(workspace.engine) as session:
         tool = session.scalar(select(Tool).where(func.lower(Tool.name) == name.strip().lower()))

@@ -676,6 +676,49 @@ def consent_add(
         )
 
 
+@consent_group.command("list")
+@click.option("--talent", help="Only this performer's consents (any case).")
+@click.option("--production", help="Only those covering this production (or any production).")
+@click.option("--as-of", help="Judge expiry on this day instead of today (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.consent-list/1).")
+@pass_context
+@_fail_cleanly
+def consent_list(
+    context: Context,
+    talent: str | None,
+    production: str | None,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
+    """List consents: valid, expired or withdrawn, with their numbers (for `withdraw`)."""
+    today = _as_of(as_of) or dt.datetime.now(dt.UTC).date()
+    with context.open() as workspace:
+        found = workspace.list_consents(talent=talent, production=production, today=today)
+    if as_json:
+        _print_json(
+            {"schema": "provenance.consent-list/1", "as_of": today.isoformat(), "consents": found}
+        )
+        return
+    if not found:
+        click.echo("No consents.")
+        return
+    _print_table(
+        ("#", "talent", "scope", "production", "expires", "state", "document"),
+        [
+            (
+                str(c["consent_id"]),
+                printable(c["talent"]),
+                c["scope"],
+                printable(c["production"] or "any"),
+                c["expires"],
+                c["state"] + (f" ({c['days_left']} days left)" if c["state"] == "valid" else ""),
+                c["document_sha256"][:12],
+            )
+            for c in found
+        ],
+    )
+
+
 @cli.command("approve")
 @click.argument("ref")
 @click.option("--approver", required=True, help="The studio contact who approved in writing.")

@@ -722,6 +722,17 @@ class Workspace:
         actor = self._records_actor(by, ("legal",), "recording a consent")
         return clearance.add_consent(self, actor=actor, **consent)
 
+    def list_consents(
+        self,
+        *,
+        talent: str | None = None,
+        production: str | None = None,
+        today: dt.date | None = None,
+    ) -> list[dict[str, Any]]:
+        return clearance.list_consents(
+            self, talent=talent, production=production, today=today or _today()
+        )
+
     def approve(
         self,
         ref: str,

@@ -276,6 +276,41 @@ def test_two_withdrawals_of_one_approval_at_once_leave_one(cast: dict[str, Any])
     assert run_json("-w", ws, "audit", "verify")["ok"] is True
 
 
+def test_consents_are_listed_with_their_state(cast: dict[str, Any]) -> None:
+    ws, docs = cast["ws"], cast["docs"]
+    register_likeness(cast)  # makes the production Nightfall
+    for talent, scope, production, expires in (
+        ("Eileen Collins", "likeness", "Nightfall", "2027-06-30"),
+        ("eileen collins", "voice", None, "2026-12-31"),
+        ("Sally Ride", "likeness", "Nightfall", "2027-06-30"),
+    ):
+        where = ["--production", production] if production else []
+        ok(cli(cast, "lena", "consent", "add", "--talent", talent, "--scope", scope, *where,
+               "--document", docs / "consent.pdf", "--expires", expires))  # fmt: skip
+    ok(cli(cast, "lena", "withdraw", "consent", "3", "--reason", "the part was recast"))
+    ok(cli(cast, "lena", "consent", "add", "--talent", "Sally Ride", "--scope", "voice",
+           "--production", "Daybreak", "--new-production", "--document", docs / "consent.pdf",
+           "--expires", "2027-06-30"))  # fmt: skip
+
+    def listed(*args: str) -> list[tuple[int, str]]:
+        found = run_json("-w", ws, "consent", "list", "--as-of", "2027-01-01", *args)
+        assert found["schema"] == "provenance.consent-list/1"
+        return [(c["consent_id"], c["state"]) for c in found["consents"]]
+
+    assert listed() == [(1, "valid"), (2, "expired"), (3, "withdrawn"), (4, "valid")]
+    assert listed("--talent", "EILEEN COLLINS") == [(1, "valid"), (2, "expired")]
+    assert listed("--talent", "Nobody") == []
+    # A production's consents include those for any production, not another production's.
+    assert listed("--production", "Nightfall") == [(1, "valid"), (2, "expired"), (3, "withdrawn")]
+    assert listed("--production", "Daybreak") == [(2, "expired"), (4, "valid")]
+    table = run("-w", ws, "consent", "list", "--as-of", "2026-12-31").stdout
+    assert "valid (0 days left)" in table  # its last day still holds
+    assert "the part was recast" not in table
+    unknown = run("-w", ws, "consent", "list", "--production", "Nightfal")
+    assert unknown.exit_code == 1
+    assert "no production named 'Nightfal' (known: 'Daybreak', 'Nightfall')" in unknown.stderr
+
+
 @pytest.mark.parametrize(
     ("who", "args", "message"),
     [

@@ -15,7 +15,6 @@ from provenance.db.tables import (
     Asset,
     AuditEvent,
     Base,
-    FingerprintRow,
     GenerationRecord,
     Match,
     Production,
@@ -260,16 +259,9 @@ def is_known_image(session: Session, sha256: str, *, registered_by: str | None =
 
 
 def row_counts(session: Session) -> dict[str, int]:
-    """Rows per table: used to prove that a failed operation changed nothing."""
-    tables = {
-        "productions": Production,
-        "tools": Tool,
-        "assets": Asset,
-        "generation_records": GenerationRecord,
-        "fingerprints": FingerprintRow,
-        "audit_events": AuditEvent,
-    }
+    """Rows per table, every table of the schema: used to prove that a failed operation
+    changed nothing."""
     return {
-        name: int(session.scalar(select(func.count()).select_from(model)) or 0)
-        for name, model in tables.items()
+        table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+        for table in Base.metadata.sorted_tables
     }

@@ -12,9 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from provenance import Workspace
+from provenance.clearance import MAX_DOCUMENT_BYTES
+from provenance.web import uploads
 from provenance.web.app import create_app, openapi_text
 from tests import filemakers as fm
-from tests.conftest import run, snapshot
+from tests.conftest import run, snapshot, sql
 from tests.team import as_user, build_team
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,3 +328,32 @@ def test_a_bad_approval_upload_is_refused_and_writes_nothing(
     assert answer.json()["ok"] is False
     assert message in answer.json()["error"]["message"]
     assert snapshot(api["ws"]) == before
+
+
+def test_an_oversized_body_is_refused_before_anyone_is_asked_who_they_are(
+    api: dict[str, Any],
+) -> None:
+    """Bodies are small except a signed document's upload; a larger one is a 413 in the API's
+    error shape, without a token even, and nothing is written."""
+    before = snapshot(api["ws"])
+    big = api["client"].post(
+        "/api/v1/reviews",
+        content=b"{" + b" " * (1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert big.status_code == 413
+    assert big.json()["ok"] is False
+    path = f"/api/v1/assets/{api['ids']['shot010']}/approvals"
+    huge = b"\0" * (uploads.UPLOAD_BODY_LIMIT + 1)
+    refused = call(api, "lena", "POST", path, data={"approver": "J", "reference": "r"},
+                   files={"document": ("big.pdf", huge)})  # fmt: skip
+    assert refused.status_code == 413
+    assert refused.json()["ok"] is False
+    assert snapshot(api["ws"]) == before
+    # Just under the document limit is taken (and is not refused for its size).
+    fits = b"%PDF" + b"\0" * (MAX_DOCUMENT_BYTES - 4)
+    taken = call(api, "lena", "POST", path, data={"approver": "J", "reference": "r"},
+                 files={"document": ("fits.pdf", fits)})  # fmt: skip
+    assert taken.status_code == 201, taken.text[:300]
+    assert snapshot(api["ws"]) != before
+    assert sql(api["ws"], "SELECT document_name FROM approvals") == [("fits.pdf",)]

@@ -30,7 +30,7 @@ from provenance.errors import (
     ProvenanceError,
     Unauthenticated,
 )
-from provenance.web import api, pages
+from provenance.web import api, pages, uploads
 from provenance.web.auth import Sessions, load_key
 from provenance.workspace import Workspace
 
@@ -47,6 +47,48 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+
+
+BODY_LIMIT = 1024 * 1024
+
+
+class BodyLimit:
+    """Refuses a request body over its route's limit (``uploads.UPLOAD_BODY_LIMIT`` for a
+    signed document's upload, ``BODY_LIMIT`` otherwise) with 413 as soon as it is read: by
+    the Content-Length it announces, or by counting. The refusal is raised inside the app, so
+    its handlers answer in the usual shape, and nobody, signed in or not, can make the server
+    spool an endless upload to disk before the route checks who is asking.
+
+    (FastAPI's own ``max_body_size`` answers a plain-text 413 that bypasses the handlers.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload = uploads.UPLOAD_PATH.match(scope["path"]) is not None
+        limit = uploads.UPLOAD_BODY_LIMIT if upload else BODY_LIMIT
+        announced = dict(scope.get("headers") or []).get(b"content-length", b"")
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            if announced.isdigit() and int(announced) > limit:
+                raise _too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> StarletteHTTPException:
+    return StarletteHTTPException(413, f"the request body is over {limit:,} bytes")
 
 
 def status_for(exc: ProvenanceError) -> int:
@@ -79,6 +121,7 @@ def create_app(workspace: Workspace | None) -> FastAPI:
     app.state.workspace = workspace
     if workspace is not None:
         app.state.sessions = Sessions(load_key(workspace.root))
+    app.add_middleware(BodyLimit)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount(

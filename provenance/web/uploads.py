@@ -4,6 +4,7 @@ sha256, under the upload's own file name reduced to a safe base name."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from fastapi import UploadFile
 from provenance.clearance import MAX_DOCUMENT_BYTES
 from provenance.errors import InvalidInput
 from provenance.workspace import Workspace
+
+# The routes taking a signed document (the asset page's form and the API), and the most
+# their whole request body may be: the document and the form around it.
+UPLOAD_PATH = re.compile(r"/(api/v1/)?assets/\d+/approvals?\Z")
+UPLOAD_BODY_LIMIT = MAX_DOCUMENT_BYTES + 1024 * 1024
 
 
 def record_approval(

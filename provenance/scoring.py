@@ -163,3 +163,29 @@ def _judge_item(
     verdict = max((r.verdict for r in reasons), key=lambda v: v.rank)
     strength = max(r.thresholds.strength(r.score) for r in reasons)
     return ItemJudgement(key[0], key[1], verdict, strength, tuple(reasons))
+
+
+def strongest_items(check: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+    """The reference items a stored check (its JSON: ``thresholds`` and ``matches``) found
+    within some detector's review line, strongest first, at most ``limit``. Each is
+    ``{"best": the item's strongest match, "strength": its strength, "matches": every match
+    of the item, in the check's order}``: what the asset page sets side by side and what an
+    evidence pack pictures."""
+    thresholds = check["thresholds"]
+    items: dict[tuple[str, int], dict[str, Any]] = {}
+    for match in check["matches"]:
+        key = (match["reference_set"], match["item_id"])
+        entry = items.setdefault(key, {"best": None, "strength": float("-inf"), "matches": []})
+        entry["matches"].append(match)
+        bands = thresholds.get(match["detector"])
+        if bands is None:
+            continue
+        strength = Thresholds(**bands).strength(match["score"])
+        if strength > entry["strength"]:
+            entry["best"], entry["strength"] = match, strength
+    ranked = sorted(
+        (entry for entry in items.values() if entry["strength"] >= 0),
+        key=lambda entry: entry["strength"],
+        reverse=True,
+    )
+    return ranked[:limit]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provenance.scoring import Candidate, Thresholds, Verdict, judge
+from provenance.scoring import Candidate, Thresholds, Verdict, judge, strongest_items
 
 BANDS = {
     "sscd": Thresholds(review=0.45, high=0.75),
@@ -68,3 +68,30 @@ def test_strict_phash_match_fuses_with_a_weak_sscd_score() -> None:
 def test_unknown_detectors_are_ignored() -> None:
     judgement = judge([Candidate("refs", 1, "ahash", "whole", 0)], BANDS)
     assert judgement.verdict is Verdict.CLEAR
+
+
+def test_strongest_items_rank_reference_items_by_their_strongest_match() -> None:
+    check = {
+        "thresholds": {
+            "sscd": {"review": 0.5, "high": 0.75, "higher_is_closer": True},
+            "phash": {"review": 10, "high": 8, "higher_is_closer": False},
+        },
+        "matches": [
+            {"reference_set": "a", "item_id": 1, "detector": "sscd", "score": 0.55},
+            {"reference_set": "a", "item_id": 2, "detector": "sscd", "score": 0.30},
+            {"reference_set": "a", "item_id": 2, "detector": "phash", "score": 8},
+            {"reference_set": "b", "item_id": 1, "detector": "sscd", "score": 0.60},
+            {"reference_set": "a", "item_id": 3, "detector": "clip", "score": 0.99},  # no lines
+            {"reference_set": "a", "item_id": 4, "detector": "sscd", "score": 0.10},
+        ],
+    }
+    ranked = strongest_items(check, 10)
+    assert [(i["best"]["reference_set"], i["best"]["item_id"]) for i in ranked] == [
+        ("a", 2),  # phash at its high line: strength 1
+        ("b", 1),
+        ("a", 1),
+    ]
+    assert ranked[0]["best"]["detector"] == "phash"
+    assert [m["detector"] for m in ranked[0]["matches"]] == ["sscd", "phash"]
+    assert ranked[0]["strength"] == 1.0
+    assert len(strongest_items(check, 2)) == 2

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFile
 from provenance.checking import REGION_BOXES
 from provenance.errors import PdfUnavailable, ProvenanceError
 from provenance.export.record import dumps
-from provenance.scoring import Thresholds
+from provenance.scoring import strongest_items
 
 if TYPE_CHECKING:
     from provenance.workspace import Workspace
@@ -61,22 +61,19 @@ def _picture(
 
 
 def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The newest check's strongest matched references, each as its strongest match with
+    that match's bands."""
     if not record["checks"]:
         return []
     latest = record["checks"][-1]
-    best: dict[tuple[str, int], dict[str, Any]] = {}
-    for match in latest["matches"]:
-        bands = latest["thresholds"].get(match["detector"])
-        if bands is None:
-            continue
-        strength = Thresholds(**bands).strength(match["score"])
-        if strength < 0:
-            continue  # beyond the review line: not evidence of anything
-        key = (match["reference_set"], match["item_id"])
-        if key not in best or strength > best[key]["strength"]:
-            best[key] = {**match, "strength": strength, "bands": bands}
-    ranked = sorted(best.values(), key=lambda m: m["strength"], reverse=True)
-    return ranked[:PICTURED_REFERENCES]
+    return [
+        {
+            **item["best"],
+            "strength": item["strength"],
+            "bands": latest["thresholds"][item["best"]["detector"]],
+        }
+        for item in strongest_items(latest, PICTURED_REFERENCES)
+    ]
 
 
 def asset_pack_html(workspace: Workspace, record: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from provenance import reviews, users
 from provenance.checking import REGION_BOXES
 from provenance.errors import AccessDenied, NotFound, ProvenanceError
 from provenance.reviews import OPEN_STATUSES, SORTS, QueueFilter
-from provenance.scoring import Thresholds
+from provenance.scoring import Thresholds, strongest_items
 from provenance.web import uploads
 from provenance.web.auth import (
     QUEUE_ROLES,
@@ -244,44 +244,40 @@ def _parse_query(text: str) -> dict[str, str]:
 
 
 def _side_by_side(check: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The strongest distinct reference items of a check, each with its best match per
-    detector, the thresholds, and the region of the asset to outline."""
+    """The strongest distinct reference items of a check, each with its score per match
+    against the detector's lines, and the region of the asset to outline (that of its
+    strongest match)."""
     if check is None:
         return []
     thresholds = check["thresholds"]
     fired = {(r["reference_set"], r["item_id"], r["detector"]) for r in check["reasons"]}
-    items: dict[tuple[str, int], dict[str, Any]] = {}
-    for match in check["matches"]:
-        band = thresholds.get(match["detector"], {})
-        strength = _strength(match["score"], band)
-        key = (match["reference_set"], match["item_id"])
-        entry = items.setdefault(
-            key, {"reference": match, "scores": [], "strength": float("-inf"), "box": None}
-        )
-        verdict = _band(match["score"], band)
-        entry["scores"].append(
+    pairs = []
+    for item in strongest_items(check, SIDE_BY_SIDE):
+        best = item["best"]
+        scores = []
+        for match in item["matches"]:
+            band = thresholds.get(match["detector"], {})
+            scores.append(
+                {
+                    **match,
+                    "review": band.get("review"),
+                    "high": band.get("high"),
+                    "higher_is_closer": band.get("higher_is_closer", True),
+                    "verdict": _band(match["score"], band),
+                    "fired": (match["reference_set"], match["item_id"], match["detector"]) in fired,
+                }
+            )
+        box = REGION_BOXES.get(best["region"])
+        pairs.append(
             {
-                **match,
-                "review": band.get("review"),
-                "high": band.get("high"),
-                "higher_is_closer": band.get("higher_is_closer", True),
-                "verdict": verdict,
-                "fired": (key[0], key[1], match["detector"]) in fired,
+                "reference": item["matches"][0],
+                "scores": scores,
+                "strength": item["strength"],
+                "box": None if best["region"] == "whole" else box,
+                "region": best["region"],
             }
         )
-        if strength > entry["strength"]:
-            entry["strength"] = strength
-            box = REGION_BOXES.get(match["region"])
-            entry["box"] = None if match["region"] == "whole" or box is None else box
-            entry["region"] = match["region"]
-    ranked = sorted(items.values(), key=lambda e: e["strength"], reverse=True)
-    return [e for e in ranked if e["strength"] >= 0][:SIDE_BY_SIDE]
-
-
-def _strength(score: float, band: dict[str, Any]) -> float:
-    if not band:
-        return float("-inf")
-    return Thresholds(**band).strength(score)
+    return pairs
 
 
 def _band(score: float, band: dict[str, Any]) -> str:

@@ -369,21 +369,7 @@ def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
         "detectors": check.detectors.get("detectors", []),
         "reference_sets": check.reference_sets.get("reference_sets", []),
         "thresholds": check.thresholds,
-        "matches": [
-            {
-                "reference_set": set_name,
-                "rights_status": rights,
-                "item_id": item.id,
-                "sha256": item.sha256,
-                "source_path": item.source_path,
-                "attribution": item.attribution,
-                "detector": match.detector,
-                "region": match.region,
-                "score": round(match.score, 6),
-                "rank": match.rank,
-            }
-            for match, item, set_name, rights in rows
-        ],
+        "matches": [repository.match_json(row) for row in rows],
     }
 
 

@@ -282,20 +282,9 @@ def evidence_of(session: Session, check: Check) -> dict[str, Any]:
         "verdict": check.verdict,
         "reasons": check.reasons.get("reasons", []),
         "thresholds": check.thresholds,
-        "matches": [
-            {
-                "reference_set": set_name,
-                "rights_status": rights,
-                "item_id": item.id,
-                "sha256": item.sha256,
-                "source_path": item.source_path,
-                "detector": match.detector,
-                "region": match.region,
-                "score": round(match.score, 6),
-                "rank": match.rank,
-            }
-            for match, item, set_name, rights in ordered
-        ],
+        # Without the items' credit lines: the evidence kept with a decision has never
+        # held them, and its digest covers exactly these fields.
+        "matches": [repository.match_json(row, attribution=False) for row in ordered],
     }
 
 

@@ -238,6 +238,32 @@ def check_matches(session: Session, check_id: int) -> list[tuple[Match, Referenc
     return [(m, item, str(name), str(rights)) for m, item, name, rights in rows]
 
 
+def match_json(
+    row: tuple[Match, ReferenceItem, str, str], *, attribution: bool = True
+) -> dict[str, Any]:
+    """One row of ``check_matches`` as JSON: the match with its item's identity and its
+    set's rights status (``attribution``: with the item's credit line)."""
+    match, item, set_name, rights = row
+    document: dict[str, Any] = {
+        "reference_set": set_name,
+        "rights_status": rights,
+        "item_id": item.id,
+        "sha256": item.sha256,
+        "source_path": item.source_path,
+    }
+    if attribution:
+        document["attribution"] = item.attribution
+    document.update(
+        {
+            "detector": match.detector,
+            "region": match.region,
+            "score": round(match.score, 6),
+            "rank": match.rank,
+        }
+    )
+    return document
+
+
 def events_about(session: Session, subject: str) -> list[AuditEvent]:
     return list(
         session.scalars(

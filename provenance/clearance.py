@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -88,21 +88,36 @@ def _text(value: str | None, what: str, *, required: bool = False, limit: int = 
     return value
 
 
-def read_document(path: Path) -> tuple[bytes, str]:
-    """A signed document's bytes (any format; kept as they are) and its file name."""
+class Document(NamedTuple):
+    """A signed document: its bytes (any format; kept as they are) and its file name."""
+
+    data: bytes
+    name: str
+
+
+def check_document_size(size: int, name: str) -> None:
+    if size > MAX_DOCUMENT_BYTES:
+        raise InvalidInput(f"{name}: document is {size:,} bytes, over 100 MiB")
+    if size == 0:
+        raise InvalidInput(f"{name}: document is empty")
+
+
+def read_document(source: Path | Document) -> Document:
+    """The document at ``source`` (a file), or ``source`` itself once its size is checked
+    (one uploaded through the web layer)."""
+    if isinstance(source, Document):
+        check_document_size(len(source.data), source.name)
+        return source
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise InvalidInput(f"{path}: not a file")
-        if size > MAX_DOCUMENT_BYTES:
-            raise InvalidInput(f"{path.name}: document is {size:,} bytes, over 100 MiB")
-        if size == 0:
-            raise InvalidInput(f"{path.name}: document is empty")
-        return path.read_bytes(), path.name
+        size = source.stat().st_size
+        if not source.is_file():
+            raise InvalidInput(f"{source}: not a file")
+        check_document_size(size, source.name)
+        return Document(source.read_bytes(), source.name)
     except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
+        raise InvalidInput(f"{source}: no such file") from None
     except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read it ({exc.strerror})") from None
+        raise InvalidInput(f"{source}: cannot read it ({exc.strerror})") from None
 
 
 # -- tools ----------------------------------------------------------------------------------
@@ -250,7 +265,7 @@ def add_consent(
     talent: str,
     scope: str,
     production: str | None,
-    document: Path,
+    document: Path | Document,
     expires: str,
     actor: str,
     new_production: bool = False,
@@ -299,7 +314,7 @@ def add_approval(
     *,
     approver: str,
     reference: str,
-    document: Path,
+    document: Path | Document,
     actor: str,
     today: dt.date,
 ) -> dict[str, Any]:

@@ -350,6 +350,14 @@ def test_an_oversized_body_is_refused_before_anyone_is_asked_who_they_are(
     assert refused.status_code == 413
     assert refused.json()["ok"] is False
     assert snapshot(api["ws"]) == before
+    # A document one byte over its limit, in a body the route still reads, is refused too.
+    over = call(api, "lena", "POST", path, data={"approver": "J", "reference": "r"},
+                files={"document": ("over.pdf", b"\0" * (MAX_DOCUMENT_BYTES + 1))})  # fmt: skip
+    assert over.status_code == 422
+    assert (
+        "over.pdf: document is 104,857,601 bytes, over 100 MiB" in over.json()["error"]["message"]
+    )
+    assert snapshot(api["ws"]) == before
     # Just under the document limit is taken (and is not refused for its size).
     fits = b"%PDF" + b"\0" * (MAX_DOCUMENT_BYTES - 4)
     taken = call(api, "lena", "POST", path, data={"approver": "J", "reference": "r"},

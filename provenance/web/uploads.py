@@ -5,14 +5,11 @@ sha256, under the upload's own file name reduced to a safe base name."""
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from fastapi import UploadFile
 
-from provenance.clearance import MAX_DOCUMENT_BYTES
-from provenance.errors import InvalidInput
+from provenance.clearance import MAX_DOCUMENT_BYTES, Document
 from provenance.workspace import Workspace
 
 # The routes taking a signed document (the asset page's form and the API), and the most
@@ -32,15 +29,15 @@ def record_approval(
 ) -> dict[str, Any]:
     """Record the studio's written approval of ``asset_id`` by ``user`` (legal only: the
     workspace refuses anyone else before it writes)."""
-    data = document.file.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise InvalidInput("the document is over 100 MiB")
-    with tempfile.TemporaryDirectory(prefix="provenance-upload-") as scratch:
-        path = Path(scratch) / upload_name(document.filename)
-        path.write_bytes(data)
-        return workspace.approve(
-            str(asset_id), approver=approver, reference=reference, document=path, user=user
-        )
+    # Whole: the app's BodyLimit has already refused a body over UPLOAD_BODY_LIMIT.
+    data = document.file.read()
+    return workspace.approve(
+        str(asset_id),
+        approver=approver,
+        reference=reference,
+        document=Document(data, upload_name(document.filename)),
+        user=user,
+    )
 
 
 def upload_name(name: str | None) -> str:

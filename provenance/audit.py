@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
+from provenance import row_audit
 from provenance.db.session import write_transaction
 from provenance.db.tables import AuditEvent, AuditHead
 
@@ -48,7 +49,11 @@ def start_chain(session: Session) -> None:
 def append_event(
     session: Session, *, actor: str, action: str, subject: str, payload: dict[str, Any]
 ) -> str:
-    """Append one event inside the caller's write transaction; return its hash."""
+    """Append one event inside the caller's write transaction; return its hash. The rows
+    the transaction wrote since its last event are vouched for in the payload (``rows``)."""
+    rows = row_audit.take_touched(session)
+    if rows:
+        payload = {**payload, "rows": rows}
     head = session.execute(
         select(AuditHead.last_event_id, AuditHead.last_hash)
         .where(AuditHead.id == _HEAD_ID)
@@ -142,6 +147,10 @@ def verify_chain(session: Session) -> ChainReport:
     head = session.get(AuditHead, _HEAD_ID)
     if head is None:
         return _broken(count, None, "the audit head row is missing")
+    # A hand-edited head may hold text where a number belongs: named, never a traceback.
+    last_id: Any = head.last_event_id
+    if not isinstance(last_id, int) or not isinstance(head.last_hash, str):
+        return _broken(count, None, "the audit head row is malformed: it was altered")
     if head.last_event_id != count or head.last_hash != previous_hash:
         first_missing = count + 1
         return _broken(

@@ -32,13 +32,14 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from provenance import audit, reviews
+from provenance import audit, reference_sets, reviews
 from provenance.db import repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
-from provenance.errors import IndexProblem, NotFound, ProvenanceError
-from provenance.index.faiss_index import VectorIndex, load_index
+from provenance.errors import IndexCorrupt, IndexProblem, NotFound, ProvenanceError
+from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
+from provenance.locks import SetBusy, reference_set_lock
 from provenance.media import decode_image
 from provenance.scoring import Candidate, Thresholds, Verdict, judge
 
@@ -105,6 +106,23 @@ def thresholds_from(settings: Any) -> dict[str, Thresholds]:
 
 
 @dataclass
+class PendingOutcome:
+    """Checks of assets that were waiting for one: each check by asset id, and the
+    error of each asset whose check failed."""
+
+    checks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "provenance.check-pending/1",
+            "checked": len(self.checks),
+            "checks": list(self.checks.values()),
+            "failed": [{"asset_id": k, "error": v} for k, v in sorted(self.failed.items())],
+        }
+
+
+@dataclass
 class SearchContext:
     """Reference sets, loaded indexes and item details, shared by the assets of one run."""
 
@@ -113,8 +131,14 @@ class SearchContext:
     problems: dict[str, list[str]] = field(default_factory=dict)
 
 
-def prepare(workspace: Workspace, detectors: dict[str, Detector]) -> SearchContext:
-    """Load every active set's index for every detector that can run."""
+def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str) -> SearchContext:
+    """Load every active set's index for every detector that can run.
+
+    An index that does not hold exactly the set's items (a ``refs add-items`` killed
+    between recording items and rebuilding, or an index file lost) is rebuilt from the
+    stored vectors under the set's lock before it is searched, and the check says so in
+    the set's problems; one that cannot be rebuilt is not searched, and the check says why.
+    """
     context = SearchContext()
     with read_session(workspace.engine) as session:
         sets = session.scalars(
@@ -124,19 +148,90 @@ def prepare(workspace: Workspace, detectors: dict[str, Detector]) -> SearchConte
     for reference_set in context.sets:
         name = reference_set["name"]
         problems = context.problems.setdefault(name, [])
-        for detector_name, detector in detectors.items():
+        loaded = _load_indexes(workspace, name, detectors, problems)
+        stale = _stale(workspace, name, loaded, detectors)
+        if stale:
             try:
-                index = load_index(
-                    workspace.root / "indexes" / name,
-                    detector_name,
-                    detector.spec,
-                    nprobe=int(workspace.settings["search_nprobe"]),
+                # Not waiting: an ingest holding the lock may run for minutes.
+                with reference_set_lock(workspace.root, name, wait=False):
+                    built = reference_sets.rebuild_indexes(
+                        workspace, name, [detectors[d] for d in stale], actor=actor
+                    )
+            except SetBusy:
+                problems.extend(
+                    f"{d}: the index is stale ({stale[d]}) while another process changes the "
+                    "set; this check searched the index as it was"
+                    for d in stale
                 )
-            except IndexProblem as exc:
-                problems.append(f"{detector_name}: {exc}")
-                continue
+            except ProvenanceError as exc:
+                for detector_name in stale:
+                    loaded.pop(detector_name, None)
+                    problems.append(
+                        f"{detector_name}: the index is stale ({stale[detector_name]}) and could "
+                        f"not be rebuilt, so it was not searched: {exc}"
+                    )
+            else:
+                fresh: list[str] = []
+                reloaded = _load_indexes(workspace, name, {d: detectors[d] for d in stale}, fresh)
+                loaded.update(reloaded)
+                problems.extend(
+                    f"{d}: the index was stale ({stale[d]}); rebuilt with "
+                    f"{built[d]['count']} items before this check"
+                    for d in stale
+                )
+                problems.extend(fresh)
+        for detector_name, index in loaded.items():
             context.indexes[(name, detector_name)] = index
     return context
+
+
+def _load_indexes(
+    workspace: Workspace, name: str, detectors: dict[str, Detector], problems: list[str]
+) -> dict[str, VectorIndex]:
+    loaded: dict[str, VectorIndex] = {}
+    for detector_name, detector in detectors.items():
+        try:
+            loaded[detector_name] = load_index(
+                workspace.root / "indexes" / name,
+                detector_name,
+                detector.spec,
+                nprobe=int(workspace.settings["search_nprobe"]),
+            )
+        except IndexCorrupt as exc:
+            if "build it first" not in str(exc):
+                problems.append(f"{detector_name}: {exc}")
+        except IndexProblem as exc:
+            problems.append(f"{detector_name}: {exc}")
+    return loaded
+
+
+def _stale(
+    workspace: Workspace,
+    name: str,
+    loaded: dict[str, VectorIndex],
+    detectors: dict[str, Detector],
+) -> dict[str, str]:
+    """Each detector whose index is missing or does not hold the set's items, with why."""
+    with read_session(workspace.engine) as session:
+        item_ids = list(
+            session.scalars(
+                select(ReferenceItem.id)
+                .join(ReferenceSet)
+                .where(ReferenceSet.name == name, ReferenceSet.removed_at.is_(None))
+            )
+        )
+    expected = ids_checksum(item_ids)
+    stale: dict[str, str] = {}
+    index_folder = workspace.root / "indexes" / name
+    for detector_name in detectors:
+        index = loaded.get(detector_name)
+        if index is None:
+            if not (index_folder / f"{detector_name}.json").is_file():
+                stale[detector_name] = f"missing, for {len(item_ids)} items"
+            continue
+        if index.count != len(item_ids) or index.ids_sha256 != expected:
+            stale[detector_name] = f"{index.count} vectors for {len(item_ids)} items"
+    return stale
 
 
 def check_asset(
@@ -145,7 +240,7 @@ def check_asset(
     """Check one asset, record the check, and return it as JSON (``provenance.check/1``)."""
     available, unavailable = workspace.split_detectors()
     if context is None:
-        context = prepare(workspace, available)
+        context = prepare(workspace, available, actor=actor)
     with read_session(workspace.engine) as session:
         asset = session.get(Asset, asset_id)
         if asset is None:

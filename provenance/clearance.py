@@ -43,6 +43,7 @@ from provenance.db.tables import (
     GenerationRecord,
     Production,
     ReferenceSet,
+    Revision,
     Tool,
     ToolProfile,
     Withdrawal,
@@ -317,8 +318,13 @@ def add_approval(
     document: Path | Document,
     actor: str,
     today: dt.date,
+    check_id: int | None = None,
 ) -> dict[str, Any]:
-    """Record a written approval of the asset, covering what needs approval right now."""
+    """Record a written approval of the asset, covering what needs approval right now.
+
+    The approval is bound to the asset's newest check (``check_id``: the one the approver
+    saw, when given): a check recorded meanwhile is a Conflict, so an approval never covers
+    triggers the approver did not see."""
     who = _text(approver, "--approver", required=True, limit=200)
     what = _text(reference, "--reference", required=True)
     data, file_name = read_document(document)
@@ -326,12 +332,22 @@ def add_approval(
     with read_session(workspace.engine) as session:
         asset = repository.find_asset(session, ref)
         asset_id = asset.id
+        seen = asset.checks[-1].id if asset.checks else None
         facts, _, _ = gather(session, asset)
+    if check_id is not None and check_id != seen:
+        raise Conflict(
+            f"asset {asset_id}'s newest check is #{seen}, not #{check_id}: look at it again"
+        )
+    # Never empty: every generated asset needs approval before it reaches final.
     triggers = [key for key, _, _ in policy.approval_triggers(facts)]
-    if not triggers:
-        raise Conflict(f"asset {asset_id} needs no written approval (nothing requires one)")
 
     def write(session: Session) -> tuple[dict[str, Any], str]:
+        newest = session.scalar(select(func.max(Check.id)).where(Check.asset_id == asset_id))
+        if newest != seen:
+            raise Conflict(
+                f"asset {asset_id} was checked again (check #{newest}) while the approval was "
+                "being recorded: look at the new check and record the approval again"
+            )
         row = Approval(
             asset_id=asset_id,
             approver=who,
@@ -341,6 +357,7 @@ def add_approval(
             covers={"triggers": triggers},
             recorded_by=actor,
             recorded_at=utcnow(),
+            check_id=seen,
         )
         session.add(row)
         session.flush()
@@ -483,6 +500,31 @@ def declare(
         return {"asset_id": asset.id, **payload}
 
 
+def revise(
+    workspace: Workspace, ref: str, *, revised_by: str, how: str, actor: str
+) -> dict[str, Any]:
+    """Record the human work done on an asset (who revised it, and how): what the guidance
+    expects of generated material before it reaches final deliverables."""
+    who = _text(revised_by, "--revised-by", required=True, limit=200)
+    what = _text(how, "--how", required=True, limit=10_000)
+    with write_transaction(workspace.engine) as session:
+        asset = repository.find_asset(session, ref)
+        row = Revision(
+            asset_id=asset.id, revised_by=who, how=what, recorded_by=actor, recorded_at=utcnow()
+        )
+        session.add(row)
+        session.flush()
+        document = revision_json(row)
+        audit.append_event(
+            session,
+            actor=actor,
+            action="asset.revised",
+            subject=f"asset:{asset.id}",
+            payload={**document, "record_sha256": audit.record_digest(document)},
+        )
+        return document
+
+
 # -- facts and status -----------------------------------------------------------------------
 
 
@@ -500,6 +542,7 @@ class Lookups:
         # Per asset, when read ahead by prefetch(): its declarations and its approvals.
         self._declarations: dict[int, list[Declaration]] = {}
         self._approvals: dict[int, list[Approval]] = {}
+        self._revisions: dict[int, list[Revision]] = {}
 
     def prefetch(self, asset_ids: Sequence[int]) -> None:
         """Read the declarations and approvals of many assets (a production's) in a few
@@ -509,6 +552,11 @@ class Lookups:
             for asset_id in chunk:
                 self._declarations[asset_id] = []
                 self._approvals[asset_id] = []
+                self._revisions[asset_id] = []
+            for revision in self.session.scalars(
+                select(Revision).where(Revision.asset_id.in_(chunk)).order_by(Revision.id)
+            ):
+                self._revisions[revision.asset_id].append(revision)
             for declaration in self.session.scalars(
                 select(Declaration).where(Declaration.asset_id.in_(chunk)).order_by(Declaration.id)
             ):
@@ -529,6 +577,15 @@ class Lookups:
         return list(
             self.session.scalars(
                 select(Approval).where(Approval.asset_id == asset_id).order_by(Approval.id)
+            ).all()
+        )
+
+    def revisions(self, asset_id: int) -> list[Revision]:
+        if asset_id in self._revisions:
+            return list(self._revisions[asset_id])
+        return list(
+            self.session.scalars(
+                select(Revision).where(Revision.asset_id == asset_id).order_by(Revision.id)
             ).all()
         )
 
@@ -586,6 +643,7 @@ class _Gathered:
     consent_rows: list[Consent]
     approval_rows: list[Approval]
     declared: dict[str, Any]
+    revision_rows: list[Revision]
 
 
 def gather(
@@ -634,6 +692,7 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
                 policy.MatchFacts(set_name, rights.get(set_name, "third-party"), item_id, verdict)
             )
     declared = lookups.declarations(asset.id)
+    revision_rows = lookups.revisions(asset.id)
     facts = policy.AssetFacts(
         asset_id=asset.id,
         intended_use=asset.intended_use,
@@ -646,6 +705,7 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
         talent=tuple(declared["talent"] or ()),
         personal_data=bool(declared["personal_data"]),
         expires=declared["expires"],
+        revisions=tuple(policy.Revision(r.id, r.revised_by, r.how) for r in revision_rows),
     )
     withdrawn_consents = lookups.withdrawn("consent")
     consent_rows = [
@@ -676,7 +736,9 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
         )
         for a in approval_rows
     ]
-    return _Gathered(facts, consents, approvals, consent_rows, approval_rows, declared)
+    return _Gathered(
+        facts, consents, approvals, consent_rows, approval_rows, declared, revision_rows
+    )
 
 
 def status(
@@ -722,6 +784,7 @@ def status(
         "approvals": [
             approval_json(a, withdrawn=withdrawn_approvals.get(a.id)) for a in found.approval_rows
         ],
+        "revisions": [revision_json(r) for r in found.revision_rows],
         "policy": result.to_json(),
     }
 
@@ -753,6 +816,19 @@ def approval_json(row: Approval, *, withdrawn: Withdrawal | None) -> dict[str, A
         "recorded_by": row.recorded_by,
         "recorded_at": row.recorded_at.isoformat(),
         "withdrawn": _withdrawal_json(withdrawn),
+        # Only when known: the digests of approvals recorded before 0006 stay as they were.
+        **({"check_id": row.check_id} if row.check_id is not None else {}),
+    }
+
+
+def revision_json(row: Revision) -> dict[str, Any]:
+    return {
+        "revision_id": row.id,
+        "asset_id": row.asset_id,
+        "revised_by": row.revised_by,
+        "how": row.how,
+        "recorded_by": row.recorded_by,
+        "recorded_at": row.recorded_at.isoformat(),
     }
 
 

@@ -279,7 +279,12 @@ def list_command(
 
 
 @cli.command("check")
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Check every asset still waiting for a check (e.g. after an interrupted register).",
+)
 @click.option(
     "--fail-on",
     type=click.Choice(["review", "high"]),
@@ -290,19 +295,43 @@ def list_command(
 @pass_context
 @_fail_cleanly
 def check_command(
-    context: Context, refs: tuple[str, ...], fail_on: str | None, by: str | None, as_json: bool
+    context: Context,
+    refs: tuple[str, ...],
+    pending: bool,
+    fail_on: str | None,
+    by: str | None,
+    as_json: bool,
 ) -> None:
     """Check assets (ids or sha256 prefixes) against every reference set.
 
     Each check is recorded (a re-check adds a new one). JSON follows provenance.check/1.
-    Exit status: 0 done; 1 error; 3 a verdict reached --fail-on.
+    With --pending, the assets that have no check yet are checked (JSON:
+    provenance.check-pending/1). Exit status: 0 done; 1 error (or a pending check failed);
+    3 a verdict reached --fail-on.
     """
+    if pending == bool(refs):
+        raise click.UsageError("give asset ids or --pending (not both)")
+    failed: dict[int, str] = {}
     with context.open() as workspace:
-        checks = workspace.check(refs, by=by)
+        if pending:
+            outcome = workspace.check_pending(by=by)
+            checks, failed = list(outcome.checks.values()), outcome.failed
+        else:
+            checks = workspace.check(refs, by=by)
     if as_json:
-        _print_json({"schema": "provenance.check-list/1", "checks": checks})
+        _print_json(
+            outcome.to_json()
+            if pending
+            else {"schema": "provenance.check-list/1", "checks": checks}
+        )
     else:
+        if pending and not checks and not failed:
+            click.echo("No asset is waiting for a check.")
         _print_checks(checks)
+        for asset_id, error in sorted(failed.items()):
+            click.echo(f"failed  asset {asset_id}: {printable(error)}", err=True)
+    if failed:
+        sys.exit(1)
     if fail_on and _reaches([c["verdict"] for c in checks], fail_on):
         sys.exit(FAIL_ON_EXIT)
 
@@ -449,6 +478,12 @@ def queue_command(
     if as_json:
         _print_json(found)
         return
+    if found["pending_checks"]:
+        click.echo(
+            f"{found['pending_checks']} asset(s) are waiting for a check and not in the queue "
+            "yet: run `provenance check --pending`.",
+            err=True,
+        )
     if not found["entries"]:
         click.echo("The queue is empty.")
         return
@@ -502,6 +537,12 @@ def serve(context: Context, host: str, port: int, print_openapi: bool) -> None:
     import uvicorn
 
     with context.open() as workspace:
+        if workspace.pending_check_count():
+            # Finish what an interrupted register left: every asset is checked before review.
+            outcome = workspace.check_pending()
+            click.echo(f"Checked {len(outcome.checks)} asset(s) that were waiting for a check.")
+            for asset_id, error in sorted(outcome.failed.items()):
+                click.echo(f"warning asset {asset_id} is still unchecked: {printable(error)}")
         app = create_app(workspace)
         click.echo(f"Serving {workspace.root} on http://{host}:{port}/ (Ctrl+C stops)")
         uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -819,6 +860,28 @@ def declare_command(
         _print_json({"schema": "provenance.declaration/1", **made})
     else:
         click.echo(f"Declared on asset {made['asset_id']}.")
+
+
+@cli.command("revise")
+@click.argument("ref")
+@click.option("--revised-by", required=True, help="Who did the human work on the asset.")
+@click.option(
+    "--how", required=True, help="What they did (repainted the signage, recomposited, ...)."
+)
+@click.option("--by", help="Who records it (default: the user setting or login name).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.revision/1).")
+@pass_context
+@_fail_cleanly
+def revise_command(
+    context: Context, ref: str, revised_by: str, how: str, by: str | None, as_json: bool
+) -> None:
+    """Record the human work done on asset REF: final deliverables need it on record."""
+    with context.open() as workspace:
+        made = workspace.revise(ref, revised_by=revised_by, how=how, by=by)
+    if as_json:
+        _print_json({"schema": "provenance.revision/1", **made})
+    else:
+        click.echo(f"Revision #{made['revision_id']} recorded on asset {made['asset_id']}.")
 
 
 @cli.command("status")
@@ -1426,6 +1489,13 @@ def _print_register_report(report: RegisterReport) -> None:
         f"{report.count('new')} new, {report.count('known')} already registered, "
         f"{report.count('failed')} failed, {len(report.skipped)} skipped (not images)."
     )
+    if report.earlier_checked:
+        click.echo(f"Also checked {report.earlier_checked} asset(s) an earlier run left unchecked.")
+    for asset_id, error in report.earlier_failed:
+        click.echo(
+            f"warning asset {asset_id} (registered earlier) is still unchecked: {printable(error)}",
+            err=True,
+        )
 
 
 @contextmanager

@@ -311,7 +311,8 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
 
 def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> None:
     """Legal's side: two tools vetted (automatic1111 and comfyui stay unknown), expiry dates
-    on the temporary material, the escalated composite licensed and approved in writing."""
+    on the temporary material, the escalated composite revised by hand, licensed and
+    approved in writing."""
     for tool in ("in-house-pipeline",):
         workspace.vet_tool(
             tool,
@@ -334,6 +335,12 @@ def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> No
         "approve",
         "The framed photograph is licensed for this use (agreement L-2291).",
         user=users.local_user(workspace, "lena"),
+    )
+    workspace.revise(
+        composite,
+        revised_by="demo-artist",
+        how="Repainted the wall's texture and the frame by hand, regraded the shot in comp",
+        by="demo-artist",
     )
     documents = directory / "documents"
     documents.mkdir()

@@ -4,11 +4,16 @@ comes from. No I/O: the workspace gathers the facts, this decides.
 
 The rules (GUIDELINES.md):
 
-- written approval is required for a final deliverable, a key creative element, a talent
-  likeness, personal data, a match against third-party or talent reference material, and a
-  final deliverable made with a tool that stores or trains on inputs or whose handling is
-  unknown. An approval covers the triggers present when it was given; a trigger that appears
-  later (a re-check finds a third-party match) needs a new approval;
+- written approval is required for a key creative element, a talent likeness, personal
+  data, a match against third-party or talent reference material; and, before anything
+  generated goes into a final deliverable, whatever its declared use ("even a prop or
+  background art seen on screen"), for its use in final deliverables and for a tool that
+  stores or trains on inputs or whose handling is unknown (vetted as storing and training
+  on nothing, a tool needs no approval). An approval covers the triggers present when it
+  was given; a trigger that appears later (a re-check finds a third-party match) needs a
+  new approval;
+- material in final deliverables has meaningful human work recorded on it (who revised it,
+  and how);
 - a talent likeness needs a valid, unexpired consent of each talent depicted, covering the
   scope (likeness, voice, performance) and the asset's production;
 - a flagged similarity check needs a reviewer's (or legal's) approval standing;
@@ -48,16 +53,22 @@ GUIDELINES = {
     "deliverables.",
     "principle-5": "Principle 5: GenAI is not used to replace or generate new talent "
     "performances or union-covered work without consent.",
+    "final-human-input": "Generated material that reaches final deliverables is reviewed "
+    "and revised with meaningful human input (the guidance's expectation for background art "
+    "seen on screen).",
     "ops-similarity-review": "Operations: a similarity review with reviewer sign-offs "
     "documented for sensitive shots, because 'substantially recreates' must be evidenced.",
 }
 
 TEMPORARY_USES = frozenset({"ideation", "previz"})
 APPROVAL_USES = {
-    "final-deliverable": "approval-final",
     "key-creative": "approval-key-creative",
     "talent-likeness": "approval-likeness",
 }
+# Every generated asset needs this approval before it is cleared for final. Approvals given
+# before the rule applied to every use covered a final deliverable as "use:final-deliverable".
+FINAL_USE = "final-use"
+LEGACY_FINAL_USE = "use:final-deliverable"
 # Reference material whose match needs written approval (not the production's own).
 UNOWNED_RIGHTS = frozenset({"third-party", "talent"})
 HANDLING = ("yes", "no", "unknown")
@@ -108,6 +119,15 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """Human work recorded on an asset: who revised it and how."""
+
+    revision_id: int
+    revised_by: str
+    how: str
+
+
+@dataclass(frozen=True)
 class AssetFacts:
     asset_id: int
     intended_use: str
@@ -120,6 +140,7 @@ class AssetFacts:
     talent: tuple[tuple[str, str], ...] = ()  # (talent name, scope) depicted
     personal_data: bool = False
     expires: dt.date | None = None
+    revisions: tuple[Revision, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,17 +221,28 @@ def approval_triggers(facts: AssetFacts) -> list[tuple[str, str, str]]:
                     "disclosure-approval",
                 )
             )
-    if facts.intended_use == "final-deliverable" and (facts.tool is None or facts.tool.risky):
+    triggers.append(
+        (
+            FINAL_USE,
+            "generated material in final deliverables (any use, even background art)",
+            "approval-final",
+        )
+    )
+    if facts.tool is None or facts.tool.risky:
         name = facts.tool.name if facts.tool else "an unrecorded tool"
         triggers.append(
             (
                 f"tool:{name}",
-                f"final deliverable made with {name}, which stores or trains on inputs or "
-                "whose handling is unknown",
+                f"made with {name}, which stores or trains on inputs or whose handling is "
+                "unknown (vet it with `provenance tools add`, or approve its use)",
                 "principle-2",
             )
         )
     return triggers
+
+
+def _covers(approval: Approval, key: str) -> bool:
+    return key in approval.covers or (key == FINAL_USE and LEGACY_FINAL_USE in approval.covers)
 
 
 def evaluate(
@@ -247,7 +279,7 @@ def evaluate(
 
     triggers = approval_triggers(facts)
     for key, why, guideline in triggers:
-        covering = [a for a in active_approvals if key in a.covers]
+        covering = [a for a in active_approvals if _covers(a, key)]
         detail = (
             f"approval #{covering[-1].approval_id} by {covering[-1].approver} "
             f"({covering[-1].reference})"
@@ -259,6 +291,19 @@ def evaluate(
                 f"approval:{key}", f"Written approval: {why}", guideline, bool(covering), detail
             )
         )
+
+    revised = facts.revisions[-1] if facts.revisions else None
+    requirements.append(
+        Requirement(
+            "human-revision",
+            "Meaningful human work on it recorded (who revised it, how)",
+            "final-human-input",
+            revised is not None,
+            f"revision #{revised.revision_id} by {revised.revised_by}: {revised.how}"
+            if revised
+            else "provenance revise ID --revised-by NAME --how TEXT",
+        )
+    )
 
     if facts.intended_use == "talent-likeness":
         if not facts.talent:

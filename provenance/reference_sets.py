@@ -167,7 +167,9 @@ def add_items(
     done = 0
     for start in range(0, len(files), EMBED_BATCH):
         chunk = files[start : start + EMBED_BATCH]
-        outcomes = _add_chunk(workspace, set_id, chunk, detectors, attributions, attribution)
+        outcomes = _add_chunk(
+            workspace, set_id, chunk, detectors, attributions, attribution, actor=actor
+        )
         for path, outcome in zip(chunk, outcomes, strict=True):
             done += 1
             if outcome == "added":
@@ -239,6 +241,8 @@ def _add_chunk(
     detectors: list[Detector],
     attributions: dict[str, str],
     attribution: str | None,
+    *,
+    actor: str,
 ) -> list[str]:
     """Add a few files, embedding them together (models run faster on batches); each
     file is still committed on its own, and decoded pictures are embedded as soon as they
@@ -255,7 +259,9 @@ def _add_chunk(
             pending.clear()
         for position, item in pending:
             try:
-                outcomes[position] = _commit(workspace, set_id, item, attributions, attribution)
+                outcomes[position] = _commit(
+                    workspace, set_id, item, attributions, attribution, actor=actor
+                )
             except ProvenanceError as exc:
                 outcomes[position] = f"failed: {exc}"
         pending.clear()
@@ -322,8 +328,11 @@ def _commit(
     pending: _Pending,
     attributions: dict[str, str],
     attribution: str | None,
+    *,
+    actor: str,
 ) -> str:
-    """Store the file and write its item and vectors in one transaction."""
+    """Store the file and write its item, its vectors and its audit event in one
+    transaction."""
     workspace.store.put(pending.data, pending.sha256)
     with write_transaction(workspace.engine) as session:
         item_id = pending.item_id
@@ -342,6 +351,18 @@ def _commit(
             session.add(
                 ReferenceVector(item_id=item_id, detector=detector_name, spec=label, vector=vector)
             )
+        audit.append_event(
+            session,
+            actor=actor,
+            action="refset.item_added" if pending.item_id is None else "refset.item_embedded",
+            subject=f"refitem:{item_id}",
+            payload={
+                "set_id": set_id,
+                "item_id": item_id,
+                "sha256": pending.sha256,
+                "specs": sorted(pending.vectors),
+            },
+        )
     return "added" if pending.item_id is None else "known"
 
 
@@ -368,7 +389,7 @@ def rebuild_indexes(
     built: dict[str, dict[str, Any]] = {}
     for detector in detectors:
         label = detector.spec.label()
-        vectors = _vectors_for(workspace, items, detector, label)
+        vectors = _vectors_for(workspace, items, detector, label, actor=actor)
         width, dtype = detector.spec.vector_layout()
         matrix = (
             np.stack([np.frombuffer(vectors[i], dtype=dtype) for i, _ in items])
@@ -396,7 +417,12 @@ def rebuild_indexes(
 
 
 def _vectors_for(
-    workspace: Workspace, items: list[tuple[int, str]], detector: Detector, label: str
+    workspace: Workspace,
+    items: list[tuple[int, str]],
+    detector: Detector,
+    label: str,
+    *,
+    actor: str,
 ) -> dict[int, bytes]:
     """Every item's stored vector under ``label``; items without one are embedded now from
     their stored copy (after a detector's spec changed)."""
@@ -419,6 +445,13 @@ def _vectors_for(
                 ReferenceVector(
                     item_id=item_id, detector=detector.spec.name, spec=label, vector=vector
                 )
+            )
+            audit.append_event(
+                session,
+                actor=actor,
+                action="refset.item_embedded",
+                subject=f"refitem:{item_id}",
+                payload={"item_id": item_id, "specs": [label]},
             )
         vectors[item_id] = vector
     return vectors

@@ -121,6 +121,10 @@ class RegisterReport:
 
     results: list[RegisterResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Assets registered earlier and still unchecked (a run killed in its check phase),
+    # checked by this run; and those whose check failed, with the error.
+    earlier_checked: int = 0
+    earlier_failed: list[tuple[int, str]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result.status == status)
@@ -133,9 +137,13 @@ class RegisterReport:
                 "known": self.count("known"),
                 "failed": self.count("failed"),
                 "skipped": len(self.skipped),
+                "earlier_checked": self.earlier_checked,
             },
             "results": [result.to_json() for result in self.results],
             "skipped": self.skipped,
+            "earlier_check_failures": [
+                {"asset_id": asset_id, "error": error} for asset_id, error in self.earlier_failed
+            ],
         }
 
 

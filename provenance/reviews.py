@@ -408,6 +408,12 @@ def queue(workspace: Workspace, where: QueueFilter) -> dict[str, Any]:
         raise InvalidInput(f"sort {where.sort!r} is not one of {', '.join(SORTS)}")
     with read_session(workspace.engine) as session:
         entries = list(_open_entries(session, where))
+        # Assets not checked yet cannot be judged: the queue says how many wait.
+        pending = (
+            len(repository.unchecked_asset_ids(session))
+            if repository.active_reference_set_count(session)
+            else 0
+        )
     if where.sort == "score":
         entries.sort(key=lambda e: (e["verdict"] == "high", e["strength"]), reverse=True)
     else:
@@ -418,6 +424,7 @@ def queue(workspace: Workspace, where: QueueFilter) -> dict[str, Any]:
         "schema": QUEUE_SCHEMA,
         "total": total,
         "offset": where.offset,
+        "pending_checks": pending,
         "entries": entries[where.offset : end],
     }
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from provenance import audit, checking, clearance, reference_sets, reviews, users
+from provenance import audit, checking, clearance, reference_sets, reviews, row_audit, users
 from provenance.atomic import write_atomically
 from provenance.config import (
     WORKSPACE_FILE,
@@ -63,6 +63,7 @@ from provenance.errors import (
 from provenance.export import evidence
 from provenance.export import record as record_export
 from provenance.export.asset_json import asset_json
+from provenance.locks import reference_set_lock
 from provenance.media import decode_image
 from provenance.metadata.sidecar import read_sidecar
 from provenance.registration import (
@@ -266,24 +267,66 @@ class Workspace:
         return report
 
     def _check_new(self, report: RegisterReport, request: RegisterRequest) -> None:
-        """Check newly registered assets; a check that fails is reported, not fatal."""
-        new = [r for r in report.results if r.status == "new" and r.asset is not None]
-        if not new or not self.has_reference_sets():
+        """Check the assets registered now and every asset still waiting for a check (an
+        earlier run killed in its check phase, or registered before the first reference
+        set): a registered asset is never left unchecked. A failing check is reported, not
+        fatal."""
+        if not self.has_reference_sets():
             return
+        with read_session(self.engine) as session:
+            pending = repository.unchecked_asset_ids(session)
+        if not pending:
+            return
+        in_batch = {
+            r.asset["id"]: r for r in report.results if r.asset is not None and r.check is None
+        }
+        outcome = self.check_pending(by=request.by, ids=pending)
+        for asset_id, check in outcome.checks.items():
+            if asset_id in in_batch:
+                in_batch[asset_id].check = check
+            else:
+                report.earlier_checked += 1
+        for asset_id, error in outcome.failed.items():
+            message = f"registered, but the check failed: {error}"
+            if asset_id in in_batch:
+                in_batch[asset_id].error = message
+            else:
+                report.earlier_failed.append((asset_id, error))
+
+    def check_pending(
+        self, *, by: str | None = None, ids: list[int] | None = None
+    ) -> checking.PendingOutcome:
+        """Check every asset that has no check yet (or those of ``ids``); a check that
+        fails is named with its error and the others go on."""
+        outcome = checking.PendingOutcome()
+        if not self.has_reference_sets():
+            return outcome  # nothing to check against: nothing waits
+        if ids is None:
+            with read_session(self.engine) as session:
+                ids = repository.unchecked_asset_ids(session)
+        if not ids:
+            return outcome
+        actor = self.actor(by)
         available, _ = self.split_detectors()
-        context = checking.prepare(self, available)
-        for result in new:
-            if result.asset is None:
-                continue
+        context = checking.prepare(self, available, actor=actor)
+        for asset_id in ids:
             try:
-                result.check = checking.check_asset(
-                    self, result.asset["id"], actor=self.actor(request.by), context=context
+                outcome.checks[asset_id] = checking.check_asset(
+                    self, asset_id, actor=actor, context=context
                 )
             except ProvenanceError as exc:
-                result.error = f"registered, but the check failed: {exc}"
+                outcome.failed[asset_id] = str(exc)
             except Exception as exc:  # the asset is recorded; say the check failed, go on
-                logger.debug("check of %s failed", result.path, exc_info=exc)
-                result.error = f"registered, but the check failed: {_one_line(exc)}"
+                logger.debug("check of asset %s failed", asset_id, exc_info=exc)
+                outcome.failed[asset_id] = _one_line(exc)
+        return outcome
+
+    def pending_check_count(self) -> int:
+        """Assets waiting for a check (none while there is no reference set)."""
+        with read_session(self.engine) as session:
+            if repository.active_reference_set_count(session) == 0:
+                return 0
+            return len(repository.unchecked_asset_ids(session))
 
     def _worker_count(self, files: int, jobs: int | None) -> int:
         """Fingerprinting processes for a batch: ``jobs`` (or the setting) when positive;
@@ -543,11 +586,11 @@ class Workspace:
             ids = [repository.find_asset(session, ref).id for ref in refs]
         if not self.has_reference_sets():
             raise NotFound("there are no reference sets to check against; add one with refs add")
+        actor = self.actor(by)
         available, _ = self.split_detectors()
-        context = checking.prepare(self, available)
+        context = checking.prepare(self, available, actor=actor)
         return [
-            checking.check_asset(self, asset_id, actor=self.actor(by), context=context)
-            for asset_id in ids
+            checking.check_asset(self, asset_id, actor=actor, context=context) for asset_id in ids
         ]
 
     # -- reference sets -------------------------------------------------------------------
@@ -569,23 +612,25 @@ class Workspace:
         for source in sources:
             if not source.exists():
                 raise InvalidInput(f"{source}: no such file or folder")
-        reference_sets.create_set(
-            self,
-            name,
-            rights=rights,
-            holder=holder,
-            description=description,
-            source=", ".join(str(s) for s in sources),
-            actor=self._refs_actor(by),
-        )
-        return reference_sets.add_items(
-            self,
-            name,
-            sources,
-            attribution=attribution,
-            actor=self._refs_actor(by),
-            progress=progress,
-        )
+        reference_sets.check_name(name)
+        with reference_set_lock(self.root, name):
+            reference_sets.create_set(
+                self,
+                name,
+                rights=rights,
+                holder=holder,
+                description=description,
+                source=", ".join(str(s) for s in sources),
+                actor=self._refs_actor(by),
+            )
+            return reference_sets.add_items(
+                self,
+                name,
+                sources,
+                attribution=attribution,
+                actor=self._refs_actor(by),
+                progress=progress,
+            )
 
     def add_reference_items(
         self,
@@ -597,21 +642,27 @@ class Workspace:
         progress: reference_sets.IngestProgress | None = None,
     ) -> reference_sets.IngestReport:
         """Add images to an existing set (files already in it are skipped)."""
-        return reference_sets.add_items(
-            self,
-            name,
-            [Path(s) for s in sources],
-            attribution=attribution,
-            actor=self._refs_actor(by),
-            progress=progress,
-        )
+        reference_sets.check_name(name)
+        with reference_set_lock(self.root, name):
+            return reference_sets.add_items(
+                self,
+                name,
+                [Path(s) for s in sources],
+                attribution=attribution,
+                actor=self._refs_actor(by),
+                progress=progress,
+            )
 
     def rebuild_reference_set(self, name: str, *, by: str | None = None) -> dict[str, Any]:
         """Rebuild a set's indexes under the detectors' current specs."""
-        return reference_sets.rebuild_indexes(self, name, actor=self._refs_actor(by))
+        reference_sets.check_name(name)
+        with reference_set_lock(self.root, name):
+            return reference_sets.rebuild_indexes(self, name, actor=self._refs_actor(by))
 
     def remove_reference_set(self, name: str, *, by: str | None = None) -> None:
-        reference_sets.remove_set(self, name, actor=self._refs_actor(by))
+        reference_sets.check_name(name)
+        with reference_set_lock(self.root, name):
+            reference_sets.remove_set(self, name, actor=self._refs_actor(by))
 
     def add_user(self, name: str, role: str, *, by: str | None = None) -> dict[str, Any]:
         return users.add_user(self, name, role, actor=self._admin(by))
@@ -763,6 +814,12 @@ class Workspace:
                         f"asset {asset.id} was registered by {asset.registered_by!r}"
                     )
         return clearance.declare(self, ref, actor=actor, **declared)
+
+    def revise(
+        self, ref: str, *, revised_by: str, how: str, by: str | None = None
+    ) -> dict[str, Any]:
+        """Record the human work done on an asset: who revised it, and how."""
+        return clearance.revise(self, ref, revised_by=revised_by, how=how, actor=self.actor(by))
 
     def status(self, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:
         """The asset's requirements, met and missing, and findings (provenance.status/1)."""
@@ -927,18 +984,29 @@ class Workspace:
         return target
 
     def verify_audit(self) -> audit.ChainReport:
-        """Verify the audit chain, then every check, decision, consent, approval and
-        withdrawal row against the audit event that recorded it."""
+        """Verify the audit chain, then every row that matters to legal against the newest
+        audit event vouching for it (an altered, added or deleted row is named), then the
+        checks, decisions, consents, approvals and withdrawals against their own digests
+        (which events written before row coverage hold)."""
         with read_session(self.engine) as session:
             report = audit.verify_chain(session)
             if not report.ok:
                 return report
+            problems = row_audit.verify_rows(session)
+            if problems:
+                event_id, message = problems[0]
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                return audit.ChainReport(False, report.events, event_id, message + more)
             for verify in (
                 checking.verify_checks,
                 reviews.verify_decisions,
                 clearance.verify_records,
             ):
-                problem = verify(session)
+                try:
+                    problem = verify(session)
+                except (ValueError, TypeError, KeyError, AttributeError, DBAPIError) as exc:
+                    # A row no code could have written; named, never a traceback.
+                    problem = None, f"a record cannot be read: {_one_line(exc)}"
                 if problem is not None:
                     event_id, message = problem
                     return audit.ChainReport(False, report.events, event_id, message)

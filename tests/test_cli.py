@@ -188,7 +188,13 @@ def test_folder_walk_reports_new_known_failed_and_skipped(
     result = run("-w", workspace_dir, "register", folder, "--json")
     assert result.exit_code == 1  # one file failed
     document = json.loads(result.stdout)
-    assert document["summary"] == {"new": 2, "known": 1, "failed": 1, "skipped": 1}
+    assert document["summary"] == {
+        "new": 2,
+        "known": 1,
+        "failed": 1,
+        "skipped": 1,
+        "earlier_checked": 0,
+    }
     by_name = {Path(r["path"]).name: r for r in document["results"]}
     assert by_name["rocket.jpg"]["status"] == "known"
     assert by_name["broken.png"]["status"] == "failed"
@@ -207,10 +213,22 @@ def test_walking_a_folder_skips_the_workspace_inside_it(tmp_path: Path) -> None:
     assert run("init", project / "ws").exit_code == 0
     run_json("-w", project / "ws", "register", fm.SAMPLES / "rocket.jpg")  # a stored copy
     document = run_json("-w", project / "ws", "register", project)
-    assert document["summary"] == {"new": 1, "known": 0, "failed": 0, "skipped": 0}
+    assert document["summary"] == {
+        "new": 1,
+        "known": 0,
+        "failed": 0,
+        "skipped": 0,
+        "earlier_checked": 0,
+    }
     # Walking the workspace folder itself registers nothing from it.
     inside = run_json("-w", project / "ws", "register", project / "ws")
-    assert inside["summary"] == {"new": 0, "known": 0, "failed": 0, "skipped": 0}
+    assert inside["summary"] == {
+        "new": 0,
+        "known": 0,
+        "failed": 0,
+        "skipped": 0,
+        "earlier_checked": 0,
+    }
 
 
 def test_show_by_id_and_sha_prefix(workspace_dir: Path) -> None:
@@ -520,6 +538,7 @@ def test_worker_processes_give_the_same_records_as_one_process(tmp_path: Path) -
             "known": 1,
             "failed": 2,
             "skipped": 0,
+            "earlier_checked": 0,
         }
     )
     assert comparable(pooled) == comparable(inline)

@@ -133,5 +133,6 @@ def test_without_torch_clip_is_unavailable_and_the_check_says_so(
     assert clip["status"] == "unavailable"
     assert "torch" in clip["reason"]
     text = run("-w", workspace_dir, "check", str(check["asset_id"]))
-    # With torch back, the set simply has no clip index yet: said loudly, not skipped.
-    assert "clip: no index 'clip'" in text.stderr
+    # With torch back, the set has no clip index yet: built before the check, said loudly.
+    assert "clip: the index was stale (missing, for" in text.stderr
+    assert "rebuilt with" in text.stderr

@@ -14,6 +14,7 @@ from provenance.policy import (
     Consent,
     MatchFacts,
     PolicyResult,
+    Revision,
     ToolFacts,
     approval_triggers,
     evaluate,
@@ -21,6 +22,7 @@ from provenance.policy import (
 
 TODAY = dt.date(2026, 11, 22)
 VETTED = ToolFacts("studio-diffusion", "no", "no", "yes")
+REVISED = (Revision(3, "arti", "repainted the signage by hand"),)
 
 
 def facts(**changes: object) -> AssetFacts:
@@ -32,6 +34,7 @@ def facts(**changes: object) -> AssetFacts:
         verdict="clear",
         review_status="clear",
         tool=VETTED,
+        revisions=REVISED,
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -45,11 +48,47 @@ def approve(*triggers: str, withdrawn: bool = False, number: int = 1) -> Approva
     return Approval(number, "J. Doe (studio)", "email 2026-11-20", frozenset(triggers), withdrawn)
 
 
-def test_a_low_risk_background_with_a_vetted_tool_is_cleared() -> None:
+def test_a_background_with_a_vetted_tool_needs_written_approval_for_final() -> None:
+    """'Even a prop or piece of background art that appears on screen.'"""
     result = evaluate(facts(), [], [], TODAY)
-    assert result.cleared_for_final
-    assert [r.key for r in result.requirements] == ["checked"]
+    assert not result.cleared_for_final
+    assert [r.key for r in result.requirements] == [
+        "checked",
+        "approval:final-use",
+        "human-revision",
+    ]
+    assert requirement(result, "approval:final-use")[:2] == (False, "approval-final")
     assert result.findings == ()
+    assert evaluate(facts(), [], [approve("final-use")], TODAY).cleared_for_final
+
+
+@pytest.mark.parametrize(
+    "use", ["ideation", "previz", "background", "key-creative", "final-deliverable", "undeclared"]
+)
+def test_every_use_needs_approval_for_final(use: str) -> None:
+    assert "final-use" in [key for key, _, _ in approval_triggers(facts(intended_use=use))]
+
+
+def test_an_approval_given_for_a_final_deliverable_before_the_rule_still_counts() -> None:
+    final = facts(intended_use="final-deliverable")
+    result = evaluate(final, [], [approve("use:final-deliverable")], TODAY)
+    assert requirement(result, "approval:final-use")[0] is True
+
+
+def test_final_material_needs_human_work_recorded() -> None:
+    bare = evaluate(facts(revisions=()), [], [approve("final-use")], TODAY)
+    assert requirement(bare, "human-revision") == (
+        False,
+        "final-human-input",
+        "provenance revise ID --revised-by NAME --how TEXT",
+    )
+    assert not bare.cleared_for_final
+    revised = evaluate(facts(), [], [approve("final-use")], TODAY)
+    assert requirement(revised, "human-revision") == (
+        True,
+        "final-human-input",
+        "revision #3 by arti: repainted the signage by hand",
+    )
 
 
 def test_an_unchecked_asset_is_not_cleared() -> None:
@@ -61,7 +100,6 @@ def test_an_unchecked_asset_is_not_cleared() -> None:
 @pytest.mark.parametrize(
     ("use", "guideline"),
     [
-        ("final-deliverable", "approval-final"),
         ("key-creative", "approval-key-creative"),
         ("talent-likeness", "approval-likeness"),
     ],
@@ -85,7 +123,7 @@ def test_a_match_against_unowned_material_needs_approval_and_owned_does_not() ->
     owned = MatchFacts("our-plates", "owned", 9, "high")
     flagged = facts(verdict="high", review_status="approved", matches=(third, talent, owned))
     keys = [key for key, _, _ in approval_triggers(flagged)]
-    assert keys == ["match:studio-ip#7", "match:cast-faces#3"]
+    assert keys == ["match:studio-ip#7", "match:cast-faces#3", "final-use"]
     result = evaluate(flagged, [], [], TODAY)
     assert requirement(result, "approval:match:studio-ip#7")[:2] == (False, "disclosure-approval")
 
@@ -115,7 +153,7 @@ def test_a_recheck_that_adds_a_third_party_match_reopens_the_approval() -> None:
         matches=(MatchFacts("studio-ip", "third-party", 7, "review"),),
     )
     result = evaluate(rechecked, [], [given], TODAY)
-    assert requirement(result, "approval:use:final-deliverable")[0] is True
+    assert requirement(result, "approval:final-use")[0] is True
     assert requirement(result, "approval:match:studio-ip#7")[0] is False
     assert not result.cleared_for_final
     covering = approve(*[key for key, _, _ in approval_triggers(rechecked)], number=2)
@@ -124,8 +162,8 @@ def test_a_recheck_that_adds_a_third_party_match_reopens_the_approval() -> None:
 
 def test_a_withdrawn_approval_no_longer_counts() -> None:
     final = facts(intended_use="final-deliverable")
-    result = evaluate(final, [], [approve("use:final-deliverable", withdrawn=True)], TODAY)
-    assert requirement(result, "approval:use:final-deliverable")[0] is False
+    result = evaluate(final, [], [approve("final-use", withdrawn=True)], TODAY)
+    assert requirement(result, "approval:final-use")[0] is False
     assert not result.cleared_for_final
 
 
@@ -139,7 +177,7 @@ def consent(**changes: object) -> Consent:
 
 
 def test_talent_likeness_needs_a_valid_consent() -> None:
-    approval = approve("use:talent-likeness")
+    approval = approve("use:talent-likeness", "final-use")
     key = "consent:Ada Star:likeness"
     cases = [
         ([], False, "no consent recorded"),
@@ -157,7 +195,8 @@ def test_talent_likeness_needs_a_valid_consent() -> None:
 
 
 def test_a_consent_expiring_today_still_holds() -> None:
-    result = evaluate(likeness(), [consent(expires=TODAY)], [approve("use:talent-likeness")], TODAY)
+    approval = approve("use:talent-likeness", "final-use")
+    result = evaluate(likeness(), [consent(expires=TODAY)], [approval], TODAY)
     assert result.cleared_for_final
 
 
@@ -181,22 +220,27 @@ def test_talent_likeness_must_name_the_talent() -> None:
     ],
 )
 def test_tool_handling_findings(tool: ToolFacts | None, findings: list[str]) -> None:
-    result = evaluate(facts(tool=tool), [], [], TODAY)
+    asset = facts(tool=tool)
+    result = evaluate(asset, [], [], TODAY)
     assert [f.key for f in result.findings] == findings
     guidelines = {f.guideline for f in result.findings}
     assert guidelines <= {"principle-2", "principle-3"}
-    # On a background they are findings, not requirements.
-    assert result.cleared_for_final
+    # A written approval of what needs one (final use, and an unvetted tool) clears it.
+    everything = approve(*[key for key, _, _ in approval_triggers(asset)])
+    assert evaluate(asset, [], [everything], TODAY).cleared_for_final
 
 
-def test_a_risky_tool_makes_a_final_deliverable_need_approval() -> None:
-    risky = facts(intended_use="final-deliverable", tool=ToolFacts("cloud-gen", "yes", "no", "yes"))
+@pytest.mark.parametrize("use", ["background", "final-deliverable"])
+def test_a_risky_or_unvetted_tool_needs_approval_for_final(use: str) -> None:
+    risky = facts(intended_use=use, tool=ToolFacts("cloud-gen", "yes", "no", "yes"))
     keys = [key for key, _, _ in approval_triggers(risky)]
-    assert keys == ["use:final-deliverable", "tool:cloud-gen"]
-    result = evaluate(risky, [], [approve("use:final-deliverable")], TODAY)
+    assert keys == ["final-use", "tool:cloud-gen"]
+    result = evaluate(risky, [], [approve("final-use")], TODAY)
     assert requirement(result, "approval:tool:cloud-gen")[:2] == (False, "principle-2")
-    vetted = facts(intended_use="final-deliverable")
-    assert [key for key, _, _ in approval_triggers(vetted)] == ["use:final-deliverable"]
+    unvetted = facts(intended_use=use, tool=ToolFacts("new-tool"))
+    assert [key for key, _, _ in approval_triggers(unvetted)] == ["final-use", "tool:new-tool"]
+    vetted = facts(intended_use=use)
+    assert [key for key, _, _ in approval_triggers(vetted)] == ["final-use"]
 
 
 def test_temporary_material_needs_an_expiry_date_and_is_reported_past_it() -> None:

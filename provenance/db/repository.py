@@ -11,10 +11,12 @@ from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from provenance import row_audit
 from provenance.db.tables import (
     Asset,
     AuditEvent,
     Base,
+    Check,
     GenerationRecord,
     Match,
     Production,
@@ -25,8 +27,11 @@ from provenance.db.tables import (
 from provenance.errors import AmbiguousId, InvalidInput, NotFound
 
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
-_SHA_PREFIX = re.compile(r"[0-9a-f]{8,64}\Z")
-_ASSET_ID = re.compile(r"#?(\d{1,7})\Z")
+_SHA_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{8,64})\Z")
+# Ids and hashes apart: digits alone are always an id (a hash prefix of digits only is
+# written sha256:1999...).
+_ASSET_ID = re.compile(r"#?(\d+)\Z")
+_MAX_ID = 2**63 - 1
 
 
 _Named = TypeVar("_Named", Production, Tool)
@@ -101,6 +106,12 @@ def insert_registration(
     asset_id = int(connection.execute(_INSERT_ASSET, asset).scalar_one())
     connection.execute(_INSERT_GENERATION, dict(generation, asset_id=asset_id))
     connection.execute(_INSERT_FINGERPRINT, [dict(f, asset_id=asset_id) for f in fingerprints])
+    # Plain INSERTs pass the ORM by: name the rows for the registration's audit event.
+    row_audit.touch(session, "assets", [asset_id])
+    for table_name in ("generation_records", "fingerprints"):
+        rows = _TABLES[table_name]
+        written = connection.execute(select(rows.c.id).where(rows.c.asset_id == asset_id))
+        row_audit.touch(session, table_name, written.scalars())
     return asset_id
 
 
@@ -124,18 +135,27 @@ def find_tool(session: Session, name: str) -> Tool | None:
 
 
 def find_asset(session: Session, ref: str) -> Asset:
-    """The asset named by an id (``42`` or ``#42``) or a sha256 prefix of 8+ hex digits."""
+    """The asset named by an id (``42`` or ``#42``: digits are always an id) or a sha256
+    prefix of 8+ hex digits (``sha256:1999...`` when the prefix has no letter)."""
     text = ref.strip().lower()
     id_match = _ASSET_ID.match(text)
     if id_match:
-        asset = session.scalar(_with_details(select(Asset).where(Asset.id == int(id_match[1]))))
+        number = int(id_match[1])
+        asset = (
+            session.scalar(_with_details(select(Asset).where(Asset.id == number)))
+            if number <= _MAX_ID
+            else None
+        )
         if asset is None:
             raise NotFound(f"no asset with id {id_match[1]}")
         return asset
-    if not _SHA_PREFIX.match(text):
+    prefix_match = _SHA_PREFIX.match(text)
+    if not prefix_match:
         raise InvalidInput(
-            f"{ref!r} is neither an asset id (a number) nor a sha256 prefix (8 to 64 hex digits)"
+            f"{ref!r} is neither an asset id (a number) nor a sha256 prefix (8 to 64 hex "
+            "digits, or sha256:PREFIX)"
         )
+    text = prefix_match[1]
     matches = session.scalars(
         _with_details(select(Asset).where(Asset.sha256.startswith(text)).limit(2))
     ).all()
@@ -144,6 +164,12 @@ def find_asset(session: Session, ref: str) -> Asset:
     if len(matches) > 1:
         raise AmbiguousId(f"more than one asset's sha256 starts with {text}; give more digits")
     return matches[0]
+
+
+def unchecked_asset_ids(session: Session) -> list[int]:
+    """Ids of the assets that have no check, oldest first."""
+    checked = select(Check.asset_id).where(Check.asset_id == Asset.id).exists()
+    return list(session.scalars(select(Asset.id).where(~checked).order_by(Asset.id)))
 
 
 def list_assets(

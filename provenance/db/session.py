@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
+from provenance import row_audit
 from provenance.errors import ConfigError, DatabaseBusy
 
 _BEGIN_OPTION = "provenance_sqlite_begin"
@@ -92,7 +93,11 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
             if engine.dialect.name == "sqlite":
                 connection = connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                row_audit.track(session)
                 yield session
+                if row_audit.pending(session):
+                    # A programming error, not a user's: every write names its audit event.
+                    raise RuntimeError("rows were written after the transaction's audit event")
     except OperationalError as exc:
         text = str(exc.orig)
         if "locked" in text or "busy" in text or "lock timeout" in text:

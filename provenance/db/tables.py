@@ -366,6 +366,8 @@ class Approval(Base):
     covers: Mapped[dict[str, Any]] = mapped_column()
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The check the approver saw (None before migration 0006): what ``covers`` came from.
+    check_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Withdrawal(Base):
@@ -395,3 +397,28 @@ class Declaration(Base):
     talent: Mapped[dict[str, Any] | None] = mapped_column()
     recorded_by: Mapped[str] = mapped_column(String(200))
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Revision(Base):
+    """Human work done on a generated asset: who revised it and how. Never updated."""
+
+    __tablename__ = "revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    revised_by: Mapped[str] = mapped_column(String(200))
+    how: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser session. The cookie names the row; signing out, disabling the
+    user or a new token deletes it, so a copied cookie stops working at once."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()

@@ -79,6 +79,7 @@ def asset_record(
         "declarations": status["declarations"],
         "consents": status["consents"],
         "approvals": status["approvals"],
+        "revisions": status["revisions"],
         "policy": status["policy"],
         "audit": {
             "events": [audit.event_json(event) for event in events],

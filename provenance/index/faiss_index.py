@@ -3,8 +3,9 @@
 On disk, for index ``NAME`` in a folder::
 
     NAME.json                 the manifest: format label, detector spec, count, index type,
-                              checksum of the vectors and ids, and the index file's name and
-                              sha256
+                              checksum of the vectors and ids, checksum of the ids alone
+                              (compared with the reference set's items: a stale index is
+                              found), and the index file's name and sha256
     NAME.<sha256[:16]>.faiss  the FAISS index, named by its content
 
 Saving writes the new index file under its own name, then atomically replaces the manifest,
@@ -25,6 +26,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,8 @@ class VectorIndex:
     index_type: str
     count: int
     vectors_sha256: str
+    # sha256 of the item ids indexed (``ids_checksum``): compared with the set's items.
+    ids_sha256: str | None = None
 
     @property
     def nprobe(self) -> int | None:
@@ -94,6 +98,7 @@ def build_index(
     if len(np.unique(ids)) != len(ids):
         raise InvalidInput("index ids must be unique")
     checksum = vectors_checksum(vectors, ids)
+    ids_sha256 = ids_checksum(ids)
     index: Any
     if spec.metric == "hamming":
         index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(spec.dim))
@@ -116,13 +121,19 @@ def build_index(
         ivf.add_with_ids(vectors, ids)
         index = ivf
         index_type = f"ivf{nlist}-flat-ip"
-    return VectorIndex(spec, index, index_type, len(vectors), checksum)
+    return VectorIndex(spec, index, index_type, len(vectors), checksum, ids_sha256)
 
 
 def ivf_list_count(count: int) -> int:
     """Inverted lists for ``count`` vectors: about 4·sqrt(n), a power of two (FAISS's
     guideline of 4·sqrt(n) to 16·sqrt(n))."""
     return int(2 ** round(math.log2(max(16.0, 4 * math.sqrt(count)))))
+
+
+def ids_checksum(ids: Iterable[int]) -> str:
+    """The sha256 of a set of item ids (order does not matter)."""
+    ordered = np.sort(np.fromiter(ids, dtype=np.int64))
+    return hashlib.sha256(ordered.tobytes()).hexdigest()
 
 
 def vectors_checksum(vectors: NDArray[Any], ids: NDArray[Any]) -> str:
@@ -151,6 +162,7 @@ def save_index(index: VectorIndex, folder: Path, name: str) -> Path:
         "count": index.count,
         "index_type": index.index_type,
         "vectors_sha256": index.vectors_sha256,
+        "ids_sha256": index.ids_sha256,
         "file": file_name,
         "file_sha256": file_sha256,
         "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -218,8 +230,14 @@ def load_index(
             f"index {name!r} holds {index.ntotal} vectors, manifest says "
             f"{manifest.get('count')}; rebuild it"
         )
+    ids_sha256 = manifest.get("ids_sha256")
     loaded = VectorIndex(
-        spec, index, str(manifest["index_type"]), int(index.ntotal), str(manifest["vectors_sha256"])
+        spec,
+        index,
+        str(manifest["index_type"]),
+        int(index.ntotal),
+        str(manifest["vectors_sha256"]),
+        str(ids_sha256) if ids_sha256 else None,
     )
     if nprobe is not None:
         loaded.set_nprobe(nprobe)

@@ -254,6 +254,10 @@ def create_approval(
     approver: Annotated[str, Form(description="The studio contact who approved in writing.")],
     reference: Annotated[str, Form(description="Where: the email, memo or ticket.")],
     document: Annotated[UploadFile, File(description="The signed document (at most 100 MiB).")],
+    check_id: Annotated[
+        int | None,
+        Form(description="The check the approver saw; 409 when a newer one exists."),
+    ] = None,
 ) -> Item:
     """Record the studio's written approval of the asset (legal only), covering what needs
     approval now; the document goes into the content store by sha256."""
@@ -265,6 +269,7 @@ def create_approval(
         approver=approver,
         reference=reference,
         document=document,
+        check_id=check_id,
     )
     return Item(item=made)
 

@@ -345,8 +345,10 @@ def approval_submit(
     reference: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
+    check_id: Annotated[int | None, Form()] = None,
 ) -> Response:
-    """Legal records a written approval with its signed document (stored by sha256)."""
+    """Legal records a written approval with its signed document (stored by sha256),
+    bound to the check the page showed."""
     user = page_user(request)
     _check_csrf(request, csrf)
     made = uploads.record_approval(
@@ -356,6 +358,7 @@ def approval_submit(
         approver=approver,
         reference=reference,
         document=document,
+        check_id=check_id,
     )
     query = urlencode({"back": back, "recorded": made["approval_id"]})
     return RedirectResponse(f"/assets/{asset_id}?{query}", 303)

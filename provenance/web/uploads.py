@@ -26,9 +26,11 @@ def record_approval(
     approver: str,
     reference: str,
     document: UploadFile,
+    check_id: int | None = None,
 ) -> dict[str, Any]:
     """Record the studio's written approval of ``asset_id`` by ``user`` (legal only: the
-    workspace refuses anyone else before it writes)."""
+    workspace refuses anyone else before it writes); ``check_id``: the check the approver
+    saw (a newer one is a Conflict)."""
     # Whole: the app's BodyLimit has already refused a body over UPLOAD_BODY_LIMIT.
     data = document.file.read()
     return workspace.approve(
@@ -37,6 +39,7 @@ def record_approval(
         reference=reference,
         document=Document(data, upload_name(document.filename)),
         user=user,
+        check_id=check_id,
     )
 
 

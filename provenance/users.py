@@ -15,17 +15,19 @@ authenticates. Every change is an audit event.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from provenance import audit
 from provenance.db.session import read_session, write_transaction
-from provenance.db.tables import User, utcnow
+from provenance.db.tables import User, WebSession, utcnow
 from provenance.errors import AccessDenied, InvalidInput, NotFound, Unauthenticated
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ def issue_token(workspace: Workspace, name: str, *, actor: str) -> str:
         user = _active(session, name)
         user.token_sha256 = token_hash(token)
         user.token_issued_at = utcnow()
+        _end_sessions(session, user.id)
         audit.append_event(
             session, actor=actor, action="user.token_issued", subject=f"user:{name}", payload={}
         )
@@ -98,6 +101,7 @@ def disable_user(workspace: Workspace, name: str, *, actor: str) -> None:
         user = _active(session, name)
         user.disabled_at = utcnow()
         user.token_sha256 = None
+        _end_sessions(session, user.id)
         audit.append_event(
             session, actor=actor, action="user.disabled", subject=f"user:{name}", payload={}
         )
@@ -131,14 +135,49 @@ def authenticate(workspace: Workspace, token: str) -> dict[str, Any]:
         return user_json(user)
 
 
-def token_holder(workspace: Workspace, name: str) -> tuple[dict[str, Any], str] | None:
-    """The active user ``name`` and the sha256 of their current token, or None (no such
-    user, disabled, or without a token): for checking a web session still stands."""
+def open_session(workspace: Workspace, name: str, seconds: int) -> str:
+    """Record a signed-in web session of ``name`` lasting ``seconds``; return its id."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    with write_transaction(workspace.engine) as session:
+        user = _active(session, name)
+        # Sessions that ran out are swept as new ones start.
+        session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        session.add(
+            WebSession(
+                id=session_id,
+                user_id=user.id,
+                created_at=now,
+                expires_at=now + dt.timedelta(seconds=seconds),
+            )
+        )
+    return session_id
+
+
+def session_holder(workspace: Workspace, session_id: str) -> tuple[dict[str, Any], str] | None:
+    """The active user of a standing web session and the sha256 of their current token,
+    or None (no such session, ended, expired, user disabled or without a token)."""
     with read_session(workspace.engine) as session:
-        user = session.scalar(select(User).where(User.name == name))
-        if user is None or user.disabled_at is not None or user.token_sha256 is None:
+        found = session.execute(
+            select(User, WebSession.expires_at)
+            .join(WebSession, WebSession.user_id == User.id)
+            .where(WebSession.id == session_id)
+        ).first()
+        if found is None:
+            return None
+        user, expires_at = found
+        if expires_at < utcnow() or user.disabled_at is not None or user.token_sha256 is None:
             return None
         return user_json(user), user.token_sha256
+
+
+def end_session(workspace: Workspace, session_id: str) -> None:
+    with write_transaction(workspace.engine) as session:
+        session.execute(delete(WebSession).where(WebSession.id == session_id))
+
+
+def _end_sessions(session: Session, user_id: int) -> None:
+    session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
 def local_user(workspace: Workspace, name: str) -> dict[str, Any]:

@@ -365,3 +365,77 @@ def test_an_oversized_body_is_refused_before_anyone_is_asked_who_they_are(
     assert taken.status_code == 201, taken.text[:300]
     assert snapshot(api["ws"]) != before
     assert sql(api["ws"], "SELECT document_name FROM approvals") == [("fits.pdf",)]
+
+
+def _asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], size: int) -> Any:
+    """POST ``size`` bytes to the app straight through ASGI, counting the body bytes the
+    app pulls; returns (status, bytes read)."""
+    import asyncio
+
+    chunk = b"\0" * 65536
+    state = {"sent": 0, "status": None}
+
+    async def receive() -> dict[str, Any]:
+        left = size - state["sent"]
+        body = chunk[: min(len(chunk), left)]
+        state["sent"] += len(body)
+        return {"type": "http.request", "body": body, "more_body": state["sent"] < size}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            state["status"] = message["status"]
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+        "headers": [
+            (b"content-type", b"multipart/form-data; boundary=x"),
+            (b"content-length", str(size).encode()),
+            *headers,
+        ],
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return state["status"], state["sent"]
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [(None, 401), ("forged", 401), ("rosa", 403), ("arti", 403)]
+)
+def test_an_upload_from_anyone_but_legal_is_refused_before_its_body_is_read(
+    api: dict[str, Any], who: str | None, status: int
+) -> None:
+    tokens = {**api["tokens"], "forged": "pvt_forged"}
+    headers = [(b"authorization", f"Bearer {tokens[who]}".encode())] if who else []
+    app = api["client"].app
+    for path in (f"/api/v1/assets/{api['ids']['shot010']}/approvals",
+                 f"/assets/{api['ids']['shot010']}/approval"):  # fmt: skip
+        answer, read = _asgi_post(app, path, headers, 60 * 1024 * 1024)
+        expected = status if path.startswith("/api/") or who is None else 401
+        assert answer == expected, path
+        assert read == 0, f"{read:,} bytes of the 60 MB upload were read"
+
+
+def test_legals_upload_is_read(api: dict[str, Any]) -> None:
+    """The same measurement passes a lawyer's upload on to the route (which reads it)."""
+    headers = [(b"authorization", f"Bearer {api['tokens']['lena']}".encode())]
+    path = f"/api/v1/assets/{api['ids']['shot010']}/approvals"
+    answer, read = _asgi_post(api["client"].app, path, headers, 2 * 1024 * 1024)
+    assert read > 0
+    assert answer == 400  # the body is no valid form: read, then refused
+
+
+def test_digits_are_an_asset_id_never_a_hash_prefix(api: dict[str, Any]) -> None:
+    [(sha256,)] = sql(api["ws"], "SELECT sha256 FROM assets WHERE id = 1")
+    digits = "".join(c for c in sha256 if c.isdigit())[:8]
+    assert call(api, "rosa", "GET", f"/api/v1/assets/{digits}").status_code == 404
+    assert call(api, "rosa", "GET", "/api/v1/assets/19999126").status_code == 404
+    assert call(api, "rosa", "GET", "/api/v1/assets/99999999999999999999999").status_code == 404
+    shown = run("-w", api["ws"], "show", f"sha256:{sha256[:10]}", "--json")
+    assert json.loads(shown.stdout)["id"] == 1
+    assert "no asset with id 19999126" in run("-w", api["ws"], "show", "19999126").stderr
+
+
+def test_responses_are_not_cached(api: dict[str, Any]) -> None:
+    answer = call(api, "rosa", "GET", "/api/v1/queue")
+    assert answer.headers["cache-control"] == "no-store"

@@ -336,3 +336,45 @@ def test_legal_records_a_written_approval_on_the_asset_page(
     assert "look at it again" in stale.text()
     assert sql(served["ws"], "SELECT count(*) FROM approvals") == [(1,)]
     assert json.loads(run("-w", served["ws"], "audit", "verify", "--json").stdout)["ok"] is True
+
+
+def test_a_cookie_used_after_sign_out_is_refused(browser: Any, served: dict[str, Any]) -> None:
+    page = sign_in(browser, served, "rosa")
+    queue = page.request.get(f"{served['url']}/queue")
+    assert queue.headers["cache-control"] == "no-store"
+    copied = page.context.cookies()
+    page.locator("form.who button").click()
+    page.wait_for_url("**/signin")
+    # Someone who copied the cookie before the sign-out gets nowhere with it.
+    thief = browser.new_context()
+    thief.add_cookies(copied)
+    stolen = thief.new_page()
+    stolen.goto(f"{served['url']}/queue")
+    assert stolen.url.endswith("/signin")
+    assert sql(served["ws"], "SELECT count(*) FROM web_sessions") == [(0,)]
+
+
+def test_artists_get_no_reference_pictures(browser: Any, served: dict[str, Any]) -> None:
+    [(reference,)] = sql(served["ws"], "SELECT sha256 FROM reference_items LIMIT 1")
+    [(own,)] = sql(served["ws"], "SELECT sha256 FROM assets WHERE registered_by = 'arti' LIMIT 1")
+    artist = sign_in(browser, served, "arti")
+    assert artist.request.get(f"{served['url']}/thumbs/160/{own}.jpg").status == 200
+    assert artist.request.get(f"{served['url']}/thumbs/160/{reference}.jpg").status == 404
+    reviewer = sign_in(browser, served, "rosa")
+    assert reviewer.request.get(f"{served['url']}/thumbs/160/{reference}.jpg").status == 200
+
+
+def test_failed_sign_ins_are_rate_limited(browser: Any, served: dict[str, Any]) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    for _ in range(10):
+        page.goto(served["url"] + "/signin")
+        page.fill("#token", "pvt_guess")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/signin?error=token")
+    page.goto(served["url"] + "/signin")
+    page.fill("#token", served["tokens"]["rosa"])  # even the right token waits now
+    with page.expect_response(lambda r: r.url.endswith("/signin")) as answer:
+        page.click("button[type=submit]")
+    assert answer.value.status == 429
+    assert "too many failed sign-ins" in page.content()

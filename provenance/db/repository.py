@@ -299,13 +299,16 @@ def events_about(session: Session, subject: str) -> list[AuditEvent]:
 
 
 def is_known_image(session: Session, sha256: str, *, registered_by: str | None = None) -> bool:
-    """Whether these bytes are a registered asset (registered by ``registered_by``, when
-    given) or a reference item."""
+    """Whether these bytes are a registered asset or a reference item; with
+    ``registered_by`` (an artist), only an asset that artist registered: reference material
+    is shown to the roles that review."""
     statement = select(Asset.id).where(Asset.sha256 == sha256)
     if registered_by is not None:
         statement = statement.where(Asset.registered_by == registered_by)
     if session.scalar(statement) is not None:
         return True
+    if registered_by is not None:
+        return False
     found = session.scalar(select(ReferenceItem.id).where(ReferenceItem.sha256 == sha256).limit(1))
     return found is not None
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provenance import __version__
@@ -70,13 +71,23 @@ class BodyLimit:
             return
         upload = uploads.UPLOAD_PATH.match(scope["path"]) is not None
         limit = uploads.UPLOAD_BODY_LIMIT if upload else BODY_LIMIT
-        announced = dict(scope.get("headers") or []).get(b"content-length", b"")
+        headers = dict(scope.get("headers") or [])
+        announced = headers.get(b"content-length", b"")
         seen = 0
+        authorised = not upload
 
         async def limited() -> Any:
-            nonlocal seen
+            nonlocal seen, authorised
             if announced.isdigit() and int(announced) > limit:
                 raise _too_large(limit)
+            if not authorised:
+                # Who is asking is settled before the first byte of a document is read.
+                try:
+                    await run_in_threadpool(uploads.authorise_upload, scope["app"], scope, headers)
+                except ProvenanceError as exc:
+                    # As an HTTP error: the body parser would turn any other error into 400.
+                    raise _Refused(exc) from None
+                authorised = True
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
@@ -85,6 +96,15 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class _Refused(StarletteHTTPException):
+    """A ProvenanceError raised while a body is read, carried through the body parser
+    (which turns any other error into a 400) with its status and kind."""
+
+    def __init__(self, error: ProvenanceError) -> None:
+        super().__init__(status_for(error), str(error))
+        self.kind = type(error).__name__
 
 
 def _too_large(limit: int) -> StarletteHTTPException:
@@ -133,6 +153,9 @@ def create_app(workspace: Workspace | None) -> FastAPI:
         response: Response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            # Records, prompts and pictures are not left in a shared machine's browser cache.
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     def is_api(request: Request) -> bool:
@@ -164,7 +187,8 @@ def create_app(workspace: Workspace | None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = str(exc.detail)
         if is_api(request):
-            return api.error_answer(exc.status_code, "HTTPError", message)
+            kind = exc.kind if isinstance(exc, _Refused) else "HTTPError"
+            return api.error_answer(exc.status_code, kind, message)
         return pages.error_page(request, exc.status_code, message)
 
     return app

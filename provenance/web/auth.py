@@ -1,9 +1,12 @@
 """Who is asking: bearer tokens for the API, signed session cookies and CSRF tokens for the
 pages, and what each role may read.
 
-A session cookie holds the user's name, an expiry and a binding to their current token
-(an HMAC of the token's stored hash), all signed with the workspace's web key. Issuing a
-new token or disabling the user ends every session made with the old one. Forms carry a
+A session cookie names a session recorded in the database (``web_sessions``), the user, an
+expiry and a binding to their current token (an HMAC of the token's stored hash), all
+signed with the workspace's web key. Signing out deletes the session's row, so a copied
+cookie stops working at once; issuing a new token or disabling the user deletes all of
+theirs. Failed sign-ins are counted per client address: past ``SIGNIN_FAILURES`` within
+``SIGNIN_WINDOW`` seconds, that address waits. Forms carry a
 CSRF token derived from the session cookie; the sign-in form, made before any session,
 uses a random value held in a cookie of its own (double submit).
 """
@@ -63,18 +66,53 @@ def bearer_user(workspace: Workspace, authorization: str | None) -> dict[str, An
     return users.authenticate(workspace, token.strip())
 
 
+SIGNIN_FAILURES = 10
+SIGNIN_WINDOW = 300
+
+
+class SignInAttempts:
+    """Failed sign-ins per client address in the last ``SIGNIN_WINDOW`` seconds (kept in
+    this server's memory: a restart forgets them)."""
+
+    def __init__(self, limit: int = SIGNIN_FAILURES, window: int = SIGNIN_WINDOW) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, client: str) -> list[float]:
+        cutoff = time.monotonic() - self.window
+        recent = [t for t in self._failures.get(client, []) if t > cutoff]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def wait(self, client: str) -> int:
+        """Seconds ``client`` must wait before trying again (0: it may try now)."""
+        recent = self._recent(client)
+        if len(recent) < self.limit:
+            return 0
+        return max(1, int(recent[0] + self.window - time.monotonic()) + 1)
+
+    def failed(self, client: str) -> None:
+        self._failures.setdefault(client, []).append(time.monotonic())
+
+
 class Sessions:
-    """Signed session cookies and CSRF tokens under one key."""
+    """Signed session cookies (each naming a recorded session) and CSRF tokens under one
+    key, and the failed sign-ins counted against each address."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self.attempts = SignInAttempts()
 
     def _sign(self, message: str) -> str:
         return hmac.new(self._key, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def issue(self, name: str, token: str) -> str:
-        """A cookie value for ``name``, who has just shown ``token``."""
+    def issue(self, workspace: Workspace, name: str, token: str) -> str:
+        """A cookie value for ``name``, who has just shown ``token``: a new session."""
         body = {
+            "s": users.open_session(workspace, name, SESSION_SECONDS),
             "u": name,
             "b": self._sign("bind|" + users.token_hash(token))[:32],
             "exp": int(time.time()) + SESSION_SECONDS,
@@ -82,9 +120,8 @@ class Sessions:
         payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
         return f"{payload}.{self._sign('session|' + payload)}"
 
-    def user(self, workspace: Workspace, cookie: str | None) -> dict[str, Any] | None:
-        """The user a cookie value stands for, or None when it is missing, forged, expired,
-        or made with a token that is no longer theirs."""
+    def _body(self, cookie: str | None) -> dict[str, Any] | None:
+        """The signed body of a cookie, or None when it is missing, forged or malformed."""
         if not cookie or "." not in cookie:
             return None
         payload, _, signature = cookie.rpartition(".")
@@ -92,18 +129,36 @@ class Sessions:
             return None
         try:
             body = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
-            name, binding, expires = str(body["u"]), str(body["b"]), int(body["exp"])
+            return {
+                "s": str(body["s"]),
+                "u": str(body["u"]),
+                "b": str(body["b"]),
+                "exp": int(body["exp"]),
+            }
         except (ValueError, KeyError, TypeError):
             return None
-        if expires < time.time():
+
+    def user(self, workspace: Workspace, cookie: str | None) -> dict[str, Any] | None:
+        """The user a cookie value stands for, or None when it is missing, forged, expired,
+        signed out, or made with a token that is no longer theirs."""
+        body = self._body(cookie)
+        if body is None or body["exp"] < time.time():
             return None
-        found = users.token_holder(workspace, name)
+        found = users.session_holder(workspace, body["s"])
         if found is None:
             return None
         user, token_sha256 = found
-        if not _same(binding, self._sign("bind|" + token_sha256)[:32]):
+        if user["name"] != body["u"]:
+            return None
+        if not _same(body["b"], self._sign("bind|" + token_sha256)[:32]):
             return None
         return user
+
+    def end(self, workspace: Workspace, cookie: str | None) -> None:
+        """End the session a cookie names (signing out)."""
+        body = self._body(cookie)
+        if body is not None:
+            users.end_session(workspace, body["s"])
 
     def csrf(self, cookie: str) -> str:
         return self._sign("csrf|" + cookie)[:40]

@@ -105,14 +105,19 @@ def signin(
         expected.encode("utf-8", "replace"), nonce.encode("utf-8", "replace")
     ):
         return RedirectResponse("/signin?error=expired", 303)
+    client = request.client.host if request.client else "unknown"
+    wait = _sessions(request).attempts.wait(client)
+    if wait:
+        return pages_error_too_many(request, wait)
     try:
         user = users.authenticate(_workspace(request), token.strip())
     except AccessDenied:
+        _sessions(request).attempts.failed(client)
         return RedirectResponse("/signin?error=token", 303)
     response = RedirectResponse("/queue" if user["role"] in QUEUE_ROLES else "/mine", 303)
     response.set_cookie(
         SESSION_COOKIE,
-        _sessions(request).issue(user["name"], token.strip()),
+        _sessions(request).issue(_workspace(request), user["name"], token.strip()),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -125,9 +130,17 @@ def signin(
 @router.post("/signout")
 def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     _check_csrf(request, csrf)
+    # The session ends on the server: a copy of the cookie no longer signs anyone in.
+    _sessions(request).end(_workspace(request), request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/signin", 303)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+def pages_error_too_many(request: Request, wait: int) -> Response:
+    return error_page(
+        request, 429, f"too many failed sign-ins from this address; try again in {wait} s"
+    )
 
 
 def _check_csrf(request: Request, given: str) -> None:
@@ -226,7 +239,8 @@ def asset_page(
             "user": user,
             "asset": asset,
             "check": latest,
-            "pairs": _side_by_side(latest),
+            # Reference material is for the roles that review, not the artist's own view.
+            "pairs": _side_by_side(latest) if user["role"] in QUEUE_ROLES else [],
             "form": _form(user, asset),
             "back": _queue_query(_parse_query(back)),
             "history": workspace.asset_history(str(asset_id)),
@@ -371,9 +385,7 @@ def thumbnail(request: Request, size: int, sha256: str) -> Response:
         raise NotFound("no such thumbnail size")
     artist = user["name"] if user["role"] == "artist" else None
     path = _workspace(request).thumbnail(sha256, size, artist=artist)
-    return FileResponse(
-        path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"}
-    )
+    return FileResponse(path, media_type="image/jpeg")
 
 
 def error_page(request: Request, status: int, message: str) -> Response:

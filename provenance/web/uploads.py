@@ -8,14 +8,42 @@ import re
 from typing import Any
 
 from fastapi import UploadFile
+from starlette.requests import cookie_parser
 
 from provenance.clearance import MAX_DOCUMENT_BYTES, Document
+from provenance.errors import AccessDenied, Unauthenticated
+from provenance.web.auth import SESSION_COOKIE, Sessions, bearer_user
 from provenance.workspace import Workspace
 
 # The routes taking a signed document (the asset page's form and the API), and the most
 # their whole request body may be: the document and the form around it.
 UPLOAD_PATH = re.compile(r"/(api/v1/)?assets/\d+/approvals?\Z")
 UPLOAD_BODY_LIMIT = MAX_DOCUMENT_BYTES + 1024 * 1024
+
+
+def authorise_upload(app: Any, scope: dict[str, Any], headers: dict[bytes, bytes]) -> None:
+    """Refuse an upload from anyone but a signed-in lawyer before its body is read: the
+    API's bearer token, or the pages' session cookie. Raises Unauthenticated or
+    AccessDenied (the route checks again, with the form's CSRF token, once it runs)."""
+    workspace: Workspace | None = app.state.workspace
+    if workspace is None:
+        return
+    user: dict[str, Any] | None
+    if scope["path"].startswith("/api/"):
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        user = bearer_user(workspace, authorization or None)
+    else:
+        sessions: Sessions = app.state.sessions
+        user = sessions.user(workspace, _cookie(headers, SESSION_COOKIE))
+        if user is None:
+            raise Unauthenticated("sign in first")
+    if user["role"] != "legal":
+        raise AccessDenied(f"recording a written approval needs the legal role; {user['role']}")
+
+
+def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
+    # Starlette's own parser: it undoes the quoting set_cookie applied.
+    return cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(name)
 
 
 def record_approval(

@@ -23,13 +23,20 @@ import click
 from provenance import __version__
 from provenance.domain import GENERATION_FIELDS, IntendedUse
 from provenance.errors import ProvenanceError
-from provenance.registration import RegisterReport, RegisterRequest, RegisterResult
+from provenance.registration import (
+    RegisterReport,
+    RegisterRequest,
+    RegisterResult,
+    display_name,
+)
 from provenance.reviews import DECISIONS, OPEN_STATUSES, SORTS, QueueFilter
 from provenance.workspace import Workspace, upgrade_database
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# The largest count or number an option takes: past it, SQL integers overflow.
+MAX_COUNT = 10**9
 # Exit status when a verdict reaches --fail-on (1 is kept for errors).
 FAIL_ON_EXIT = 3
 
@@ -62,7 +69,7 @@ def _fail_cleanly(function: Callable[P, R]) -> Callable[P, R]:
         try:
             return function(*args, **kwargs)
         except ProvenanceError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(display_name(str(exc))) from None
 
     return wrapper
 
@@ -165,7 +172,7 @@ def config_command(context: Context, as_json: bool) -> None:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=1024),
     help="Fingerprinting processes (default: the jobs setting; 0: automatic).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -203,7 +210,7 @@ def register(
         report = workspace.register(paths, request, progress)
     single = report.results[0] if len(report.results) == 1 and not report.skipped else None
     if single is not None and single.status == "failed" and not as_json:
-        raise click.ClickException(f"{single.path}: {single.error}")
+        raise click.ClickException(f"{printable(single.path)}: {printable(single.error)}")
     if as_json:
         _print_json(report.to_json())
     else:
@@ -238,7 +245,7 @@ def show(context: Context, ref: str, as_json: bool) -> None:
 @click.option("--tool", help="Only assets made with this tool.")
 @click.option("--use", help="Only this intended use (or 'undeclared').")
 @click.option("--since", help="Only assets registered at or after this date or ISO time.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--limit", type=click.IntRange(min=1, max=MAX_COUNT), help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 @_fail_cleanly
@@ -403,13 +410,13 @@ def demo(directory: Path) -> None:
 @click.option("--rationale", required=True, help="Why: kept with the decision as evidence.")
 @click.option(
     "--supersedes",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_COUNT),
     help="The standing decision this one replaces (its number from `show`).",
 )
 @click.option(
     "--check",
     "check_id",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_COUNT),
     help="The check whose evidence you looked at; refused if the asset was checked since.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.review/1).")
@@ -455,7 +462,7 @@ def review_command(
     show_default=True,
     help="score: strongest flag first; age: oldest check first.",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--limit", type=click.IntRange(min=1, max=MAX_COUNT), help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.queue/1).")
 @pass_context
 @_fail_cleanly
@@ -803,7 +810,7 @@ def approve_command(
 
 @cli.command("withdraw")
 @click.argument("kind", type=click.Choice(("consent", "approval")))
-@click.argument("number", type=click.IntRange(min=1))
+@click.argument("number", type=click.IntRange(min=1, max=MAX_COUNT))
 @click.option("--reason", required=True, help="Why it no longer holds.")
 @click.option("--by", help="Who records it (default: the user setting or login name).")
 @pass_context
@@ -1310,8 +1317,9 @@ def _print_json(document: Any) -> None:
 
 
 def printable(value: Any, *, one_line: bool = True) -> str:
-    """Text safe for a terminal: control characters (ANSI escapes included) shown escaped."""
-    text = "" if value is None else str(value)
+    """Text safe for a terminal: control characters (ANSI escapes included) shown escaped,
+    and the undecodable bytes of a non-UTF-8 file name as \\xNN."""
+    text = display_name("" if value is None else str(value))
     out = []
     for char in text:
         code = ord(char)

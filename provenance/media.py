@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
 
@@ -29,7 +29,23 @@ SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF
 # A truncated file must fail, never decode to a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, zlib.error, EOFError, IndexError)
+# Pillow's warnings (damaged EXIF, a truncated TIFF tag) are raised as errors while decoding
+# (see decode_image), and so are among the damage they stand for.
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    struct.error,
+    zlib.error,
+    EOFError,
+    IndexError,
+    Warning,
+)
+# PNG text chunks (a ComfyUI workflow can be megabytes) are read up to this size each;
+# Pillow's own default refuses any over 1 MiB as if the file were damaged.
+MAX_PNG_TEXT_BYTES = 16 * 1024 * 1024
+PngImagePlugin.MAX_TEXT_CHUNK = MAX_PNG_TEXT_BYTES
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * MAX_PNG_TEXT_BYTES
 
 
 @dataclass
@@ -75,16 +91,25 @@ def decode_image(
     Raises UnsupportedMedia (not an image, or a format we do not take), ImageTooLarge
     (over ``max_pixels``) or CorruptMedia (truncated or damaged data).
     """
+    with warnings.catch_warnings():
+        # A warning from Pillow is damage: one line of error, never a stray warning line.
+        warnings.simplefilter("error")
+        # We apply our own pixel limit; Pillow's warning would only be noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return _decode(data, max_pixels=max_pixels, draft_min_side=draft_min_side)
+        except Warning as exc:
+            raise CorruptMedia(f"damaged image data: {exc}") from None
+
+
+def _decode(data: bytes, *, max_pixels: int, draft_min_side: int | None) -> DecodedImage:
     # Again on every call: a library imported later (WeasyPrint, for PDFs) turns Pillow's
     # process-wide switch on, and a truncated file would then decode half grey.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
         raise UnsupportedMedia("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            # We apply our own pixel limit below; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"image has more than {max_pixels:,} pixels") from None
     except UnidentifiedImageError:

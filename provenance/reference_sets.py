@@ -32,7 +32,7 @@ from provenance.detectors.base import Detector
 from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
 from provenance.index.faiss_index import build_index, save_index
 from provenance.media import DecodedImage, decode_image
-from provenance.registration import collect_files, read_file
+from provenance.registration import collect_files, display_name, read_file
 
 if TYPE_CHECKING:
     from provenance.workspace import Workspace
@@ -340,7 +340,7 @@ def _commit(
             item = ReferenceItem(
                 set_id=set_id,
                 sha256=pending.sha256,
-                source_path=str(pending.path),
+                source_path=display_name(str(pending.path)),
                 attribution=attributions.get(pending.path.name, attribution),
                 media=pending.decoded.media_json(),
             )

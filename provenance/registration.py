@@ -8,13 +8,13 @@ worker process; the records are written by ``Workspace`` in the calling process.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance import jsontext
 from provenance.detectors.hashes import perceptual_hashes, sha256_fingerprint
 from provenance.domain import GENERATION_FIELDS, Fingerprint, IntendedUse, MetadataReading
 from provenance.errors import InvalidInput, MediaError, ProvenanceError
@@ -71,7 +71,9 @@ class RegisterRequest:
                 raise InvalidInput(f"--setting {item!r} is not KEY=VALUE")
             check_text(key, "--setting key")
             try:
-                parsed_settings[key] = json.loads(raw)
+                parsed_settings[key] = jsontext.loads(raw)
+            except jsontext.TooDeep as exc:
+                raise InvalidInput(f"--setting {key}: {exc}") from None
             except ValueError:
                 parsed_settings[key] = check_text(raw, f"--setting {key}")
         return cls(
@@ -82,6 +84,13 @@ class RegisterRequest:
             by=check_text(by, "--by").strip() if by else None,
             metadata_file=Path(metadata_file) if metadata_file is not None else None,
         )
+
+
+def display_name(name: str) -> str:
+    """A file name as recorded: as given when it is UTF-8 text; otherwise (a name in another
+    encoding, which the OS hands over with surrogates) with each undecodable byte written
+    as \\xNN, so the record can hold it and a person can still read and find it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def check_text(value: str, label: str) -> str:

@@ -73,6 +73,7 @@ from provenance.registration import (
     RegisterRequest,
     RegisterResult,
     collect_files,
+    display_name,
     fingerprint_file,
     read_file,
 )
@@ -465,7 +466,7 @@ class Workspace:
         asset_values = {
             "sha256": sha256,
             "size_bytes": size,
-            "original_name": path.name,
+            "original_name": display_name(path.name),
             "store_path": self.store.relative_path(sha256),
             "media": media,
             "intended_use": use.value,
@@ -527,7 +528,7 @@ class Workspace:
                     subject=f"asset:{asset_id}",
                     payload={
                         "sha256": sha256,
-                        "original_name": path.name,
+                        "original_name": display_name(path.name),
                         "intended_use": use.value,
                         "production": production_name,
                         "tool": tool.name if tool else None,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from provenance import jsontext
 from provenance.domain import MetadataReading
+from provenance.errors import MetadataError
 from provenance.media import DecodedImage
 from provenance.metadata import a1111, comfyui, exif, invokeai
 
@@ -17,7 +19,17 @@ logger = logging.getLogger(__name__)
 
 
 def read_embedded(image: DecodedImage) -> list[MetadataReading]:
-    """Every reading found inside the file, lowest precedence first."""
+    """Every reading found inside the file, lowest precedence first. MetadataError when an
+    embedded JSON text nests deeper than any tool writes (``jsontext.MAX_DEPTH``): every
+    reader, and the parsers they use, would otherwise recurse level by level."""
+    for key, value in image.info.items():
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            depth = jsontext.nesting_depth(value)
+            if depth > jsontext.MAX_DEPTH:
+                raise MetadataError(
+                    f"embedded {str(key)[:40]!r} metadata is JSON nested {depth} levels deep, "
+                    f"over the limit of {jsontext.MAX_DEPTH}"
+                )
     readings: list[MetadataReading] = []
     for reader in (exif.read, a1111.read, comfyui.read, invokeai.read):
         reading = reader(image)

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from provenance import jsontext
 from provenance.domain import GENERATION_FIELDS, MetadataReading, Source
 from provenance.errors import MetadataError
 
@@ -53,11 +54,13 @@ def read_sidecar(path: Path, source: Source = Source.SIDECAR) -> MetadataReading
     except UnicodeDecodeError:
         raise MetadataError(f"{path.name}: metadata file is not UTF-8 text") from None
     try:
-        document = json.loads(text)
+        document = jsontext.loads(text)
     except json.JSONDecodeError as exc:
         raise MetadataError(
             f"{path.name}: not valid JSON: {exc.msg} at line {exc.lineno}"
         ) from None
+    except jsontext.TooDeep as exc:
+        raise MetadataError(f"{path.name}: {exc}") from None
     return parse_sidecar(document, path.name, source)
 
 

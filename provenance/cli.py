@@ -958,6 +958,42 @@ def _as_of(text: str | None) -> dt.date | None:
     return parse_date(text, "--as-of") if text else None
 
 
+@cli.group("store")
+def store_group() -> None:
+    """The content store: stored copies of registered files and documents."""
+
+
+@store_group.command("gc")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0, max=10**9),
+    default=3600,
+    show_default=True,
+    help="Only remove files at least this many seconds old (younger ones may belong to a "
+    "registration in progress).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.store-gc/1).")
+@pass_context
+@_fail_cleanly
+def store_gc(context: Context, min_age: float, as_json: bool) -> None:
+    """Remove stored copies no record names and temporary files of killed writes.
+
+    A registration that fails after storing its copy removes it again, unless the database
+    stays locked past the busy timeout; such copies, and the temporary files of a killed
+    process, are what this removes.
+    """
+    with context.open() as workspace:
+        report = workspace.collect_garbage(min_age_seconds=min_age)
+    if as_json:
+        _print_json(report)
+        return
+    click.echo(
+        f"Removed {report['removed_blobs']} unreferenced copies and "
+        f"{report['removed_temporaries']} temporary files; {report['referenced']} copies are "
+        f"in use, {report['kept_young']} unreferenced ones are younger than --min-age."
+    )
+
+
 @cli.group("export")
 def export_group() -> None:
     """Provenance records, evidence packs and disclosure summaries for legal."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +182,30 @@ class FingerprintedFile:
 
 class WorkerError(Exception):
     """An unexpected error in a fingerprinting worker, carried back as text."""
+
+
+# How often a worker looks whether the process that started it is still there.
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker soon after ``parent_pid`` is gone.
+
+    A pool's workers wait on a queue whose pipe they hold both ends of, so a parent killed
+    with SIGKILL (or any death that runs no cleanup) would leave them, and the forkserver and
+    resource tracker that wait on them, alive for good."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                continue  # alive, under another user (cannot happen for our own parent)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def fingerprint_file(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from provenance.atomic import write_atomically
@@ -42,6 +44,10 @@ class ContentStore:
             raise StoreError("content does not match its sha256")
         target = self.path_for(digest)
         if target.is_file():
+            # Fresh again: `store gc` leaves young blobs alone, and this one is about to be
+            # recorded (it may be an orphan left by an earlier failure).
+            with contextlib.suppress(OSError):
+                os.utime(target)
             return False
         try:
             write_atomically(target, data, read_only=True)
@@ -65,6 +71,23 @@ class ContentStore:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"stored file {sha256[:12]} is corrupt: its content changed")
         return data
+
+    def blobs(self) -> Iterator[tuple[str, float]]:
+        """Every blob's sha256 and modification time."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/*"):
+            if _SHA256.match(path.name):
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    yield path.name, path.stat().st_mtime
+
+    def temporaries(self) -> Iterator[tuple[Path, float]]:
+        """Temporary files a killed write left (``.incoming-*``) and their times."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/.incoming-*"):
+            with contextlib.suppress(OSError):
+                yield path, path.stat().st_mtime
 
     def count(self) -> int:
         """How many blobs the store holds."""

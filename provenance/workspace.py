@@ -5,6 +5,7 @@ The CLI and the web layer call these and nothing below them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import hashlib
@@ -12,6 +13,7 @@ import io
 import logging
 import multiprocessing
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -73,6 +75,7 @@ from provenance.registration import (
     RegisterRequest,
     RegisterResult,
     collect_files,
+    die_with_parent,
     display_name,
     fingerprint_file,
     read_file,
@@ -87,6 +90,8 @@ TOKEN_ENV = "PROVENANCE_TOKEN"
 # Starting worker processes costs about 0.4 s and each saves about 1.5 ms per file on two
 # cores (benchmarks/register_throughput.py): below this many files, one process is faster.
 AUTO_WORKERS_MIN_FILES = 256
+# `store gc` leaves files younger than this alone: they may belong to a write in progress.
+GC_MIN_AGE_SECONDS = 3600
 
 
 # What the fingerprinting stage hands to the recording stage for one file.
@@ -358,7 +363,12 @@ class Workspace:
             # Not fork: the children must not inherit this process's database connections.
             methods = multiprocessing.get_all_start_methods()
             method = "forkserver" if "forkserver" in methods else "spawn"
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+            pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            )
         try:
             window: deque[tuple[Path, Staged | Future[FingerprintedFile]]] = deque()
             queue = iter(files)
@@ -423,11 +433,16 @@ class Workspace:
             )
         except BaseException:
             if prepared.created_blob:
-                # Under the write lock, so that no other registration of the same bytes can
-                # commit between the check and the removal (see the check in _insert).
-                with write_transaction(self.engine) as session:
-                    if repository.asset_id_by_sha256(session, prepared.sha256) is None:
-                        self.store.remove(prepared.sha256)
+                try:
+                    # Under the write lock, so that no other registration of the same bytes
+                    # can commit between the check and the removal (see _insert).
+                    with write_transaction(self.engine) as session:
+                        if repository.asset_id_by_sha256(session, prepared.sha256) is None:
+                            self.store.remove(prepared.sha256)
+                except ProvenanceError:
+                    # The lock that just failed us is still taken: the copy stays an orphan
+                    # until `provenance store gc` removes it.
+                    logger.info("left orphan copy %s for store gc", prepared.sha256[:12])
             raise
         return RegisterResult(str(prepared.path), status, document)
 
@@ -1012,6 +1027,49 @@ class Workspace:
                     event_id, message = problem
                     return audit.ChainReport(False, report.events, event_id, message)
             return report
+
+    def collect_garbage(self, *, min_age_seconds: float = GC_MIN_AGE_SECONDS) -> dict[str, Any]:
+        """Remove stored copies no record names (left by registrations that failed after
+        storing, when the database was too busy to undo them) and temporary files of
+        killed writes, each older than ``min_age_seconds`` (younger ones may belong to a
+        write in progress). Returns ``provenance.store-gc/1``."""
+        if min_age_seconds < 0:
+            raise InvalidInput("--min-age must not be negative")
+        cutoff = time.time() - min_age_seconds
+        with read_session(self.engine) as session:
+            referenced = repository.referenced_blobs(session)
+        removed: list[str] = []
+        kept_young = 0
+        for sha256, modified in list(self.store.blobs()):
+            if sha256 in referenced:
+                continue
+            if modified > cutoff:
+                kept_young += 1
+                continue
+            self.store.remove(sha256)
+            removed.append(sha256)
+        temporaries = 0
+        for path in self.root.rglob(".incoming-*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    temporaries += 1
+        report = {
+            "schema": "provenance.store-gc/1",
+            "removed_blobs": len(removed),
+            "removed_temporaries": temporaries,
+            "kept_young": kept_young,
+            "referenced": len(referenced),
+        }
+        if removed or temporaries:
+            audit.record_event(
+                self.engine,
+                actor=self.actor(None),
+                action="store.collected",
+                subject="store",
+                payload={**report, "blobs": sorted(removed)[:1000]},
+            )
+        return report
 
     def row_counts(self) -> dict[str, int]:
         with read_session(self.engine) as session:

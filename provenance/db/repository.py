@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from provenance import row_audit
 from provenance.db.tables import (
+    Approval,
     Asset,
     AuditEvent,
     Base,
     Check,
+    Consent,
     GenerationRecord,
     Match,
     Production,
@@ -311,6 +313,20 @@ def is_known_image(session: Session, sha256: str, *, registered_by: str | None =
         return False
     found = session.scalar(select(ReferenceItem.id).where(ReferenceItem.sha256 == sha256).limit(1))
     return found is not None
+
+
+def referenced_blobs(session: Session) -> set[str]:
+    """The sha256 of every stored file a record names: assets, reference items, and the
+    signed documents of consents and approvals."""
+    found: set[str] = set()
+    for column in (
+        Asset.sha256,
+        ReferenceItem.sha256,
+        Consent.document_sha256,
+        Approval.document_sha256,
+    ):
+        found.update(session.scalars(select(column).distinct()))
+    return found
 
 
 def row_counts(session: Session) -> dict[str, int]:

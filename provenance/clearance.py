@@ -235,7 +235,7 @@ def list_consents(
 
 def show_tool(workspace: Workspace, name: str) -> dict[str, Any]:
     with read_session(workspace.engine) as session:
-        tool = session.scalar(select(Tool).where(func.lower(Tool.name) == name.strip().lower()))
+        tool = session.scalar(select(Tool).where(Tool.name_key == repository.tool_key(name)))
         if tool is None:
             raise NotFound(f"no tool named {name!r}")
         document = tool_json(session, tool)

@@ -380,12 +380,16 @@ def rebuild_indexes(
     workspace: Workspace, name: str, detectors: list[Detector] | None = None, *, actor: str
 ) -> dict[str, dict[str, Any]]:
     """Rebuild every detector's index of set ``name`` from the stored vectors, embedding
-    any item that lacks a vector under a detector's current spec."""
+    any item that lacks a vector under a detector's current spec. The caller holds the
+    set's lock (``locks.reference_set_lock``)."""
     if detectors is None:
         detectors = [d for d in workspace.detectors().values() if not isinstance(d, Exception)]
     with read_session(workspace.engine) as session:
         reference_set = active_set(session, name)
         items = [(item.id, item.sha256) for item in reference_set.items]
+    # The set's lock is held (callers take it): a temporary here is a killed build's.
+    for leftover in (workspace.root / "indexes" / name).glob(".incoming-*"):
+        leftover.unlink(missing_ok=True)
     built: dict[str, dict[str, Any]] = {}
     for detector in detectors:
         label = detector.spec.label()

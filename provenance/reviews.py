@@ -462,7 +462,7 @@ def _open_entries(session: Session, where: QueueFilter) -> Iterable[dict[str, An
     if where.production is not None:
         statement = statement.where(Production.name == where.production)
     if where.tool is not None:
-        statement = statement.where(func.lower(Tool.name) == where.tool.strip().lower())
+        statement = statement.where(Tool.name_key == repository.tool_key(where.tool))
     for asset, check, review, production, tool in session.execute(statement):
         state = status_of(check.verdict, check.id, review)
         if state.status not in OPEN_STATUSES:

@@ -83,7 +83,9 @@ def test_writers_naming_a_new_production_and_tool_at_once_share_them(
 
     def register(picture: Path) -> None:
         with Workspace.open(db_workspace_dir) as workspace:
-            request = RegisterRequest(fields={"tool": "ComfyUI"}, production="Harbour")
+            # Spelled differently by each artist: still one tool (its first spelling).
+            spelling = ["ComfyUI", "comfyui", "COMFYUI"][pictures.index(picture)]
+            request = RegisterRequest(fields={"tool": spelling}, production="Harbour")
             barrier.wait()
             results.extend(workspace.register([picture], request, jobs=1).results)
 
@@ -94,7 +96,8 @@ def test_writers_naming_a_new_production_and_tool_at_once_share_them(
         thread.join()
     assert [r.status for r in results] == ["new"] * writers, [r.error for r in results]
     assert sql(db_workspace_dir, "SELECT name FROM productions") == [("Harbour",)]
-    assert sql(db_workspace_dir, "SELECT name FROM tools") == [("ComfyUI",)]
+    [(tool,)] = sql(db_workspace_dir, "SELECT name FROM tools")
+    assert tool.casefold() == "comfyui"
     created = "SELECT count(*) FROM audit_events WHERE action = 'tool.created'"
     assert sql(db_workspace_dir, created) == [(1,)]
     assert json.loads(run("-w", db_workspace_dir, "audit", "verify", "--json").stdout)["ok"]

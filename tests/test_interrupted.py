@@ -160,3 +160,29 @@ def test_a_stale_index_that_cannot_be_rebuilt_is_not_searched_and_the_check_says
     check = run_json("-w", workspace_dir, "register", copy)["results"][0]["check"]
     problems = check["reference_sets"][0]["problems"]
     assert any("could not be rebuilt, so it was not searched" in p for p in problems), problems
+
+
+def test_the_queue_page_says_how_many_assets_wait_for_a_check(
+    library_workspace: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from provenance import Workspace
+    from provenance.web.app import create_app
+
+    workspace_dir, library = library_workspace
+    unchecked = run(
+        "-w", workspace_dir, "register", library, env={"PROVENANCE_CHECK_ON_REGISTER": "false"}
+    )
+    assert unchecked.exit_code == 0, unchecked.output
+    assert run("-w", workspace_dir, "users", "add", "rosa", "--role", "reviewer").exit_code == 0
+    token = run("-w", workspace_dir, "users", "token", "rosa").stdout.strip()
+    with Workspace.open(workspace_dir) as workspace, TestClient(create_app(workspace)) as client:
+        form = client.get("/signin").text
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form)
+        assert nonce is not None
+        client.post("/signin", data={"token": token, "nonce": nonce[1]})
+        page = client.get("/queue").text
+    assert "30 asset(s) are waiting for a check" in page

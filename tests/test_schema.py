@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from provenance.config import WORKSPACE_FILE, load_settings, read_workspace_file
 from provenance.db import schema
@@ -105,3 +105,37 @@ def test_db_status(workspace_dir: Path) -> None:
     status = run("-w", workspace_dir, "db", "status")
     head = schema.SCHEMA_HEAD
     assert f"schema revision: {head} (this code: {head})" in status.stdout
+
+
+def test_upgrading_merges_tools_whose_names_differ_only_in_case(db_workspace_dir: Path) -> None:
+    """Before 0006 two artists naming a new tool at once could make "ComfyUI" and "comfyui";
+    the upgrade makes them one (the oldest), keeps every asset on it, and vouches for the
+    records as they then are."""
+    ws = db_workspace_dir
+    for name in ("coffee.jpg", "rocket.jpg"):
+        result = run("-w", ws, "register", fm.SAMPLES / name, "--tool", "ComfyUI")
+        assert result.exit_code == 0, result.output
+    _downgrade(ws, "0005")
+    engine = _engine(ws)  # not Workspace.open: that would upgrade first
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO tools (name, stores_inputs, trains_on_inputs, enterprise_secured, "
+                "created_at) VALUES ('comfyui', 'unknown', 'unknown', 'unknown', '2026-11-01')"
+            )
+        )
+        connection.execute(
+            text("UPDATE generation_records SET tool_id = (SELECT max(id) FROM tools) WHERE id = 2")
+        )
+        assert len(connection.execute(text("SELECT id FROM tools")).all()) == 2
+    engine.dispose()
+    assert run("-w", ws, "db", "upgrade").exit_code == 0
+    assert sql(ws, "SELECT name, name_key FROM tools") == [("ComfyUI", "comfyui")]
+    assert sql(ws, "SELECT DISTINCT tool_id FROM generation_records") == [(1,)]
+    assert run("-w", ws, "audit", "verify").exit_code == 0
+    listed = json.loads(run("-w", ws, "tools", "list", "--json").stdout)
+    assert [t["name"] for t in listed["tools"]] == ["ComfyUI"]
+    # And from now on, any spelling is the same tool.
+    again = run("-w", ws, "register", fm.SAMPLES / "chelsea.png", "--tool", "COMFYUI")
+    assert again.exit_code == 0
+    assert sql(ws, "SELECT count(*) FROM tools") == [(1,)]

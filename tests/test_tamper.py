@@ -48,7 +48,7 @@ MORE_EDITS = [
 # What a copy of a row changes so that the table's unique keys let it in.
 UNIQUE = {
     "productions": {"name": "name || ' 2'"},
-    "tools": {"name": "name || '-2'"},
+    "tools": {"name": "name || '-2'", "name_key": "name_key || '-2'"},
     "users": {"name": "name || '2'", "token_sha256": "NULL"},
     "assets": {"sha256": "'f' || substr(sha256, 2)"},
     "reference_sets": {"name": "name || '2'"},

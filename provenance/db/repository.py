@@ -69,14 +69,19 @@ def get_or_create_production(session: Session, name: str) -> Production:
     return production
 
 
+def tool_key(name: str) -> str:
+    """What makes two tool names the same tool: case and surrounding space do not."""
+    return name.strip().casefold()
+
+
 def get_or_create_tool(session: Session, name: str) -> tuple[Tool, bool]:
     """The tool named ``name``, matched case-insensitively and kept in the spelling first
     seen; True when it was created now."""
-    key = name.strip()
+    spelled = name.strip()
     return _get_or_create(
         session,
-        lambda: session.scalar(select(Tool).where(func.lower(Tool.name) == key.lower())),
-        lambda: Tool(name=key),
+        lambda: session.scalar(select(Tool).where(Tool.name_key == tool_key(spelled))),
+        lambda: Tool(name=spelled, name_key=tool_key(spelled)),
     )
 
 
@@ -133,7 +138,7 @@ def with_details(statement: Select[Any]) -> Select[Any]:
 
 
 def find_tool(session: Session, name: str) -> Tool | None:
-    return session.scalar(select(Tool).where(func.lower(Tool.name) == name.strip().lower()))
+    return session.scalar(select(Tool).where(Tool.name_key == tool_key(name)))
 
 
 def find_asset(session: Session, ref: str) -> Asset:
@@ -218,11 +223,7 @@ def _asset_filter(
     if production is not None:
         statement = statement.join(Production).where(Production.name == production)
     if tool is not None:
-        latest = (
-            select(GenerationRecord.asset_id)
-            .join(Tool)
-            .where(func.lower(Tool.name) == tool.strip().lower())
-        )
+        latest = select(GenerationRecord.asset_id).join(Tool).where(Tool.name_key == tool_key(tool))
         statement = statement.where(Asset.id.in_(latest))
     if use is not None:
         statement = statement.where(Asset.intended_use == use)

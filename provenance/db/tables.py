@@ -78,6 +78,10 @@ class Tool(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # The name case-folded (repository.tool_key): "ComfyUI" and "comfyui" are one tool, and
+    # two artists naming it first at the same moment cannot make two. Always set; nullable
+    # only because migration 0006 added it to a table it could not rebuild.
+    name_key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
     # Unused since migration 0005 moved vetting into tool_profiles: always "unknown", never
     # read. Dropping them needs ALTER TABLE ... DROP COLUMN (SQLite 3.35+) or, on older
     # SQLite, a table rebuild with foreign keys switched off outside the migration's

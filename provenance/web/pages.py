@@ -193,6 +193,7 @@ def queue_page(
             "user": user,
             "entries": found["entries"],
             "total": found["total"],
+            "pending_checks": found["pending_checks"],
             "filters": filters,
             "back": _queue_query({**filters, "page": page if page > 1 else None}),
             "paging": {

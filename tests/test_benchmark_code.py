@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.quality import (
@@ -137,3 +139,12 @@ def test_review_scale_fills_a_verifiable_workspace(tmp_path) -> None:  # type: i
     assert set(result["median_seconds"]) == {
         "queue", "asset_page", "status", "disclosure", "audit_verify"
     }  # fmt: skip
+
+
+def test_register_versions_writes_distinct_pictures(tmp_path: Path) -> None:
+    from benchmarks.register_versions import write_pictures
+
+    write_pictures(tmp_path / "p", 5)
+    files = sorted((tmp_path / "p").iterdir())
+    assert len(files) == 5
+    assert len({f.read_bytes() for f in files}) == 5

@@ -186,3 +186,36 @@ def test_the_queue_page_says_how_many_assets_wait_for_a_check(
         client.post("/signin", data={"token": token, "nonce": nonce[1]})
         page = client.get("/queue").text
     assert "30 asset(s) are waiting for a check" in page
+
+
+@pytest.mark.slow
+def test_serve_checks_the_waiting_assets_before_it_serves(
+    library_workspace: tuple[Path, Path],
+) -> None:
+    import socket
+
+    workspace_dir, library = library_workspace
+    assert (
+        run(
+            "-w", workspace_dir, "register", library, env={"PROVENANCE_CHECK_ON_REGISTER": "0"}
+        ).exit_code
+        == 0
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "provenance", "-w", str(workspace_dir), "serve", "--port",
+         str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        second = server.stdout.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert first.strip() == "Checked 30 asset(s) that were waiting for a check."
+    assert second.startswith("Serving")
+    assert run_json("-w", workspace_dir, "queue")["pending_checks"] == 0

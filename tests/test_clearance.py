@@ -489,28 +489,21 @@ def test_no_pdf_writes_the_record_and_the_page_only(cast: dict[str, Any]) -> Non
     assert oct((out / f"asset-{asset}.json").stat().st_mode & 0o777) == "0o644"
 
 
+def register_background(cast: dict[str, Any], name: str, sample: str, tool: str) -> Any:
+    """Register a sample picture as arti's background made with ``tool``; its result."""
+    picture = cast["tmp"] / name
+    fm.sample(sample).save(picture)
+    result = ok(cli(cast, "arti", "register", picture, "--use", "background", "--tool", tool,
+                    "--json"))  # fmt: skip
+    return json.loads(result.stdout)["results"][0]
+
+
 def test_a_background_needs_approval_vetting_and_human_revision_to_be_cleared_for_final(
     cast: dict[str, Any],
 ) -> None:
     """The guidance's own example: background art seen on screen needs written approval
     before it goes into a final deliverable, whatever use was declared."""
-    picture = cast["tmp"] / "sh090_signage_v002.png"
-    fm.sample("rocket.jpg").save(picture)
-    [registered] = json.loads(
-        ok(
-            cli(
-                cast,
-                "arti",
-                "register",
-                picture,
-                "--use",
-                "background",
-                "--tool",
-                "NewGen",
-                "--json",
-            )
-        ).stdout
-    )["results"]
+    registered = register_background(cast, "sh090_signage_v002.png", "rocket.jpg", "NewGen")
     asset = registered["asset"]["id"]
     assert registered["check"]["verdict"] == "clear"
     status = run_json("-w", cast["ws"], "status", asset)
@@ -543,23 +536,9 @@ def test_a_background_needs_approval_vetting_and_human_revision_to_be_cleared_fo
 
 
 def test_an_unvetted_tool_can_be_approved_instead_of_vetted(cast: dict[str, Any]) -> None:
-    picture = cast["tmp"] / "sh091_sky.png"
-    fm.sample("hubble_deep_field.jpg").save(picture)
-    asset = json.loads(
-        ok(
-            cli(
-                cast,
-                "arti",
-                "register",
-                picture,
-                "--use",
-                "background",
-                "--tool",
-                "cloudgen",
-                "--json",
-            )
-        ).stdout
-    )["results"][0]["asset"]["id"]
+    asset = register_background(cast, "sh091_sky.png", "hubble_deep_field.jpg", "cloudgen")[
+        "asset"
+    ]["id"]
     ok(cli(cast, "amy", "revise", asset, "--revised-by", "amy", "--how", "Re-lit by hand"))
     ok(cli(cast, "lena", "approve", asset, "--approver", "Studio contact",
            "--reference", "email sh091", "--document", cast["docs"] / "approval.eml"))  # fmt: skip

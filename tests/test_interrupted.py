@@ -215,7 +215,7 @@ def test_serve_checks_the_waiting_assets_before_it_serves(
         second = server.stdout.readline()
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.communicate(timeout=30)  # reads to the end and closes the pipe
     assert first.strip() == "Checked 30 asset(s) that were waiting for a check."
     assert second.startswith("Serving")
     assert run_json("-w", workspace_dir, "queue")["pending_checks"] == 0

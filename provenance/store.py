@@ -81,14 +81,6 @@ class ContentStore:
                 with contextlib.suppress(OSError):  # removed meanwhile
                     yield path.name, path.stat().st_mtime
 
-    def temporaries(self) -> Iterator[tuple[Path, float]]:
-        """Temporary files a killed write left (``.incoming-*``) and their times."""
-        if not self.root.is_dir():
-            return
-        for path in self.root.glob("??/.incoming-*"):
-            with contextlib.suppress(OSError):
-                yield path, path.stat().st_mtime
-
     def count(self) -> int:
         """How many blobs the store holds."""
         if not self.root.is_dir():

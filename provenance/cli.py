@@ -544,12 +544,12 @@ def serve(context: Context, host: str, port: int, print_openapi: bool) -> None:
     import uvicorn
 
     with context.open() as workspace:
-        if workspace.pending_check_count():
-            # Finish what an interrupted register left: every asset is checked before review.
-            outcome = workspace.check_pending()
+        # Finish what an interrupted register left: every asset is checked before review.
+        outcome = workspace.check_pending()
+        if outcome.checks:
             click.echo(f"Checked {len(outcome.checks)} asset(s) that were waiting for a check.")
-            for asset_id, error in sorted(outcome.failed.items()):
-                click.echo(f"warning asset {asset_id} is still unchecked: {printable(error)}")
+        for asset_id, error in sorted(outcome.failed.items()):
+            click.echo(f"warning asset {asset_id} is still unchecked: {printable(error)}")
         app = create_app(workspace)
         click.echo(f"Serving {workspace.root} on http://{host}:{port}/ (Ctrl+C stops)")
         uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -409,11 +409,7 @@ def queue(workspace: Workspace, where: QueueFilter) -> dict[str, Any]:
     with read_session(workspace.engine) as session:
         entries = list(_open_entries(session, where))
         # Assets not checked yet cannot be judged: the queue says how many wait.
-        pending = (
-            len(repository.unchecked_asset_ids(session))
-            if repository.active_reference_set_count(session)
-            else 0
-        )
+        pending = repository.pending_check_count(session)
     if where.sort == "score":
         entries.sort(key=lambda e: (e["verdict"] == "high", e["strength"]), reverse=True)
     else:

@@ -277,16 +277,10 @@ class Workspace:
         earlier run killed in its check phase, or registered before the first reference
         set): a registered asset is never left unchecked. A failing check is reported, not
         fatal."""
-        if not self.has_reference_sets():
-            return
-        with read_session(self.engine) as session:
-            pending = repository.unchecked_asset_ids(session)
-        if not pending:
-            return
         in_batch = {
             r.asset["id"]: r for r in report.results if r.asset is not None and r.check is None
         }
-        outcome = self.check_pending(by=request.by, ids=pending)
+        outcome = self.check_pending(by=request.by)
         for asset_id, check in outcome.checks.items():
             if asset_id in in_batch:
                 in_batch[asset_id].check = check
@@ -299,17 +293,14 @@ class Workspace:
             else:
                 report.earlier_failed.append((asset_id, error))
 
-    def check_pending(
-        self, *, by: str | None = None, ids: list[int] | None = None
-    ) -> checking.PendingOutcome:
-        """Check every asset that has no check yet (or those of ``ids``); a check that
-        fails is named with its error and the others go on."""
+    def check_pending(self, *, by: str | None = None) -> checking.PendingOutcome:
+        """Check every asset that has no check yet; a check that fails is named with its
+        error and the others go on. Nothing waits while there is no reference set."""
         outcome = checking.PendingOutcome()
         if not self.has_reference_sets():
-            return outcome  # nothing to check against: nothing waits
-        if ids is None:
-            with read_session(self.engine) as session:
-                ids = repository.unchecked_asset_ids(session)
+            return outcome
+        with read_session(self.engine) as session:
+            ids = repository.unchecked_asset_ids(session)
         if not ids:
             return outcome
         actor = self.actor(by)
@@ -326,13 +317,6 @@ class Workspace:
                 logger.debug("check of asset %s failed", asset_id, exc_info=exc)
                 outcome.failed[asset_id] = _one_line(exc)
         return outcome
-
-    def pending_check_count(self) -> int:
-        """Assets waiting for a check (none while there is no reference set)."""
-        with read_session(self.engine) as session:
-            if repository.active_reference_set_count(session) == 0:
-                return 0
-            return len(repository.unchecked_asset_ids(session))
 
     def _worker_count(self, files: int, jobs: int | None) -> int:
         """Fingerprinting processes for a batch: ``jobs`` (or the setting) when positive;

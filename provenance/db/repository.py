@@ -173,10 +173,21 @@ def find_asset(session: Session, ref: str) -> Asset:
     return matches[0]
 
 
+def _unchecked() -> Any:
+    return ~select(Check.asset_id).where(Check.asset_id == Asset.id).exists()
+
+
 def unchecked_asset_ids(session: Session) -> list[int]:
     """Ids of the assets that have no check, oldest first."""
-    checked = select(Check.asset_id).where(Check.asset_id == Asset.id).exists()
-    return list(session.scalars(select(Asset.id).where(~checked).order_by(Asset.id)))
+    return list(session.scalars(select(Asset.id).where(_unchecked()).order_by(Asset.id)))
+
+
+def pending_check_count(session: Session) -> int:
+    """Assets waiting for a check: those without one, while a reference set exists to
+    check them against (none otherwise)."""
+    if active_reference_set_count(session) == 0:
+        return 0
+    return int(session.scalar(select(func.count()).select_from(Asset).where(_unchecked())) or 0)
 
 
 def list_assets(

@@ -37,7 +37,7 @@ from provenance.db import repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
-from provenance.errors import IndexCorrupt, IndexProblem, NotFound, ProvenanceError
+from provenance.errors import IndexMissing, IndexProblem, NotFound, ProvenanceError
 from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
 from provenance.locks import SetBusy, reference_set_lock
 from provenance.media import decode_image
@@ -148,8 +148,8 @@ def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str)
     for reference_set in context.sets:
         name = reference_set["name"]
         problems = context.problems.setdefault(name, [])
-        loaded = _load_indexes(workspace, name, detectors, problems)
-        stale = _stale(workspace, name, loaded, detectors)
+        loaded, missing = _load_indexes(workspace, name, detectors, problems)
+        stale = _stale(workspace, name, loaded, missing)
         if stale:
             try:
                 # Not waiting: an ingest holding the lock may run for minutes.
@@ -172,7 +172,9 @@ def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str)
                     )
             else:
                 fresh: list[str] = []
-                reloaded = _load_indexes(workspace, name, {d: detectors[d] for d in stale}, fresh)
+                reloaded, _ = _load_indexes(
+                    workspace, name, {d: detectors[d] for d in stale}, fresh
+                )
                 loaded.update(reloaded)
                 problems.extend(
                     f"{d}: the index was stale ({stale[d]}); rebuilt with "
@@ -187,8 +189,11 @@ def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str)
 
 def _load_indexes(
     workspace: Workspace, name: str, detectors: dict[str, Detector], problems: list[str]
-) -> dict[str, VectorIndex]:
+) -> tuple[dict[str, VectorIndex], list[str]]:
+    """Set ``name``'s index of each detector that loads, and the detectors that have none
+    yet; why any other one cannot be used goes to ``problems``."""
     loaded: dict[str, VectorIndex] = {}
+    missing: list[str] = []
     for detector_name, detector in detectors.items():
         try:
             loaded[detector_name] = load_index(
@@ -197,19 +202,15 @@ def _load_indexes(
                 detector.spec,
                 nprobe=int(workspace.settings["search_nprobe"]),
             )
-        except IndexCorrupt as exc:
-            if "build it first" not in str(exc):
-                problems.append(f"{detector_name}: {exc}")
+        except IndexMissing:
+            missing.append(detector_name)
         except IndexProblem as exc:
             problems.append(f"{detector_name}: {exc}")
-    return loaded
+    return loaded, missing
 
 
 def _stale(
-    workspace: Workspace,
-    name: str,
-    loaded: dict[str, VectorIndex],
-    detectors: dict[str, Detector],
+    workspace: Workspace, name: str, loaded: dict[str, VectorIndex], missing: list[str]
 ) -> dict[str, str]:
     """Each detector whose index is missing or does not hold the set's items, with why."""
     with read_session(workspace.engine) as session:
@@ -221,14 +222,8 @@ def _stale(
             )
         )
     expected = ids_checksum(item_ids)
-    stale: dict[str, str] = {}
-    index_folder = workspace.root / "indexes" / name
-    for detector_name in detectors:
-        index = loaded.get(detector_name)
-        if index is None:
-            if not (index_folder / f"{detector_name}.json").is_file():
-                stale[detector_name] = f"missing, for {len(item_ids)} items"
-            continue
+    stale = {detector_name: f"missing, for {len(item_ids)} items" for detector_name in missing}
+    for detector_name, index in loaded.items():
         if index.count != len(item_ids) or index.ids_sha256 != expected:
             stale[detector_name] = f"{index.count} vectors for {len(item_ids)} items"
     return stale

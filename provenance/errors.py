@@ -24,6 +24,7 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     ├── IndexProblem
     │   ├── IndexSpecMismatch
     │   └── IndexCorrupt
+    │       └── IndexMissing
     ├── StoreError
     ├── PdfUnavailable
     ├── AuditChainBroken
@@ -117,6 +118,10 @@ class IndexSpecMismatch(IndexProblem):
 
 class IndexCorrupt(IndexProblem):
     """The index file is missing, truncated or does not match its manifest."""
+
+
+class IndexMissing(IndexCorrupt):
+    """No index has been built (no manifest)."""
 
 
 class StoreError(ProvenanceError):

@@ -50,9 +50,14 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def loads(text: str) -> Any:
-    """``json.loads`` for text from outside; TooDeep (a ValueError) past MAX_DEPTH."""
+def check_depth(text: str) -> None:
+    """TooDeep (a ValueError) when ``text`` nests deeper than MAX_DEPTH."""
     depth = nesting_depth(text)
     if depth > MAX_DEPTH:
         raise TooDeep(f"JSON nested {depth} levels deep, over the limit of {MAX_DEPTH}")
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` for text from outside; TooDeep (a ValueError) past MAX_DEPTH."""
+    check_depth(text)
     return json.loads(text)

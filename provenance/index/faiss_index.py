@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from provenance.atomic import write_atomically
 from provenance.detectors.base import DetectorSpec
-from provenance.errors import IndexCorrupt, IndexSpecMismatch, InvalidInput
+from provenance.errors import IndexCorrupt, IndexMissing, IndexSpecMismatch, InvalidInput
 
 INDEX_FORMAT = "provenance.index/1"
 # Exact search below this many vectors, IVF above. Measured here (SSCD vectors of real
@@ -180,7 +180,7 @@ def read_manifest(folder: Path, name: str) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise IndexCorrupt(f"no index {name!r} in {folder}; build it first") from None
+        raise IndexMissing(f"no index {name!r} in {folder}; build it first") from None
     except (OSError, ValueError) as exc:
         raise IndexCorrupt(f"index manifest {path.name} is unreadable: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:

@@ -24,12 +24,10 @@ def read_embedded(image: DecodedImage) -> list[MetadataReading]:
     reader, and the parsers they use, would otherwise recurse level by level."""
     for key, value in image.info.items():
         if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-            depth = jsontext.nesting_depth(value)
-            if depth > jsontext.MAX_DEPTH:
-                raise MetadataError(
-                    f"embedded {str(key)[:40]!r} metadata is JSON nested {depth} levels deep, "
-                    f"over the limit of {jsontext.MAX_DEPTH}"
-                )
+            try:
+                jsontext.check_depth(value)
+            except jsontext.TooDeep as exc:
+                raise MetadataError(f"embedded {str(key)[:40]!r} metadata: {exc}") from None
     readings: list[MetadataReading] = []
     for reader in (exif.read, a1111.read, comfyui.read, invokeai.read):
         reading = reader(image)

@@ -157,7 +157,8 @@ def all_rows(session: Session, columns: dict[str, list[str]] | None = None) -> l
 def verify_rows(session: Session) -> list[tuple[int | None, str]]:
     """Every covered row against the newest audit event vouching for it: each problem as
     (event id, message), in table order."""
-    vouched: dict[tuple[str, int], tuple[int, str]] = {}
+    # Per table, each row id and its newest voucher (event id, digest).
+    vouched: dict[str, dict[int, tuple[int, str]]] = {name: {} for name in COVERED_TABLES}
     events = session.execute(
         select(AuditEvent.id, AuditEvent.payload)
         .where(AuditEvent.payload.contains('"rows":'))
@@ -167,15 +168,16 @@ def verify_rows(session: Session) -> list[tuple[int | None, str]]:
         try:
             entries = json.loads(payload).get("rows") or []
             for table_name, row_id, digest in entries:
-                vouched[(str(table_name), int(row_id))] = (int(event_id), str(digest))
+                vouched.setdefault(str(table_name), {})[int(row_id)] = (int(event_id), str(digest))
         except (ValueError, TypeError, AttributeError):
             continue  # the chain check has already vouched for every event's payload
     problems: list[tuple[int | None, str]] = []
     for table_name in COVERED_TABLES:
+        vouchers = vouched[table_name]
         seen: set[int] = set()
         for row_id, digest in _digests(session, table_name):
             seen.add(row_id)
-            voucher = vouched.get((table_name, row_id))
+            voucher = vouchers.get(row_id)
             if voucher is None:
                 problems.append(
                     (
@@ -192,8 +194,8 @@ def verify_rows(session: Session) -> list[tuple[int | None, str]]:
                         f"audit event {voucher[0]}",
                     )
                 )
-        for (name, row_id), (event_id, _) in sorted(vouched.items()):
-            if name == table_name and row_id not in seen:
+        for row_id, (event_id, _) in sorted(vouchers.items()):
+            if row_id not in seen:
                 problems.append(
                     (
                         event_id,

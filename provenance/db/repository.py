@@ -93,8 +93,11 @@ def asset_id_by_sha256(session: Session | Connection, sha256: str) -> int | None
 # Built once: statements without per-call .values() are compiled once and cached.
 _TABLES = Base.metadata.tables
 _INSERT_ASSET = insert(_TABLES["assets"]).returning(_TABLES["assets"].c.id)
-_INSERT_GENERATION = insert(_TABLES["generation_records"])
-_INSERT_FINGERPRINT = insert(_TABLES["fingerprints"])
+# With their ids back: the registration's audit event vouches for each row written.
+_INSERT_GENERATION = insert(_TABLES["generation_records"]).returning(
+    _TABLES["generation_records"].c.id
+)
+_INSERT_FINGERPRINT = insert(_TABLES["fingerprints"]).returning(_TABLES["fingerprints"].c.id)
 
 
 def insert_registration(
@@ -111,14 +114,16 @@ def insert_registration(
     """
     connection = session.connection()
     asset_id = int(connection.execute(_INSERT_ASSET, asset).scalar_one())
-    connection.execute(_INSERT_GENERATION, dict(generation, asset_id=asset_id))
-    connection.execute(_INSERT_FINGERPRINT, [dict(f, asset_id=asset_id) for f in fingerprints])
+    generation_id = connection.execute(
+        _INSERT_GENERATION, dict(generation, asset_id=asset_id)
+    ).scalar_one()
+    fingerprint_ids = connection.execute(
+        _INSERT_FINGERPRINT, [dict(f, asset_id=asset_id) for f in fingerprints]
+    ).scalars()
     # Plain INSERTs pass the ORM by: name the rows for the registration's audit event.
     row_audit.touch(session, "assets", [asset_id])
-    for table_name in ("generation_records", "fingerprints"):
-        rows = _TABLES[table_name]
-        written = connection.execute(select(rows.c.id).where(rows.c.asset_id == asset_id))
-        row_audit.touch(session, table_name, written.scalars())
+    row_audit.touch(session, "generation_records", [generation_id])
+    row_audit.touch(session, "fingerprints", fingerprint_ids)
     return asset_id
 
 

@@ -9,7 +9,7 @@ ones (through ``Workspace.review``). Then, medians of ``--repeats`` runs:
 - one page of the asset list (50, from the middle) with its total, as the API serves it;
 - one asset's clearance status;
 - the production's disclosure summary (every asset's status);
-- `audit verify` (the chain, then every check and decision against its event).
+- `audit verify` (the chain, then every row of the record against the event vouching for it).
 
     python benchmarks/review_scale.py [--sizes 1000 10000] [--repeats 3] [--out FILE]
 """

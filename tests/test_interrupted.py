@@ -22,7 +22,7 @@ def _count(workspace_dir: Path, query: str) -> int:
         return int(db.execute(query).fetchone()[0])
 
 
-def _kill_when(command: list[str], workspace_dir: Path, query: str, at_least: int) -> int:
+def kill_when(command: list[str], workspace_dir: Path, query: str, at_least: int) -> int:
     """Run the CLI in a subprocess and SIGKILL it once ``query`` counts ``at_least``."""
     process = subprocess.Popen(
         [sys.executable, "-m", "provenance", "-w", str(workspace_dir), *command],
@@ -62,7 +62,7 @@ def test_register_killed_in_its_check_phase_leaves_no_asset_unchecked(
     write_distinct_images(batch, 30, seed=12)  # unrelated pictures
     for picture in sorted(library.glob("*.png"))[:12]:  # byte-identical copies of references
         shutil.copy(picture, batch / f"copy_{picture.name}")
-    checked = _kill_when(["register", str(batch)], workspace_dir, "SELECT count(*) FROM checks", 3)
+    checked = kill_when(["register", str(batch)], workspace_dir, "SELECT count(*) FROM checks", 3)
     assets = _count(workspace_dir, "SELECT count(*) FROM assets")
     assert assets == 42
     assert 3 <= checked < 42, checked
@@ -113,7 +113,7 @@ def test_add_items_killed_before_its_index_build_never_gives_a_silent_verdict(
     workspace_dir, _ = library_workspace
     more = tmp_path / "more"
     write_distinct_images(more, 40, seed=13)
-    items = _kill_when(
+    items = kill_when(
         ["refs", "add-items", "studio-ip", "--from", str(more)],
         workspace_dir,
         "SELECT count(*) FROM reference_items",

@@ -235,37 +235,17 @@ def test_a_detector_that_cannot_run_is_recorded_by_the_check(refs_workspace: Pat
 def test_an_interrupted_ingest_resumes_without_redoing_work(
     workspace_dir: Path, tmp_path: Path
 ) -> None:
-    import signal
-    import time
-
     from tests.test_concurrency import write_distinct_images
+    from tests.test_interrupted import kill_when
 
     folder = tmp_path / "library"
     write_distinct_images(folder, 80, seed=3)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provenance",
-            "-w",
-            str(workspace_dir),
-            "refs",
-            "add",
-            "library",
-            "--from",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    done = kill_when(
+        ["refs", "add", "library", "--from", str(folder)],
+        workspace_dir,
+        "SELECT count(*) FROM reference_items",
+        15,
     )
-    done = 0
-    deadline = time.monotonic() + 120
-    while done < 15 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-        with sqlite3.connect(workspace_dir / "provenance.db") as db:
-            done = db.execute("SELECT count(*) FROM reference_items").fetchone()[0]
-    process.send_signal(signal.SIGKILL)
-    process.wait()
     assert 15 <= done < 80, done
     resumed = run_json("-w", workspace_dir, "refs", "add-items", "library", "--from", folder)
     assert resumed["added"] + resumed["already_present"] == 80

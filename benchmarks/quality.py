@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
-from provenance import Workspace  # noqa: E402
+from provenance import Workspace, reference_sets  # noqa: E402
 from provenance.checking import _search, prepare, thresholds_from  # noqa: E402
 from provenance.detectors.hashes import PHashDetector  # noqa: E402
 from provenance.detectors.sscd import SSCDDetector  # noqa: E402
@@ -286,7 +286,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             shutil.copyfile(path, folder / path.name)
         workspace = Workspace.create(scratch / "ws", environ={})
         ingest_start = time.perf_counter()
-        workspace.add_reference_set("bench", [folder], rights="third-party")
+        reference_sets.create(workspace, "bench", [folder], rights="third-party")
         ingest_seconds = time.perf_counter() - ingest_start
         with workspace.engine.connect() as connection:
             item_of = {

@@ -32,7 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
-from provenance import RegisterRequest, Workspace  # noqa: E402
+from provenance import (  # noqa: E402
+    RegisterRequest,
+    Workspace,
+    registration,
+)
 from provenance.detectors.hashes import perceptual_hashes  # noqa: E402
 from provenance.domain import IntendedUse  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
@@ -52,7 +56,9 @@ def run_provenance(folder: Path, scratch: Path, jobs: int) -> float:
     Workspace.create(workspace_dir).close()
     with Workspace.open(workspace_dir, environ={}) as workspace:
         start = time.perf_counter()
-        report = workspace.register([folder], RegisterRequest(use=IntendedUse.IDEATION), jobs=jobs)
+        report = registration.register(
+            workspace, [folder], RegisterRequest(use=IntendedUse.IDEATION), jobs=jobs
+        )
         elapsed = time.perf_counter() - start
     shutil.rmtree(workspace_dir)
     failed = report.count("failed")

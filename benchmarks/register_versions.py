@@ -46,10 +46,15 @@ def register_seconds(code: Path, folder: Path, workspace: Path) -> float:
         "import sys, time\n"
         f"sys.path.insert(0, {str(code)!r})\n"
         "from provenance import RegisterRequest, Workspace\n"
+        # Before the use cases were modules, registering was a Workspace method.
+        "try:\n"
+        "    from provenance.registration import register\n"
+        "except ImportError:\n"
+        "    def register(ws, *args, **kwargs): return ws.register(*args, **kwargs)\n"
         f"Workspace.create(__import__('pathlib').Path({str(workspace)!r})).close()\n"
         f"ws = Workspace.open(__import__('pathlib').Path({str(workspace)!r}))\n"
         "start = time.perf_counter()\n"
-        f"report = ws.register([{str(folder)!r}], RegisterRequest(), jobs=1)\n"
+        f"report = register(ws, [{str(folder)!r}], RegisterRequest(), jobs=1)\n"
         "print(time.perf_counter() - start, report.count('new'))\n"
     )
     out = subprocess.run(

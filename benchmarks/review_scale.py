@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
-from provenance import Workspace, audit, users  # noqa: E402
-from provenance.checking import check_digest  # noqa: E402
-from provenance.db import repository  # noqa: E402
+from provenance import Workspace, admin, assets, compliance, exports, reviews, users  # noqa: E402
+from provenance.db import audit, repository  # noqa: E402
 from provenance.db.session import write_transaction  # noqa: E402
 from provenance.db.tables import Check, Match, ReferenceItem, ReferenceSet, utcnow  # noqa: E402
+from provenance.record_digests import check_digest  # noqa: E402
 from provenance.reviews import QueueFilter  # noqa: E402
 
 BANDS = {
@@ -150,29 +150,32 @@ def measure(size: int, repeats: int, scratch: Path) -> dict[str, Any]:
     with Workspace.open(directory, environ={}) as workspace:
         started = time.perf_counter()
         flagged = fill(workspace, size, seed=size)
-        workspace.add_user("rosa", "reviewer", by="bench")
+        users.add_user(workspace, "rosa", "reviewer", by="bench")
         rosa = users.local_user(workspace, "rosa")
         for asset_id in flagged[: len(flagged) // 3]:
-            workspace.review(str(asset_id), "approve", "benchmark decision", user=rosa)
+            reviews.review(workspace, str(asset_id), "approve", "benchmark decision", user=rosa)
         filled = time.perf_counter() - started
         today = dt.date(2026, 11, 22)
         middle = max(0, size // 2 - 25)
         figures = {
-            "queue": median_seconds(lambda: workspace.queue(QueueFilter()), repeats),
+            "queue": median_seconds(lambda: reviews.queue(workspace, QueueFilter()), repeats),
             "asset_page": median_seconds(
-                lambda: (workspace.list_assets(limit=50, offset=middle), workspace.count_assets()),
+                lambda: (
+                    assets.list_assets(workspace, limit=50, offset=middle),
+                    assets.count_assets(workspace),
+                ),
                 repeats,
             ),
             "status": median_seconds(
-                lambda: workspace.status(str(flagged[0]), today=today), repeats
+                lambda: compliance.asset_status(workspace, str(flagged[0]), today=today), repeats
             ),
             "disclosure": median_seconds(
-                lambda: workspace.disclosure("Bench", today=today), repeats
+                lambda: exports.disclosure(workspace, "Bench", today=today), repeats
             ),
-            "audit_verify": median_seconds(workspace.verify_audit, repeats),
+            "audit_verify": median_seconds(lambda: admin.verify_audit(workspace), repeats),
         }
-        open_count = workspace.queue(QueueFilter())["total"]
-        assert workspace.verify_audit().ok
+        open_count = reviews.queue(workspace, QueueFilter())["total"]
+        assert admin.verify_audit(workspace).ok
     return {
         "assets": size,
         "flagged": len(flagged),

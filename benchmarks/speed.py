@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.quality import median_tree  # noqa: E402
-from provenance import RegisterRequest, Workspace  # noqa: E402
+from provenance import RegisterRequest, Workspace, reference_sets, registration  # noqa: E402  # noqa: E402
 from provenance.detectors.sscd import SSCDDetector, model_path  # noqa: E402
 from provenance.errors import ProvenanceError  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
@@ -189,7 +189,7 @@ def end_to_end(
         shutil.copyfile(path, queries / path.name)
     workspace = Workspace.create(scratch / "ws", environ=environ)
     start = time.perf_counter()
-    workspace.add_reference_set("bench", [refs], rights="third-party")
+    reference_sets.create(workspace, "bench", [refs], rights="third-party")
     ingest = time.perf_counter() - start
     in_models = [0.0]
     for name, detector in workspace.detectors().items():
@@ -206,7 +206,7 @@ def end_to_end(
 
         detector.embed = counting  # type: ignore[method-assign]
     start = time.perf_counter()
-    report = workspace.register([queries], RegisterRequest(), jobs=1)
+    report = registration.register(workspace, [queries], RegisterRequest(), jobs=1)
     total = time.perf_counter() - start
     workspace.close()
     return {

@@ -25,76 +25,32 @@ JSON output, schema ``provenance.check/1``::
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
-from provenance import audit, reference_sets, reviews
-from provenance.db import repository
-from provenance.db.session import read_session, write_transaction
+from provenance import reference_sets
+from provenance.db import audit, repository
+from provenance.db.session import one_line, read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
 from provenance.errors import IndexMissing, IndexProblem, NotFound, ProvenanceError
+from provenance.export.documents import CHECK_SCHEMA, stored_check_json
 from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
 from provenance.locks import SetBusy, reference_set_lock
-from provenance.media import decode_image
+from provenance.media import decode_image, regions
+from provenance.record_digests import check_digest
 from provenance.scoring import Candidate, Thresholds, Verdict, judge
+from provenance.workspace import Workspace
 
-if TYPE_CHECKING:
-    from provenance.workspace import Workspace
+logger = logging.getLogger(__name__)
 
-CHECK_SCHEMA = "provenance.check/1"
 # Detectors whose vectors describe content that can sit in part of a picture.
 REGION_DETECTORS = frozenset({"sscd", "clip"})
-
-
-def regions(image: Image.Image) -> dict[str, Image.Image]:
-    """Crops searched besides the whole picture: the four corners at 60 % of each side and
-    the centre at 50 %. A reference pasted over a quarter of a scene lies inside one of
-    them wherever it sits, and the five fit one batch."""
-    width, height = image.size
-    cw, ch = int(width * 0.6), int(height * 0.6)
-    crops = {
-        "corner-tl": (0, 0, cw, ch),
-        "corner-tr": (width - cw, 0, width, ch),
-        "corner-bl": (0, height - ch, cw, height),
-        "corner-br": (width - cw, height - ch, width, height),
-        "centre": (width // 4, height // 4, width - width // 4, height - height // 4),
-    }
-    found = {}
-    for name, box in crops.items():
-        if box[2] <= box[0] + 8 or box[3] <= box[1] + 8:
-            continue
-        crop = image.crop(box)
-        if _has_content(crop):
-            found[name] = crop
-    return found
-
-
-# Where each region of ``regions`` lies, as fractions of the picture (left, top, right,
-# bottom): for outlining a matched region over the picture.
-REGION_BOXES = {
-    "whole": (0.0, 0.0, 1.0, 1.0),
-    "corner-tl": (0.0, 0.0, 0.6, 0.6),
-    "corner-tr": (0.4, 0.0, 1.0, 0.6),
-    "corner-bl": (0.0, 0.4, 0.6, 1.0),
-    "corner-br": (0.4, 0.4, 1.0, 1.0),
-    "centre": (0.25, 0.25, 0.75, 0.75),
-}
-
-
-# A crop whose grey levels vary less than this (standard deviation, 0-255) is plain
-# background: it carries no evidence of copying, and plain crops of unrelated images match
-# plain references.
-MIN_REGION_CONTRAST = 12.0
-
-
-def _has_content(crop: Image.Image) -> bool:
-    grey = np.asarray(crop.convert("L").resize((32, 32)), dtype=np.float32)
-    return float(grey.std()) >= MIN_REGION_CONTRAST
 
 
 def thresholds_from(settings: Any) -> dict[str, Thresholds]:
@@ -340,7 +296,7 @@ def _record(
     ]
     created_at = utcnow()
     with write_transaction(workspace.engine) as session:
-        status_before = reviews.asset_state(session, asset_id).status
+        status_before = repository.asset_state(session, asset_id).status
         check = Check(
             asset_id=asset_id,
             created_at=created_at,
@@ -378,7 +334,7 @@ def _record(
                     "verdict": judgement.best.verdict.value,
                 }
         session.flush()
-        after = reviews.asset_state(session, asset_id)
+        after = repository.asset_state(session, asset_id)
         audit.append_event(
             session,
             actor=actor,
@@ -443,57 +399,53 @@ def _kept_matches(
     return ranked
 
 
-def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
-    """A recorded check as JSON (``provenance.check/1`` without ``best_match``), each match
-    with its reference item's identity and its set's rights status."""
-    rows = repository.check_matches(session, check.id)
-    return {
-        "schema": CHECK_SCHEMA,
-        "check_id": check.id,
-        "asset_id": check.asset_id,
-        "created_at": check.created_at.isoformat(),
-        "actor": check.actor,
-        "verdict": check.verdict,
-        "reasons": check.reasons.get("reasons", []),
-        "context": check.reasons.get("context", []),
-        "detectors": check.detectors.get("detectors", []),
-        "reference_sets": check.reference_sets.get("reference_sets", []),
-        "thresholds": check.thresholds,
-        "matches": [repository.match_json(row) for row in rows],
-    }
+def has_reference_sets(workspace: Workspace) -> bool:
+    with read_session(workspace.engine) as session:
+        return repository.active_reference_set_count(session) > 0
 
 
-def check_digest(check: Check, matches: list[Match]) -> str:
-    """The sha256 of a check row and its matches: what its audit event vouches for."""
-    return audit.record_digest(
-        {
-            "check_id": check.id,
-            "asset_id": check.asset_id,
-            "created_at": check.created_at.isoformat(timespec="microseconds"),
-            "actor": check.actor,
-            "verdict": check.verdict,
-            "detectors": check.detectors,
-            "thresholds": check.thresholds,
-            "reference_sets": check.reference_sets,
-            "reasons": check.reasons,
-            "matches": [
-                [m.reference_item_id, m.detector, m.region, round(m.score, 6), m.rank]
-                for m in sorted(matches, key=lambda m: m.id)
-            ],
-        }
-    )
+def check(
+    workspace: Workspace, refs: Iterable[str], *, by: str | None = None
+) -> list[dict[str, Any]]:
+    """Check the named assets against every active reference set; one new check each."""
+    with read_session(workspace.engine) as session:
+        ids = [repository.find_asset(session, ref).id for ref in refs]
+    if not has_reference_sets(workspace):
+        raise NotFound("there are no reference sets to check against; add one with refs add")
+    actor = workspace.actor(by)
+    available, _ = workspace.split_detectors()
+    context = prepare(workspace, available, actor=actor)
+    return [check_asset(workspace, asset_id, actor=actor, context=context) for asset_id in ids]
 
 
-def verify_checks(session: Any) -> tuple[int | None, str] | None:
-    """Every check row (and its matches) against the audit event that recorded it."""
-    grouped: dict[int, list[Match]] = {}
-    for match in session.scalars(select(Match).order_by(Match.id)).yield_per(5000):
-        grouped.setdefault(match.check_id, []).append(match)
-    checks = session.scalars(select(Check).order_by(Check.id)).yield_per(1000)
-    return audit.verify_records(
-        session,
-        action="asset.checked",
-        key="check_id",
-        noun="check",
-        digests=((c.id, check_digest(c, grouped.get(c.id, []))) for c in checks),
-    )
+def check_pending(workspace: Workspace, *, by: str | None = None) -> PendingOutcome:
+    """Check every asset that has no check yet; a check that fails is named with its
+    error and the others go on. Nothing waits while there is no reference set."""
+    outcome = PendingOutcome()
+    if not has_reference_sets(workspace):
+        return outcome
+    with read_session(workspace.engine) as session:
+        ids = repository.unchecked_asset_ids(session)
+    if not ids:
+        return outcome
+    actor = workspace.actor(by)
+    available, _ = workspace.split_detectors()
+    context = prepare(workspace, available, actor=actor)
+    for asset_id in ids:
+        try:
+            outcome.checks[asset_id] = check_asset(
+                workspace, asset_id, actor=actor, context=context
+            )
+        except ProvenanceError as exc:
+            outcome.failed[asset_id] = str(exc)
+        except Exception as exc:  # the asset is recorded; say the check failed, go on
+            logger.debug("check of asset %s failed", asset_id, exc_info=exc)
+            outcome.failed[asset_id] = one_line(exc)
+    return outcome
+
+
+def asset_checks(workspace: Workspace, ref: str) -> list[dict[str, Any]]:
+    """Every check of the asset, oldest first, with its matches in full."""
+    with read_session(workspace.engine) as session:
+        asset = repository.find_asset(session, ref)
+        return [stored_check_json(session, check) for check in asset.checks]

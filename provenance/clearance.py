@@ -1,4 +1,4 @@
-"""The records the policy rests on, and an asset's clearance status.
+"""The records the policy rests on, written by admin and legal and declared by artists.
 
 - tools and their data handling: each vetting is a new ``tool_profiles`` row; the newest
   holds; a tool never vetted has unknown handling;
@@ -7,60 +7,49 @@
 - withdrawals of a consent or an approval (the record itself stays as it was);
 - declarations about an asset after registration: personal data, expiry date, talent.
 
-All are append-only and audited. ``status`` gathers the facts and asks ``provenance.policy``.
-
-JSON of a status, schema ``provenance.status/1``::
-
-    {"schema", "asset": {"id", "sha256", "original_name", "intended_use", "production",
-     "registered_by"}, "as_of": "YYYY-MM-DD", "verdict", "review_status", "tool": {...},
-     "declarations": {"personal_data", "expires", "talent"}, "consents": [...],
-     "approvals": [...], "policy": {"cleared_for_final", "requirements", "missing",
-     "findings", "approval_triggers"}}
+All are append-only and audited. What they add up to for an asset is
+``provenance.compliance``'s to say.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from provenance import audit, policy
-from provenance.db import repository
+from provenance import policy
+from provenance.compliance import Lookups, gather, production_id, today_utc, tool_json
+from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import (
     Approval,
-    Asset,
     Check,
     Consent,
     Declaration,
-    GenerationRecord,
-    Production,
-    ReferenceSet,
     Revision,
     Tool,
     ToolProfile,
     Withdrawal,
     utcnow,
 )
-from provenance.errors import Conflict, InvalidInput, NotFound
-from provenance.reviews import status_of
+from provenance.errors import AccessDenied, Conflict, InvalidInput, NotFound
+from provenance.export.documents import (
+    approval_json,
+    consent_json,
+    revision_json,
+    withdrawal_record,
+)
+from provenance.workspace import Workspace
 
-if TYPE_CHECKING:
-    from provenance.workspace import Workspace
-
-STATUS_SCHEMA = "provenance.status/1"
 TOOL_SCHEMA = "provenance.tool/1"
 MAX_DOCUMENT_BYTES = 100 * 1024 * 1024
 WITHDRAWABLE = ("consent", "approval")
-# Asset ids per IN (...) list when reading many assets' records at once.
-_PREFETCH_CHUNK = 500
 
 
 def parse_date(text: str, what: str) -> dt.date:
@@ -124,7 +113,7 @@ def read_document(source: Path | Document) -> Document:
 # -- tools ----------------------------------------------------------------------------------
 
 
-def vet_tool(
+def _vet_tool(
     workspace: Workspace,
     name: str,
     *,
@@ -164,46 +153,13 @@ def vet_tool(
         return tool_json(session, tool)
 
 
-def current_profile(session: Session, tool_id: int) -> ToolProfile | None:
-    return session.scalar(
-        select(ToolProfile)
-        .where(ToolProfile.tool_id == tool_id)
-        .order_by(ToolProfile.id.desc())
-        .limit(1)
-    )
-
-
-def tool_json(session: Session, tool: Tool) -> dict[str, Any]:
-    profile = current_profile(session, tool.id)
-    assets = session.scalar(
-        select(func.count(func.distinct(GenerationRecord.asset_id))).where(
-            GenerationRecord.tool_id == tool.id
-        )
-    )
-    return {
-        "schema": TOOL_SCHEMA,
-        "name": tool.name,
-        "vetted": profile is not None,
-        "vendor": profile.vendor if profile else None,
-        "version": profile.version if profile else None,
-        "stores_inputs": profile.stores_inputs if profile else "unknown",
-        "trains_on_inputs": profile.trains_on_inputs if profile else "unknown",
-        "enterprise_secured": profile.enterprise_secured if profile else "unknown",
-        "terms_url": profile.terms_url if profile else None,
-        "notes": profile.notes if profile else None,
-        "vetted_by": profile.recorded_by if profile else None,
-        "vetted_at": profile.recorded_at.isoformat() if profile else None,
-        "assets": int(assets or 0),
-    }
-
-
 def list_tools(workspace: Workspace) -> list[dict[str, Any]]:
     with read_session(workspace.engine) as session:
         tools = session.scalars(select(Tool).order_by(func.lower(Tool.name))).all()
         return [tool_json(session, t) for t in tools]
 
 
-def list_consents(
+def _list_consents(
     workspace: Workspace, *, talent: str | None, production: str | None, today: dt.date
 ) -> list[dict[str, Any]]:
     """Every consent on record, oldest first, each with its state on ``today``: ``valid``,
@@ -260,7 +216,7 @@ def show_tool(workspace: Workspace, name: str) -> dict[str, Any]:
 # -- consents, approvals, withdrawals, declarations ----------------------------------------
 
 
-def add_consent(
+def _add_consent(
     workspace: Workspace,
     *,
     talent: str,
@@ -398,7 +354,7 @@ def _record_with_document(
         raise
 
 
-def withdraw(workspace: Workspace, kind: str, record_id: int, reason: str, *, actor: str) -> None:
+def _withdraw(workspace: Workspace, kind: str, record_id: int, reason: str, *, actor: str) -> None:
     if kind not in WITHDRAWABLE:
         raise InvalidInput(f"only a consent or an approval can be withdrawn, not {kind!r}")
     why = _text(reason, "--reason", required=True)
@@ -450,7 +406,7 @@ def _write_withdrawal(
         )
 
 
-def declare(
+def _declare(
     workspace: Workspace,
     ref: str,
     *,
@@ -500,7 +456,7 @@ def declare(
         return {"asset_id": asset.id, **payload}
 
 
-def revise(
+def _revise(
     workspace: Workspace, ref: str, *, revised_by: str, how: str, actor: str
 ) -> dict[str, Any]:
     """Record the human work done on an asset (who revised it, and how): what the guidance
@@ -528,398 +484,73 @@ def revise(
 # -- facts and status -----------------------------------------------------------------------
 
 
-class Lookups:
-    """Workspace-wide records the policy reads for every asset (withdrawals, consents, the
-    sets' rights, tools' current vettings), each read once per session: a production's
-    disclosure asks for thousands of statuses."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self._withdrawn: dict[str, dict[int, Withdrawal]] = {}
-        self._rights: dict[str, str] | None = None
-        self._consents: list[Consent] | None = None
-        self._profiles: dict[int, ToolProfile | None] = {}
-        # Per asset, when read ahead by prefetch(): its declarations and its approvals.
-        self._declarations: dict[int, list[Declaration]] = {}
-        self._approvals: dict[int, list[Approval]] = {}
-        self._revisions: dict[int, list[Revision]] = {}
-
-    def prefetch(self, asset_ids: Sequence[int]) -> None:
-        """Read the declarations and approvals of many assets (a production's) in a few
-        queries instead of two per asset."""
-        for start in range(0, len(asset_ids), _PREFETCH_CHUNK):
-            chunk = list(asset_ids[start : start + _PREFETCH_CHUNK])
-            for asset_id in chunk:
-                self._declarations[asset_id] = []
-                self._approvals[asset_id] = []
-                self._revisions[asset_id] = []
-            for revision in self.session.scalars(
-                select(Revision).where(Revision.asset_id.in_(chunk)).order_by(Revision.id)
-            ):
-                self._revisions[revision.asset_id].append(revision)
-            for declaration in self.session.scalars(
-                select(Declaration).where(Declaration.asset_id.in_(chunk)).order_by(Declaration.id)
-            ):
-                self._declarations[declaration.asset_id].append(declaration)
-            for approval in self.session.scalars(
-                select(Approval).where(Approval.asset_id.in_(chunk)).order_by(Approval.id)
-            ):
-                self._approvals[approval.asset_id].append(approval)
-
-    def declarations(self, asset_id: int) -> dict[str, Any]:
-        if asset_id in self._declarations:
-            return _newest_declared(self._declarations[asset_id])
-        return declarations_of(self.session, asset_id)
-
-    def approvals(self, asset_id: int) -> list[Approval]:
-        if asset_id in self._approvals:
-            return list(self._approvals[asset_id])
-        return list(
-            self.session.scalars(
-                select(Approval).where(Approval.asset_id == asset_id).order_by(Approval.id)
-            ).all()
-        )
-
-    def revisions(self, asset_id: int) -> list[Revision]:
-        if asset_id in self._revisions:
-            return list(self._revisions[asset_id])
-        return list(
-            self.session.scalars(
-                select(Revision).where(Revision.asset_id == asset_id).order_by(Revision.id)
-            ).all()
-        )
-
-    def withdrawn(self, kind: str) -> dict[int, Withdrawal]:
-        if kind not in self._withdrawn:
-            rows = self.session.scalars(
-                select(Withdrawal).where(Withdrawal.subject_kind == kind)
-            ).all()
-            self._withdrawn[kind] = {w.subject_id: w for w in rows}
-        return self._withdrawn[kind]
-
-    def rights(self) -> dict[str, str]:
-        if self._rights is None:
-            statement = select(ReferenceSet.name, ReferenceSet.rights_status)
-            self._rights = {str(row[0]): str(row[1]) for row in self.session.execute(statement)}
-        return self._rights
-
-    def consents(self) -> list[Consent]:
-        if self._consents is None:
-            self._consents = list(self.session.scalars(select(Consent).order_by(Consent.id)).all())
-        return self._consents
-
-    def profile(self, tool_id: int) -> ToolProfile | None:
-        if tool_id not in self._profiles:
-            self._profiles[tool_id] = current_profile(self.session, tool_id)
-        return self._profiles[tool_id]
+# -- the use cases, each checking who may make the record ---------------------------
 
 
-def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
-    """The newest declared value of each field (None: never declared)."""
-    rows = session.scalars(
-        select(Declaration).where(Declaration.asset_id == asset_id).order_by(Declaration.id)
-    ).all()
-    return _newest_declared(rows)
-
-
-def _newest_declared(rows: Iterable[Declaration]) -> dict[str, Any]:
-    """Of an asset's declarations, oldest first, the newest value of each field."""
-    result: dict[str, Any] = {"personal_data": None, "expires": None, "talent": None}
-    for row in rows:
-        if row.personal_data is not None:
-            result["personal_data"] = row.personal_data
-        if row.expires is not None:
-            result["expires"] = row.expires
-        if row.talent is not None:
-            result["talent"] = [tuple(t) for t in row.talent["talent"]]
-    return result
-
-
-@dataclass(frozen=True)
-class _Gathered:
-    facts: policy.AssetFacts
-    consents: list[policy.Consent]
-    approvals: list[policy.Approval]
-    consent_rows: list[Consent]
-    approval_rows: list[Approval]
-    declared: dict[str, Any]
-    revision_rows: list[Revision]
-
-
-def gather(
-    session: Session, asset: Asset
-) -> tuple[policy.AssetFacts, list[policy.Consent], list[policy.Approval]]:
-    """The policy's inputs for ``asset``, read from the records."""
-    found = _gather(session, asset, Lookups(session))
-    return found.facts, found.consents, found.approvals
-
-
-def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
-    latest: Check | None = asset.checks[-1] if asset.checks else None
-    # The asset comes with its checks and decisions loaded (repository.with_details).
-    state = status_of(
-        latest.verdict if latest else None,
-        latest.id if latest else None,
-        asset.reviews[-1] if asset.reviews else None,
-    )
-    record = asset.generation_records[-1] if asset.generation_records else None
-    tool = None
-    if record is not None and record.tool is not None:
-        profile = lookups.profile(record.tool.id)
-        tool = policy.ToolFacts(
-            record.tool.name,
-            profile.stores_inputs if profile else "unknown",
-            profile.trains_on_inputs if profile else "unknown",
-            profile.enterprise_secured if profile else "unknown",
-        )
-    matches: list[policy.MatchFacts] = []
-    if latest is not None and latest.verdict != "clear":
-        rights = lookups.rights()
-        seen = set()
-        close = [
-            (r["reference_set"], r["item_id"], r["verdict"])
-            for r in latest.reasons.get("reasons", [])
-            if r["verdict"] != "clear"
-        ] + [
-            (c["reference_set"], c["item_id"], c["verdict"])
-            for c in latest.reasons.get("context", [])
-        ]
-        for set_name, item_id, verdict in close:
-            if (set_name, item_id) in seen:
-                continue
-            seen.add((set_name, item_id))
-            matches.append(
-                policy.MatchFacts(set_name, rights.get(set_name, "third-party"), item_id, verdict)
-            )
-    declared = lookups.declarations(asset.id)
-    revision_rows = lookups.revisions(asset.id)
-    facts = policy.AssetFacts(
-        asset_id=asset.id,
-        intended_use=asset.intended_use,
-        production=asset.production.name if asset.production else None,
-        checked=latest is not None,
-        verdict=latest.verdict if latest else None,
-        review_status=state.status,
-        tool=tool,
-        matches=tuple(matches),
-        talent=tuple(declared["talent"] or ()),
-        personal_data=bool(declared["personal_data"]),
-        expires=declared["expires"],
-        revisions=tuple(policy.Revision(r.id, r.revised_by, r.how) for r in revision_rows),
-    )
-    withdrawn_consents = lookups.withdrawn("consent")
-    consent_rows = [
-        c
-        for c in lookups.consents()
-        if any(c.talent.casefold() == t.casefold() for t, _ in facts.talent)
-    ]
-    consents = [
-        policy.Consent(
-            c.id,
-            c.talent,
-            c.scope,
-            c.production.name if c.production else None,
-            c.expires,
-            c.id in withdrawn_consents,
-        )
-        for c in consent_rows
-    ]
-    withdrawn_approvals = lookups.withdrawn("approval")
-    approval_rows = lookups.approvals(asset.id)
-    approvals = [
-        policy.Approval(
-            a.id,
-            a.approver,
-            a.reference,
-            frozenset(a.covers.get("triggers", [])),
-            a.id in withdrawn_approvals,
-        )
-        for a in approval_rows
-    ]
-    return _Gathered(
-        facts, consents, approvals, consent_rows, approval_rows, declared, revision_rows
-    )
-
-
-def status(
-    session: Session, asset: Asset, today: dt.date, lookups: Lookups | None = None
+def vet_tool(
+    workspace: Workspace, name: str, *, by: str | None = None, **profile: Any
 ) -> dict[str, Any]:
-    """The asset's clearance status (``provenance.status/1``) on ``today``. ``lookups``:
-    shared by the statuses of one export."""
-    lookups = lookups or Lookups(session)
-    found = _gather(session, asset, lookups)
-    facts, declared = found.facts, found.declared
-    result = policy.evaluate(facts, found.consents, found.approvals, today)
-    withdrawn_consents = lookups.withdrawn("consent")
-    withdrawn_approvals = lookups.withdrawn("approval")
-    return {
-        "schema": STATUS_SCHEMA,
-        "asset": {
-            "id": asset.id,
-            "sha256": asset.sha256,
-            "original_name": asset.original_name,
-            "intended_use": asset.intended_use,
-            "production": facts.production,
-            "registered_by": asset.registered_by,
-        },
-        "as_of": today.isoformat(),
-        "verdict": facts.verdict,
-        "review_status": facts.review_status,
-        "tool": None
-        if facts.tool is None
-        else {
-            "name": facts.tool.name,
-            "stores_inputs": facts.tool.stores_inputs,
-            "trains_on_inputs": facts.tool.trains_on_inputs,
-            "enterprise_secured": facts.tool.enterprise_secured,
-        },
-        "declarations": {
-            "personal_data": declared["personal_data"],
-            "expires": declared["expires"].isoformat() if declared["expires"] else None,
-            "talent": [list(t) for t in declared["talent"]] if declared["talent"] else [],
-        },
-        "consents": [
-            consent_json(c, withdrawn=withdrawn_consents.get(c.id)) for c in found.consent_rows
-        ],
-        "approvals": [
-            approval_json(a, withdrawn=withdrawn_approvals.get(a.id)) for a in found.approval_rows
-        ],
-        "revisions": [revision_json(r) for r in found.revision_rows],
-        "policy": result.to_json(),
-    }
+    actor = workspace.role_actor(by, ("admin", "legal"), "vetting a tool")
+    return _vet_tool(workspace, name, actor=actor, **profile)
 
 
-def consent_json(row: Consent, *, withdrawn: Withdrawal | None) -> dict[str, Any]:
-    return {
-        "consent_id": row.id,
-        "talent": row.talent,
-        "scope": row.scope,
-        "production": row.production.name if row.production else None,
-        "document_sha256": row.document_sha256,
-        "document_name": row.document_name,
-        "expires": row.expires.isoformat(),
-        "recorded_by": row.recorded_by,
-        "recorded_at": row.recorded_at.isoformat(),
-        "withdrawn": _withdrawal_json(withdrawn),
-    }
+def add_consent(workspace: Workspace, *, by: str | None = None, **consent: Any) -> dict[str, Any]:
+    actor = workspace.role_actor(by, ("legal",), "recording a consent")
+    return _add_consent(workspace, actor=actor, **consent)
 
 
-def approval_json(row: Approval, *, withdrawn: Withdrawal | None) -> dict[str, Any]:
-    return {
-        "approval_id": row.id,
-        "asset_id": row.asset_id,
-        "approver": row.approver,
-        "reference": row.reference,
-        "document_sha256": row.document_sha256,
-        "document_name": row.document_name,
-        "covers": list(row.covers.get("triggers", [])),
-        "recorded_by": row.recorded_by,
-        "recorded_at": row.recorded_at.isoformat(),
-        "withdrawn": _withdrawal_json(withdrawn),
-        # Only when known: the digests of approvals recorded before 0006 stay as they were.
-        **({"check_id": row.check_id} if row.check_id is not None else {}),
-    }
-
-
-def revision_json(row: Revision) -> dict[str, Any]:
-    return {
-        "revision_id": row.id,
-        "asset_id": row.asset_id,
-        "revised_by": row.revised_by,
-        "how": row.how,
-        "recorded_by": row.recorded_by,
-        "recorded_at": row.recorded_at.isoformat(),
-    }
-
-
-def _withdrawal_json(row: Withdrawal | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {
-        "reason": row.reason,
-        "recorded_by": row.recorded_by,
-        "recorded_at": row.recorded_at.isoformat(),
-    }
-
-
-def withdrawal_record(row: Withdrawal) -> dict[str, Any]:
-    return {
-        "withdrawal_id": row.id,
-        "subject_kind": row.subject_kind,
-        "subject_id": row.subject_id,
-        **(_withdrawal_json(row) or {}),
-    }
-
-
-def verify_records(session: Session) -> tuple[int | None, str] | None:
-    """Consents, approvals and withdrawals against the audit events that recorded them."""
-    consents = session.scalars(select(Consent).order_by(Consent.id)).all()
-    problem = audit.verify_records(
-        session,
-        action="consent.recorded",
-        key="consent_id",
-        noun="consent",
-        digests=((c.id, audit.record_digest(consent_json(c, withdrawn=None))) for c in consents),
+def list_consents(
+    workspace: Workspace,
+    *,
+    talent: str | None = None,
+    production: str | None = None,
+    today: dt.date | None = None,
+) -> list[dict[str, Any]]:
+    return _list_consents(
+        workspace, talent=talent, production=production, today=today or today_utc()
     )
-    if problem is not None:
-        return problem
-    approvals = session.scalars(select(Approval).order_by(Approval.id)).all()
-    problem = audit.verify_records(
-        session,
-        action="approval.recorded",
-        key="approval_id",
-        noun="approval",
-        digests=((a.id, audit.record_digest(approval_json(a, withdrawn=None))) for a in approvals),
-    )
-    if problem is not None:
-        return problem
-    for kind in WITHDRAWABLE:
-        rows = session.scalars(
-            select(Withdrawal).where(Withdrawal.subject_kind == kind).order_by(Withdrawal.id)
-        ).all()
-        problem = audit.verify_records(
-            session,
-            action=f"{kind}.withdrawn",
-            key="withdrawal_id",
-            noun=f"{kind} withdrawal",
-            digests=((w.id, audit.record_digest(withdrawal_record(w))) for w in rows),
-        )
-        if problem is not None:
-            return problem
-    return None
 
 
-def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
-    """Temporary assets (ideation, previz) whose declared expiry date has passed."""
-    found = []
-    assets = session.scalars(
-        select(Asset)
-        .where(Asset.intended_use.in_(sorted(policy.TEMPORARY_USES)))
-        .order_by(Asset.id)
-    ).all()
-    lookups = Lookups(session)
-    lookups.prefetch([asset.id for asset in assets])
-    for asset in assets:
-        expires = lookups.declarations(asset.id)["expires"]
-        if expires is not None and expires < today:
-            found.append(
-                {
-                    "asset_id": asset.id,
-                    "original_name": asset.original_name,
-                    "intended_use": asset.intended_use,
-                    "production": asset.production.name if asset.production else None,
-                    "expires": expires.isoformat(),
-                    "days_past": (today - expires).days,
-                }
-            )
-    return found
+def approve(
+    workspace: Workspace,
+    ref: str,
+    *,
+    by: str | None = None,
+    user: dict[str, Any] | None = None,
+    today: dt.date | None = None,
+    **approval: Any,
+) -> dict[str, Any]:
+    """Record the studio's written approval of an asset (legal). ``user``: the user the
+    web layer signed in."""
+    actor = workspace.role_actor(by, ("legal",), "recording a written approval", user)
+    return add_approval(workspace, ref, actor=actor, today=today or today_utc(), **approval)
 
 
-def production_id(session: Session, name: str) -> int:
-    """The id of the production named exactly ``name``; NotFound names the known ones."""
-    found = session.scalar(select(Production.id).where(Production.name == name))
-    if found is None:
-        known = list(session.scalars(select(Production.name).order_by(Production.name).limit(11)))
-        listed = ", ".join(repr(k) for k in known[:10]) + (", ..." if len(known) > 10 else "")
-        raise NotFound(f"no production named {name!r} (known: {listed or 'none yet'})")
-    return int(found)
+def withdraw(
+    workspace: Workspace, kind: str, record_id: int, reason: str, *, by: str | None = None
+) -> None:
+    actor = workspace.role_actor(by, ("legal",), f"withdrawing a {kind}")
+    _withdraw(workspace, kind, record_id, reason, actor=actor)
+
+
+def declare(
+    workspace: Workspace, ref: str, *, by: str | None = None, **declared: Any
+) -> dict[str, Any]:
+    """Declare facts about an asset; with a token, an artist only about their own."""
+    actor = workspace.actor(by)
+    if workspace.token is not None and workspace.authenticate(workspace.token)["role"] == "artist":
+        with read_session(workspace.engine) as session:
+            asset = repository.find_asset(session, ref)
+            if asset.registered_by != actor:
+                raise AccessDenied(
+                    f"artists declare facts only about the assets they registered; "
+                    f"asset {asset.id} was registered by {asset.registered_by!r}"
+                )
+    return _declare(workspace, ref, actor=actor, **declared)
+
+
+def revise(
+    workspace: Workspace, ref: str, *, revised_by: str, how: str, by: str | None = None
+) -> dict[str, Any]:
+    """Record the human work done on an asset: who revised it, and how."""
+    return _revise(workspace, ref, revised_by=revised_by, how=how, actor=workspace.actor(by))

@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from provenance import users
+from provenance import clearance, reference_sets, registration, reviews, users
 from provenance.errors import InvalidInput, WorkspaceExists
 from provenance.registration import RegisterRequest
 from provenance.workspace import Workspace
@@ -278,7 +278,8 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
     if directory.exists() and any(directory.iterdir()):
         raise WorkspaceExists(f"{directory} exists and is not empty; choose another folder")
     with Workspace.create(directory) as workspace:
-        workspace.add_reference_set(
+        reference_sets.create(
+            workspace,
             REFERENCE_SET,
             [samples / "images"],
             rights="third-party",
@@ -293,18 +294,18 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
                 image = asset.make(source.convert("RGB"), samples)
             _write_with_metadata(image, generated / asset.file, asset, seed)
         for name, role in TEAM:
-            workspace.add_user(name, role, by="demo-admin")
+            users.add_user(workspace, name, role, by="demo-admin")
         rows = []
         for asset in ASSETS:
             request = RegisterRequest.from_flags(use=asset.use, production="Demo", by="demo-artist")
-            [result] = workspace.register([generated / asset.file], request).results
+            [result] = registration.register(workspace, [generated / asset.file], request).results
             if result.asset is None or result.check is None:
                 raise InvalidInput(f"demo asset {asset.file} failed: {result.error}")
             rows.append(_row(asset, result.asset, result.check))
         ids = {row.file: row.asset_id for row in rows}
         for file, (who, decision, rationale) in DECISIONS.items():
             user = users.local_user(workspace, who)
-            workspace.review(str(ids[file]), decision, rationale, user=user)
+            reviews.review(workspace, str(ids[file]), decision, rationale, user=user)
         _clearance(workspace, directory, ids)
     return rows
 
@@ -314,7 +315,8 @@ def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> No
     on the temporary material, the escalated composite revised by hand, licensed and
     approved in writing."""
     for tool in ("in-house-pipeline",):
-        workspace.vet_tool(
+        clearance.vet_tool(
+            workspace,
             tool,
             vendor="the studio",
             version="2.3",
@@ -325,18 +327,28 @@ def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> No
             notes="Runs on the studio's own render nodes.",
             by="lena",
         )
-    workspace.declare(str(ids["sh060_sky_v001.png"]), personal_data=None, expires="2027-03-31",
-                      talent=None, by="demo-artist")  # fmt: skip
-    workspace.declare(str(ids["sh040_launch_v003.png"]), personal_data=None,
-                      expires="2026-12-31", talent=None, by="demo-artist")  # fmt: skip
+    for name, expires in (
+        ("sh060_sky_v001.png", "2027-03-31"),
+        ("sh040_launch_v003.png", "2026-12-31"),
+    ):
+        clearance.declare(
+            workspace,
+            str(ids[name]),
+            personal_data=None,
+            expires=expires,
+            talent=None,
+            by="demo-artist",
+        )
     composite = str(ids["sh050_wall_v001.png"])
-    workspace.review(
+    reviews.review(
+        workspace,
         composite,
         "approve",
         "The framed photograph is licensed for this use (agreement L-2291).",
         user=users.local_user(workspace, "lena"),
     )
-    workspace.revise(
+    clearance.revise(
+        workspace,
         composite,
         revised_by="demo-artist",
         how="Repainted the wall's texture and the frame by hand, regraded the shot in comp",
@@ -350,7 +362,8 @@ def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> No
         "Approved in writing for the final cut, with the licensed photograph.\n",
         encoding="utf-8",
     )
-    workspace.approve(
+    clearance.approve(
+        workspace,
         composite,
         approver="Studio contact (demo)",
         reference="email 'sh050 wall, final deliverable'",

@@ -134,3 +134,12 @@ class Fingerprint:
     spec: str
     value: str
     bits: int
+
+
+@dataclass(frozen=True)
+class FingerprintLimits:
+    """The settings a fingerprinting worker needs, as plain values that pickle."""
+
+    max_file_bytes: int
+    max_pixels: int
+    hash_names: tuple[str, ...]

@@ -263,3 +263,49 @@ def _apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
     for op in _ORIENTATION_OPS.get(orientation, ()):
         image = image.transpose(op)
     return image
+
+
+def regions(image: Image.Image) -> dict[str, Image.Image]:
+    """Crops searched besides the whole picture: the four corners at 60 % of each side and
+    the centre at 50 %. A reference pasted over a quarter of a scene lies inside one of
+    them wherever it sits, and the five fit one batch."""
+    width, height = image.size
+    cw, ch = int(width * 0.6), int(height * 0.6)
+    crops = {
+        "corner-tl": (0, 0, cw, ch),
+        "corner-tr": (width - cw, 0, width, ch),
+        "corner-bl": (0, height - ch, cw, height),
+        "corner-br": (width - cw, height - ch, width, height),
+        "centre": (width // 4, height // 4, width - width // 4, height - height // 4),
+    }
+    found = {}
+    for name, box in crops.items():
+        if box[2] <= box[0] + 8 or box[3] <= box[1] + 8:
+            continue
+        crop = image.crop(box)
+        if _has_content(crop):
+            found[name] = crop
+    return found
+
+
+# Where each region of ``regions`` lies, as fractions of the picture (left, top, right,
+# bottom): for outlining a matched region over the picture.
+REGION_BOXES = {
+    "whole": (0.0, 0.0, 1.0, 1.0),
+    "corner-tl": (0.0, 0.0, 0.6, 0.6),
+    "corner-tr": (0.4, 0.0, 1.0, 0.6),
+    "corner-bl": (0.0, 0.4, 0.6, 1.0),
+    "corner-br": (0.4, 0.4, 1.0, 1.0),
+    "centre": (0.25, 0.25, 0.75, 0.75),
+}
+
+
+# A crop whose grey levels vary less than this (standard deviation, 0-255) is plain
+# background: it carries no evidence of copying, and plain crops of unrelated images match
+# plain references.
+MIN_REGION_CONTRAST = 12.0
+
+
+def _has_content(crop: Image.Image) -> bool:
+    grey = np.asarray(crop.convert("L").resize((32, 32)), dtype=np.float32)
+    return float(grey.std()) >= MIN_REGION_CONTRAST

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tomli_w
@@ -24,18 +24,18 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from provenance import audit
 from provenance.atomic import write_atomically
+from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import ReferenceItem, ReferenceSet, ReferenceVector, utcnow
 from provenance.detectors.base import Detector
 from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
+from provenance.export.documents import set_json
+from provenance.files import collect_files, display_name, read_file
 from provenance.index.faiss_index import build_index, save_index
+from provenance.locks import reference_set_lock
 from provenance.media import DecodedImage, decode_image
-from provenance.registration import collect_files, display_name, read_file
-
-if TYPE_CHECKING:
-    from provenance.workspace import Workspace
+from provenance.workspace import Workspace
 
 RIGHTS = ("third-party", "owned", "licensed", "talent")
 MANIFEST_FORMAT = "provenance.reference-set/1"
@@ -481,29 +481,6 @@ def remove_set(workspace: Workspace, name: str, *, actor: str) -> None:
     (workspace.root / "reference_sets" / f"{name}.toml").unlink(missing_ok=True)
 
 
-def set_json(reference_set: ReferenceSet, *, with_items: bool) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "name": reference_set.name,
-        "description": reference_set.description,
-        "rights_status": reference_set.rights_status,
-        "rights_holder": reference_set.rights_holder,
-        "source": reference_set.source,
-        "created_at": reference_set.created_at.isoformat(),
-        "items": len(reference_set.items),
-    }
-    if with_items:
-        document["item_list"] = [
-            {
-                "id": item.id,
-                "sha256": item.sha256,
-                "source_path": item.source_path,
-                "attribution": item.attribution,
-            }
-            for item in reference_set.items
-        ]
-    return document
-
-
 def write_manifest(workspace: Workspace, name: str) -> None:
     """Write ``reference_sets/<name>.toml``: the set, its rights, and every item."""
     with read_session(workspace.engine) as session:
@@ -526,3 +503,91 @@ def write_manifest(workspace: Workspace, name: str) -> None:
         write_atomically(path, tomli_w.dumps(manifest).encode("utf-8"))
     except OSError as exc:
         raise ProvenanceError(f"cannot write {path.name}: {exc.strerror}") from None
+
+
+def create(
+    workspace: Workspace,
+    name: str,
+    sources: Iterable[Path],
+    *,
+    rights: str,
+    holder: str | None = None,
+    description: str = "",
+    attribution: str | None = None,
+    by: str | None = None,
+    progress: IngestProgress | None = None,
+) -> IngestReport:
+    """Create set ``name`` from the images at ``sources`` and build its indexes."""
+    sources = [Path(s) for s in sources]
+    for source in sources:
+        if not source.exists():
+            raise InvalidInput(f"{source}: no such file or folder")
+    check_name(name)
+    with reference_set_lock(workspace.root, name):
+        create_set(
+            workspace,
+            name,
+            rights=rights,
+            holder=holder,
+            description=description,
+            source=", ".join(str(s) for s in sources),
+            actor=_actor(workspace, by),
+        )
+        return add_items(
+            workspace,
+            name,
+            sources,
+            attribution=attribution,
+            actor=_actor(workspace, by),
+            progress=progress,
+        )
+
+
+def add(
+    workspace: Workspace,
+    name: str,
+    sources: Iterable[Path],
+    *,
+    attribution: str | None = None,
+    by: str | None = None,
+    progress: IngestProgress | None = None,
+) -> IngestReport:
+    """Add images to an existing set (files already in it are skipped)."""
+    check_name(name)
+    with reference_set_lock(workspace.root, name):
+        return add_items(
+            workspace,
+            name,
+            [Path(s) for s in sources],
+            attribution=attribution,
+            actor=_actor(workspace, by),
+            progress=progress,
+        )
+
+
+def rebuild(workspace: Workspace, name: str, *, by: str | None = None) -> dict[str, Any]:
+    """Rebuild a set's indexes under the detectors' current specs."""
+    check_name(name)
+    with reference_set_lock(workspace.root, name):
+        return rebuild_indexes(workspace, name, actor=_actor(workspace, by))
+
+
+def remove(workspace: Workspace, name: str, *, by: str | None = None) -> None:
+    check_name(name)
+    with reference_set_lock(workspace.root, name):
+        remove_set(workspace, name, actor=_actor(workspace, by))
+
+
+def _actor(workspace: Workspace, by: str | None) -> str:
+    """The actor of a reference-set write: with a token, an admin's."""
+    return workspace.actor(by, role="admin", doing="managing reference sets")
+
+
+def list_sets(workspace: Workspace) -> list[dict[str, Any]]:
+    with read_session(workspace.engine) as session:
+        return [set_json(s, with_items=False) for s in repository.active_reference_sets(session)]
+
+
+def show(workspace: Workspace, name: str) -> dict[str, Any]:
+    with read_session(workspace.engine) as session:
+        return set_json(active_set(session, name), with_items=True)

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from provenance import audit
-from provenance.db import repository
+from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import (
     Asset,
@@ -51,114 +50,60 @@ from provenance.db.tables import (
     utcnow,
 )
 from provenance.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from provenance.scoring import Thresholds
-
-if TYPE_CHECKING:
-    from provenance.workspace import Workspace
-
-REVIEW_SCHEMA = "provenance.review/1"
-QUEUE_SCHEMA = "provenance.queue/1"
-
-DECISIONS = ("approve", "reject", "needs-changes", "escalate")
-# The status each role's decision leads to.
-_OUTCOMES = {
-    "reviewer": {
-        "approve": "approved",
-        "reject": "rejected",
-        "needs-changes": "needs_changes",
-        "escalate": "escalated",
-    },
-    "legal": {"approve": "legal_approved", "reject": "legal_rejected"},
-}
-# The statuses from which each role may decide (a standing decision is superseded).
-_DECIDES_FROM = {
-    "reviewer": frozenset({"flagged", "approved", "rejected", "needs_changes"}),
-    "legal": frozenset({"escalated", "legal_approved", "legal_rejected"}),
-}
-STATUSES = (
-    "registered",
-    "clear",
-    "flagged",
-    "approved",
-    "rejected",
-    "needs_changes",
-    "escalated",
-    "legal_approved",
-    "legal_rejected",
+from provenance.export.documents import review_json
+from provenance.record_digests import decision_digest
+from provenance.review_rules import (
+    OPEN_STATUSES,
+    SORTS,
+    check_decision,
+    check_rationale,
+    outcome_for,
+    status_of,
 )
-# Statuses waiting for someone: the queue.
-OPEN_STATUSES = ("flagged", "escalated")
-RATIONALE_MAX = 10_000
+from provenance.scoring import Thresholds
+from provenance.workspace import Workspace
+
 # Matches kept in a decision's evidence, strongest first.
 EVIDENCE_MATCHES = 20
+QUEUE_SCHEMA = "provenance.queue/1"
 
 
-@dataclass(frozen=True)
-class ReviewState:
-    """An asset's status, and the facts it follows from."""
+def review(
+    workspace: Workspace,
+    ref: str,
+    decision: str,
+    rationale: str,
+    *,
+    supersedes: int | None = None,
+    user: dict[str, Any] | None = None,
+    previous: int | None = None,
+    explicit_previous: bool = False,
+    seen_check: int | None = None,
+) -> dict[str, Any]:
+    """Record a decision on the asset's newest check (see ``decide``).
 
-    status: str
-    reopened: bool
-    check_id: int | None
-    verdict: str | None
-    last_review_id: int | None
-    last_seq: int
-
-
-def status_of(verdict: str | None, check_id: int | None, last: Review | None) -> ReviewState:
-    """The review status given the newest check's verdict and the newest decision."""
-    last_id = last.id if last is not None else None
-    last_seq = last.seq if last is not None else 0
-    if verdict is None:
-        return ReviewState("registered", False, None, None, last_id, last_seq)
-    if last is not None and last.check_verdict == verdict:
-        return ReviewState(last.outcome, False, check_id, verdict, last_id, last_seq)
-    if verdict == "clear":
-        return ReviewState("clear", False, check_id, verdict, last_id, last_seq)
-    return ReviewState("flagged", last is not None, check_id, verdict, last_id, last_seq)
-
-
-def check_rationale(text: str) -> str:
-    rationale = text.strip()
-    if not rationale:
-        raise InvalidInput("a decision needs a rationale (--rationale TEXT)")
-    if len(rationale) > RATIONALE_MAX:
-        raise InvalidInput(f"the rationale is longer than {RATIONALE_MAX} characters")
-    if "\x00" in rationale:
-        raise InvalidInput("the rationale contains a NUL character")
-    return rationale
-
-
-def check_decision(decision: str) -> str:
-    if decision not in DECISIONS:
-        raise InvalidInput(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
-    return decision
-
-
-def outcome_for(role: str, decision: str, state: ReviewState, asset_id: int) -> str:
-    """The status ``decision`` by someone with ``role`` leads to; refuse what the rules do
-    not allow, saying why."""
-    if role not in _OUTCOMES:
-        raise AccessDenied(
-            f"signing off needs the reviewer role (legal for escalations); this user is {role}"
-        )
-    if state.status == "registered":
-        raise Conflict(f"asset {asset_id} has not been checked; run `provenance check {asset_id}`")
-    if state.status == "clear":
-        raise Conflict(f"asset {asset_id} is clear: there is no flag to sign off")
-    if state.status not in _DECIDES_FROM[role]:
-        if role == "reviewer":
-            raise AccessDenied(
-                f"asset {asset_id} is {state.status.replace('_', ' ')}: only legal decides it"
-            )
-        raise AccessDenied(
-            f"asset {asset_id} is {state.status.replace('_', ' ')}: legal decides only "
-            "escalated assets; reviewers sign off flags"
-        )
-    outcome = _OUTCOMES[role].get(decision)
-    if outcome is None:
-        raise InvalidInput(f"legal decides an escalation with approve or reject, not {decision}")
-    return outcome
+    From the CLI: ``supersedes`` names the standing decision being replaced. From the
+    web layer: ``user`` is the signed-in user and ``previous`` the newest decision the
+    page showed (``explicit_previous``), so a decision made meanwhile is a conflict.
+    ``seen_check``: the check the decider was shown (a newer one is a conflict).
+    """
+    check_decision(decision)
+    check_rationale(rationale)
+    acting = user if user is not None else workspace.acting_user()
+    with read_session(workspace.engine) as session:
+        asset_id = repository.find_asset(session, ref).id
+    if supersedes is not None:
+        previous, explicit_previous = supersedes, True
+    return decide(
+        workspace,
+        asset_id,
+        decision,
+        rationale,
+        user=acting,
+        previous=previous,
+        explicit_previous=explicit_previous,
+        seen_check=seen_check,
+    )
 
 
 def decide(
@@ -193,13 +138,13 @@ def decide(
                     f"{name!r} registered asset {asset_id} and cannot sign it off "
                     "(separation of duties)"
                 )
-            check = _latest_check(session, asset_id)
+            check = repository.latest_check(session, asset_id)
             if seen_check is not None and check is not None and check.id != seen_check:
                 raise Conflict(
                     f"asset {asset_id} was checked again (check {check.id}) after the check "
                     f"{seen_check} you saw; reload and decide on the new evidence"
                 )
-            last = _latest_review(session, asset_id)
+            last = repository.latest_review(session, asset_id)
             state = status_of(check.verdict if check else None, check.id if check else None, last)
             if explicit_previous and previous != state.last_review_id:
                 raise _conflict(asset_id, last)
@@ -243,13 +188,13 @@ def decide(
                     "role": role,
                     "previous_id": review.previous_id,
                     "status_before": state.status,
-                    "record_sha256": record_hash(review),
+                    "record_sha256": decision_digest(review),
                 },
             )
             return review_json(review)
     except IntegrityError:
         with read_session(workspace.engine) as session:
-            raise _conflict(asset_id, _latest_review(session, asset_id)) from None
+            raise _conflict(asset_id, repository.latest_review(session, asset_id)) from None
 
 
 def _conflict(asset_id: int, last: Review | None) -> Conflict:
@@ -288,99 +233,6 @@ def evidence_of(session: Session, check: Check) -> dict[str, Any]:
     }
 
 
-# The fields of a decision row its audit event vouches for.
-_RECORD_FIELDS = (
-    "id",
-    "asset_id",
-    "seq",
-    "check_id",
-    "check_verdict",
-    "decision",
-    "outcome",
-    "rationale",
-    "decided_by",
-    "role",
-    "previous_id",
-)
-
-
-def record_hash(review: Review) -> str:
-    """The sha256 of a decision row's canonical form (including its evidence)."""
-    body = {name: getattr(review, name) for name in _RECORD_FIELDS}
-    body["decided_at"] = review.decided_at.isoformat(timespec="microseconds")
-    body["evidence"] = review.evidence
-    return audit.record_digest(body)
-
-
-def verify_decisions(session: Session) -> tuple[int | None, str] | None:
-    """Check every decision row against the audit event that recorded it; the first
-    mismatch as (event id, message), or None when all agree."""
-    rows = session.scalars(select(Review).order_by(Review.id)).yield_per(1000)
-    return audit.verify_records(
-        session,
-        action="review.decided",
-        key="review_id",
-        noun="decision",
-        digests=((review.id, record_hash(review)) for review in rows),
-    )
-
-
-def _latest_check(session: Session, asset_id: int) -> Check | None:
-    return session.scalar(
-        select(Check).where(Check.asset_id == asset_id).order_by(Check.id.desc()).limit(1)
-    )
-
-
-def _latest_review(session: Session, asset_id: int) -> Review | None:
-    return session.scalar(
-        select(Review).where(Review.asset_id == asset_id).order_by(Review.seq.desc()).limit(1)
-    )
-
-
-def asset_state(session: Session, asset_id: int) -> ReviewState:
-    check = _latest_check(session, asset_id)
-    return status_of(
-        check.verdict if check else None,
-        check.id if check else None,
-        _latest_review(session, asset_id),
-    )
-
-
-def review_json(review: Review) -> dict[str, Any]:
-    return {
-        "schema": REVIEW_SCHEMA,
-        "review_id": review.id,
-        "asset_id": review.asset_id,
-        "seq": review.seq,
-        "check_id": review.check_id,
-        "check_verdict": review.check_verdict,
-        "decision": review.decision,
-        "outcome": review.outcome,
-        "rationale": review.rationale,
-        "decided_by": review.decided_by,
-        "role": review.role,
-        "decided_at": review.decided_at.isoformat(),
-        "previous_id": review.previous_id,
-        "evidence": review.evidence,
-    }
-
-
-def review_summary(asset: Asset) -> dict[str, Any]:
-    """The asset's status and decision history, for the asset's JSON record."""
-    check = asset.checks[-1] if asset.checks else None
-    last = asset.reviews[-1] if asset.reviews else None
-    state = status_of(check.verdict if check else None, check.id if check else None, last)
-    return {
-        "status": state.status,
-        "reopened": state.reopened,
-        "latest_decision_id": state.last_review_id,
-        "decisions": [
-            {key: value for key, value in review_json(r).items() if key != "schema"}
-            for r in asset.reviews
-        ],
-    }
-
-
 @dataclass(frozen=True)
 class QueueFilter:
     status: str | None = None
@@ -392,12 +244,10 @@ class QueueFilter:
     offset: int = 0
 
 
-SORTS = ("score", "age")
-
-
-def queue(workspace: Workspace, where: QueueFilter) -> dict[str, Any]:
+def queue(workspace: Workspace, where: QueueFilter | None = None) -> dict[str, Any]:
     """Assets waiting for a decision (flagged: reviewers; escalated: legal), strongest
     flag first (``sort="score"``) or oldest first (``sort="age"``)."""
+    where = where or QueueFilter()
     if where.status is not None and where.status not in OPEN_STATUSES:
         raise InvalidInput(
             f"queue status {where.status!r} is not one of {', '.join(OPEN_STATUSES)}"

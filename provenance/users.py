@@ -16,27 +16,22 @@ authenticates. Every change is an audit event.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from provenance import audit
+from provenance.db import accounts, audit
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import User, WebSession, utcnow
-from provenance.errors import AccessDenied, InvalidInput, NotFound, Unauthenticated
-
-if TYPE_CHECKING:
-    from provenance.workspace import Workspace
+from provenance.errors import AccessDenied, InvalidInput, NotFound
+from provenance.workspace import Workspace
 
 ROLES = ("artist", "reviewer", "legal", "admin")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}\Z")
-# secrets.token_urlsafe(32): 256 random bits; the prefix makes a leaked token recognisable.
-TOKEN_PREFIX = "pvt_"
 
 
 def check_name(name: str) -> str:
@@ -54,11 +49,10 @@ def check_role(role: str) -> str:
     return role
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def add_user(workspace: Workspace, name: str, role: str, *, actor: str) -> dict[str, Any]:
+def add_user(
+    workspace: Workspace, name: str, role: str, *, by: str | None = None
+) -> dict[str, Any]:
+    actor = _admin(workspace, by)
     check_name(name)
     check_role(role)
     exists = InvalidInput(f"user {name!r} exists already")
@@ -76,18 +70,19 @@ def add_user(workspace: Workspace, name: str, role: str, *, actor: str) -> dict[
                 subject=f"user:{name}",
                 payload={"role": role},
             )
-            return user_json(user)
+            return accounts.user_json(user)
     except IntegrityError:
         # Two admins adding the same name at once (PostgreSQL): the unique name decides.
         raise exists from None
 
 
-def issue_token(workspace: Workspace, name: str, *, actor: str) -> str:
+def issue_token(workspace: Workspace, name: str, *, by: str | None = None) -> str:
     """A new token for ``name`` (the previous one stops working); only its hash is kept."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    actor = _admin(workspace, by)
+    token = accounts.TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction(workspace.engine) as session:
         user = _active(session, name)
-        user.token_sha256 = token_hash(token)
+        user.token_sha256 = accounts.token_hash(token)
         user.token_issued_at = utcnow()
         _end_sessions(session, user.id)
         audit.append_event(
@@ -96,7 +91,8 @@ def issue_token(workspace: Workspace, name: str, *, actor: str) -> str:
     return token
 
 
-def disable_user(workspace: Workspace, name: str, *, actor: str) -> None:
+def disable_user(workspace: Workspace, name: str, *, by: str | None = None) -> None:
+    actor = _admin(workspace, by)
     with write_transaction(workspace.engine) as session:
         user = _active(session, name)
         user.disabled_at = utcnow()
@@ -109,30 +105,39 @@ def disable_user(workspace: Workspace, name: str, *, actor: str) -> None:
 
 def list_users(workspace: Workspace) -> list[dict[str, Any]]:
     with read_session(workspace.engine) as session:
-        return [user_json(u) for u in session.scalars(select(User).order_by(User.name))]
-
-
-def admin_token_exists(workspace: Workspace) -> bool:
-    """Whether an active admin holds a token (from then on, only admins manage users)."""
-    with read_session(workspace.engine) as session:
-        found = session.scalar(
-            select(User.id)
-            .where(User.role == "admin", User.disabled_at.is_(None), User.token_sha256.is_not(None))
-            .limit(1)
-        )
-        return found is not None
+        return [accounts.user_json(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
 def authenticate(workspace: Workspace, token: str) -> dict[str, Any]:
-    """The active user holding ``token``; AccessDenied otherwise (without saying which part
-    was wrong)."""
-    if not token.startswith(TOKEN_PREFIX):
-        raise Unauthenticated("the token is not valid")
+    """The active user holding ``token``; Unauthenticated otherwise."""
+    return workspace.authenticate(token)
+
+
+def local_user(workspace: Workspace, name: str) -> dict[str, Any]:
+    """The active user named ``name`` (the local user of a workspace used without a token)."""
+    return workspace.local_user(name)
+
+
+def current_user(workspace: Workspace) -> dict[str, Any]:
+    """The user acting: the token's (PROVENANCE_TOKEN) or, without one, the local user
+    (the ``user`` setting or the login name), who must be an active user here."""
+    return workspace.acting_user()
+
+
+def _admin(workspace: Workspace, by: str | None) -> str:
+    """The actor of a user-management write. Once an active admin holds a token, only
+    an admin's token may manage users; before that (setting up), the local user may,
+    so that the first admin can be added and given a token."""
+    if workspace.token is not None:
+        return workspace.actor(by, role="admin", doing="managing users")
     with read_session(workspace.engine) as session:
-        user = session.scalar(select(User).where(User.token_sha256 == token_hash(token)))
-        if user is None or user.disabled_at is not None:
-            raise Unauthenticated("the token is not valid")
-        return user_json(user)
+        admin_holds_token = accounts.admin_token_exists(session)
+    if admin_holds_token:
+        raise AccessDenied(
+            f"managing users needs an admin's token: set {accounts.TOKEN_ENV} "
+            "(`provenance users token NAME` issues one)"
+        )
+    return workspace.actor(by)
 
 
 def open_session(workspace: Workspace, name: str, seconds: int) -> str:
@@ -168,7 +173,7 @@ def session_holder(workspace: Workspace, session_id: str) -> tuple[dict[str, Any
         user, expires_at = found
         if expires_at < utcnow() or user.disabled_at is not None or user.token_sha256 is None:
             return None
-        return user_json(user), user.token_sha256
+        return accounts.user_json(user), user.token_sha256
 
 
 def end_session(workspace: Workspace, session_id: str) -> None:
@@ -180,29 +185,6 @@ def _end_sessions(session: Session, user_id: int) -> None:
     session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
-def local_user(workspace: Workspace, name: str) -> dict[str, Any]:
-    """The active user named ``name`` (the local user of a workspace used without a token)."""
-    with read_session(workspace.engine) as session:
-        user = session.scalar(select(User).where(User.name == name))
-        if user is None or user.disabled_at is not None:
-            raise AccessDenied(
-                f"{name!r} is not an active user of this workspace: set PROVENANCE_TOKEN to "
-                "your token, or an admin adds you (`provenance users add NAME --role ROLE`)"
-            )
-        return user_json(user)
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "name": user.name,
-        "role": user.role,
-        "has_token": user.token_sha256 is not None,
-        "token_issued_at": _iso(user.token_issued_at),
-        "created_at": _iso(user.created_at),
-        "disabled_at": _iso(user.disabled_at),
-    }
-
-
 def _active(session: Any, name: str) -> User:
     user: User | None = session.scalar(select(User).where(User.name == name))
     if user is None:
@@ -210,7 +192,3 @@ def _active(session: Any, name: str) -> User:
     if user.disabled_at is not None:
         raise InvalidInput(f"user {name!r} is disabled")
     return user
-
-
-def _iso(moment: Any) -> str | None:
-    return moment.isoformat(timespec="seconds") if moment is not None else None

@@ -17,6 +17,8 @@ esac
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The layers of DESIGN.md (contracts in pyproject.toml).
+.venv/bin/lint-imports --no-logo
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ "$status" -eq 5 ]; then

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from provenance import admin
 from provenance.cli import cli
 from provenance.workspace import Workspace
 
@@ -125,7 +126,7 @@ def run_json(*args: Any) -> Any:
 def snapshot(workspace_dir: Path) -> dict[str, Any]:
     """Everything a failed command must leave unchanged: row counts and stored files."""
     with Workspace.open(workspace_dir) as workspace:
-        counts = workspace.row_counts()
+        counts = admin.row_counts(workspace)
     store = sorted(
         p.relative_to(workspace_dir).as_posix() for p in (workspace_dir / "store").rglob("*")
     )

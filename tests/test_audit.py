@@ -76,7 +76,7 @@ def test_tampering_is_named(
 
 
 def test_rewriting_an_event_and_its_hash_breaks_the_next_link(busy_workspace: Path) -> None:
-    from provenance.audit import event_hash
+    from provenance.db.audit import event_hash
 
     [row] = sql(
         busy_workspace,

@@ -15,7 +15,7 @@ import numpy as np
 import pypdfium2
 import pytest
 
-from provenance import Workspace
+from provenance import Workspace, clearance
 from provenance.errors import Conflict, ProvenanceError
 from provenance.export.record import schema_document
 from tests import filemakers as fm
@@ -267,7 +267,9 @@ def test_two_withdrawals_of_one_approval_at_once_leave_one(cast: dict[str, Any])
         with Workspace.open(ws) as workspace:
             barrier.wait()
             try:
-                workspace.withdraw("approval", made["approval_id"], f"recut ({name})", by=name)
+                clearance.withdraw(
+                    workspace, "approval", made["approval_id"], f"recut ({name})", by=name
+                )
                 outcomes[position] = "withdrawn"
             except ProvenanceError as exc:
                 outcomes[position] = exc

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from provenance import Workspace
+from provenance import Workspace, reference_sets, registration
 from provenance.errors import ProvenanceError
 from provenance.registration import RegisterRequest
 from tests import filemakers as fm
@@ -42,7 +42,7 @@ def test_two_writers_registering_the_same_file_make_one_asset(
     def register() -> None:
         with Workspace.open(db_workspace_dir) as workspace:
             barrier.wait()
-            report = workspace.register([picture], RegisterRequest(), jobs=1)
+            report = registration.register(workspace, [picture], RegisterRequest(), jobs=1)
             statuses.extend(r.status for r in report.results)
 
     threads = [threading.Thread(target=register) for _ in range(3)]
@@ -87,7 +87,7 @@ def test_writers_naming_a_new_production_and_tool_at_once_share_them(
             spelling = ["ComfyUI", "comfyui", "COMFYUI"][pictures.index(picture)]
             request = RegisterRequest(fields={"tool": spelling}, production="Harbour")
             barrier.wait()
-            results.extend(workspace.register([picture], request, jobs=1).results)
+            results.extend(registration.register(workspace, [picture], request, jobs=1).results)
 
     threads = [threading.Thread(target=register, args=(p,)) for p in pictures]
     for thread in threads:
@@ -115,7 +115,7 @@ def test_admins_creating_the_same_reference_set_at_once_make_one(
         with Workspace.open(db_workspace_dir) as workspace:
             barrier.wait()
             try:
-                workspace.add_reference_set("studio-ip", [empty], rights="owned")
+                reference_sets.create(workspace, "studio-ip", [empty], rights="owned")
                 outcomes.append("created")
             except ProvenanceError as exc:
                 outcomes.append(exc)

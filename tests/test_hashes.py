@@ -8,6 +8,7 @@ import imagehash
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
+from provenance import registration
 from provenance.config import SETTINGS_BY_NAME
 from provenance.detectors.hashes import (
     HASH_ALGORITHMS,
@@ -95,7 +96,7 @@ def test_registration_stores_the_configured_hashes(tmp_path: Path) -> None:
     Workspace.create(tmp_path / "ws").close()
     env = {"PROVENANCE_HASHES": "phash,whash,colorhash"}
     with Workspace.open(tmp_path / "ws", environ=env) as workspace:
-        report = workspace.register([fm.SAMPLES / "coffee.jpg"], RegisterRequest())
+        report = registration.register(workspace, [fm.SAMPLES / "coffee.jpg"], RegisterRequest())
     [result] = report.results
     assert result.asset is not None
     assert [f["kind"] for f in result.asset["fingerprints"]] == [

@@ -28,6 +28,21 @@ def test_import_loads_no_heavy_library() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_version_loads_no_database_or_web_library() -> None:
+    # Commands are imported when they run: asking the version loads none of them.
+    code = (
+        "import sys; from provenance.cli import cli\n"
+        "try:\n"
+        "    cli(['--version'], prog_name='provenance')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "heavy = [m for m in ('sqlalchemy', 'jinja2', 'fastapi', 'PIL', 'numpy') "
+        "if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
 def test_public_api() -> None:
     assert sorted(provenance.__all__) == [
         "ProvenanceError",
@@ -40,7 +55,10 @@ def test_public_api() -> None:
 
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, f"`provenance {prefix}{name}` is listed but not defined"
         found.append((prefix + name, command))
         if isinstance(command, click.Group):
             found.extend(_commands(command, prefix + name + " "))
@@ -98,7 +116,8 @@ def test_console_script_runs_as_a_subprocess(tmp_path: Path) -> None:
 def test_every_generation_field_has_a_register_flag() -> None:
     from provenance.domain import GENERATION_FIELDS
 
-    register = cli.commands["register"]
+    register = cli.get_command(click.Context(cli), "register")
+    assert register is not None
     flags = {opt for p in register.params if isinstance(p, click.Option) for opt in p.opts}
     for name in GENERATION_FIELDS:
         assert "--" + name.replace("_", "-") in flags

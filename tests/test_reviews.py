@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from provenance import Workspace
+from provenance import Workspace, reviews
 from provenance.errors import Conflict, ProvenanceError
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot, sql
@@ -321,7 +321,8 @@ def _decide_at_once(ws: Path, asset: int, reviewers: list[str]) -> list[Any]:
             user = {"name": name, "role": "reviewer"}
             barrier.wait()
             try:
-                outcomes[position] = workspace.review(
+                outcomes[position] = reviews.review(
+                    workspace,
                     str(asset),
                     "approve",
                     f"ok from {name}",

@@ -303,7 +303,7 @@ def test_a_failed_check_at_registration_is_reported_not_hidden(refs_workspace: P
 
 
 def test_plain_crops_are_not_searched() -> None:
-    from provenance.checking import regions
+    from provenance.media import regions
 
     plain = Image.new("RGB", (400, 300), (250, 250, 250))
     assert regions(plain) == {}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.row_audit import COVERED_TABLES
+from provenance.db.row_audit import COVERED_TABLES
 from tests.conftest import run
 
 # One edit per table: the columns the hardening review found unguarded first.

@@ -166,7 +166,7 @@ def test_admins_adding_the_same_user_at_once_get_one_user_and_clear_errors(
         with Workspace.open(workspace_dir) as workspace:
             barrier.wait()
             try:
-                outcomes[position] = workspace.add_user("mia", "reviewer", by="admin")
+                outcomes[position] = users.add_user(workspace, "mia", "reviewer", by="admin")
             except ProvenanceError as exc:
                 outcomes[position] = exc
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from provenance import Workspace
+from provenance import Workspace, assets
 from provenance.clearance import MAX_DOCUMENT_BYTES
 from provenance.web import uploads
 from provenance.web.app import create_app, openapi_text
@@ -238,7 +238,7 @@ def test_images_are_served_by_content_hash_only(api: dict[str, Any]) -> None:
     client = api["client"]
     sign_in(client, api["tokens"]["rosa"])
     with Workspace.open(api["ws"]) as workspace:
-        sha = workspace.show(str(api["ids"]["shot010"]))["sha256"]
+        sha = assets.show(workspace, str(api["ids"]["shot010"]))["sha256"]
     picture = client.get(f"/thumbs/160/{sha}.jpg")
     assert picture.status_code == 200
     assert picture.headers["content-type"] == "image/jpeg"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from provenance.checking import REGION_BOXES, regions
+from provenance.media import REGION_BOXES, regions
 from provenance.web.pages import _side_by_side
 from provenance.web.uploads import upload_name
 

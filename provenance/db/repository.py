@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from provenance import row_audit
+from provenance.db import row_audit
 from provenance.db.tables import (
     Approval,
     Asset,
@@ -24,9 +24,11 @@ from provenance.db.tables import (
     Production,
     ReferenceItem,
     ReferenceSet,
+    Review,
     Tool,
 )
 from provenance.errors import AmbiguousId, InvalidInput, NotFound
+from provenance.review_rules import ReviewState, status_of
 
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{8,64})\Z")
@@ -353,3 +355,25 @@ def row_counts(session: Session) -> dict[str, int]:
         table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
         for table in Base.metadata.sorted_tables
     }
+
+
+def latest_check(session: Session, asset_id: int) -> Check | None:
+    return session.scalar(
+        select(Check).where(Check.asset_id == asset_id).order_by(Check.id.desc()).limit(1)
+    )
+
+
+def latest_review(session: Session, asset_id: int) -> Review | None:
+    return session.scalar(
+        select(Review).where(Review.asset_id == asset_id).order_by(Review.seq.desc()).limit(1)
+    )
+
+
+def asset_state(session: Session, asset_id: int) -> ReviewState:
+    """The asset's review status, from its newest check and newest decision."""
+    check = latest_check(session, asset_id)
+    return status_of(
+        check.verdict if check else None,
+        check.id if check else None,
+        latest_review(session, asset_id),
+    )

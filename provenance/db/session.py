@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from provenance import row_audit
+from provenance.db import row_audit
 from provenance.errors import ConfigError, DatabaseBusy
 
 _BEGIN_OPTION = "provenance_sqlite_begin"
@@ -116,3 +116,11 @@ def read_session(engine: Engine) -> Iterator[Session]:
             yield session
         finally:
             session.rollback()
+
+
+def one_line(exc: Exception) -> str:
+    """An unexpected error as one line: the database's own words, not the SQL and its
+    parameters (which would repeat the prompt)."""
+    detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = (str(detail).strip().splitlines() or [""])[0]
+    return f"unexpected error ({type(detail).__name__}): {first}"

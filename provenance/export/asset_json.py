@@ -26,7 +26,7 @@ from typing import Any
 
 from provenance.db.tables import Asset, GenerationRecord
 from provenance.domain import GENERATION_FIELDS
-from provenance.reviews import review_summary
+from provenance.export.documents import review_summary
 
 ASSET_SCHEMA = "provenance.asset/1"
 

@@ -10,19 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image, ImageDraw, ImageFile
 
-from provenance.checking import REGION_BOXES
 from provenance.errors import PdfUnavailable, ProvenanceError
 from provenance.export.record import dumps
+from provenance.media import REGION_BOXES
 from provenance.scoring import strongest_items
 
-if TYPE_CHECKING:
-    from provenance.workspace import Workspace
+# The JPEG bytes of a stored image (by sha256) fitting a number of pixels.
+Thumbnail = Callable[[str, int], bytes]
 
 # Matched references pictured in an evidence pack (the strongest distinct items).
 PICTURED_REFERENCES = 6
@@ -37,12 +38,12 @@ _environment.filters["basename"] = lambda path: str(path).replace("\\", "/").rsp
 
 
 def _picture(
-    workspace: Workspace, sha256: str, region: tuple[float, float, float, float] | None = None
+    thumbnail: Thumbnail, sha256: str, region: tuple[float, float, float, float] | None = None
 ) -> str | None:
     """A thumbnail as a data: URI, with ``region`` (fractions of the picture) outlined; None
     when the stored copy cannot be read."""
     try:
-        data = workspace.thumbnail(sha256, THUMBNAIL).read_bytes()
+        data = thumbnail(sha256, THUMBNAIL)
     except ProvenanceError:
         return None
     if region is not None:
@@ -76,17 +77,18 @@ def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def asset_pack_html(workspace: Workspace, record: dict[str, Any]) -> str:
-    """The evidence pack of one asset's record, as one HTML page."""
+def asset_pack_html(record: dict[str, Any], thumbnail: Thumbnail) -> str:
+    """The evidence pack of one asset's record, as one HTML page; ``thumbnail`` gives the
+    JPEG of a stored image (by sha256) fitting a size, for the pictures."""
     references = [
-        {**match, "picture": _picture(workspace, match["sha256"])} for match in _references(record)
+        {**match, "picture": _picture(thumbnail, match["sha256"])} for match in _references(record)
     ]
     # The region of the asset where the strongest reference was found, outlined.
     region = references[0]["region"] if references else "whole"
     box = None if region == "whole" else REGION_BOXES.get(region)
     return _environment.get_template("evidence.html").render(
         record=record,
-        picture=_picture(workspace, record["asset"]["sha256"], box),
+        picture=_picture(thumbnail, record["asset"]["sha256"], box),
         region=region if box else None,
         references=references,
         record_sha256=hashlib.sha256(dumps(record).encode("utf-8")).hexdigest(),

@@ -18,17 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from provenance import audit, clearance
 from provenance._version import __version__
-from provenance.checking import stored_check_json
-from provenance.db import repository
-from provenance.db.tables import Asset, AuditEvent, Production
+from provenance.db import audit
+from provenance.db.tables import Asset, AuditEvent
 from provenance.domain import IntendedUse
 from provenance.export.asset_json import asset_json
 
@@ -44,27 +40,21 @@ def schema_document(name: str) -> dict[str, Any]:
 
 
 def asset_record(
-    session: Session, asset: Asset, today: dt.date, chain: audit.ChainReport | None = None
+    asset: Asset,
+    *,
+    today: dt.date,
+    status: dict[str, Any],
+    tool: dict[str, Any] | None,
+    checks: list[dict[str, Any]],
+    events: Iterable[AuditEvent],
+    chain: audit.ChainReport,
 ) -> dict[str, Any]:
-    """The full provenance record of ``asset`` as of ``today``. ``chain``: the audit log's
-    verification, when the caller has it already (one per export, not one per asset)."""
-    status = clearance.status(session, asset, today)
-    events = session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.subject.in_(_subjects(asset, status)))
-        .order_by(AuditEvent.id)
-    ).all()
-    if chain is None:
-        chain = audit.verify_chain(session)
+    """The full provenance record of ``asset`` as of ``today``, from its status
+    (``provenance.status/1``), its tool's vetting (``provenance.tool/1``), its checks, the
+    audit events about it (``subjects``) and the audit log's verification."""
     record = asset_json(asset)
-    tool_name = status["tool"]["name"] if status["tool"] else None
-    tool = None
-    if tool_name is not None:
-        found = repository.find_tool(session, tool_name)
-        tool = clearance.tool_json(session, found) if found is not None else None
-        if tool is not None:
-            tool.pop("schema")
-            tool.pop("assets")
+    if tool is not None:
+        tool = {key: value for key, value in tool.items() if key not in ("schema", "assets")}
     return {
         "schema": RECORD_SCHEMA,
         "produced_by": {"product": "provenance", "version": __version__},
@@ -73,7 +63,7 @@ def asset_record(
             key: value for key, value in record.items() if key not in ("schema", "checks", "review")
         },
         "tool": tool,
-        "checks": [stored_check_json(session, check) for check in asset.checks],
+        "checks": checks,
         "reviews": record["review"]["decisions"],
         "review_status": record["review"]["status"],
         "declarations": status["declarations"],
@@ -88,7 +78,8 @@ def asset_record(
     }
 
 
-def _subjects(asset: Asset, status: dict[str, Any]) -> list[str]:
+def subjects(asset: Asset, status: dict[str, Any]) -> list[str]:
+    """The audit subjects an asset's record shows the events of."""
     subjects = [f"asset:{asset.id}"]
     subjects += [f"consent:{c['consent_id']}" for c in status["consents"]]
     if status["tool"]:
@@ -96,20 +87,17 @@ def _subjects(asset: Asset, status: dict[str, Any]) -> list[str]:
     return subjects
 
 
-def production_disclosure(session: Session, name: str, today: dt.date) -> dict[str, Any]:
-    """Every generated asset of production ``name`` by intended-use category."""
-    clearance.production_id(session, name)
-    assets = session.scalars(
-        repository.with_details(select(Asset))
-        .join(Production)
-        .where(Production.name == name)
-        .order_by(Asset.id)
-    ).all()
+def production_disclosure(
+    name: str,
+    *,
+    today: dt.date,
+    statuses: Iterable[tuple[Asset, dict[str, Any]]],
+    chain: audit.ChainReport,
+) -> dict[str, Any]:
+    """Every generated asset of production ``name`` by intended-use category, from each
+    asset's status (``provenance.status/1``) as of ``today``."""
     rows = []
-    lookups = clearance.Lookups(session)
-    lookups.prefetch([asset.id for asset in assets])
-    for asset in assets:
-        status = clearance.status(session, asset, today, lookups)
+    for asset, status in statuses:
         active = [a for a in status["approvals"] if a["withdrawn"] is None]
         rows.append(
             {
@@ -160,7 +148,7 @@ def production_disclosure(session: Session, name: str, today: dt.date) -> dict[s
             "by_tool": dict(sorted(tools.items())),
         },
         "categories": categories,
-        "chain": audit.verify_chain(session).to_json(),
+        "chain": chain.to_json(),
     }
 
 

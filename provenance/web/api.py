@@ -19,7 +19,10 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from provenance.reviews import DECISIONS, OPEN_STATUSES, SORTS, STATUSES, QueueFilter
+from provenance import assets, checking, compliance, reviews
+from provenance import reference_sets as refsets
+from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS, STATUSES
+from provenance.reviews import QueueFilter
 from provenance.web import uploads
 from provenance.web.auth import (
     DECIDING_ROLES,
@@ -123,10 +126,10 @@ def list_assets(
         "registered_by": user["name"] if user["role"] == "artist" else None,
     }
     if status is None and verdict is None:
-        page = workspace.list_assets(limit=limit, offset=offset, **filters)
-        return _page(page, workspace.count_assets(**filters), limit, offset)
+        page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
+        return _page(page, assets.count_assets(workspace, **filters), limit, offset)
     # Status and verdict follow from each asset's checks and decisions: filtered here.
-    found = workspace.list_assets(**filters)
+    found = assets.list_assets(workspace, **filters)
     if status is not None:
         found = [a for a in found if a["review"]["status"] == status]
     if verdict is not None:
@@ -135,7 +138,7 @@ def list_assets(
 
 
 def _readable(request: Request, user: dict[str, Any], asset_id: int) -> dict[str, Any]:
-    asset = _workspace(request).show(str(asset_id))
+    asset = assets.show(_workspace(request), str(asset_id))
     require_read(user, asset)
     return asset
 
@@ -152,7 +155,7 @@ def asset_checks(
 ) -> Page:
     """The asset's checks, oldest first, each with its matches, thresholds and specs."""
     _readable(request, user, asset_id)
-    checks = _workspace(request).asset_checks(str(asset_id))
+    checks = checking.asset_checks(_workspace(request), str(asset_id))
     return _slice(checks, limit, offset)
 
 
@@ -162,7 +165,7 @@ def asset_matches(
 ) -> Page:
     """The matches of the asset's newest check (empty when never checked)."""
     _readable(request, user, asset_id)
-    checks = _workspace(request).asset_checks(str(asset_id))
+    checks = checking.asset_checks(_workspace(request), str(asset_id))
     matches = checks[-1]["matches"] if checks else []
     return _slice(matches, limit, offset)
 
@@ -182,7 +185,7 @@ def asset_history(
 ) -> Page:
     """The audit events about the asset, oldest first."""
     _readable(request, user, asset_id)
-    events = _workspace(request).asset_history(str(asset_id))
+    events = assets.asset_history(_workspace(request), str(asset_id))
     return _slice(events, limit, offset)
 
 
@@ -191,14 +194,14 @@ def asset_status(request: Request, user: User, asset_id: int) -> Item:
     """What the asset must meet to be cleared for final: requirements met and missing, each
     with its guideline, and findings (``provenance.status/1``)."""
     _readable(request, user, asset_id)
-    return Item(item=_workspace(request).status(str(asset_id)))
+    return Item(item=compliance.asset_status(_workspace(request), str(asset_id)))
 
 
 @router.get("/reference-sets", response_model=Page, responses=ERRORS)
 def reference_sets(request: Request, user: User, limit: Limit = 50, offset: Offset = 0) -> Page:
     """The active reference sets with their rights status."""
     require_role(user, QUEUE_ROLES, "reading reference sets")
-    found = _workspace(request).list_reference_sets()
+    found = refsets.list_sets(_workspace(request))
     return _slice(found, limit, offset)
 
 
@@ -208,7 +211,7 @@ def reference_set(
 ) -> Item:
     """One reference set with a page of its items (``item_list``)."""
     require_role(user, QUEUE_ROLES, "reading reference sets")
-    document = _workspace(request).show_reference_set(name)
+    document = refsets.show(_workspace(request), name)
     document["item_list"] = document["item_list"][offset : offset + limit]
     document.update(limit=limit, offset=offset)
     return Item(item=document)
@@ -234,7 +237,8 @@ def create_review(request: Request, user: User, body: ReviewIn) -> Item:
     """Record a decision on the asset's newest check (reviewers: flagged assets; legal:
     escalated ones; never on an asset the user registered)."""
     require_role(user, DECIDING_ROLES, "signing off")
-    made = _workspace(request).review(
+    made = reviews.review(
+        _workspace(request),
         str(body.asset_id),
         body.decision,
         body.rationale,
@@ -288,7 +292,8 @@ def queue(
 ) -> Page:
     """Assets waiting for a decision: flagged (reviewers) and escalated (legal)."""
     require_role(user, QUEUE_ROLES, "reading the queue")
-    found = _workspace(request).queue(
+    found = reviews.queue(
+        _workspace(request),
         QueueFilter(
             status=status,
             verdict=verdict,
@@ -297,7 +302,7 @@ def queue(
             sort=sort,
             limit=limit,
             offset=offset,
-        )
+        ),
     )
     return _page(found["entries"], found["total"], limit, offset)
 

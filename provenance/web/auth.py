@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance import users
 from provenance.atomic import write_atomically
+from provenance.db import accounts
 from provenance.errors import AccessDenied, Unauthenticated
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class Sessions:
         body = {
             "s": users.open_session(workspace, name, SESSION_SECONDS),
             "u": name,
-            "b": self._sign("bind|" + users.token_hash(token))[:32],
+            "b": self._sign("bind|" + accounts.token_hash(token))[:32],
             "exp": int(time.time()) + SESSION_SECONDS,
         }
         payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")

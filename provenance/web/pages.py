@@ -15,10 +15,11 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from provenance import reviews, users
-from provenance.checking import REGION_BOXES
+from provenance import assets, checking, compliance, reviews, users
 from provenance.errors import AccessDenied, NotFound, ProvenanceError
-from provenance.reviews import OPEN_STATUSES, SORTS, QueueFilter
+from provenance.media import REGION_BOXES
+from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS, ReviewState, outcome_for
+from provenance.reviews import QueueFilter
 from provenance.scoring import Thresholds, strongest_items
 from provenance.web import uploads
 from provenance.web.auth import (
@@ -172,12 +173,12 @@ def queue_page(
         limit=QUEUE_PAGE,
     )
     page = max(page, 1)
-    found = workspace.queue(replace(where, offset=(page - 1) * QUEUE_PAGE))
+    found = reviews.queue(workspace, replace(where, offset=(page - 1) * QUEUE_PAGE))
     pages = max(1, -(-found["total"] // QUEUE_PAGE))
     if page > pages:
         # Decisions shortened the queue since the link was made: show its last page.
         page = pages
-        found = workspace.queue(replace(where, offset=(page - 1) * QUEUE_PAGE))
+        found = reviews.queue(workspace, replace(where, offset=(page - 1) * QUEUE_PAGE))
     filters = {
         "verdict": verdict,
         "status": status,
@@ -216,8 +217,8 @@ def mine_page(request: Request) -> Response:
     user = page_user(request)
     workspace = _workspace(request)
     mine = None if user["role"] in QUEUE_ROLES else user["name"]
-    total = workspace.count_assets(registered_by=mine)
-    newest = workspace.list_assets(registered_by=mine, offset=max(0, total - LIST_PAGE))
+    total = assets.count_assets(workspace, registered_by=mine)
+    newest = assets.list_assets(workspace, registered_by=mine, offset=max(0, total - LIST_PAGE))
     context = {"user": user, "assets": newest[::-1], "total": total}
     return _render(request, "mine.html", context)
 
@@ -228,11 +229,11 @@ def asset_page(
 ) -> Response:
     user = page_user(request)
     workspace = _workspace(request)
-    asset = workspace.show(str(asset_id))
+    asset = assets.show(workspace, str(asset_id))
     require_read(user, asset)
-    checks = workspace.asset_checks(str(asset_id))
+    checks = checking.asset_checks(workspace, str(asset_id))
     latest = checks[-1] if checks else None
-    clearance = workspace.status(str(asset_id))["policy"]
+    clearance = compliance.asset_status(workspace, str(asset_id))["policy"]
     return _render(
         request,
         "asset.html",
@@ -244,7 +245,7 @@ def asset_page(
             "pairs": _side_by_side(latest) if user["role"] in QUEUE_ROLES else [],
             "form": _form(user, asset),
             "back": _queue_query(_parse_query(back)),
-            "history": workspace.asset_history(str(asset_id)),
+            "history": assets.asset_history(workspace, str(asset_id)),
             "clearance": clearance,
             # Legal records the studio's written approval here when one is missing.
             "approval_form": user["role"] == "legal"
@@ -304,16 +305,16 @@ def _band(score: float, band: dict[str, Any]) -> str:
 def _form(user: dict[str, Any], asset: dict[str, Any]) -> dict[str, Any]:
     """Whether this user may decide on this asset now, which decisions, or why not."""
     review = asset["review"]
-    state = reviews.ReviewState(
+    state = ReviewState(
         review["status"], review["reopened"], None, None, review["latest_decision_id"], 0
     )
     if asset["registered_by"] == user["name"]:
         return {"allowed": False, "why": "You registered this asset: someone else signs it off."}
     try:
-        reviews.outcome_for(user["role"], "approve", state, asset["id"])
+        outcome_for(user["role"], "approve", state, asset["id"])
     except ProvenanceError as exc:
         return {"allowed": False, "why": str(exc)}
-    choices = reviews.DECISIONS if user["role"] == "reviewer" else ("approve", "reject")
+    choices = DECISIONS if user["role"] == "reviewer" else ("approve", "reject")
     return {
         "allowed": True,
         "choices": choices,
@@ -335,7 +336,8 @@ def review_submit(
 ) -> Response:
     user = page_user(request)
     _check_csrf(request, csrf)
-    made = _workspace(request).review(
+    made = reviews.review(
+        _workspace(request),
         str(asset_id),
         decision,
         rationale,
@@ -385,7 +387,7 @@ def thumbnail(request: Request, size: int, sha256: str) -> Response:
     if size not in THUMBNAIL_SIZES:
         raise NotFound("no such thumbnail size")
     artist = user["name"] if user["role"] == "artist" else None
-    path = _workspace(request).thumbnail(sha256, size, artist=artist)
+    path = assets.thumbnail(_workspace(request), sha256, size, artist=artist)
     return FileResponse(path, media_type="image/jpeg")
 
 

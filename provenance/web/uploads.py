@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import UploadFile
 from starlette.requests import cookie_parser
 
+from provenance import clearance
 from provenance.clearance import MAX_DOCUMENT_BYTES, Document
 from provenance.errors import AccessDenied, Unauthenticated
 from provenance.web.auth import SESSION_COOKIE, Sessions, bearer_user
@@ -61,7 +62,8 @@ def record_approval(
     saw (a newer one is a Conflict)."""
     # Whole: the app's BodyLimit has already refused a body over UPLOAD_BODY_LIMIT.
     data = document.file.read()
-    return workspace.approve(
+    return clearance.approve(
+        workspace,
         str(asset_id),
         approver=approver,
         reference=reference,

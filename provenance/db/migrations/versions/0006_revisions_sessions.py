@@ -83,7 +83,7 @@ def _vouch_for_existing_rows(merged_tools: list[list[Any]]) -> None:
     workspace written before are vouched for by one event, as they are now."""
     from sqlalchemy.orm import Session
 
-    from provenance import audit, row_audit
+    from provenance.db import audit, row_audit
 
     bind = op.get_bind()
     session = Session(bind=bind)

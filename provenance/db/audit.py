@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
-from provenance import row_audit
+from provenance.db import row_audit
 from provenance.db.session import write_transaction
 from provenance.db.tables import AuditEvent, AuditHead
 

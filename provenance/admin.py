@@ -1,0 +1,108 @@
+"""Looking after a workspace: verifying the audit log and every record it vouches for,
+collecting stored copies no record names, and the database's state."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from provenance import record_digests
+from provenance.db import audit, repository, row_audit, schema
+from provenance.db.session import one_line, read_session
+from provenance.errors import InvalidInput
+from provenance.workspace import Workspace
+
+# `store gc` leaves files younger than this alone: they may belong to a write in progress.
+GC_MIN_AGE_SECONDS = 3600
+
+
+def verify_audit(workspace: Workspace) -> audit.ChainReport:
+    """Verify the audit chain, then every row that matters to legal against the newest
+    audit event vouching for it (an altered, added or deleted row is named), then the
+    checks, decisions, consents, approvals and withdrawals against their own digests
+    (which events written before row coverage hold)."""
+    with read_session(workspace.engine) as session:
+        report = audit.verify_chain(session)
+        if not report.ok:
+            return report
+        problems = row_audit.verify_rows(session)
+        if problems:
+            event_id, message = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            return audit.ChainReport(False, report.events, event_id, message + more)
+        for verify in (
+            record_digests.verify_checks,
+            record_digests.verify_decisions,
+            record_digests.verify_clearance_records,
+        ):
+            try:
+                problem = verify(session)
+            except (ValueError, TypeError, KeyError, AttributeError, DBAPIError) as exc:
+                # A row no code could have written; named, never a traceback.
+                problem = None, f"a record cannot be read: {one_line(exc)}"
+            if problem is not None:
+                event_id, message = problem
+                return audit.ChainReport(False, report.events, event_id, message)
+        return report
+
+
+def collect_garbage(
+    workspace: Workspace, *, min_age_seconds: float = GC_MIN_AGE_SECONDS
+) -> dict[str, Any]:
+    """Remove stored copies no record names (left by registrations that failed after
+    storing, when the database was too busy to undo them) and temporary files of
+    killed writes, each older than ``min_age_seconds`` (younger ones may belong to a
+    write in progress). Returns ``provenance.store-gc/1``."""
+    if min_age_seconds < 0:
+        raise InvalidInput("--min-age must not be negative")
+    cutoff = time.time() - min_age_seconds
+    with read_session(workspace.engine) as session:
+        referenced = repository.referenced_blobs(session)
+    removed: list[str] = []
+    kept_young = 0
+    for sha256, modified in list(workspace.store.blobs()):
+        if sha256 in referenced:
+            continue
+        if modified > cutoff:
+            kept_young += 1
+            continue
+        workspace.store.remove(sha256)
+        removed.append(sha256)
+    temporaries = 0
+    for path in workspace.root.rglob(".incoming-*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime <= cutoff:
+                path.unlink()
+                temporaries += 1
+    report = {
+        "schema": "provenance.store-gc/1",
+        "removed_blobs": len(removed),
+        "removed_temporaries": temporaries,
+        "kept_young": kept_young,
+        "referenced": len(referenced),
+    }
+    if removed or temporaries:
+        audit.record_event(
+            workspace.engine,
+            actor=workspace.actor(None),
+            action="store.collected",
+            subject="store",
+            payload={**report, "blobs": sorted(removed)[:1000]},
+        )
+    return report
+
+
+def row_counts(workspace: Workspace) -> dict[str, int]:
+    with read_session(workspace.engine) as session:
+        return repository.row_counts(session)
+
+
+def database_status(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "url": workspace.engine.url.render_as_string(hide_password=True),
+        "revision": schema.current_revision(workspace.engine),
+        "code_revision": schema.SCHEMA_HEAD,
+    }

@@ -1,0 +1,251 @@
+"""What every command module shares: the context holding the workspace option, the
+error handling that turns a ProvenanceError into one line, and the printing helpers.
+
+Importing this module loads only click: a workspace (SQLAlchemy and the rest) is imported
+when a command opens one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import click
+
+from provenance.domain import IntendedUse
+from provenance.errors import ProvenanceError
+from provenance.files import display_name
+
+if TYPE_CHECKING:
+    from provenance.registration import RegisterResult
+    from provenance.workspace import Workspace
+
+P = ParamSpec("P")
+
+
+R = TypeVar("R")
+
+
+# The largest count or number an option takes: past it, SQL integers overflow.
+MAX_COUNT = 10**9
+
+
+# Exit status when a verdict reaches --fail-on (1 is kept for errors).
+FAIL_ON_EXIT = 3
+
+
+USE_HELP = "; ".join(f"{use.value}: {use.description}" for use in IntendedUse.declarable())
+
+
+class Context:
+    """What the top-level options say, handed to every command."""
+
+    def __init__(self, workspace: Path | None) -> None:
+        self.workspace_dir = workspace
+
+    @contextmanager
+    def open(self) -> Iterator[Workspace]:
+        from provenance.workspace import Workspace
+
+        workspace = Workspace.open(self.workspace_dir)
+        try:
+            yield workspace
+        finally:
+            workspace.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def fail_cleanly(function: Callable[P, R]) -> Callable[P, R]:
+    """Turn a ProvenanceError into ``Error: <message>`` and exit status 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except ProvenanceError as exc:
+            raise click.ClickException(display_name(str(exc))) from None
+
+    return wrapper
+
+
+HANDLING_CHOICE = click.Choice(("yes", "no", "unknown"))
+
+
+def as_of_date(text: str | None) -> dt.date | None:
+    from provenance.clearance import parse_date
+
+    return parse_date(text, "--as-of") if text else None
+
+
+def print_json(document: Any) -> None:
+    # ASCII-only JSON: control and bidi characters in prompts arrive escaped, never raw.
+    click.echo(json.dumps(document, indent=2, ensure_ascii=True))
+
+
+def printable(value: Any, *, one_line: bool = True) -> str:
+    """Text safe for a terminal: control characters (ANSI escapes included) shown escaped,
+    and the undecodable bytes of a non-UTF-8 file name as \\xNN."""
+    text = display_name("" if value is None else str(value))
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\n" and not one_line:
+            out.append(char)
+        elif (
+            code < 0x20
+            or 0x7F <= code < 0xA0
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+        ):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def asset_field(asset: dict[str, Any], name: str) -> str:
+    entry = asset["generation"]["fields"].get(name)
+    return "-" if entry is None else printable(entry["value"])
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [list(headers), *[[printable(c) for c in row] for row in rows]]
+    widths = [min(40, max(len(row[i]) for row in cells)) for i in range(len(headers))]
+    for row in cells:
+        click.echo(
+            "  ".join(clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_asset(record: dict[str, Any]) -> None:
+    media = record["media"]
+    click.echo(f"asset {record['id']}  {printable(record['original_name'])}")
+    click.echo(f"  sha256        {record['sha256']}")
+    click.echo(
+        f"  media         {media['format']} {media['width']}x{media['height']} {media['mode']} "
+        f"{media['bit_depth']}-bit, {media['frames']} frame(s)"
+    )
+    click.echo(f"  intended use  {record['intended_use']}")
+    click.echo(f"  production    {printable(record['production'] or '-')}")
+    click.echo(f"  registered    {record['registered_at']} by {printable(record['registered_by'])}")
+    click.echo("  fingerprints")
+    for fingerprint in record["fingerprints"]:
+        click.echo(f"    {fingerprint['kind']:<9} {fingerprint['value']}  [{fingerprint['spec']}]")
+    click.echo("  generation")
+    for name, entry in record["generation"]["fields"].items():
+        if entry is not None:
+            # Prompts keep their line breaks, indented under the first line.
+            text = printable(entry["value"], one_line=False).replace("\n", "\n" + " " * 20)
+            click.echo(f"    {name:<15} {text}  ({entry['source']})")
+    for key, entry in record["generation"]["settings"].items():
+        value = entry["value"] if isinstance(entry["value"], str) else json.dumps(entry["value"])
+        click.echo(f"    {printable(key):<15} {clip(printable(value), 100)}  ({entry['source']})")
+    review = record["review"]
+    reopened = " (reopened: a new check changed the verdict)" if review["reopened"] else ""
+    click.echo(f"  status        {review['status']}{reopened}")
+    if record["checks"]:
+        click.echo("  checks")
+    for check in record["checks"]:
+        reason = check["reasons"][0] if check["reasons"] else None
+        detector, score = reason_cells(reason)
+        item = f"{reason['reference_set']}#{reason['item_id']} " if reason else ""
+        click.echo(
+            f"    check {check['check_id']:<5} {check['created_at'][:19].replace('T', ' ')}  "
+            f"{check['verdict']:<7} {item}{detector} {score}".rstrip(" -")
+        )
+    if review["decisions"]:
+        click.echo("  decisions")
+    for made in review["decisions"]:
+        click.echo(
+            f"    #{made['review_id']:<5} {made['decided_at'][:19].replace('T', ' ')}  "
+            f"{made['decision']:<13} by {printable(made['decided_by'])} ({made['role']}) "
+            f"on check {made['check_id']}: {clip(printable(made['rationale']), 100)}"
+        )
+
+
+def print_checks(checks: list[dict[str, Any]]) -> None:
+    rows = []
+    for check in checks:
+        best = check["best_match"]
+        reason = check["reasons"][0] if check["reasons"] else None
+        rows.append(
+            (
+                str(check["asset_id"]),
+                check["verdict"],
+                f"{best['reference_set']}#{best['item_id']} {Path(best['source_path']).name}"
+                if best and check["verdict"] != "clear"
+                else "-",
+                *reason_cells(reason),
+            )
+        )
+    print_table(("asset", "verdict", "best match", "detector", "score"), rows)
+    for check in checks:
+        for detector in check["detectors"]:
+            if detector["status"] != "ran":
+                click.echo(
+                    f"warning: {detector['name']} did not run: {detector['reason']}", err=True
+                )
+        for reference_set in check["reference_sets"]:
+            for problem in reference_set["problems"]:
+                click.echo(f"warning: {reference_set['name']}: {problem}", err=True)
+        break  # the same detectors and sets apply to every check of one run
+
+
+def reason_cells(reason: dict[str, Any] | None) -> tuple[str, str]:
+    """A reason's detector (with region) and score, in the detector's own unit."""
+    if reason is None:
+        return "-", "-"
+    if reason["thresholds"]["higher_is_closer"]:
+        score = f"cosine {reason['score']:.3f}"
+    else:
+        score = f"{int(reason['score'])} bits differ"
+    return f"{reason['detector']} ({reason['region']})", score
+
+
+def verdict_text(check: dict[str, Any]) -> str:
+    best = check["best_match"]
+    if check["verdict"] == "clear" or best is None:
+        return "clear"
+    return f"{check['verdict']}: {best['reference_set']}#{best['item_id']}"
+
+
+@contextmanager
+def progress_bar(
+    enabled: bool, label: str = "registering"
+) -> Iterator[Callable[[Any, int, int], None] | None]:
+    """A progress bar on a terminal; nothing when output is piped or JSON."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    # A terminal that reports no size (a bare pty) would otherwise get no bar at all.
+    size = shutil.get_terminal_size((80, 24))
+    with tqdm(
+        unit="file",
+        desc=label,
+        file=sys.stderr,
+        leave=False,
+        ncols=size.columns,
+        nrows=size.lines,
+    ) as bar:
+
+        def step(result: RegisterResult | str, done: int, total: int) -> None:
+            bar.total = total
+            bar.update(1)
+            bar.set_postfix_str(result if isinstance(result, str) else result.status)
+
+        yield step

@@ -1,0 +1,97 @@
+"""Looking after a workspace: store gc, audit verify, db status and upgrade."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from provenance import (
+    admin,
+)
+from provenance.cli import _common as common
+from provenance.workspace import upgrade_database
+
+
+@click.group("store")
+def store_group() -> None:
+    """The content store: stored copies of registered files and documents."""
+
+
+@store_group.command("gc")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0, max=10**9),
+    default=3600,
+    show_default=True,
+    help="Only remove files at least this many seconds old (younger ones may belong to a "
+    "registration in progress).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.store-gc/1).")
+@common.pass_context
+@common.fail_cleanly
+def store_gc(context: common.Context, min_age: float, as_json: bool) -> None:
+    """Remove stored copies no record names and temporary files of killed writes.
+
+    A registration that fails after storing its copy removes it again, unless the database
+    stays locked past the busy timeout; such copies, and the temporary files of a killed
+    process, are what this removes.
+    """
+    with context.open() as workspace:
+        report = admin.collect_garbage(workspace, min_age_seconds=min_age)
+    if as_json:
+        common.print_json(report)
+        return
+    click.echo(
+        f"Removed {report['removed_blobs']} unreferenced copies and "
+        f"{report['removed_temporaries']} temporary files; {report['referenced']} copies are "
+        f"in use, {report['kept_young']} unreferenced ones are younger than --min-age."
+    )
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common.pass_context
+@common.fail_cleanly
+def audit_verify(context: common.Context, as_json: bool) -> None:
+    """Check every audit event against the one before it; exit 1 naming the first bad one."""
+    with context.open() as workspace:
+        report = admin.verify_audit(workspace)
+    if as_json:
+        common.print_json(report.to_json())
+        if not report.ok:
+            sys.exit(1)
+        return
+    if not report.ok:
+        raise click.ClickException(f"audit chain broken: {report.message}")
+    click.echo(f"Audit chain OK: {report.message}.")
+
+
+@click.group()
+def db() -> None:
+    """The workspace database's schema."""
+
+
+@db.command("status")
+@common.pass_context
+@common.fail_cleanly
+def db_status(context: common.Context) -> None:
+    """Print the database URL and schema revision."""
+    with context.open() as workspace:
+        status = admin.database_status(workspace)
+    click.echo(f"database: {status['url']}")
+    click.echo(f"schema revision: {status['revision']} (this code: {status['code_revision']})")
+
+
+@db.command("upgrade")
+@common.pass_context
+@common.fail_cleanly
+def db_upgrade(context: common.Context) -> None:
+    """Upgrade the database schema to this version of provenance."""
+    revision = upgrade_database(context.workspace_dir)
+    click.echo(f"Database schema at revision {revision}.")

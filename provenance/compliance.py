@@ -1,0 +1,402 @@
+"""An asset's clearance status: what its records add up to under the studio's policy.
+
+``status`` gathers the facts (intended use, verdict and review status, the tool's vetting,
+declarations, consents, approvals, revisions) and asks ``provenance.policy``; ``Lookups``
+prefetches them for many assets at once (the disclosure summary, ``expired``).
+
+JSON of a status, schema ``provenance.status/1``::
+
+    {"schema", "asset": {"id", "sha256", "original_name", "intended_use", "production",
+     "registered_by"}, "as_of": "YYYY-MM-DD", "verdict", "review_status", "tool": {...},
+     "declarations": {"personal_data", "expires", "talent"}, "consents": [...],
+     "approvals": [...], "policy": {"cleared_for_final", "requirements", "missing",
+     "findings", "approval_triggers"}}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from provenance import policy
+from provenance.db import repository
+from provenance.db.session import read_session
+from provenance.db.tables import (
+    Approval,
+    Asset,
+    Check,
+    Consent,
+    Declaration,
+    GenerationRecord,
+    Production,
+    ReferenceSet,
+    Revision,
+    Tool,
+    ToolProfile,
+    Withdrawal,
+)
+from provenance.errors import NotFound
+from provenance.export.documents import approval_json, consent_json, revision_json
+from provenance.review_rules import status_of
+from provenance.workspace import Workspace
+
+TOOL_SCHEMA = "provenance.tool/1"
+
+
+STATUS_SCHEMA = "provenance.status/1"
+
+
+# Asset ids per IN (...) list when reading many assets' records at once.
+_PREFETCH_CHUNK = 500
+
+
+def current_profile(session: Session, tool_id: int) -> ToolProfile | None:
+    return session.scalar(
+        select(ToolProfile)
+        .where(ToolProfile.tool_id == tool_id)
+        .order_by(ToolProfile.id.desc())
+        .limit(1)
+    )
+
+
+def tool_json(session: Session, tool: Tool) -> dict[str, Any]:
+    profile = current_profile(session, tool.id)
+    assets = session.scalar(
+        select(func.count(func.distinct(GenerationRecord.asset_id))).where(
+            GenerationRecord.tool_id == tool.id
+        )
+    )
+    return {
+        "schema": TOOL_SCHEMA,
+        "name": tool.name,
+        "vetted": profile is not None,
+        "vendor": profile.vendor if profile else None,
+        "version": profile.version if profile else None,
+        "stores_inputs": profile.stores_inputs if profile else "unknown",
+        "trains_on_inputs": profile.trains_on_inputs if profile else "unknown",
+        "enterprise_secured": profile.enterprise_secured if profile else "unknown",
+        "terms_url": profile.terms_url if profile else None,
+        "notes": profile.notes if profile else None,
+        "vetted_by": profile.recorded_by if profile else None,
+        "vetted_at": profile.recorded_at.isoformat() if profile else None,
+        "assets": int(assets or 0),
+    }
+
+
+class Lookups:
+    """Workspace-wide records the policy reads for every asset (withdrawals, consents, the
+    sets' rights, tools' current vettings), each read once per session: a production's
+    disclosure asks for thousands of statuses."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._withdrawn: dict[str, dict[int, Withdrawal]] = {}
+        self._rights: dict[str, str] | None = None
+        self._consents: list[Consent] | None = None
+        self._profiles: dict[int, ToolProfile | None] = {}
+        # Per asset, when read ahead by prefetch(): its declarations and its approvals.
+        self._declarations: dict[int, list[Declaration]] = {}
+        self._approvals: dict[int, list[Approval]] = {}
+        self._revisions: dict[int, list[Revision]] = {}
+
+    def prefetch(self, asset_ids: Sequence[int]) -> None:
+        """Read the declarations and approvals of many assets (a production's) in a few
+        queries instead of two per asset."""
+        for start in range(0, len(asset_ids), _PREFETCH_CHUNK):
+            chunk = list(asset_ids[start : start + _PREFETCH_CHUNK])
+            for asset_id in chunk:
+                self._declarations[asset_id] = []
+                self._approvals[asset_id] = []
+                self._revisions[asset_id] = []
+            for revision in self.session.scalars(
+                select(Revision).where(Revision.asset_id.in_(chunk)).order_by(Revision.id)
+            ):
+                self._revisions[revision.asset_id].append(revision)
+            for declaration in self.session.scalars(
+                select(Declaration).where(Declaration.asset_id.in_(chunk)).order_by(Declaration.id)
+            ):
+                self._declarations[declaration.asset_id].append(declaration)
+            for approval in self.session.scalars(
+                select(Approval).where(Approval.asset_id.in_(chunk)).order_by(Approval.id)
+            ):
+                self._approvals[approval.asset_id].append(approval)
+
+    def declarations(self, asset_id: int) -> dict[str, Any]:
+        if asset_id in self._declarations:
+            return _newest_declared(self._declarations[asset_id])
+        return declarations_of(self.session, asset_id)
+
+    def approvals(self, asset_id: int) -> list[Approval]:
+        if asset_id in self._approvals:
+            return list(self._approvals[asset_id])
+        return list(
+            self.session.scalars(
+                select(Approval).where(Approval.asset_id == asset_id).order_by(Approval.id)
+            ).all()
+        )
+
+    def revisions(self, asset_id: int) -> list[Revision]:
+        if asset_id in self._revisions:
+            return list(self._revisions[asset_id])
+        return list(
+            self.session.scalars(
+                select(Revision).where(Revision.asset_id == asset_id).order_by(Revision.id)
+            ).all()
+        )
+
+    def withdrawn(self, kind: str) -> dict[int, Withdrawal]:
+        if kind not in self._withdrawn:
+            rows = self.session.scalars(
+                select(Withdrawal).where(Withdrawal.subject_kind == kind)
+            ).all()
+            self._withdrawn[kind] = {w.subject_id: w for w in rows}
+        return self._withdrawn[kind]
+
+    def rights(self) -> dict[str, str]:
+        if self._rights is None:
+            statement = select(ReferenceSet.name, ReferenceSet.rights_status)
+            self._rights = {str(row[0]): str(row[1]) for row in self.session.execute(statement)}
+        return self._rights
+
+    def consents(self) -> list[Consent]:
+        if self._consents is None:
+            self._consents = list(self.session.scalars(select(Consent).order_by(Consent.id)).all())
+        return self._consents
+
+    def profile(self, tool_id: int) -> ToolProfile | None:
+        if tool_id not in self._profiles:
+            self._profiles[tool_id] = current_profile(self.session, tool_id)
+        return self._profiles[tool_id]
+
+
+def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
+    """The newest declared value of each field (None: never declared)."""
+    rows = session.scalars(
+        select(Declaration).where(Declaration.asset_id == asset_id).order_by(Declaration.id)
+    ).all()
+    return _newest_declared(rows)
+
+
+def _newest_declared(rows: Iterable[Declaration]) -> dict[str, Any]:
+    """Of an asset's declarations, oldest first, the newest value of each field."""
+    result: dict[str, Any] = {"personal_data": None, "expires": None, "talent": None}
+    for row in rows:
+        if row.personal_data is not None:
+            result["personal_data"] = row.personal_data
+        if row.expires is not None:
+            result["expires"] = row.expires
+        if row.talent is not None:
+            result["talent"] = [tuple(t) for t in row.talent["talent"]]
+    return result
+
+
+@dataclass(frozen=True)
+class _Gathered:
+    facts: policy.AssetFacts
+    consents: list[policy.Consent]
+    approvals: list[policy.Approval]
+    consent_rows: list[Consent]
+    approval_rows: list[Approval]
+    declared: dict[str, Any]
+    revision_rows: list[Revision]
+
+
+def gather(
+    session: Session, asset: Asset
+) -> tuple[policy.AssetFacts, list[policy.Consent], list[policy.Approval]]:
+    """The policy's inputs for ``asset``, read from the records."""
+    found = _gather(session, asset, Lookups(session))
+    return found.facts, found.consents, found.approvals
+
+
+def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
+    latest: Check | None = asset.checks[-1] if asset.checks else None
+    # The asset comes with its checks and decisions loaded (repository.with_details).
+    state = status_of(
+        latest.verdict if latest else None,
+        latest.id if latest else None,
+        asset.reviews[-1] if asset.reviews else None,
+    )
+    record = asset.generation_records[-1] if asset.generation_records else None
+    tool = None
+    if record is not None and record.tool is not None:
+        profile = lookups.profile(record.tool.id)
+        tool = policy.ToolFacts(
+            record.tool.name,
+            profile.stores_inputs if profile else "unknown",
+            profile.trains_on_inputs if profile else "unknown",
+            profile.enterprise_secured if profile else "unknown",
+        )
+    matches: list[policy.MatchFacts] = []
+    if latest is not None and latest.verdict != "clear":
+        rights = lookups.rights()
+        seen = set()
+        close = [
+            (r["reference_set"], r["item_id"], r["verdict"])
+            for r in latest.reasons.get("reasons", [])
+            if r["verdict"] != "clear"
+        ] + [
+            (c["reference_set"], c["item_id"], c["verdict"])
+            for c in latest.reasons.get("context", [])
+        ]
+        for set_name, item_id, verdict in close:
+            if (set_name, item_id) in seen:
+                continue
+            seen.add((set_name, item_id))
+            matches.append(
+                policy.MatchFacts(set_name, rights.get(set_name, "third-party"), item_id, verdict)
+            )
+    declared = lookups.declarations(asset.id)
+    revision_rows = lookups.revisions(asset.id)
+    facts = policy.AssetFacts(
+        asset_id=asset.id,
+        intended_use=asset.intended_use,
+        production=asset.production.name if asset.production else None,
+        checked=latest is not None,
+        verdict=latest.verdict if latest else None,
+        review_status=state.status,
+        tool=tool,
+        matches=tuple(matches),
+        talent=tuple(declared["talent"] or ()),
+        personal_data=bool(declared["personal_data"]),
+        expires=declared["expires"],
+        revisions=tuple(policy.Revision(r.id, r.revised_by, r.how) for r in revision_rows),
+    )
+    withdrawn_consents = lookups.withdrawn("consent")
+    consent_rows = [
+        c
+        for c in lookups.consents()
+        if any(c.talent.casefold() == t.casefold() for t, _ in facts.talent)
+    ]
+    consents = [
+        policy.Consent(
+            c.id,
+            c.talent,
+            c.scope,
+            c.production.name if c.production else None,
+            c.expires,
+            c.id in withdrawn_consents,
+        )
+        for c in consent_rows
+    ]
+    withdrawn_approvals = lookups.withdrawn("approval")
+    approval_rows = lookups.approvals(asset.id)
+    approvals = [
+        policy.Approval(
+            a.id,
+            a.approver,
+            a.reference,
+            frozenset(a.covers.get("triggers", [])),
+            a.id in withdrawn_approvals,
+        )
+        for a in approval_rows
+    ]
+    return _Gathered(
+        facts, consents, approvals, consent_rows, approval_rows, declared, revision_rows
+    )
+
+
+def status(
+    session: Session, asset: Asset, today: dt.date, lookups: Lookups | None = None
+) -> dict[str, Any]:
+    """The asset's clearance status (``provenance.status/1``) on ``today``. ``lookups``:
+    shared by the statuses of one export."""
+    lookups = lookups or Lookups(session)
+    found = _gather(session, asset, lookups)
+    facts, declared = found.facts, found.declared
+    result = policy.evaluate(facts, found.consents, found.approvals, today)
+    withdrawn_consents = lookups.withdrawn("consent")
+    withdrawn_approvals = lookups.withdrawn("approval")
+    return {
+        "schema": STATUS_SCHEMA,
+        "asset": {
+            "id": asset.id,
+            "sha256": asset.sha256,
+            "original_name": asset.original_name,
+            "intended_use": asset.intended_use,
+            "production": facts.production,
+            "registered_by": asset.registered_by,
+        },
+        "as_of": today.isoformat(),
+        "verdict": facts.verdict,
+        "review_status": facts.review_status,
+        "tool": None
+        if facts.tool is None
+        else {
+            "name": facts.tool.name,
+            "stores_inputs": facts.tool.stores_inputs,
+            "trains_on_inputs": facts.tool.trains_on_inputs,
+            "enterprise_secured": facts.tool.enterprise_secured,
+        },
+        "declarations": {
+            "personal_data": declared["personal_data"],
+            "expires": declared["expires"].isoformat() if declared["expires"] else None,
+            "talent": [list(t) for t in declared["talent"]] if declared["talent"] else [],
+        },
+        "consents": [
+            consent_json(c, withdrawn=withdrawn_consents.get(c.id)) for c in found.consent_rows
+        ],
+        "approvals": [
+            approval_json(a, withdrawn=withdrawn_approvals.get(a.id)) for a in found.approval_rows
+        ],
+        "revisions": [revision_json(r) for r in found.revision_rows],
+        "policy": result.to_json(),
+    }
+
+
+def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
+    """Temporary assets (ideation, previz) whose declared expiry date has passed."""
+    found = []
+    assets = session.scalars(
+        select(Asset)
+        .where(Asset.intended_use.in_(sorted(policy.TEMPORARY_USES)))
+        .order_by(Asset.id)
+    ).all()
+    lookups = Lookups(session)
+    lookups.prefetch([asset.id for asset in assets])
+    for asset in assets:
+        expires = lookups.declarations(asset.id)["expires"]
+        if expires is not None and expires < today:
+            found.append(
+                {
+                    "asset_id": asset.id,
+                    "original_name": asset.original_name,
+                    "intended_use": asset.intended_use,
+                    "production": asset.production.name if asset.production else None,
+                    "expires": expires.isoformat(),
+                    "days_past": (today - expires).days,
+                }
+            )
+    return found
+
+
+def production_id(session: Session, name: str) -> int:
+    """The id of the production named exactly ``name``; NotFound names the known ones."""
+    found = session.scalar(select(Production.id).where(Production.name == name))
+    if found is None:
+        known = list(session.scalars(select(Production.name).order_by(Production.name).limit(11)))
+        listed = ", ".join(repr(k) for k in known[:10]) + (", ..." if len(known) > 10 else "")
+        raise NotFound(f"no production named {name!r} (known: {listed or 'none yet'})")
+    return int(found)
+
+
+def asset_status(workspace: Workspace, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:
+    """The asset's requirements, met and missing, and findings (provenance.status/1)."""
+    with read_session(workspace.engine) as session:
+        asset = repository.find_asset(session, ref)
+        return status(session, asset, today or today_utc())
+
+
+def expired(workspace: Workspace, *, today: dt.date | None = None) -> list[dict[str, Any]]:
+    """Temporary assets (ideation, previz) whose declared expiry date has passed."""
+    with read_session(workspace.engine) as session:
+        return expired_assets(session, today or today_utc())
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()

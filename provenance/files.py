@@ -1,0 +1,70 @@
+"""The files a user names: folders walked for images, each read under the size limit, and
+file names made recordable. Registration and reference sets both start here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from provenance.errors import MediaError
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".mpo"}
+)
+
+
+def display_name(name: str) -> str:
+    """A file name as recorded: as given when it is UTF-8 text; otherwise (a name in another
+    encoding, which the OS hands over with surrogates) with each undecodable byte written
+    as \\xNN, so the record can hold it and a person can still read and find it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, refusing what is not a regular file or is over ``max_bytes``."""
+    try:
+        if not path.is_file():
+            raise MediaError("not a file" if path.exists() else "no such file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MediaError(
+                f"file is {size:,} bytes, over the limit of {max_bytes:,} (setting max_file_mb)"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror}") from None
+
+
+def collect_files(
+    paths: Iterable[str | Path], exclude: Path | None = None
+) -> tuple[list[Path], list[str]]:
+    """Files named directly, plus image files found by walking folders (sorted; hidden
+    entries and the ``exclude`` folder, the workspace itself, are not entered). Returns the
+    files and the non-image files skipped in folders."""
+    files: list[Path] = []
+    skipped: list[str] = []
+    for entry in paths:
+        path = Path(entry)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in _walk(path, exclude.resolve() if exclude else None):
+            suffix = found.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                files.append(found)
+            elif suffix != ".json":  # sidecars are read with their image
+                skipped.append(str(found))
+    return list(dict.fromkeys(files)), skipped
+
+
+def _walk(folder: Path, exclude: Path | None) -> Iterator[Path]:
+    for current, dirs, names in os.walk(folder):
+        here = Path(current)
+        if exclude is not None and here.resolve().is_relative_to(exclude):
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield here / name

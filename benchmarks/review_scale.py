@@ -174,7 +174,7 @@ def measure(size: int, repeats: int, scratch: Path) -> dict[str, Any]:
             ),
             "audit_verify": median_seconds(lambda: admin.verify_audit(workspace), repeats),
         }
-        open_count = reviews.queue(workspace, QueueFilter())["total"]
+        open_count = reviews.queue(workspace, QueueFilter()).total
         assert admin.verify_audit(workspace).ok
     return {
         "assets": size,

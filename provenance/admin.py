@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -17,6 +18,35 @@ from provenance.workspace import Workspace
 
 # `store gc` leaves files younger than this alone: they may belong to a write in progress.
 GC_MIN_AGE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    """What `store gc` removed and kept; as JSON, ``provenance.store-gc/1``."""
+
+    removed_blobs: list[str]
+    removed_temporaries: int
+    kept_young: int
+    referenced: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "provenance.store-gc/1",
+            "removed_blobs": len(self.removed_blobs),
+            "removed_temporaries": self.removed_temporaries,
+            "kept_young": self.kept_young,
+            "referenced": self.referenced,
+        }
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """Where the records are (the URL without its password) and the schema revisions of the
+    database and of this code."""
+
+    url: str
+    revision: str | None
+    code_revision: str
 
 
 def verify_audit(workspace: Workspace) -> audit.ChainReport:
@@ -51,11 +81,11 @@ def verify_audit(workspace: Workspace) -> audit.ChainReport:
 
 def collect_garbage(
     workspace: Workspace, *, min_age_seconds: float = GC_MIN_AGE_SECONDS
-) -> dict[str, Any]:
+) -> GarbageReport:
     """Remove stored copies no record names (left by registrations that failed after
     storing, when the database was too busy to undo them) and temporary files of
     killed writes, each older than ``min_age_seconds`` (younger ones may belong to a
-    write in progress). Returns ``provenance.store-gc/1``."""
+    write in progress)."""
     if min_age_seconds < 0:
         raise InvalidInput("--min-age must not be negative")
     cutoff = time.time() - min_age_seconds
@@ -77,20 +107,14 @@ def collect_garbage(
             if path.is_file() and path.stat().st_mtime <= cutoff:
                 path.unlink()
                 temporaries += 1
-    report = {
-        "schema": "provenance.store-gc/1",
-        "removed_blobs": len(removed),
-        "removed_temporaries": temporaries,
-        "kept_young": kept_young,
-        "referenced": len(referenced),
-    }
+    report = GarbageReport(removed, temporaries, kept_young, len(referenced))
     if removed or temporaries:
         audit.record_event(
             workspace.engine,
             actor=workspace.actor(None),
             action="store.collected",
             subject="store",
-            payload={**report, "blobs": sorted(removed)[:1000]},
+            payload={**report.to_json(), "blobs": sorted(removed)[:1000]},
         )
     return report
 
@@ -100,9 +124,9 @@ def row_counts(workspace: Workspace) -> dict[str, int]:
         return repository.row_counts(session)
 
 
-def database_status(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "url": workspace.engine.url.render_as_string(hide_password=True),
-        "revision": schema.current_revision(workspace.engine),
-        "code_revision": schema.SCHEMA_HEAD,
-    }
+def database_status(workspace: Workspace) -> DatabaseStatus:
+    return DatabaseStatus(
+        url=workspace.engine.url.render_as_string(hide_password=True),
+        revision=schema.current_revision(workspace.engine),
+        code_revision=schema.SCHEMA_HEAD,
+    )

@@ -38,6 +38,7 @@ from provenance.db.tables import (
     Withdrawal,
     utcnow,
 )
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, Conflict, InvalidInput, NotFound
 from provenance.export.documents import (
     approval_json,
@@ -516,7 +517,7 @@ def approve(
     ref: str,
     *,
     by: str | None = None,
-    user: dict[str, Any] | None = None,
+    user: UserInfo | None = None,
     today: dt.date | None = None,
     **approval: Any,
 ) -> dict[str, Any]:
@@ -538,7 +539,7 @@ def declare(
 ) -> dict[str, Any]:
     """Declare facts about an asset; with a token, an artist only about their own."""
     actor = workspace.actor(by)
-    if workspace.token is not None and workspace.authenticate(workspace.token)["role"] == "artist":
+    if workspace.token is not None and workspace.authenticate(workspace.token).role == "artist":
         with read_session(workspace.engine) as session:
             asset = repository.find_asset(session, ref)
             if asset.registered_by != actor:

@@ -349,7 +349,29 @@ def status(
     }
 
 
-def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ExpiredAsset:
+    """A temporary asset (ideation, previz) past its declared expiry date."""
+
+    asset_id: int
+    original_name: str
+    intended_use: str
+    production: str | None
+    expires: dt.date
+    days_past: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "asset_id": self.asset_id,
+            "original_name": self.original_name,
+            "intended_use": self.intended_use,
+            "production": self.production,
+            "expires": self.expires.isoformat(),
+            "days_past": self.days_past,
+        }
+
+
+def expired_assets(session: Session, today: dt.date) -> list[ExpiredAsset]:
     """Temporary assets (ideation, previz) whose declared expiry date has passed."""
     found = []
     assets = session.scalars(
@@ -363,14 +385,14 @@ def expired_assets(session: Session, today: dt.date) -> list[dict[str, Any]]:
         expires = lookups.declarations(asset.id)["expires"]
         if expires is not None and expires < today:
             found.append(
-                {
-                    "asset_id": asset.id,
-                    "original_name": asset.original_name,
-                    "intended_use": asset.intended_use,
-                    "production": asset.production.name if asset.production else None,
-                    "expires": expires.isoformat(),
-                    "days_past": (today - expires).days,
-                }
+                ExpiredAsset(
+                    asset_id=asset.id,
+                    original_name=asset.original_name,
+                    intended_use=asset.intended_use,
+                    production=asset.production.name if asset.production else None,
+                    expires=expires,
+                    days_past=(today - expires).days,
+                )
             )
     return found
 
@@ -392,7 +414,7 @@ def asset_status(workspace: Workspace, ref: str, *, today: dt.date | None = None
         return status(session, asset, today or today_utc())
 
 
-def expired(workspace: Workspace, *, today: dt.date | None = None) -> list[dict[str, Any]]:
+def expired(workspace: Workspace, *, today: dt.date | None = None) -> list[ExpiredAsset]:
     """Temporary assets (ideation, previz) whose declared expiry date has passed."""
     with read_session(workspace.engine) as session:
         return expired_assets(session, today or today_utc())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,3 +144,64 @@ class FingerprintLimits:
     max_file_bytes: int
     max_pixels: int
     hash_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user of the workspace: name, role, and whether and when a token was issued (times
+    as ISO 8601 text, to the second)."""
+
+    name: str
+    role: str
+    has_token: bool
+    token_issued_at: str | None
+    created_at: str | None
+    disabled_at: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "has_token": self.has_token,
+            "token_issued_at": self.token_issued_at,
+            "created_at": self.created_at,
+            "disabled_at": self.disabled_at,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A recorded review decision; as JSON, ``provenance.review/1``. ``evidence`` is what the
+    decided check showed (verdict, reasons, thresholds, strongest matches), kept as it was."""
+
+    review_id: int
+    asset_id: int
+    seq: int
+    check_id: int
+    check_verdict: str
+    decision: str
+    outcome: str
+    rationale: str
+    decided_by: str
+    role: str
+    decided_at: dt.datetime
+    previous_id: int | None
+    evidence: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "provenance.review/1",
+            "review_id": self.review_id,
+            "asset_id": self.asset_id,
+            "seq": self.seq,
+            "check_id": self.check_id,
+            "check_verdict": self.check_verdict,
+            "decision": self.decision,
+            "outcome": self.outcome,
+            "rationale": self.rationale,
+            "decided_by": self.decided_by,
+            "role": self.role,
+            "decided_at": self.decided_at.isoformat(),
+            "previous_id": self.previous_id,
+            "evidence": self.evidence,
+        }

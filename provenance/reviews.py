@@ -29,6 +29,7 @@ JSON of one decision, schema ``provenance.review/1``::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,9 @@ from provenance.db.tables import (
     Tool,
     utcnow,
 )
+from provenance.domain import Decision, UserInfo
 from provenance.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from provenance.export.documents import review_json
+from provenance.export.documents import decision_of
 from provenance.record_digests import decision_digest
 from provenance.review_rules import (
     OPEN_STATUSES,
@@ -75,11 +77,11 @@ def review(
     rationale: str,
     *,
     supersedes: int | None = None,
-    user: dict[str, Any] | None = None,
+    user: UserInfo | None = None,
     previous: int | None = None,
     explicit_previous: bool = False,
     seen_check: int | None = None,
-) -> dict[str, Any]:
+) -> Decision:
     """Record a decision on the asset's newest check (see ``decide``).
 
     From the CLI: ``supersedes`` names the standing decision being replaced. From the
@@ -112,11 +114,11 @@ def decide(
     decision: str,
     rationale: str,
     *,
-    user: dict[str, Any],
+    user: UserInfo,
     previous: int | None,
     explicit_previous: bool,
     seen_check: int | None = None,
-) -> dict[str, Any]:
+) -> Decision:
     """Record ``user``'s decision on the asset's newest check; return it as JSON.
 
     ``previous`` is the newest decision the decider saw (None: none). When it is not the
@@ -127,7 +129,7 @@ def decide(
     """
     check_decision(decision)
     rationale = check_rationale(rationale)
-    name, role = str(user["name"]), str(user["role"])
+    name, role = user.name, user.role
     try:
         with write_transaction(workspace.engine) as session:
             asset = session.get(Asset, asset_id)
@@ -191,7 +193,7 @@ def decide(
                     "record_sha256": decision_digest(review),
                 },
             )
-            return review_json(review)
+            return decision_of(review)
     except IntegrityError:
         with read_session(workspace.engine) as session:
             raise _conflict(asset_id, repository.latest_review(session, asset_id)) from None
@@ -244,7 +246,53 @@ class QueueFilter:
     offset: int = 0
 
 
-def queue(workspace: Workspace, where: QueueFilter | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class QueueEntry:
+    """An asset waiting for a decision: who made it, its status, and the check it waits on
+    with that check's strongest reason (times as ISO 8601 text)."""
+
+    asset_id: int
+    sha256: str
+    original_name: str
+    production: str | None
+    tool: str | None
+    intended_use: str
+    registered_by: str
+    registered_at: str
+    status: str
+    reopened: bool
+    check_id: int
+    checked_at: str
+    verdict: str
+    best_reason: dict[str, Any] | None
+    strength: float
+    latest_decision_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One page of the queue, the number of entries on every page, and how many assets wait
+    for a check (not in the queue until checked); as JSON, ``provenance.queue/1``."""
+
+    total: int
+    offset: int
+    pending_checks: int
+    entries: list[QueueEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": QUEUE_SCHEMA,
+            "total": self.total,
+            "offset": self.offset,
+            "pending_checks": self.pending_checks,
+            "entries": [entry.to_json() for entry in self.entries],
+        }
+
+
+def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
     """Assets waiting for a decision (flagged: reviewers; escalated: legal), strongest
     flag first (``sort="score"``) or oldest first (``sort="age"``)."""
     where = where or QueueFilter()
@@ -261,21 +309,15 @@ def queue(workspace: Workspace, where: QueueFilter | None = None) -> dict[str, A
         # Assets not checked yet cannot be judged: the queue says how many wait.
         pending = repository.pending_check_count(session)
     if where.sort == "score":
-        entries.sort(key=lambda e: (e["verdict"] == "high", e["strength"]), reverse=True)
+        entries.sort(key=lambda e: (e.verdict == "high", e.strength), reverse=True)
     else:
-        entries.sort(key=lambda e: e["checked_at"])
+        entries.sort(key=lambda e: e.checked_at)
     total = len(entries)
     end = None if where.limit is None else where.offset + where.limit
-    return {
-        "schema": QUEUE_SCHEMA,
-        "total": total,
-        "offset": where.offset,
-        "pending_checks": pending,
-        "entries": entries[where.offset : end],
-    }
+    return Queue(total, where.offset, pending, entries[where.offset : end])
 
 
-def _open_entries(session: Session, where: QueueFilter) -> Iterable[dict[str, Any]]:
+def _open_entries(session: Session, where: QueueFilter) -> Iterable[QueueEntry]:
     latest_check = (
         select(Check.asset_id, func.max(Check.id).label("check_id"))
         .group_by(Check.asset_id)
@@ -320,21 +362,21 @@ def _open_entries(session: Session, where: QueueFilter) -> Iterable[dict[str, An
         strength = 0.0
         if best is not None:
             strength = Thresholds(**best["thresholds"]).strength(best["score"])
-        yield {
-            "asset_id": asset.id,
-            "sha256": asset.sha256,
-            "original_name": asset.original_name,
-            "production": production,
-            "tool": tool,
-            "intended_use": asset.intended_use,
-            "registered_by": asset.registered_by,
-            "registered_at": asset.registered_at.isoformat(),
-            "status": state.status,
-            "reopened": state.reopened,
-            "check_id": check.id,
-            "checked_at": check.created_at.isoformat(),
-            "verdict": check.verdict,
-            "best_reason": best,
-            "strength": round(strength, 4),
-            "latest_decision_id": state.last_review_id,
-        }
+        yield QueueEntry(
+            asset_id=asset.id,
+            sha256=asset.sha256,
+            original_name=asset.original_name,
+            production=production,
+            tool=tool,
+            intended_use=asset.intended_use,
+            registered_by=asset.registered_by,
+            registered_at=asset.registered_at.isoformat(),
+            status=state.status,
+            reopened=state.reopened,
+            check_id=check.id,
+            checked_at=check.created_at.isoformat(),
+            verdict=check.verdict,
+            best_reason=best,
+            strength=round(strength, 4),
+            latest_decision_id=state.last_review_id,
+        )

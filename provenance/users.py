@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from provenance.db import accounts, audit
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import User, WebSession, utcnow
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, InvalidInput, NotFound
 from provenance.workspace import Workspace
 
@@ -49,9 +50,7 @@ def check_role(role: str) -> str:
     return role
 
 
-def add_user(
-    workspace: Workspace, name: str, role: str, *, by: str | None = None
-) -> dict[str, Any]:
+def add_user(workspace: Workspace, name: str, role: str, *, by: str | None = None) -> UserInfo:
     actor = _admin(workspace, by)
     check_name(name)
     check_role(role)
@@ -70,7 +69,7 @@ def add_user(
                 subject=f"user:{name}",
                 payload={"role": role},
             )
-            return accounts.user_json(user)
+            return accounts.user_info(user)
     except IntegrityError:
         # Two admins adding the same name at once (PostgreSQL): the unique name decides.
         raise exists from None
@@ -103,22 +102,22 @@ def disable_user(workspace: Workspace, name: str, *, by: str | None = None) -> N
         )
 
 
-def list_users(workspace: Workspace) -> list[dict[str, Any]]:
+def list_users(workspace: Workspace) -> list[UserInfo]:
     with read_session(workspace.engine) as session:
-        return [accounts.user_json(u) for u in session.scalars(select(User).order_by(User.name))]
+        return [accounts.user_info(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
-def authenticate(workspace: Workspace, token: str) -> dict[str, Any]:
+def authenticate(workspace: Workspace, token: str) -> UserInfo:
     """The active user holding ``token``; Unauthenticated otherwise."""
     return workspace.authenticate(token)
 
 
-def local_user(workspace: Workspace, name: str) -> dict[str, Any]:
+def local_user(workspace: Workspace, name: str) -> UserInfo:
     """The active user named ``name`` (the local user of a workspace used without a token)."""
     return workspace.local_user(name)
 
 
-def current_user(workspace: Workspace) -> dict[str, Any]:
+def current_user(workspace: Workspace) -> UserInfo:
     """The user acting: the token's (PROVENANCE_TOKEN) or, without one, the local user
     (the ``user`` setting or the login name), who must be an active user here."""
     return workspace.acting_user()
@@ -159,7 +158,7 @@ def open_session(workspace: Workspace, name: str, seconds: int) -> str:
     return session_id
 
 
-def session_holder(workspace: Workspace, session_id: str) -> tuple[dict[str, Any], str] | None:
+def session_holder(workspace: Workspace, session_id: str) -> tuple[UserInfo, str] | None:
     """The active user of a standing web session and the sha256 of their current token,
     or None (no such session, ended, expired, user disabled or without a token)."""
     with read_session(workspace.engine) as session:
@@ -173,7 +172,7 @@ def session_holder(workspace: Workspace, session_id: str) -> tuple[dict[str, Any
         user, expires_at = found
         if expires_at < utcnow() or user.disabled_at is not None or user.token_sha256 is None:
             return None
-        return accounts.user_json(user), user.token_sha256
+        return accounts.user_info(user), user.token_sha256
 
 
 def end_session(workspace: Workspace, session_id: str) -> None:

@@ -13,7 +13,6 @@ import getpass
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -35,7 +34,7 @@ from provenance.db.session import (
 from provenance.detectors import load_detector, parse_detector_names
 from provenance.detectors.base import Detector
 from provenance.detectors.hashes import parse_hash_names
-from provenance.domain import FingerprintLimits
+from provenance.domain import FingerprintLimits, UserInfo
 from provenance.errors import (
     AccessDenied,
     DetectorUnavailable,
@@ -161,11 +160,11 @@ class Workspace:
         machine: --by, the ``user`` setting, or the login name."""
         if self.token is not None:
             user = self.authenticate(self.token)
-            name = str(user["name"])
+            name = user.name
             roles = (role,) if isinstance(role, str) else role
-            if roles is not None and user["role"] not in roles:
+            if roles is not None and user.role not in roles:
                 raise AccessDenied(
-                    f"{doing} needs the {' or '.join(roles)} role; {name!r} is {user['role']}"
+                    f"{doing} needs the {' or '.join(roles)} role; {name!r} is {user.role}"
                 )
             if by and by != name:
                 raise AccessDenied(f"--by {by!r} is not the token's user {name!r}")
@@ -179,17 +178,17 @@ class Workspace:
         except (KeyError, OSError):
             return "unknown"
 
-    def authenticate(self, token: str) -> dict[str, Any]:
+    def authenticate(self, token: str) -> UserInfo:
         """The active user holding ``token``; Unauthenticated otherwise."""
         with read_session(self.engine) as session:
             return accounts.by_token(session, token)
 
-    def local_user(self, name: str) -> dict[str, Any]:
+    def local_user(self, name: str) -> UserInfo:
         """The active user named ``name``; AccessDenied when there is none."""
         with read_session(self.engine) as session:
             return accounts.active_user(session, name)
 
-    def acting_user(self) -> dict[str, Any]:
+    def acting_user(self) -> UserInfo:
         """The user acting: the token's (PROVENANCE_TOKEN) or, without one, the local user
         (the ``user`` setting or the login name), who must be an active user here."""
         if self.token is not None:
@@ -201,7 +200,7 @@ class Workspace:
         by: str | None,
         roles: tuple[str, ...],
         doing: str,
-        user: dict[str, Any] | None = None,
+        user: UserInfo | None = None,
     ) -> str:
         """The actor of a write only some roles may make (a review, a tool vetting, a
         consent, an approval): ``user`` when the web layer signed them in, else the token's
@@ -211,11 +210,11 @@ class Workspace:
             return self.actor(by, role=roles, doing=doing)
         if user is None:
             user = self.local_user(self.actor(by))
-        if user["role"] not in roles:
+        if user.role not in roles:
             raise AccessDenied(
-                f"{doing} needs the {' or '.join(roles)} role; {user['name']!r} is {user['role']}"
+                f"{doing} needs the {' or '.join(roles)} role; {user.name!r} is {user.role}"
             )
-        return str(user["name"])
+        return user.name
 
     # -- detectors ------------------------------------------------------------------------
 

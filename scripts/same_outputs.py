@@ -58,6 +58,12 @@ COMMANDS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("audit-verify", ["audit", "verify"]),
+    ("audit-verify-json", ["audit", "verify", "--json"]),
+    ("store-gc", ["store", "gc", "--json"]),
+    ("db-status", ["db", "status"]),
+    ("queue-table", ["queue"]),
+    ("status-5-text", ["status", "5", "--as-of", "2026-12-01"]),
+    ("show-5-text", ["show", "5"]),
 ]
 
 TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from provenance import Workspace, reviews
+from provenance.domain import Decision, UserInfo
 from provenance.errors import Conflict, ProvenanceError
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot, sql
@@ -318,7 +319,7 @@ def _decide_at_once(ws: Path, asset: int, reviewers: list[str]) -> list[Any]:
 
     def decide(position: int, name: str) -> None:
         with Workspace.open(ws) as workspace:
-            user = {"name": name, "role": "reviewer"}
+            user = UserInfo(name, "reviewer", False, None, None, None)
             barrier.wait()
             try:
                 outcomes[position] = reviews.review(
@@ -345,7 +346,7 @@ def test_concurrent_decisions_on_one_asset_have_exactly_one_winner(team: dict[st
     ws = team["ws"]
     for asset in (team["ids"]["shot010"], team["ids"]["shot020"]):
         outcomes = _decide_at_once(ws, asset, ["rosa", "ravi"])
-        winners = [o for o in outcomes if isinstance(o, dict)]
+        winners = [o for o in outcomes if isinstance(o, Decision)]
         losers = [o for o in outcomes if isinstance(o, Exception)]
         assert len(winners) == 1, outcomes
         assert len(losers) == 1

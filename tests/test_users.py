@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from provenance import Workspace, users
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, InvalidInput, ProvenanceError
 from tests.conftest import dump, run, run_json, snapshot, sql
 
@@ -33,13 +34,13 @@ def test_add_list_token_and_disable(workspace_dir: Path) -> None:
     assert len(token) > 40
     assert token not in dump(workspace_dir)  # only its hash is kept
     with Workspace.open(workspace_dir) as workspace:
-        assert users.authenticate(workspace, token)["name"] == "rosa"
+        assert users.authenticate(workspace, token).name == "rosa"
     # A new token retires the old one.
     newer = run("-w", workspace_dir, "users", "token", "rosa").stdout.strip()
     with Workspace.open(workspace_dir) as workspace:
         with pytest.raises(AccessDenied):
             users.authenticate(workspace, token)
-        assert users.authenticate(workspace, newer)["role"] == "reviewer"
+        assert users.authenticate(workspace, newer).role == "reviewer"
     listed = run_json("-w", workspace_dir, "users", "list")["users"]
     assert [(u["name"], u["has_token"], u["disabled_at"]) for u in listed] == [("rosa", True, None)]
     assert run("-w", workspace_dir, "users", "disable", "rosa").exit_code == 0
@@ -175,7 +176,7 @@ def test_admins_adding_the_same_user_at_once_get_one_user_and_clear_errors(
         thread.start()
     for thread in threads:
         thread.join()
-    added = [o for o in outcomes if isinstance(o, dict)]
+    added = [o for o in outcomes if isinstance(o, UserInfo)]
     refused = [o for o in outcomes if isinstance(o, InvalidInput)]
     assert len(added) == 1, outcomes
     assert len(refused) == attempts - 1, outcomes

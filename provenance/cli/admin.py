@@ -40,12 +40,12 @@ def store_gc(context: common.Context, min_age: float, as_json: bool) -> None:
     with context.open() as workspace:
         report = admin.collect_garbage(workspace, min_age_seconds=min_age)
     if as_json:
-        common.print_json(report)
+        common.print_json(report.to_json())
         return
     click.echo(
-        f"Removed {report['removed_blobs']} unreferenced copies and "
-        f"{report['removed_temporaries']} temporary files; {report['referenced']} copies are "
-        f"in use, {report['kept_young']} unreferenced ones are younger than --min-age."
+        f"Removed {len(report.removed_blobs)} unreferenced copies and "
+        f"{report.removed_temporaries} temporary files; {report.referenced} copies are "
+        f"in use, {report.kept_young} unreferenced ones are younger than --min-age."
     )
 
 
@@ -84,8 +84,8 @@ def db_status(context: common.Context) -> None:
     """Print the database URL and schema revision."""
     with context.open() as workspace:
         status = admin.database_status(workspace)
-    click.echo(f"database: {status['url']}")
-    click.echo(f"schema revision: {status['revision']} (this code: {status['code_revision']})")
+    click.echo(f"database: {status.url}")
+    click.echo(f"schema revision: {status.revision} (this code: {status.code_revision})")
 
 
 @db.command("upgrade")

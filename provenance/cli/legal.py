@@ -405,7 +405,8 @@ def expired_command(context: common.Context, as_of: str | None, as_json: bool) -
     with context.open() as workspace:
         found = compliance.expired(workspace, today=common.as_of_date(as_of))
     if as_json:
-        common.print_json({"schema": "provenance.expired/1", "assets": found})
+        listed = [a.to_json() for a in found]
+        common.print_json({"schema": "provenance.expired/1", "assets": listed})
         return
     if not found:
         click.echo("No temporary asset is past its expiry date.")
@@ -414,12 +415,12 @@ def expired_command(context: common.Context, as_of: str | None, as_json: bool) -
         ("id", "file", "use", "production", "expired", "days past"),
         [
             (
-                str(a["asset_id"]),
-                common.printable(a["original_name"]),
-                a["intended_use"],
-                common.printable(a["production"] or "-"),
-                a["expires"],
-                str(a["days_past"]),
+                str(a.asset_id),
+                common.printable(a.original_name),
+                a.intended_use,
+                common.printable(a.production or "-"),
+                a.expires.isoformat(),
+                str(a.days_past),
             )
             for a in found
         ],

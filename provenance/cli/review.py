@@ -56,11 +56,11 @@ def review_command(
             workspace, ref, decision, rationale, supersedes=supersedes, seen_check=check_id
         )
     if as_json:
-        common.print_json(made)
+        common.print_json(made.to_json())
         return
     click.echo(
-        f"Decision #{made['review_id']} on asset {made['asset_id']}: {made['decision']} "
-        f"by {common.printable(made['decided_by'])} ({made['role']}); status {made['outcome']}."
+        f"Decision #{made.review_id} on asset {made.asset_id}: {made.decision} "
+        f"by {common.printable(made.decided_by)} ({made.role}); status {made.outcome}."
     )
 
 
@@ -99,39 +99,39 @@ def queue_command(
     with context.open() as workspace:
         found = reviews.queue(workspace, where)
     if as_json:
-        common.print_json(found)
+        common.print_json(found.to_json())
         return
-    if found["pending_checks"]:
+    if found.pending_checks:
         click.echo(
-            f"{found['pending_checks']} asset(s) are waiting for a check and not in the queue "
+            f"{found.pending_checks} asset(s) are waiting for a check and not in the queue "
             "yet: run `provenance check --pending`.",
             err=True,
         )
-    if not found["entries"]:
+    if not found.entries:
         click.echo("The queue is empty.")
         return
     rows = []
-    for entry in found["entries"]:
-        detector, score = common.reason_cells(entry["best_reason"])
+    for entry in found.entries:
+        detector, score = common.reason_cells(entry.best_reason)
         rows.append(
             (
-                str(entry["asset_id"]),
-                entry["status"] + (" (reopened)" if entry["reopened"] else ""),
-                entry["verdict"],
+                str(entry.asset_id),
+                entry.status + (" (reopened)" if entry.reopened else ""),
+                entry.verdict,
                 detector,
                 score,
-                common.printable(entry["production"] or "-"),
-                common.printable(entry["tool"] or "-"),
-                entry["checked_at"][:19].replace("T", " "),
-                common.printable(entry["original_name"]),
+                common.printable(entry.production or "-"),
+                common.printable(entry.tool or "-"),
+                entry.checked_at[:19].replace("T", " "),
+                common.printable(entry.original_name),
             )
         )
     common.print_table(
         ("id", "status", "verdict", "detector", "score", "production", "tool", "checked", "file"),
         rows,
     )
-    if found["total"] > len(found["entries"]):
-        click.echo(f"({len(found['entries'])} of {found['total']} shown)")
+    if found.total > len(found.entries):
+        click.echo(f"({len(found.entries)} of {found.total} shown)")
 
 
 @click.command("serve")

@@ -34,7 +34,7 @@ def users_add(context: common.Context, name: str, role: str, by: str | None, as_
     with context.open() as workspace:
         user = users.add_user(workspace, name, role, by=by)
     if as_json:
-        common.print_json({"schema": "provenance.user/1", **user})
+        common.print_json({"schema": "provenance.user/1", **user.to_json()})
     else:
         click.echo(f"Added {common.printable(name)} ({role}).")
 
@@ -48,7 +48,9 @@ def users_list(context: common.Context, as_json: bool) -> None:
     with context.open() as workspace:
         found = users.list_users(workspace)
     if as_json:
-        common.print_json({"schema": "provenance.user-list/1", "users": found})
+        common.print_json(
+            {"schema": "provenance.user-list/1", "users": [u.to_json() for u in found]}
+        )
         return
     if not found:
         click.echo("No users.")
@@ -57,10 +59,10 @@ def users_list(context: common.Context, as_json: bool) -> None:
         ("name", "role", "token", "status"),
         [
             (
-                u["name"],
-                u["role"],
-                f"issued {u['token_issued_at']}" if u["has_token"] else "-",
-                f"disabled {u['disabled_at']}" if u["disabled_at"] else "active",
+                u.name,
+                u.role,
+                f"issued {u.token_issued_at}" if u.has_token else "-",
+                f"disabled {u.disabled_at}" if u.disabled_at else "active",
             )
             for u in found
         ],

@@ -1,5 +1,5 @@
 """Who a token or a name belongs to: the lookups the workspace's actor check and the users
-use case share. A user is handed on as its JSON form (``user_json``)."""
+use case share. A user is handed on as a ``UserInfo``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provenance.db.tables import User
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, Unauthenticated
 
 # secrets.token_urlsafe(32): 256 random bits; the prefix makes a leaked token recognisable.
@@ -21,7 +22,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def by_token(session: Session, token: str) -> dict[str, Any]:
+def by_token(session: Session, token: str) -> UserInfo:
     """The active user holding ``token``; Unauthenticated otherwise (without saying which
     part was wrong)."""
     if not token.startswith(TOKEN_PREFIX):
@@ -29,10 +30,10 @@ def by_token(session: Session, token: str) -> dict[str, Any]:
     user = session.scalar(select(User).where(User.token_sha256 == token_hash(token)))
     if user is None or user.disabled_at is not None:
         raise Unauthenticated("the token is not valid")
-    return user_json(user)
+    return user_info(user)
 
 
-def active_user(session: Session, name: str) -> dict[str, Any]:
+def active_user(session: Session, name: str) -> UserInfo:
     """The active user named ``name`` (the local user of a workspace used without a token)."""
     user = session.scalar(select(User).where(User.name == name))
     if user is None or user.disabled_at is not None:
@@ -40,7 +41,7 @@ def active_user(session: Session, name: str) -> dict[str, Any]:
             f"{name!r} is not an active user of this workspace: set {TOKEN_ENV} to "
             "your token, or an admin adds you (`provenance users add NAME --role ROLE`)"
         )
-    return user_json(user)
+    return user_info(user)
 
 
 def admin_token_exists(session: Session) -> bool:
@@ -53,15 +54,15 @@ def admin_token_exists(session: Session) -> bool:
     return found is not None
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "name": user.name,
-        "role": user.role,
-        "has_token": user.token_sha256 is not None,
-        "token_issued_at": _iso(user.token_issued_at),
-        "created_at": _iso(user.created_at),
-        "disabled_at": _iso(user.disabled_at),
-    }
+def user_info(user: User) -> UserInfo:
+    return UserInfo(
+        name=user.name,
+        role=user.role,
+        has_token=user.token_sha256 is not None,
+        token_issued_at=_iso(user.token_issued_at),
+        created_at=_iso(user.created_at),
+        disabled_at=_iso(user.disabled_at),
+    )
 
 
 def _iso(moment: Any) -> str | None:

@@ -16,29 +16,33 @@ from provenance.db.tables import (
     Revision,
     Withdrawal,
 )
+from provenance.domain import Decision
 from provenance.review_rules import status_of
 
-REVIEW_SCHEMA = "provenance.review/1"
 CHECK_SCHEMA = "provenance.check/1"
 
 
+def decision_of(review: Review) -> Decision:
+    """A stored decision row as the value the use cases hand over."""
+    return Decision(
+        review_id=review.id,
+        asset_id=review.asset_id,
+        seq=review.seq,
+        check_id=review.check_id,
+        check_verdict=review.check_verdict,
+        decision=review.decision,
+        outcome=review.outcome,
+        rationale=review.rationale,
+        decided_by=review.decided_by,
+        role=review.role,
+        decided_at=review.decided_at,
+        previous_id=review.previous_id,
+        evidence=review.evidence,
+    )
+
+
 def review_json(review: Review) -> dict[str, Any]:
-    return {
-        "schema": REVIEW_SCHEMA,
-        "review_id": review.id,
-        "asset_id": review.asset_id,
-        "seq": review.seq,
-        "check_id": review.check_id,
-        "check_verdict": review.check_verdict,
-        "decision": review.decision,
-        "outcome": review.outcome,
-        "rationale": review.rationale,
-        "decided_by": review.decided_by,
-        "role": review.role,
-        "decided_at": review.decided_at.isoformat(),
-        "previous_id": review.previous_id,
-        "evidence": review.evidence,
-    }
+    return decision_of(review).to_json()
 
 
 def review_summary(asset: Asset) -> dict[str, Any]:

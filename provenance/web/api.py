@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from provenance import assets, checking, compliance, reviews
 from provenance import reference_sets as refsets
+from provenance.domain import UserInfo
 from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS, STATUSES
 from provenance.reviews import QueueFilter
 from provenance.web import uploads
@@ -46,11 +47,11 @@ def _workspace(request: Request) -> Workspace:
 def api_user(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
-) -> dict[str, Any]:
+) -> UserInfo:
     return bearer_user(_workspace(request), authorization)
 
 
-User = Annotated[dict[str, Any], Depends(api_user)]
+User = Annotated[UserInfo, Depends(api_user)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many items.")]
 Offset = Annotated[int, Query(ge=0, le=10**9, description="Skip this many items.")]
 
@@ -102,7 +103,7 @@ def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> P
 @router.get("/me", response_model=Item, responses=ERRORS)
 def me(user: User) -> Item:
     """The user the token belongs to."""
-    return Item(item=user)
+    return Item(item=user.to_json())
 
 
 @router.get("/assets", response_model=Page, responses=ERRORS)
@@ -123,7 +124,7 @@ def list_assets(
         "production": production,
         "tool": tool,
         "use": use,
-        "registered_by": user["name"] if user["role"] == "artist" else None,
+        "registered_by": user.name if user.role == "artist" else None,
     }
     if status is None and verdict is None:
         page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
@@ -137,7 +138,7 @@ def list_assets(
     return _slice(found, limit, offset)
 
 
-def _readable(request: Request, user: dict[str, Any], asset_id: int) -> dict[str, Any]:
+def _readable(request: Request, user: UserInfo, asset_id: int) -> dict[str, Any]:
     asset = assets.show(_workspace(request), str(asset_id))
     require_read(user, asset)
     return asset
@@ -247,7 +248,7 @@ def create_review(request: Request, user: User, body: ReviewIn) -> Item:
         explicit_previous=True,
         seen_check=body.check_id,
     )
-    return Item(item=made)
+    return Item(item=made.to_json())
 
 
 @router.post("/assets/{asset_id}/approvals", status_code=201, response_model=Item, responses=ERRORS)
@@ -304,7 +305,7 @@ def queue(
             offset=offset,
         ),
     )
-    return _page(found["entries"], found["total"], limit, offset)
+    return _page([entry.to_json() for entry in found.entries], found.total, limit, offset)
 
 
 def error_answer(status: int, kind: str, message: str) -> JSONResponse:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from provenance import users
 from provenance.atomic import write_atomically
 from provenance.db import accounts
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, Unauthenticated
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def load_key(workspace_root: Path) -> bytes:
     return key
 
 
-def bearer_user(workspace: Workspace, authorization: str | None) -> dict[str, Any]:
+def bearer_user(workspace: Workspace, authorization: str | None) -> UserInfo:
     """The user of an ``Authorization: Bearer <token>`` header."""
     if not authorization:
         raise Unauthenticated("send your token as 'Authorization: Bearer <token>'")
@@ -139,7 +140,7 @@ class Sessions:
         except (ValueError, KeyError, TypeError):
             return None
 
-    def user(self, workspace: Workspace, cookie: str | None) -> dict[str, Any] | None:
+    def user(self, workspace: Workspace, cookie: str | None) -> UserInfo | None:
         """The user a cookie value stands for, or None when it is missing, forged, expired,
         signed out, or made with a token that is no longer theirs."""
         body = self._body(cookie)
@@ -149,7 +150,7 @@ class Sessions:
         if found is None:
             return None
         user, token_sha256 = found
-        if user["name"] != body["u"]:
+        if user.name != body["u"]:
             return None
         if not _same(body["b"], self._sign("bind|" + token_sha256)[:32]):
             return None
@@ -175,15 +176,15 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
-def can_read(user: dict[str, Any], asset: dict[str, Any]) -> bool:
-    return user["role"] in READ_ALL_ROLES or asset["registered_by"] == user["name"]
+def can_read(user: UserInfo, asset: dict[str, Any]) -> bool:
+    return user.role in READ_ALL_ROLES or asset["registered_by"] == user.name
 
 
-def require_read(user: dict[str, Any], asset: dict[str, Any]) -> None:
+def require_read(user: UserInfo, asset: dict[str, Any]) -> None:
     if not can_read(user, asset):
         raise AccessDenied("artists read only the assets they registered")
 
 
-def require_role(user: dict[str, Any], roles: frozenset[str], doing: str) -> None:
-    if user["role"] not in roles:
+def require_role(user: UserInfo, roles: frozenset[str], doing: str) -> None:
+    if user.role not in roles:
         raise AccessDenied(f"{doing} needs one of the roles {', '.join(sorted(roles))}")

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from provenance import assets, checking, compliance, reviews, users
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, NotFound, ProvenanceError
 from provenance.media import REGION_BOXES
 from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS, ReviewState, outcome_for
@@ -62,7 +63,7 @@ def _sessions(request: Request) -> Sessions:
     return sessions
 
 
-def page_user(request: Request) -> dict[str, Any]:
+def page_user(request: Request) -> UserInfo:
     user = _sessions(request).user(_workspace(request), request.cookies.get(SESSION_COOKIE))
     if user is None:
         raise SignInNeeded
@@ -115,10 +116,10 @@ def signin(
     except AccessDenied:
         _sessions(request).attempts.failed(client)
         return RedirectResponse("/signin?error=token", 303)
-    response = RedirectResponse("/queue" if user["role"] in QUEUE_ROLES else "/mine", 303)
+    response = RedirectResponse("/queue" if user.role in QUEUE_ROLES else "/mine", 303)
     response.set_cookie(
         SESSION_COOKIE,
-        _sessions(request).issue(_workspace(request), user["name"], token.strip()),
+        _sessions(request).issue(_workspace(request), user.name, token.strip()),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -161,7 +162,7 @@ def queue_page(
     done: int | None = None,
 ) -> Response:
     user = page_user(request)
-    if user["role"] not in QUEUE_ROLES:
+    if user.role not in QUEUE_ROLES:
         return RedirectResponse("/mine", 303)
     workspace = _workspace(request)
     where = QueueFilter(
@@ -174,7 +175,7 @@ def queue_page(
     )
     page = max(page, 1)
     found = reviews.queue(workspace, replace(where, offset=(page - 1) * QUEUE_PAGE))
-    pages = max(1, -(-found["total"] // QUEUE_PAGE))
+    pages = max(1, -(-found.total // QUEUE_PAGE))
     if page > pages:
         # Decisions shortened the queue since the link was made: show its last page.
         page = pages
@@ -186,22 +187,22 @@ def queue_page(
         "tool": tool,
         "sort": where.sort,
     }
-    first = found["offset"] + 1 if found["entries"] else 0
+    first = found.offset + 1 if found.entries else 0
     return _render(
         request,
         "queue.html",
         {
             "user": user,
-            "entries": found["entries"],
-            "total": found["total"],
-            "pending_checks": found["pending_checks"],
+            "entries": found.entries,
+            "total": found.total,
+            "pending_checks": found.pending_checks,
             "filters": filters,
             "back": _queue_query({**filters, "page": page if page > 1 else None}),
             "paging": {
                 "page": page,
                 "pages": pages,
                 "first": first,
-                "last": found["offset"] + len(found["entries"]),
+                "last": found.offset + len(found.entries),
                 "previous": _queue_query({**filters, "page": page - 1 if page > 2 else None}),
                 "next": _queue_query({**filters, "page": page + 1}),
             },
@@ -216,7 +217,7 @@ def queue_page(
 def mine_page(request: Request) -> Response:
     user = page_user(request)
     workspace = _workspace(request)
-    mine = None if user["role"] in QUEUE_ROLES else user["name"]
+    mine = None if user.role in QUEUE_ROLES else user.name
     total = assets.count_assets(workspace, registered_by=mine)
     newest = assets.list_assets(workspace, registered_by=mine, offset=max(0, total - LIST_PAGE))
     context = {"user": user, "assets": newest[::-1], "total": total}
@@ -242,13 +243,13 @@ def asset_page(
             "asset": asset,
             "check": latest,
             # Reference material is for the roles that review, not the artist's own view.
-            "pairs": _side_by_side(latest) if user["role"] in QUEUE_ROLES else [],
+            "pairs": _side_by_side(latest) if user.role in QUEUE_ROLES else [],
             "form": _form(user, asset),
             "back": _queue_query(_parse_query(back)),
             "history": assets.asset_history(workspace, str(asset_id)),
             "clearance": clearance,
             # Legal records the studio's written approval here when one is missing.
-            "approval_form": user["role"] == "legal"
+            "approval_form": user.role == "legal"
             and any(key.startswith("approval:") for key in clearance["missing"]),
             "recorded": recorded,
         },
@@ -302,19 +303,19 @@ def _band(score: float, band: dict[str, Any]) -> str:
     return Thresholds(**band).verdict(score).value
 
 
-def _form(user: dict[str, Any], asset: dict[str, Any]) -> dict[str, Any]:
+def _form(user: UserInfo, asset: dict[str, Any]) -> dict[str, Any]:
     """Whether this user may decide on this asset now, which decisions, or why not."""
     review = asset["review"]
     state = ReviewState(
         review["status"], review["reopened"], None, None, review["latest_decision_id"], 0
     )
-    if asset["registered_by"] == user["name"]:
+    if asset["registered_by"] == user.name:
         return {"allowed": False, "why": "You registered this asset: someone else signs it off."}
     try:
-        outcome_for(user["role"], "approve", state, asset["id"])
+        outcome_for(user.role, "approve", state, asset["id"])
     except ProvenanceError as exc:
         return {"allowed": False, "why": str(exc)}
-    choices = DECISIONS if user["role"] == "reviewer" else ("approve", "reject")
+    choices = DECISIONS if user.role == "reviewer" else ("approve", "reject")
     return {
         "allowed": True,
         "choices": choices,
@@ -347,9 +348,7 @@ def review_submit(
         seen_check=int(check) if check.isdigit() else None,
     )
     query = _queue_query(_parse_query(back))
-    target = (
-        f"/queue?{query}&done={made['review_id']}" if query else f"/queue?done={made['review_id']}"
-    )
+    target = f"/queue?{query}&done={made.review_id}" if query else f"/queue?done={made.review_id}"
     return RedirectResponse(target, 303)
 
 
@@ -386,7 +385,7 @@ def thumbnail(request: Request, size: int, sha256: str) -> Response:
     user = page_user(request)
     if size not in THUMBNAIL_SIZES:
         raise NotFound("no such thumbnail size")
-    artist = user["name"] if user["role"] == "artist" else None
+    artist = user.name if user.role == "artist" else None
     path = assets.thumbnail(_workspace(request), sha256, size, artist=artist)
     return FileResponse(path, media_type="image/jpeg")
 

@@ -12,6 +12,7 @@ from starlette.requests import cookie_parser
 
 from provenance import clearance
 from provenance.clearance import MAX_DOCUMENT_BYTES, Document
+from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, Unauthenticated
 from provenance.web.auth import SESSION_COOKIE, Sessions, bearer_user
 from provenance.workspace import Workspace
@@ -29,7 +30,7 @@ def authorise_upload(app: Any, scope: dict[str, Any], headers: dict[bytes, bytes
     workspace: Workspace | None = app.state.workspace
     if workspace is None:
         return
-    user: dict[str, Any] | None
+    user: UserInfo | None
     if scope["path"].startswith("/api/"):
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         user = bearer_user(workspace, authorization or None)
@@ -38,8 +39,8 @@ def authorise_upload(app: Any, scope: dict[str, Any], headers: dict[bytes, bytes
         user = sessions.user(workspace, _cookie(headers, SESSION_COOKIE))
         if user is None:
             raise Unauthenticated("sign in first")
-    if user["role"] != "legal":
-        raise AccessDenied(f"recording a written approval needs the legal role; {user['role']}")
+    if user.role != "legal":
+        raise AccessDenied(f"recording a written approval needs the legal role; {user.role}")
 
 
 def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
@@ -51,7 +52,7 @@ def record_approval(
     workspace: Workspace,
     asset_id: int,
     *,
-    user: dict[str, Any],
+    user: UserInfo,
     approver: str,
     reference: str,
     document: UploadFile,

@@ -25,6 +25,7 @@ if [ "${1:-}" = "--quick" ]; then
         --out benchmarks/results/speed-quick.json
     $py benchmarks/review_scale.py --sizes 1000 --repeats 3 \
         --out benchmarks/results/review_scale-quick.json
+    $py benchmarks/cli_startup.py --rounds 3
 else
     suffix=
     $py benchmarks/quality.py --repeats 3
@@ -36,6 +37,7 @@ else
     $py benchmarks/speed.py --images 64 --refs 500 --repeats 3
     $py benchmarks/draft_decoding.py
     $py benchmarks/review_scale.py --sizes 1000 10000 --repeats 3
+    $py benchmarks/cli_startup.py --rounds 5
 fi
 RESULTS_SUFFIX=$suffix $py - <<'PY'
 import nbformat

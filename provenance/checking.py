@@ -25,6 +25,7 @@ JSON output, schema ``provenance.check/1``::
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -62,18 +63,53 @@ def thresholds_from(settings: Any) -> dict[str, Thresholds]:
 
 
 @dataclass
+class CheckResult:
+    """A check just recorded; as JSON, ``provenance.check/1``. ``best_match`` names the
+    strongest reference item, ``reasons`` the candidates that decided the verdict,
+    ``matches`` every candidate kept (see the module's documentation for their fields)."""
+
+    check_id: int
+    asset_id: int
+    created_at: dt.datetime
+    verdict: str
+    best_match: dict[str, Any] | None
+    reasons: list[dict[str, Any]]
+    context: list[dict[str, Any]]
+    detectors: list[dict[str, Any]]
+    reference_sets: list[dict[str, Any]]
+    thresholds: dict[str, dict[str, Any]]
+    matches: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": CHECK_SCHEMA,
+            "check_id": self.check_id,
+            "asset_id": self.asset_id,
+            "created_at": self.created_at.isoformat(),
+            "verdict": self.verdict,
+            "best_match": self.best_match,
+            "reasons": self.reasons,
+            "context": self.context,
+            "detectors": self.detectors,
+            "reference_sets": self.reference_sets,
+            "thresholds": self.thresholds,
+            "matches": self.matches,
+        }
+
+
+@dataclass
 class PendingOutcome:
     """Checks of assets that were waiting for one: each check by asset id, and the
     error of each asset whose check failed."""
 
-    checks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[int, CheckResult] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": "provenance.check-pending/1",
             "checked": len(self.checks),
-            "checks": list(self.checks.values()),
+            "checks": [check.to_json() for check in self.checks.values()],
             "failed": [{"asset_id": k, "error": v} for k, v in sorted(self.failed.items())],
         }
 
@@ -187,8 +223,8 @@ def _stale(
 
 def check_asset(
     workspace: Workspace, asset_id: int, *, actor: str, context: SearchContext | None = None
-) -> dict[str, Any]:
-    """Check one asset, record the check, and return it as JSON (``provenance.check/1``)."""
+) -> CheckResult:
+    """Check one asset, record the check, and return it."""
     available, unavailable = workspace.split_detectors()
     if context is None:
         context = prepare(workspace, available, actor=actor)
@@ -262,7 +298,7 @@ def _record(
     available: dict[str, Detector],
     unavailable: dict[str, ProvenanceError],
     bands: dict[str, Thresholds],
-) -> dict[str, Any]:
+) -> CheckResult:
     kept = _kept_matches(candidates, bands)
     detectors_json = [
         {"name": name, "status": "ran", "spec": detector.spec.to_json()}
@@ -353,19 +389,18 @@ def _record(
             },
         )
         check_id = check.id
-    return {
-        "schema": CHECK_SCHEMA,
-        "check_id": check_id,
-        "asset_id": asset_id,
-        "created_at": created_at.isoformat(),
-        "verdict": judgement.verdict.value,
-        "best_match": best_json,
-        "reasons": reasons,
-        "context": context_json,
-        "detectors": detectors_json,
-        "reference_sets": sets_json,
-        "thresholds": {name: b.to_json() for name, b in bands.items()},
-        "matches": [
+    return CheckResult(
+        check_id=check_id,
+        asset_id=asset_id,
+        created_at=created_at,
+        verdict=judgement.verdict.value,
+        best_match=best_json,
+        reasons=reasons,
+        context=context_json,
+        detectors=detectors_json,
+        reference_sets=sets_json,
+        thresholds={name: b.to_json() for name, b in bands.items()},
+        matches=[
             {
                 "reference_set": c.reference_set,
                 "item_id": c.item_id,
@@ -376,7 +411,7 @@ def _record(
             }
             for rank, c in kept
         ],
-    }
+    )
 
 
 def _kept_matches(
@@ -404,9 +439,7 @@ def has_reference_sets(workspace: Workspace) -> bool:
         return repository.active_reference_set_count(session) > 0
 
 
-def check(
-    workspace: Workspace, refs: Iterable[str], *, by: str | None = None
-) -> list[dict[str, Any]]:
+def check(workspace: Workspace, refs: Iterable[str], *, by: str | None = None) -> list[CheckResult]:
     """Check the named assets against every active reference set; one new check each."""
     with read_session(workspace.engine) as session:
         ids = [repository.find_asset(session, ref).id for ref in refs]

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from provenance import clearance, reference_sets, registration, reviews, users
+from provenance.checking import CheckResult
 from provenance.errors import InvalidInput, WorkspaceExists
 from provenance.registration import RegisterRequest
 from provenance.workspace import Workspace
@@ -372,15 +373,14 @@ def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> No
     )
 
 
-def _row(asset: DemoAsset, record: dict[str, Any], check: dict[str, Any]) -> DemoRow:
-    best = check["best_match"]
-    flagged = check["verdict"] != "clear" and best is not None
+def _row(asset: DemoAsset, record: dict[str, Any], check: CheckResult) -> DemoRow:
+    best = check.best_match if check.verdict != "clear" else None
     return DemoRow(
         asset_id=record["id"],
         file=asset.file,
         use=asset.use,
         recreates=asset.recreates,
-        verdict=check["verdict"],
-        best_match=Path(best["source_path"]).name if flagged else "-",
-        reason=check["reasons"][0] if check["reasons"] else None,
+        verdict=check.verdict,
+        best_match=Path(best["source_path"]).name if best is not None else "-",
+        reason=check.reasons[0] if check.reasons else None,
     )

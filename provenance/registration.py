@@ -134,7 +134,7 @@ class RegisterResult:
     status: str
     asset: dict[str, Any] | None = None
     error: str | None = None
-    check: dict[str, Any] | None = None
+    check: checking.CheckResult | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,7 +142,7 @@ class RegisterResult:
             "status": self.status,
             "asset": self.asset,
             "error": self.error,
-            "check": self.check,
+            "check": self.check.to_json() if self.check is not None else None,
         }
 
 

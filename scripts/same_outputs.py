@@ -40,6 +40,8 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("consent-list", ["consent", "list", "--json"]),
     ("expired", ["expired", "--json", "--as-of", "2027-06-01"]),
     ("check-2", ["check", "2", "--json", "--by", "demo-admin"]),
+    ("register", ["register", "{sample}", "--json", "--use", "previz", "--by", "demo-artist"]),
+    ("check-pending", ["check", "--pending", "--json"]),
     (
         "export-asset",
         ["export", "asset", "5", "--out", "{out}/asset", "--no-pdf", "--as-of", "2026-12-01"],
@@ -131,7 +133,14 @@ def run_all(source: Path, work: Path) -> dict[str, str]:
         env=env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     names = sorted({a["production"] for a in json.loads(listing)["assets"] if a["production"]})
-    values = {"out": str(work / "out"), "production": names[0] if names else "none"}
+    sample = work / "incoming" / "astronaut_v002.jpg"
+    sample.parent.mkdir()
+    shutil.copyfile(ROOT / "samples" / "images" / "astronaut.jpg", sample)
+    values = {
+        "out": str(work / "out"),
+        "production": names[0] if names else "none",
+        "sample": str(sample),
+    }
     for name, arguments in COMMANDS:
         command = ["--workspace", str(workspace), *[a.format(**values) for a in arguments]]
         outputs[name] = run(command, env, work)

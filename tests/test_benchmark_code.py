@@ -148,3 +148,12 @@ def test_register_versions_writes_distinct_pictures(tmp_path: Path) -> None:
     files = sorted((tmp_path / "p").iterdir())
     assert len(files) == 5
     assert len({f.read_bytes() for f in files}) == 5
+
+
+def test_cli_startup_names_the_slowest_imports() -> None:
+    from benchmarks.cli_startup import ROOT, slowest_imports
+
+    found = slowest_imports(ROOT, ["--version"], count=5)
+    assert len(found) == 5
+    assert any(line.startswith("provenance.cli ") for line in found), found
+    assert all(line.endswith(" s") for line in found)

@@ -24,6 +24,7 @@ from provenance.errors import ProvenanceError
 from provenance.files import display_name
 
 if TYPE_CHECKING:
+    from provenance.checking import CheckResult
     from provenance.registration import RegisterResult
     from provenance.workspace import Workspace
 
@@ -176,29 +177,29 @@ def print_asset(record: dict[str, Any]) -> None:
         )
 
 
-def print_checks(checks: list[dict[str, Any]]) -> None:
+def print_checks(checks: list[CheckResult]) -> None:
     rows = []
     for check in checks:
-        best = check["best_match"]
-        reason = check["reasons"][0] if check["reasons"] else None
+        best = check.best_match
+        reason = check.reasons[0] if check.reasons else None
         rows.append(
             (
-                str(check["asset_id"]),
-                check["verdict"],
+                str(check.asset_id),
+                check.verdict,
                 f"{best['reference_set']}#{best['item_id']} {Path(best['source_path']).name}"
-                if best and check["verdict"] != "clear"
+                if best and check.verdict != "clear"
                 else "-",
                 *reason_cells(reason),
             )
         )
     print_table(("asset", "verdict", "best match", "detector", "score"), rows)
     for check in checks:
-        for detector in check["detectors"]:
+        for detector in check.detectors:
             if detector["status"] != "ran":
                 click.echo(
                     f"warning: {detector['name']} did not run: {detector['reason']}", err=True
                 )
-        for reference_set in check["reference_sets"]:
+        for reference_set in check.reference_sets:
             for problem in reference_set["problems"]:
                 click.echo(f"warning: {reference_set['name']}: {problem}", err=True)
         break  # the same detectors and sets apply to every check of one run
@@ -215,11 +216,11 @@ def reason_cells(reason: dict[str, Any] | None) -> tuple[str, str]:
     return f"{reason['detector']} ({reason['region']})", score
 
 
-def verdict_text(check: dict[str, Any]) -> str:
-    best = check["best_match"]
-    if check["verdict"] == "clear" or best is None:
+def verdict_text(check: CheckResult) -> str:
+    best = check.best_match
+    if check.verdict == "clear" or best is None:
         return "clear"
-    return f"{check['verdict']}: {best['reference_set']}#{best['item_id']}"
+    return f"{check.verdict}: {best['reference_set']}#{best['item_id']}"
 
 
 @contextmanager

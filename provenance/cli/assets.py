@@ -146,7 +146,7 @@ def register(
         _print_register_report(report)
     if report.count("failed"):
         sys.exit(1)
-    if fail_on and _reaches([r.check["verdict"] for r in report.results if r.check], fail_on):
+    if fail_on and _reaches([r.check.verdict for r in report.results if r.check], fail_on):
         sys.exit(common.FAIL_ON_EXIT)
     if request.use is None and report.count("new") and not as_json:
         click.echo(
@@ -262,7 +262,7 @@ def check_command(
         common.print_json(
             outcome.to_json()
             if pending
-            else {"schema": "provenance.check-list/1", "checks": checks}
+            else {"schema": "provenance.check-list/1", "checks": [c.to_json() for c in checks]}
         )
     else:
         if pending and not checks and not failed:
@@ -272,7 +272,7 @@ def check_command(
             click.echo(f"failed  asset {asset_id}: {common.printable(error)}", err=True)
     if failed:
         sys.exit(1)
-    if fail_on and _reaches([c["verdict"] for c in checks], fail_on):
+    if fail_on and _reaches([c.verdict for c in checks], fail_on):
         sys.exit(common.FAIL_ON_EXIT)
 
 

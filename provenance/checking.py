@@ -25,6 +25,7 @@ JSON output, schema ``provenance.check/1``::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -81,20 +82,10 @@ class CheckResult:
     matches: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": CHECK_SCHEMA,
-            "check_id": self.check_id,
-            "asset_id": self.asset_id,
-            "created_at": self.created_at.isoformat(),
-            "verdict": self.verdict,
-            "best_match": self.best_match,
-            "reasons": self.reasons,
-            "context": self.context,
-            "detectors": self.detectors,
-            "reference_sets": self.reference_sets,
-            "thresholds": self.thresholds,
-            "matches": self.matches,
-        }
+        # The fields in their order; the time as ISO 8601 text where it stands.
+        document = {"schema": CHECK_SCHEMA, **dataclasses.asdict(self)}
+        document["created_at"] = self.created_at.isoformat()
+        return document
 
 
 @dataclass

@@ -15,6 +15,7 @@ JSON of a status, schema ``provenance.status/1``::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -361,14 +362,7 @@ class ExpiredAsset:
     days_past: int
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "asset_id": self.asset_id,
-            "original_name": self.original_name,
-            "intended_use": self.intended_use,
-            "production": self.production,
-            "expires": self.expires.isoformat(),
-            "days_past": self.days_past,
-        }
+        return {**dataclasses.asdict(self), "expires": self.expires.isoformat()}
 
 
 def expired_assets(session: Session, today: dt.date) -> list[ExpiredAsset]:

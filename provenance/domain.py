@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -159,14 +160,7 @@ class UserInfo:
     disabled_at: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "has_token": self.has_token,
-            "token_issued_at": self.token_issued_at,
-            "created_at": self.created_at,
-            "disabled_at": self.disabled_at,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -189,19 +183,7 @@ class Decision:
     evidence: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": "provenance.review/1",
-            "review_id": self.review_id,
-            "asset_id": self.asset_id,
-            "seq": self.seq,
-            "check_id": self.check_id,
-            "check_verdict": self.check_verdict,
-            "decision": self.decision,
-            "outcome": self.outcome,
-            "rationale": self.rationale,
-            "decided_by": self.decided_by,
-            "role": self.role,
-            "decided_at": self.decided_at.isoformat(),
-            "previous_id": self.previous_id,
-            "evidence": self.evidence,
-        }
+        # The fields in their order; the time as ISO 8601 text where it stands.
+        document = {"schema": "provenance.review/1", **dataclasses.asdict(self)}
+        document["decided_at"] = self.decided_at.isoformat()
+        return document

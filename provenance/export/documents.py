@@ -3,6 +3,7 @@ withdrawals, each made from its database row as the use cases and exports hand i
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from provenance.db import repository
@@ -23,22 +24,10 @@ CHECK_SCHEMA = "provenance.check/1"
 
 
 def decision_of(review: Review) -> Decision:
-    """A stored decision row as the value the use cases hand over."""
-    return Decision(
-        review_id=review.id,
-        asset_id=review.asset_id,
-        seq=review.seq,
-        check_id=review.check_id,
-        check_verdict=review.check_verdict,
-        decision=review.decision,
-        outcome=review.outcome,
-        rationale=review.rationale,
-        decided_by=review.decided_by,
-        role=review.role,
-        decided_at=review.decided_at,
-        previous_id=review.previous_id,
-        evidence=review.evidence,
-    )
+    """A stored decision row as the value the use cases hand over (its columns are the
+    value's fields, the row's id its ``review_id``)."""
+    values = {f.name: getattr(review, f.name) for f in fields(Decision) if f.name != "review_id"}
+    return Decision(review_id=review.id, **values)
 
 
 def review_json(review: Review) -> dict[str, Any]:

@@ -28,6 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (name of the output, arguments after `provenance --workspace WS`)
 COMMANDS: list[tuple[str, list[str]]] = [
+    ("help", ["--help"]),
+    ("register-help", ["register", "--help"]),
+    ("refs-help", ["refs", "--help"]),
+    ("export-help", ["export", "--help"]),
     ("list", ["list", "--json"]),
     ("show-1", ["show", "1", "--json"]),
     ("show-5", ["show", "5", "--json"]),

@@ -1,4 +1,6 @@
-"""Review decisions: the state machine, sign-offs, the queue, and their verification.
+"""Review decisions and the queue: recording sign-offs by the rules of
+``provenance.review_rules``, and listing the assets waiting for one. (The digests that let
+``audit verify`` notice an altered decision are in ``provenance.record_digests``.)
 
 An asset's review status follows from its newest check and its newest decision::
 

@@ -187,3 +187,35 @@ class Decision:
         document = {"schema": "provenance.review/1", **dataclasses.asdict(self)}
         document["decided_at"] = self.decided_at.isoformat()
         return document
+
+
+@dataclass(frozen=True)
+class ReferenceItemInfo:
+    """One picture of a reference set: its id, content hash, where it came from, its credit."""
+
+    id: int
+    sha256: str
+    source_path: str
+    attribution: str | None
+
+
+@dataclass(frozen=True)
+class ReferenceSetInfo:
+    """An active reference set: what it is, its rights, how many items it holds, and (when
+    asked for) the items themselves (``item_list``; None when not asked for)."""
+
+    name: str
+    description: str
+    rights_status: str
+    rights_holder: str | None
+    source: str | None
+    created_at: dt.datetime
+    items: int
+    item_list: list[ReferenceItemInfo] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document = dataclasses.asdict(self)
+        document["created_at"] = self.created_at.isoformat()
+        if self.item_list is None:
+            del document["item_list"]
+        return document

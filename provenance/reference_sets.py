@@ -29,8 +29,9 @@ from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import ReferenceItem, ReferenceSet, ReferenceVector, utcnow
 from provenance.detectors.base import Detector
+from provenance.domain import ReferenceSetInfo
 from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
-from provenance.export.documents import set_json
+from provenance.export.documents import set_info
 from provenance.files import collect_files, display_name, read_file
 from provenance.index.faiss_index import build_index, save_index
 from provenance.locks import reference_set_lock
@@ -484,7 +485,7 @@ def remove_set(workspace: Workspace, name: str, *, actor: str) -> None:
 def write_manifest(workspace: Workspace, name: str) -> None:
     """Write ``reference_sets/<name>.toml``: the set, its rights, and every item."""
     with read_session(workspace.engine) as session:
-        document = set_json(active_set(session, name), with_items=True)
+        document = set_info(active_set(session, name), with_items=True).to_json()
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": document["name"],
@@ -583,11 +584,11 @@ def _actor(workspace: Workspace, by: str | None) -> str:
     return workspace.actor(by, role="admin", doing="managing reference sets")
 
 
-def list_sets(workspace: Workspace) -> list[dict[str, Any]]:
+def list_sets(workspace: Workspace) -> list[ReferenceSetInfo]:
     with read_session(workspace.engine) as session:
-        return [set_json(s, with_items=False) for s in repository.active_reference_sets(session)]
+        return [set_info(s, with_items=False) for s in repository.active_reference_sets(session)]
 
 
-def show(workspace: Workspace, name: str) -> dict[str, Any]:
+def show(workspace: Workspace, name: str) -> ReferenceSetInfo:
     with read_session(workspace.engine) as session:
-        return set_json(active_set(session, name), with_items=True)
+        return set_info(active_set(session, name), with_items=True)

@@ -39,6 +39,9 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("status-5", ["status", "5", "--json", "--as-of", "2026-12-01"]),
     ("queue", ["queue", "--json"]),
     ("refs-list", ["refs", "list", "--json"]),
+    ("refs-list-text", ["refs", "list"]),
+    ("refs-show", ["refs", "show", "demo-studio-ip", "--json"]),
+    ("refs-show-text", ["refs", "show", "demo-studio-ip"]),
     ("users-list", ["users", "list", "--json"]),
     ("tools-list", ["tools", "list", "--json"]),
     ("consent-list", ["consent", "list", "--json"]),
@@ -95,9 +98,23 @@ def main() -> int:
             ["git", "archive", args.base], cwd=ROOT, check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive, check=True)
+        # This tree is copied too, so that both run from paths of the same length (tables
+        # clip long paths) and uncommitted changes are included.
+        here_src = work / "here-src"
+        shutil.rmtree(here_src, ignore_errors=True)
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout.decode("utf-8", "surrogateescape")
+        for name in filter(None, listed.split("\0")):
+            if (ROOT / name).is_file():
+                (here_src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, here_src / name)
         outputs = {
             label: run_all(source, work / label)
-            for label, source in (("base", base_src), ("here", ROOT))
+            for label, source in (("base", base_src), ("here", here_src))
         }
         differences = 0
         for name in sorted(set(outputs["base"]) | set(outputs["here"])):

@@ -112,7 +112,8 @@ def refs_list(context: common.Context, as_json: bool) -> None:
     with context.open() as workspace:
         sets = reference_sets.list_sets(workspace)
     if as_json:
-        common.print_json({"schema": "provenance.refs-list/1", "reference_sets": sets})
+        listed = [s.to_json() for s in sets]
+        common.print_json({"schema": "provenance.refs-list/1", "reference_sets": listed})
         return
     if not sets:
         click.echo("No reference sets.")
@@ -121,11 +122,11 @@ def refs_list(context: common.Context, as_json: bool) -> None:
         ("name", "rights", "holder", "items", "description"),
         [
             (
-                s["name"],
-                s["rights_status"],
-                s["rights_holder"] or "-",
-                str(s["items"]),
-                s["description"],
+                s.name,
+                s.rights_status,
+                s.rights_holder or "-",
+                str(s.items),
+                s.description,
             )
             for s in sets
         ],
@@ -142,16 +143,16 @@ def refs_show(context: common.Context, name: str, as_json: bool) -> None:
     with context.open() as workspace:
         document = reference_sets.show(workspace, name)
     if as_json:
-        common.print_json({"schema": "provenance.refs-show/1", **document})
+        common.print_json({"schema": "provenance.refs-show/1", **document.to_json()})
         return
-    click.echo(f"{common.printable(document['name'])}: {common.printable(document['description'])}")
-    holder = common.printable(document["rights_holder"] or "-")
-    click.echo(f"  rights  {document['rights_status']}  holder {holder}")
+    click.echo(f"{common.printable(document.name)}: {common.printable(document.description)}")
+    holder = common.printable(document.rights_holder or "-")
+    click.echo(f"  rights  {document.rights_status}  holder {holder}")
     common.print_table(
         ("item", "sha256", "source", "attribution"),
         [
-            (str(i["id"]), i["sha256"][:12], i["source_path"], i["attribution"] or "-")
-            for i in document["item_list"]
+            (str(i.id), i.sha256[:12], i.source_path, i.attribution or "-")
+            for i in document.item_list or []
         ],
     )
 

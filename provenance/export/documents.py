@@ -17,7 +17,7 @@ from provenance.db.tables import (
     Revision,
     Withdrawal,
 )
-from provenance.domain import Decision
+from provenance.domain import Decision, ReferenceItemInfo, ReferenceSetInfo
 from provenance.review_rules import status_of
 
 CHECK_SCHEMA = "provenance.check/1"
@@ -132,24 +132,21 @@ def withdrawal_record(row: Withdrawal) -> dict[str, Any]:
     }
 
 
-def set_json(reference_set: ReferenceSet, *, with_items: bool) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "name": reference_set.name,
-        "description": reference_set.description,
-        "rights_status": reference_set.rights_status,
-        "rights_holder": reference_set.rights_holder,
-        "source": reference_set.source,
-        "created_at": reference_set.created_at.isoformat(),
-        "items": len(reference_set.items),
-    }
+def set_info(reference_set: ReferenceSet, *, with_items: bool) -> ReferenceSetInfo:
+    """A stored reference set as the value the use cases hand over."""
+    items = None
     if with_items:
-        document["item_list"] = [
-            {
-                "id": item.id,
-                "sha256": item.sha256,
-                "source_path": item.source_path,
-                "attribution": item.attribution,
-            }
+        items = [
+            ReferenceItemInfo(item.id, item.sha256, item.source_path, item.attribution)
             for item in reference_set.items
         ]
-    return document
+    return ReferenceSetInfo(
+        name=reference_set.name,
+        description=reference_set.description,
+        rights_status=reference_set.rights_status,
+        rights_holder=reference_set.rights_holder,
+        source=reference_set.source,
+        created_at=reference_set.created_at,
+        items=len(reference_set.items),
+        item_list=items,
+    )

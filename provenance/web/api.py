@@ -202,7 +202,7 @@ def asset_status(request: Request, user: User, asset_id: int) -> Item:
 def reference_sets(request: Request, user: User, limit: Limit = 50, offset: Offset = 0) -> Page:
     """The active reference sets with their rights status."""
     require_role(user, QUEUE_ROLES, "reading reference sets")
-    found = refsets.list_sets(_workspace(request))
+    found = [found.to_json() for found in refsets.list_sets(_workspace(request))]
     return _slice(found, limit, offset)
 
 
@@ -212,7 +212,7 @@ def reference_set(
 ) -> Item:
     """One reference set with a page of its items (``item_list``)."""
     require_role(user, QUEUE_ROLES, "reading reference sets")
-    document = refsets.show(_workspace(request), name)
+    document = refsets.show(_workspace(request), name).to_json()
     document["item_list"] = document["item_list"][offset : offset + limit]
     document.update(limit=limit, offset=offset)
     return Item(item=document)

@@ -160,15 +160,11 @@ class Workspace:
         machine: --by, the ``user`` setting, or the login name."""
         if self.token is not None:
             user = self.authenticate(self.token)
-            name = user.name
-            roles = (role,) if isinstance(role, str) else role
-            if roles is not None and user.role not in roles:
-                raise AccessDenied(
-                    f"{doing} needs the {' or '.join(roles)} role; {name!r} is {user.role}"
-                )
-            if by and by != name:
-                raise AccessDenied(f"--by {by!r} is not the token's user {name!r}")
-            return name
+            if role is not None:
+                _require_role(user, (role,) if isinstance(role, str) else role, doing)
+            if by and by != user.name:
+                raise AccessDenied(f"--by {by!r} is not the token's user {user.name!r}")
+            return user.name
         if by:
             return by
         if self.settings["user"]:
@@ -210,10 +206,7 @@ class Workspace:
             return self.actor(by, role=roles, doing=doing)
         if user is None:
             user = self.local_user(self.actor(by))
-        if user.role not in roles:
-            raise AccessDenied(
-                f"{doing} needs the {' or '.join(roles)} role; {user.name!r} is {user.role}"
-            )
+        _require_role(user, roles, doing)
         return user.name
 
     # -- detectors ------------------------------------------------------------------------
@@ -239,6 +232,13 @@ class Workspace:
             else:
                 available[name] = detector
         return available, unavailable
+
+
+def _require_role(user: UserInfo, roles: tuple[str, ...], doing: str) -> None:
+    if user.role not in roles:
+        raise AccessDenied(
+            f"{doing} needs the {' or '.join(roles)} role; {user.name!r} is {user.role}"
+        )
 
 
 def upgrade_database(directory: Path | None, environ: Mapping[str, str] | None = None) -> str:

@@ -27,6 +27,7 @@ from provenance.config import (
 from provenance.db import accounts, audit, schema
 from provenance.db.session import (
     create_database_engine,
+    driver_message,
     read_session,
     resolve_database_url,
     write_transaction,
@@ -99,7 +100,7 @@ class Workspace:
             existing = schema.current_revision(engine)
         except DBAPIError as exc:
             engine.dispose()
-            raise WorkspaceError(f"cannot use the database: {_first_line(exc)}") from None
+            raise WorkspaceError(f"cannot use the database: {driver_message(exc)}") from None
         if existing is not None:
             engine.dispose()
             raise WorkspaceExists(
@@ -137,7 +138,9 @@ class Workspace:
             raise
         except DBAPIError as exc:
             engine.dispose()
-            raise WorkspaceError(f"cannot use the workspace database: {_first_line(exc)}") from None
+            raise WorkspaceError(
+                f"cannot use the workspace database: {driver_message(exc)}"
+            ) from None
         workspace = cls(root, settings, engine)
         workspace.token = env.get(TOKEN_ENV) or None
         return workspace
@@ -283,9 +286,3 @@ def find_workspace(directory: Path | None, environ: Mapping[str, str]) -> Path:
 def _engine(root: Path, settings: Settings) -> Engine:
     url = resolve_database_url(settings["database_url"], root)
     return create_database_engine(url, busy_timeout_seconds=settings["busy_timeout_seconds"])
-
-
-def _first_line(exc: DBAPIError) -> str:
-    """The database driver's own message, first line only (libpq adds hints below it)."""
-    detail = exc.orig if exc.orig is not None else exc
-    return (str(detail).strip().splitlines() or [""])[0]

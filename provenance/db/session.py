@@ -121,6 +121,14 @@ def read_session(engine: Engine) -> Iterator[Session]:
 def one_line(exc: Exception) -> str:
     """An unexpected error as one line: the database's own words, not the SQL and its
     parameters (which would repeat the prompt)."""
-    detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    first = (str(detail).strip().splitlines() or [""])[0]
-    return f"unexpected error ({type(detail).__name__}): {first}"
+    return f"unexpected error ({type(_detail(exc)).__name__}): {driver_message(exc)}"
+
+
+def driver_message(exc: Exception) -> str:
+    """The first line of the database driver's own message (libpq adds hints below it;
+    SQLAlchemy's wrapper adds the SQL), or of any other error's."""
+    return (str(_detail(exc)).strip().splitlines() or [""])[0]
+
+
+def _detail(exc: Exception) -> BaseException:
+    return exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import statistics
 import subprocess
@@ -24,33 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.register_versions import write_pictures  # noqa: E402
 
-SAMPLES = ROOT / "samples" / "images"
 REFERENCES = 400
-
-
-def write_pictures(folder: Path, count: int, seed: int) -> list[Path]:
-    """Crops of the sample photographs, 256 px, every file's bytes distinct."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    photos = [Image.open(p).convert("RGB") for p in sorted(SAMPLES.glob("*.*g"))]
-    written = []
-    for i in range(count):
-        photo = rng.choice(photos)
-        side = min(photo.size) // 2
-        x, y = rng.randrange(photo.width - side), rng.randrange(photo.height - side)
-        crop = photo.crop((x, y, x + side, y + side)).resize((256, 256))
-        crop.putpixel((0, 0), (i % 256, i // 256, seed % 256))
-        target = folder / f"picture_{seed}_{i:05d}.png"
-        crop.save(target)
-        written.append(target)
-    return written
 
 
 def seconds(code: Path, arguments: list[str], workspace: Path | None = None) -> float:

@@ -26,18 +26,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "images"
 
 
-def write_pictures(folder: Path, count: int) -> None:
-    """Crops of the sample photographs, 256 px, every file's bytes distinct."""
+def write_pictures(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """Crops of the sample photographs, 256 px, every file's bytes distinct (also across
+    folders written with different ``seed``s)."""
     folder.mkdir(parents=True)
-    rng = random.Random(0)
+    rng = random.Random(seed)
     photos = [Image.open(p).convert("RGB") for p in sorted(SAMPLES.glob("*.*g"))]
+    written = []
     for i in range(count):
         photo = rng.choice(photos)
         side = min(photo.size) // 2
         x, y = rng.randrange(photo.width - side), rng.randrange(photo.height - side)
         crop = photo.crop((x, y, x + side, y + side)).resize((256, 256))
-        crop.putpixel((0, 0), (i % 256, i // 256, 7))
+        crop.putpixel((0, 0), (i % 256, i // 256, (7 + seed) % 256))
         crop.save(folder / f"frame_{i:05d}.png")
+        written.append(folder / f"frame_{i:05d}.png")
+    return written
 
 
 def register_seconds(code: Path, folder: Path, workspace: Path) -> float:

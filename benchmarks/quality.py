@@ -49,7 +49,16 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
 from provenance import Workspace, reference_sets  # noqa: E402
-from provenance.checking import _search, prepare, thresholds_from  # noqa: E402
+from provenance.checking import (  # noqa: E402
+    _search,
+    geometry_rule,
+    judge_verified,
+    prepare,
+    thresholds_from,
+    to_verify,
+    verify,
+)
+from provenance.detectors.geometric import GeometricVerifier  # noqa: E402
 from provenance.detectors.hashes import PHashDetector  # noqa: E402
 from provenance.detectors.sscd import SSCDDetector  # noqa: E402
 from provenance.errors import ProvenanceError  # noqa: E402
@@ -57,6 +66,16 @@ from provenance.media import decode_image  # noqa: E402
 from provenance.scoring import Verdict, judge  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / ".corpus"
+# Sources (corpus packages) whose images are the unrelated negatives: photographs, diagrams
+# and stamps, never drawn as references. Hard negatives come from the references' own
+# sources (clip art, game art, textures) and are never added.
+UNRELATED_SOURCES = frozenset({"opencv-doc", "python3-skimage", "tuxpaint-stamps-default"})
+
+
+def source_of() -> dict[str, str]:
+    """Each corpus file's source package."""
+    records = json.loads((CORPUS / "sources.json").read_text())
+    return {r["file"]: r["package"] for r in records}
 
 
 def _augly() -> Any:
@@ -139,18 +158,28 @@ def families(
     }
 
 
-def load_pool(limit: int, rng: random.Random) -> list[tuple[Path, Image.Image]]:
+def load_pool(
+    limit: int, rng: random.Random, *, unrelated: int = 0
+) -> list[tuple[Path, Image.Image]]:
     """Corpus images in random order, decoded as the product decodes them, with
     near-duplicates dropped: pHash within 10 bits or SSCD cosine 0.7 or more of an image
-    already kept (the corpus has sprite variants and recoloured stamps)."""
+    already kept (the corpus has sprite variants and recoloured stamps). ``limit`` images
+    from the reference sources, then ``unrelated`` from UNRELATED_SOURCES (as many as the
+    corpus has)."""
     files = sorted((CORPUS / "images").iterdir())
     rng.shuffle(files)
+    sources = source_of()
+    wanted = {False: limit, True: unrelated}
+    taken = {False: 0, True: 0}
     phash = PHashDetector()
     sscd = SSCDDetector()
     kept: list[tuple[Path, Image.Image]] = []
     codes = np.zeros((0, 8), dtype=np.uint8)
     vectors = np.zeros((0, 512), dtype=np.float32)
     for path in files:
+        group = sources.get(path.name) in UNRELATED_SOURCES
+        if taken[group] >= wanted[group]:
+            continue
         try:
             image = rgb(path)
         except ProvenanceError:
@@ -162,11 +191,13 @@ def load_pool(limit: int, rng: random.Random) -> list[tuple[Path, Image.Image]]:
             if distances.min() <= 10 or float((vectors @ vector.T).max()) >= 0.7:
                 continue
         kept.append((path, image))
+        taken[group] += 1
         codes = np.vstack([codes, code])
         vectors = np.vstack([vectors, vector])
-        if len(kept) >= limit:
+        if taken == wanted:
             break
-    return kept
+    # The reference sources' images first, then the unrelated ones.
+    return sorted(kept, key=lambda pair: sources.get(pair[0].name) in UNRELATED_SOURCES)
 
 
 def rgb(path: Path) -> Image.Image:
@@ -266,15 +297,19 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
     """One run with its own sample of references, edits and negatives: (figures, rows)."""
     rng = random.Random(seed)
     started = time.perf_counter()
-    pool = load_pool(args.refs + args.negatives + 200, rng)
-    if len(pool) < args.refs + args.negatives + 50:
+    own = args.refs + args.negatives + 200
+    pool = load_pool(own, rng, unrelated=args.negatives)
+    sources = source_of()
+    same = [p for p in pool if sources.get(p[0].name) not in UNRELATED_SOURCES]
+    unrelated = [p for p in pool if sources.get(p[0].name) in UNRELATED_SOURCES]
+    if len(same) < own - 150 or len(unrelated) < args.negatives // 2:
         raise SystemExit(
             f"corpus too small ({len(pool)} distinct images); run benchmarks/corpus.py"
         )
-    references = [path for path, _ in pool[: args.refs]]
-    reference_images = [image for _, image in pool[: args.refs]]
-    negatives = pool[args.refs : args.refs + args.negatives]
-    backgrounds = [path for path, _ in pool[args.refs + args.negatives :]]
+    references = [path for path, _ in same[: args.refs]]
+    reference_images = [image for _, image in same[: args.refs]]
+    hard = same[args.refs : args.refs + args.negatives]
+    backgrounds = [path for path, _ in same[args.refs + args.negatives :]]
     edit_families = families(backgrounds)
     names = list(edit_families)
 
@@ -297,11 +332,17 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             }
         peers = Peers(reference_images)
         available, _ = workspace.split_detectors()
-        context = prepare(workspace, available)
+        context = prepare(workspace, available, actor="benchmark")
         bands = thresholds_from(workspace.settings)
+        rule = geometry_rule(workspace.settings)
+        verifier = workspace.verifier()
+        if not isinstance(verifier, GeometricVerifier):
+            raise SystemExit(f"geometric verification cannot run: {verifier}")
+        top = int(workspace.settings["verify_top"])
+        limit = int(workspace.settings["verify_max"])
         position = {item_of[p.name]: i for i, p in enumerate(references)}
 
-        queries: list[tuple[Image.Image, int | None, str]] = []
+        queries: list[tuple[Image.Image, int | None, str, str]] = []
         for i in range(args.positives):
             family = names[i % len(names)]
             source = rng.randrange(len(references))
@@ -311,13 +352,15 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             except Exception as exc:
                 print(f"edit failed ({family}): {exc}", file=sys.stderr)
                 continue
-            queries.append((edited, source, family))
-        queries += [(image, None, "negative") for _, image in negatives]
+            queries.append((edited, source, family, "copy"))
+        queries += [(im, None, "negative", sources[p.name]) for p, im in unrelated]
+        queries += [(im, None, "hard", sources[p.name]) for p, im in hard]
 
         rows = []
+        verify_ms: list[float] = []
         query_start = time.perf_counter()
-        for image, truth, family in queries:
-            row: dict[str, Any] = {"truth": truth, "family": family}
+        for image, truth, family, source in queries:
+            row: dict[str, Any] = {"truth": truth, "family": family, "source": source}
             whole = _search(context, available, image, 5, region=False)
             regions = _search(context, available, image, 5, region=True)
             for method, candidates in (
@@ -331,22 +374,39 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                 sign = -1 if method == "phash" else 1
                 best = max(candidates, key=lambda c: sign * c.score)
                 row[method] = (position[best.item_id], sign * best.score)
+            searched = whole
             verdict = judge(whole, bands)
             if verdict.verdict is not Verdict.HIGH:
-                verdict = judge(whole + regions, bands)
-            if verdict.best is None:
-                row["fused"] = (-1, -1e9)
-            else:
-                row["fused"] = (
-                    position[verdict.best.item_id],
-                    verdict.verdict.rank * 1e6 + verdict.best.strength,
-                )
+                searched = whole + regions
+                verdict = judge(searched, bands)
+            row["fused-v1"] = _fused_score(verdict, position)
+            row["fused_v1_verdict"] = verdict.verdict.value
+            keys = to_verify(searched, bands, top=top, limit=limit)
+            verify_start = time.perf_counter()
+            verifications = verify(
+                verifier,
+                context,
+                image,
+                keys,
+                lambda item_id: reference_images[position[item_id]],
+            )
+            if keys:
+                verify_ms.append((time.perf_counter() - verify_start) * 1000 / len(keys))
+            verdict, _ = judge_verified(searched, bands, verifications, rule)
+            row["fused"] = _fused_score(verdict, position)
             row["fused_verdict"] = verdict.verdict.value
+            row["priority"] = verdict.priority
+            strongest = max(verifications, key=lambda v: v.inliers, default=None)
+            row["verified"] = (
+                (position[strongest.item_id], float(strongest.inliers))
+                if strongest is not None and strongest.verified
+                else (-1, -1e9)
+            )
             row.update(peers.best(image))
             rows.append(row)
         query_seconds = time.perf_counter() - query_start
 
-    methods = ["phash", "sscd", "sscd+regions", "fused", *peers.names]
+    methods = ["phash", "sscd", "sscd+regions", "verified", "fused-v1", "fused", *peers.names]
     figures = {
         "references": len(references),
         "seconds": {
@@ -354,10 +414,24 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             "queries": round(query_seconds, 1),
             "total": round(time.perf_counter() - started, 1),
         },
+        "verification_ms_per_candidate": {
+            "median": round(statistics.median(verify_ms), 1) if verify_ms else None,
+            "p95": round(float(np.percentile(verify_ms, 95)), 1) if verify_ms else None,
+        },
         **figures_from_rows(rows, methods, names, bands["sscd"].review),
         "thresholds_used": {name: b.to_json() for name, b in bands.items()},
     }
     return figures, rows
+
+
+def _fused_score(verdict: Any, position: dict[int, int]) -> tuple[int, float]:
+    """A verdict as a ranked prediction: its best item, then verdict, verified, strength."""
+    if verdict.best is None:
+        return (-1, -1e9)
+    return (
+        position[verdict.best.item_id],
+        verdict.verdict.rank * 1e6 + verdict.best.verified * 1e3 + verdict.best.strength,
+    )
 
 
 def figures_from_rows(
@@ -367,7 +441,8 @@ def figures_from_rows(
     negatives_rows = [r for r in rows if r["truth"] is None]
     return {
         "positives": sum(1 for r in rows if r["truth"] is not None),
-        "negatives": len(negatives_rows),
+        "negatives": sum(1 for r in rows if r["family"] == "negative"),
+        "hard_negatives": sum(1 for r in rows if r["family"] == "hard"),
         "overall": {m: metrics(rows, m) for m in methods},
         "by_family": {
             family: {
@@ -376,17 +451,19 @@ def figures_from_rows(
             }
             for family in family_names
         },
-        "fused_verdicts": {
-            kind: {
-                v.value: sum(
-                    1
-                    for r in rows
-                    if (r["truth"] is None) == (kind == "negatives")
-                    and r["fused_verdict"] == v.value
-                )
-                for v in Verdict
-            }
-            for kind in ("positives", "negatives")
+        "fused_verdicts": verdict_table(rows, "fused_verdict"),
+        "fused_v1_verdicts": verdict_table(rows, "fused_v1_verdict"),
+        "copies_high_by_family": {
+            family: round(
+                sum(1 for r in rows if r["family"] == family and r["fused_verdict"] == "high")
+                / max(1, sum(1 for r in rows if r["family"] == family)),
+                4,
+            )
+            for family in family_names
+        },
+        "negatives_flagged_by_source": {
+            kind: flagged_by_source([r for r in rows if r["family"] == kind])
+            for kind in ("negative", "hard")
         },
         "score_at_precision": {
             method: {
@@ -401,6 +478,46 @@ def figures_from_rows(
         },
         "phash_beyond_sscd": phash_beyond_sscd(rows, sscd_review),
     }
+
+
+KINDS = {"positives": "copy", "unrelated": "negative", "hard_negatives": "hard"}
+
+
+def _kind(row: dict[str, Any]) -> str:
+    return "copy" if row["truth"] is not None else row["family"]
+
+
+def verdict_table(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Per kind of query (copies, unrelated, hard negatives): how many got each verdict, and
+    how many were flagged at normal priority (high, or review with geometric support)."""
+    table: dict[str, Any] = {}
+    for name, kind in KINDS.items():
+        chosen = [r for r in rows if _kind(r) == kind]
+        table[name] = {v.value: sum(1 for r in chosen if r.get(key) == v.value) for v in Verdict}
+        table[name]["normal_priority"] = sum(
+            1
+            for r in chosen
+            if r.get(key) == "high" or (r.get(key) == "review" and r.get("priority") == "normal")
+        )
+    return table
+
+
+def flagged_by_source(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per source package: negatives, and the share flagged (review or high) and flagged at
+    normal priority."""
+    table: dict[str, Any] = {}
+    for source in sorted({r.get("source", "") for r in rows}):
+        chosen = [r for r in rows if r.get("source", "") == source]
+        flagged = [r for r in chosen if r["fused_verdict"] != "clear"]
+        normal = [
+            r for r in flagged if r["fused_verdict"] == "high" or r.get("priority") == "normal"
+        ]
+        table[source] = {
+            "queries": len(chosen),
+            "flagged": round(len(flagged) / max(1, len(chosen)), 4),
+            "normal_priority": round(len(normal) / max(1, len(chosen)), 4),
+        }
+    return table
 
 
 # Candidate thresholds for the review band: the share of copies caught and of unrelated
@@ -514,7 +631,7 @@ def main() -> int:
         print(f"run {number + 1}/{args.repeats}: {json.dumps(figures['overall'])}", flush=True)
     summary = median_tree(runs)
     document = {
-        "schema": "provenance.benchmark.quality/2",
+        "schema": "provenance.benchmark.quality/3",
         "date": dt.date.today().isoformat(),
         "command": "python benchmarks/quality.py"
         + (
@@ -537,7 +654,7 @@ def main() -> int:
     # Every query's best match and score per method, for the calibration notebook.
     methods = list(summary["overall"])
     scores = {
-        "schema": "provenance.benchmark.quality-scores/2",
+        "schema": "provenance.benchmark.quality-scores/3",
         "methods": methods,
         "rows": [
             {
@@ -545,6 +662,9 @@ def main() -> int:
                 "family": r["family"],
                 "truth": r["truth"],
                 "fused_verdict": r["fused_verdict"],
+                "fused_v1_verdict": r["fused_v1_verdict"],
+                "priority": r["priority"],
+                "source": r["source"],
                 **{m: [r[m][0], r[m][1]] for m in methods},
             }
             for r in all_rows
@@ -562,6 +682,9 @@ def main() -> int:
             f"{method:<18}{m['uap']:>7}{m['recall_at_p95']:>8}{m['recall_at_p99']:>8}{m['top1']:>8}"
         )
     print("fused verdicts:", summary["fused_verdicts"])
+    print("before verification:", summary["fused_v1_verdicts"])
+    print("copies high by family:", summary["copies_high_by_family"])
+    print("verification per candidate (ms):", summary["verification_ms_per_candidate"])
     print("score at precision:", summary["score_at_precision"])
     print("review band:", json.dumps(summary["review_band"]))
     return 0

@@ -2,14 +2,15 @@
 
 For each configured detector: embed the asset (the whole picture, then crops of it when
 region search is on and the whole picture did not already give a high verdict), search
-each set's index, and judge the candidates (``provenance.scoring``). The check records the
-detectors' specs or why one could not run, the thresholds, the indexes searched, every
-candidate kept, and the verdict with its reasons. A check is never updated: a re-check is
-a new row.
+each set's index, verify the strongest candidates geometrically
+(``provenance.detectors.geometric``), and judge (``provenance.scoring``). The check records
+the detectors' specs or why one could not run, the verifier's spec and rule, the
+thresholds, the indexes searched, every candidate kept, every verification, and the verdict
+with its reasons. A check is never updated: a re-check is a new row.
 
-JSON output, schema ``provenance.check/1``::
+JSON output, schema ``provenance.check/2`` (``/1`` lacks the last three keys)::
 
-    {"schema": "provenance.check/1", "check_id": 3, "asset_id": 42, "created_at": "...",
+    {"schema": "provenance.check/2", "check_id": 3, "asset_id": 42, "created_at": "...",
      "verdict": "clear" | "review" | "high",
      "best_match": {"reference_set", "item_id", "sha256", "source_path", "attribution",
                     "verdict"} | null,
@@ -20,7 +21,19 @@ JSON output, schema ``provenance.check/1``::
      "reference_sets": [{"name", "rights_status", "indexes": {detector: {"count",
                          "vectors_sha256"}}, "problems": [text]}],
      "thresholds": {detector: {...}},
-     "matches": [{"reference_set", "item_id", "detector", "region", "score", "rank"}]}
+     "matches": [{"reference_set", "item_id", "detector", "region", "score", "rank"}],
+     "verification": {"status": "ran", "spec", "rule": {"min_inliers", "min_coverage",
+                      "unverified_review"}} | {"status": "unavailable", "reason"}
+                     | {"status": "off"},
+     "verifications": [{"reference_set", "item_id", "verified", "inliers", "matches",
+                        "inlier_ratio", "mirrored", "transform" (3x3, row by row, reference
+                        fractions to asset fractions), "asset_polygon", "reference_polygon"
+                        ([[x, y]] in fractions), "asset_coverage", "reference_coverage",
+                        "note", "summary"}],
+     "priority": "normal" | "low" | null}
+
+A ``geometry`` match or reason scores the inliers of a decisive verification; a reason may
+carry ``"unverified": true`` (a review-band score that counts as clear, see scoring).
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,13 +53,22 @@ from provenance.db import audit, repository
 from provenance.db.session import one_line, read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
+from provenance.detectors.geometric import GeometricVerifier, LocalFeatures
 from provenance.errors import IndexMissing, IndexProblem, NotFound, ProvenanceError
-from provenance.export.documents import CHECK_SCHEMA, stored_check_json
+from provenance.export.documents import CHECK_SCHEMA_V2, stored_check_json
 from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
 from provenance.locks import SetBusy, reference_set_lock
 from provenance.media import decode_image, regions
 from provenance.record_digests import check_digest
-from provenance.scoring import Candidate, Thresholds, Verdict, judge
+from provenance.scoring import (
+    Candidate,
+    GeometryRule,
+    Judgement,
+    Thresholds,
+    Verdict,
+    Verification,
+    judge,
+)
 from provenance.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -63,11 +85,21 @@ def thresholds_from(settings: Any) -> dict[str, Thresholds]:
     }
 
 
+def geometry_rule(settings: Any) -> GeometryRule:
+    return GeometryRule(
+        min_inliers=int(settings["verify_min_inliers"]),
+        min_coverage=float(settings["verify_min_coverage"]),
+        unverified_review={"sscd": float(settings["sscd_review_unverified"])},
+    )
+
+
 @dataclass
 class CheckResult:
-    """A check just recorded; as JSON, ``provenance.check/1``. ``best_match`` names the
+    """A check just recorded; as JSON, ``provenance.check/2``. ``best_match`` names the
     strongest reference item, ``reasons`` the candidates that decided the verdict,
-    ``matches`` every candidate kept (see the module's documentation for their fields)."""
+    ``matches`` every candidate kept, ``verifications`` the geometric verification of each
+    candidate verified, ``verification`` the verifier's spec and rule (or why it could not
+    run), ``priority`` how soon a reviewer should look (see the module's documentation)."""
 
     check_id: int
     asset_id: int
@@ -80,10 +112,13 @@ class CheckResult:
     reference_sets: list[dict[str, Any]]
     thresholds: dict[str, dict[str, Any]]
     matches: list[dict[str, Any]]
+    verification: dict[str, Any] = field(default_factory=dict)
+    verifications: list[dict[str, Any]] = field(default_factory=list)
+    priority: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         # The fields in their order; the time as ISO 8601 text where it stands.
-        document = {"schema": CHECK_SCHEMA, **dataclasses.asdict(self)}
+        document = {"schema": CHECK_SCHEMA_V2, **dataclasses.asdict(self)}
         document["created_at"] = self.created_at.isoformat()
         return document
 
@@ -112,6 +147,8 @@ class SearchContext:
     sets: list[dict[str, Any]] = field(default_factory=list)
     indexes: dict[tuple[str, str], VectorIndex] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # Reference items' local features (or why they cannot be had), by item id.
+    features: dict[int, LocalFeatures | str] = field(default_factory=dict)
 
 
 def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str) -> SearchContext:
@@ -232,10 +269,108 @@ def check_asset(
     candidates = _search(context, available, pixels, top_k, region=False)
     if workspace.settings["region_search"] and judge(candidates, bands).verdict is not Verdict.HIGH:
         candidates += _search(context, available, pixels, top_k, region=True)
-    judgement = judge(candidates, bands)
+    verifier = workspace.verifier()
+    verification: dict[str, Any] = {"status": "off"}
+    verifications: list[Verification] = []
+    if isinstance(verifier, GeometricVerifier):
+        rule = geometry_rule(workspace.settings)
+        keys = to_verify(
+            candidates,
+            bands,
+            top=int(workspace.settings["verify_top"]),
+            limit=int(workspace.settings["verify_max"]),
+        )
+        verifications = verify(
+            verifier, context, pixels, keys, lambda item_id: _reference_pixels(workspace, item_id)
+        )
+        judgement, candidates = judge_verified(candidates, bands, verifications, rule)
+        verification = {"status": "ran", "spec": verifier.spec, "rule": rule.to_json()}
+    else:
+        judgement = judge(candidates, bands)
+        if verifier is not None:
+            verification = {"status": "unavailable", "reason": str(verifier)}
     return _record(
-        workspace, asset_id, actor, judgement, candidates, context, available, unavailable, bands
+        workspace,
+        asset_id,
+        actor,
+        judgement,
+        candidates,
+        context,
+        (available, unavailable),
+        bands,
+        (verification, verifications),
     )
+
+
+def to_verify(
+    candidates: list[Candidate], bands: dict[str, Thresholds], *, top: int, limit: int
+) -> list[tuple[str, int]]:
+    """The reference items to verify, strongest first: every one a detector puts at review or
+    above, then the ``top`` strongest by SSCD; at most ``limit``."""
+    flagged: dict[tuple[str, int], float] = {}
+    by_sscd: dict[tuple[str, int], float] = {}
+    for c in candidates:
+        key = (c.reference_set, c.item_id)
+        band = bands.get(c.detector)
+        if band is not None and band.verdict(c.score) is not Verdict.CLEAR:
+            flagged[key] = max(flagged.get(key, float("-inf")), band.strength(c.score))
+        if c.detector == "sscd":
+            by_sscd[key] = max(by_sscd.get(key, float("-inf")), c.score)
+    chosen = sorted(flagged, key=lambda k: flagged[k], reverse=True)
+    extra = [k for k in sorted(by_sscd, key=lambda k: by_sscd[k], reverse=True) if k not in flagged]
+    return (chosen + extra[:top])[:limit]
+
+
+def verify(
+    verifier: GeometricVerifier,
+    context: SearchContext,
+    pixels: Image.Image,
+    keys: list[tuple[str, int]],
+    reference_pixels: Callable[[int], Image.Image],
+) -> list[Verification]:
+    """Each item of ``keys`` verified against the asset's ``pixels``; a reference's features
+    are computed once per run (``context``) from ``reference_pixels(item_id)``."""
+    if not keys:
+        return []
+    asset = verifier.asset_features(pixels)
+    found = []
+    for reference_set, item_id in keys:
+        features = context.features.get(item_id)
+        if features is None:
+            try:
+                features = verifier.features(reference_pixels(item_id))
+            except ProvenanceError as exc:
+                features = f"the reference's stored copy cannot be read: {exc}"
+            context.features[item_id] = features
+        if isinstance(features, str):
+            found.append(Verification.failed(reference_set, item_id, features))
+        else:
+            found.append(verifier.verify(asset, features, reference_set, item_id))
+    return found
+
+
+def judge_verified(
+    candidates: list[Candidate],
+    bands: dict[str, Thresholds],
+    verifications: list[Verification],
+    rule: GeometryRule,
+) -> tuple[Judgement, list[Candidate]]:
+    """The verdict with verification weighed in, and the candidates with a ``geometry`` one
+    for each decisive verification."""
+    candidates = candidates + [rule.candidate(v) for v in verifications if rule.decisive(v)]
+    verified = [(v.reference_set, v.item_id) for v in verifications if v.verified]
+    return judge(candidates, bands, verified=verified, rule=rule), candidates
+
+
+def _reference_pixels(workspace: Workspace, item_id: int) -> Image.Image:
+    with read_session(workspace.engine) as session:
+        item = session.get(ReferenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no reference item with id {item_id}")
+        sha256 = item.sha256
+    return decode_image(
+        workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+    ).pixels
 
 
 def _search(
@@ -283,14 +418,19 @@ def _record(
     workspace: Workspace,
     asset_id: int,
     actor: str,
-    judgement: Any,
+    judgement: Judgement,
     candidates: list[Candidate],
     context: SearchContext,
-    available: dict[str, Detector],
-    unavailable: dict[str, ProvenanceError],
+    detectors: tuple[dict[str, Detector], dict[str, ProvenanceError]],
     bands: dict[str, Thresholds],
+    geometry: tuple[dict[str, Any], list[Verification]],
 ) -> CheckResult:
+    available, unavailable = detectors
+    verification, verifications = geometry
+    if verification["status"] == "ran":
+        bands = {**bands, "geometry": geometry_rule_bands(verification)}
     kept = _kept_matches(candidates, bands)
+    verifications_json = [v.to_json() for v in verifications]
     detectors_json = [
         {"name": name, "status": "ran", "spec": detector.spec.to_json()}
         for name, detector in available.items()
@@ -329,10 +469,15 @@ def _record(
             created_at=created_at,
             actor=actor,
             verdict=judgement.verdict.value,
-            detectors={"detectors": detectors_json},
+            detectors={"detectors": detectors_json, "verification": verification},
             thresholds={name: b.to_json() for name, b in bands.items()},
             reference_sets={"reference_sets": sets_json},
-            reasons={"reasons": reasons, "context": context_json},
+            reasons={
+                "reasons": reasons,
+                "context": context_json,
+                "verifications": verifications_json,
+                "priority": judgement.priority,
+            },
         )
         session.add(check)
         session.flush()
@@ -402,7 +547,15 @@ def _record(
             }
             for rank, c in kept
         ],
+        verification=verification,
+        verifications=verifications_json,
+        priority=judgement.priority,
     )
+
+
+def geometry_rule_bands(verification: dict[str, Any]) -> Thresholds:
+    """The bands of ``geometry`` matches under a check's recorded rule."""
+    return GeometryRule(**verification["rule"]).thresholds
 
 
 def _kept_matches(

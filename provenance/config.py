@@ -188,6 +188,53 @@ SETTINGS: tuple[Setting, ...] = (
         "photographs score under 0.15, and a centre crop of a quarter of a picture 0.54-0.65.",
     ),
     Setting(
+        "verification",
+        True,
+        bool,
+        "Verify a check's strongest candidates geometrically: local features (RootSIFT) of "
+        "the asset, as it is and mirrored, matched with the reference's, and a robust "
+        "transform (USAC MAGSAC). A verified match gives the matched region on both pictures; "
+        "with enough area it is high by itself. Needs OpenCV (opencv-python-headless).",
+    ),
+    Setting(
+        "verify_top",
+        2,
+        int,
+        "Reference items verified in each check besides every one at review or above: the "
+        "strongest by SSCD, so that a copy scoring under the review line (a small paste into "
+        "a larger picture) can still verify.",
+        minimum=0,
+    ),
+    Setting(
+        "verify_max",
+        8,
+        int,
+        "Most reference items verified in one check (strongest first).",
+        minimum=1,
+    ),
+    Setting(
+        "verify_min_inliers",
+        15,
+        int,
+        "Matched points consistent with one transform at or over which a verification holds.",
+        minimum=4,
+    ),
+    Setting(
+        "verify_min_coverage",
+        0.2,
+        float,
+        "Share of the asset or of the reference (whichever is larger) that a verified match "
+        "must cover to make the check high by itself.",
+    ),
+    Setting(
+        "sscd_review_unverified",
+        0.6,
+        float,
+        "When verification runs: SSCD cosine at or over which a match that did not verify "
+        "still goes to review (at low priority). An unverified match between sscd_review and "
+        "this line is recorded but counts as clear.",
+    ),
+    Setting(
         "clip_model",
         "ViT-B-32",
         str,

@@ -269,6 +269,9 @@ class QueueEntry:
     best_reason: dict[str, Any] | None
     strength: float
     latest_decision_id: int | None
+    # "normal" when the flag is high or has geometric support, "low" when it has neither,
+    # None for checks recorded before verification.
+    priority: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -296,7 +299,8 @@ class Queue:
 
 def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
     """Assets waiting for a decision (flagged: reviewers; escalated: legal), strongest
-    flag first (``sort="score"``) or oldest first (``sort="age"``)."""
+    flag first (``sort="score"``: high, then flags with geometric support, then by
+    strength) or oldest first (``sort="age"``)."""
     where = where or QueueFilter()
     if where.status is not None and where.status not in OPEN_STATUSES:
         raise InvalidInput(
@@ -311,7 +315,9 @@ def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
         # Assets not checked yet cannot be judged: the queue says how many wait.
         pending = repository.pending_check_count(session)
     if where.sort == "score":
-        entries.sort(key=lambda e: (e.verdict == "high", e.strength), reverse=True)
+        entries.sort(
+            key=lambda e: (e.verdict == "high", e.priority != "low", e.strength), reverse=True
+        )
     else:
         entries.sort(key=lambda e: e.checked_at)
     total = len(entries)
@@ -381,4 +387,5 @@ def _open_entries(session: Session, where: QueueFilter) -> Iterable[QueueEntry]:
             best_reason=best,
             strength=round(strength, 4),
             latest_decision_id=state.last_review_id,
+            priority=check.reasons.get("priority"),
         )

@@ -5,6 +5,14 @@ that item (the best region for SSCD and CLIP, the smallest Hamming distance for 
 compared with its thresholds; the item is ``high`` when any signal reaches a high threshold,
 ``review`` when any falls in a review band, else ``clear``. Other items that reach a band are
 listed as context, not counted as separate hits.
+
+Geometric verification (local features and a robust transform, ``Verification``) adds two
+things. A verified match of enough area is a ``geometry`` candidate, high by itself. And when
+verification ran, an embedding score in the review band of an item that did not verify
+stays ``review`` only at or over that detector's line for unsupported scores; under it the
+reason is kept, marked unverified, and counts as ``clear``. Items are ranked by verdict, then
+verified before unverified, then by strength; a verdict without geometric support (other
+than a high one) is ``low`` priority for review.
 """
 
 from __future__ import annotations
@@ -70,9 +78,147 @@ class Candidate:
     score: float
 
 
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Local features of the asset matched with a reference item's, and the robust
+    transform between them. Polygons are in fractions of each picture's width and height:
+    ``asset_polygon`` is where the reference lies in the asset, ``reference_polygon`` the
+    part of the reference the asset shows; coverages are their areas (0-1). ``transform``
+    maps reference fractions to asset fractions (a 3×3 homography, row by row)."""
+
+    reference_set: str
+    item_id: int
+    verified: bool
+    inliers: int = 0
+    matches: int = 0
+    mirrored: bool = False
+    transform: tuple[float, ...] = ()
+    asset_polygon: tuple[Point, ...] = ()
+    reference_polygon: tuple[Point, ...] = ()
+    asset_coverage: float = 0.0
+    reference_coverage: float = 0.0
+    note: str = ""
+
+    @classmethod
+    def failed(
+        cls, reference_set: str, item_id: int, note: str, *, matches: int = 0
+    ) -> Verification:
+        return cls(reference_set, item_id, False, matches=matches, note=note)
+
+    @property
+    def coverage(self) -> float:
+        """The larger of the two coverages: a crop covers the asset, a paste the reference."""
+        return max(self.asset_coverage, self.reference_coverage)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference_set": self.reference_set,
+            "item_id": self.item_id,
+            "verified": self.verified,
+            "inliers": self.inliers,
+            "matches": self.matches,
+            "inlier_ratio": round(self.inliers / self.matches, 4) if self.matches else 0.0,
+            "mirrored": self.mirrored,
+            "transform": list(self.transform),
+            "asset_polygon": [list(p) for p in self.asset_polygon],
+            "reference_polygon": [list(p) for p in self.reference_polygon],
+            "asset_coverage": self.asset_coverage,
+            "reference_coverage": self.reference_coverage,
+            "note": self.note,
+            "summary": verification_words(self.to_summary()),
+        }
+
+    def to_summary(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "inliers": self.inliers,
+            "mirrored": self.mirrored,
+            "asset_polygon": self.asset_polygon,
+            "asset_coverage": self.asset_coverage,
+            "reference_coverage": self.reference_coverage,
+            "note": self.note,
+        }
+
+
+def verification_words(v: Mapping[str, Any]) -> str:
+    """A verification (its JSON) in words, for a reviewer: "the reference appears,
+    mirrored, in the upper-right part: 62 matched points, covering 31 % of the asset and
+    100 % of the reference"."""
+    if not v["verified"]:
+        return f"not verified: {v['note']}" if v.get("note") else "not verified"
+    mirrored = ", mirrored," if v["mirrored"] else ""
+    return (
+        f"the reference appears{mirrored} {_where(v['asset_polygon'])}: {v['inliers']} "
+        f"matched points, covering {int(v['asset_coverage'] * 100)} % of the asset and "
+        f"{int(v['reference_coverage'] * 100)} % of the reference"
+    )
+
+
+def _where(polygon: Iterable[Iterable[float]]) -> str:
+    points = [tuple(p) for p in polygon]
+    if not points:
+        return "in the asset"
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    if max(xs) - min(xs) > 0.8 and max(ys) - min(ys) > 0.8:
+        return "across the whole asset"
+    cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+    vertical = "upper" if cy < 0.4 else "lower" if cy > 0.6 else ""
+    horizontal = "left" if cx < 0.4 else "right" if cx > 0.6 else ""
+    if vertical and horizontal:
+        return f"in the {vertical}-{horizontal} part"
+    if vertical or horizontal:
+        return f"in the {vertical or horizontal} part"
+    return "in the centre"
+
+
+@dataclass(frozen=True)
+class GeometryRule:
+    """How verification weighs in: a verified match with at least ``min_inliers`` inliers
+    covering at least ``min_coverage`` of the asset or of the reference is high; a review
+    band score of an item that did not verify stays review only at or over its detector's
+    line in ``unverified_review``."""
+
+    min_inliers: int
+    min_coverage: float
+    unverified_review: Mapping[str, float]
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The bands of the ``geometry`` candidates (the score is the inlier count)."""
+        return Thresholds(self.min_inliers, self.min_inliers)
+
+    def decisive(self, verification: Verification) -> bool:
+        return (
+            verification.verified
+            and verification.inliers >= self.min_inliers
+            and verification.coverage >= self.min_coverage
+        )
+
+    def candidate(self, verification: Verification) -> Candidate:
+        return Candidate(
+            verification.reference_set,
+            verification.item_id,
+            "geometry",
+            "mirrored" if verification.mirrored else "matched",
+            float(verification.inliers),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "min_inliers": self.min_inliers,
+            "min_coverage": self.min_coverage,
+            "unverified_review": dict(self.unverified_review),
+        }
+
+
 @dataclass(frozen=True)
 class Reason:
-    """Why an item got its verdict: one detector's strongest signal against its bands."""
+    """Why an item got its verdict: one detector's strongest signal against its bands.
+    ``unverified``: a review-band score set to clear because the item did not verify."""
 
     detector: str
     reference_set: str
@@ -81,9 +227,10 @@ class Reason:
     score: float
     verdict: Verdict
     thresholds: Thresholds
+    unverified: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "detector": self.detector,
             "reference_set": self.reference_set,
             "item_id": self.item_id,
@@ -92,6 +239,9 @@ class Reason:
             "verdict": self.verdict.value,
             "thresholds": self.thresholds.to_json(),
         }
+        if self.unverified:
+            document["unverified"] = True
+        return document
 
 
 @dataclass(frozen=True)
@@ -101,6 +251,7 @@ class ItemJudgement:
     verdict: Verdict
     strength: float
     reasons: tuple[Reason, ...]
+    verified: bool = False
 
 
 @dataclass
@@ -110,6 +261,8 @@ class Judgement:
     verdict: Verdict
     best: ItemJudgement | None
     context: list[ItemJudgement] = field(default_factory=list)
+    # None when verification did not run; else "normal" or "low" (see the module).
+    priority: str | None = None
 
     @property
     def reasons(self) -> tuple[Reason, ...]:
@@ -121,8 +274,21 @@ class Judgement:
         return tuple(fired)
 
 
-def judge(candidates: Iterable[Candidate], thresholds: Mapping[str, Thresholds]) -> Judgement:
-    """The verdict for one asset from every detector's candidates over every reference set."""
+def judge(
+    candidates: Iterable[Candidate],
+    thresholds: Mapping[str, Thresholds],
+    *,
+    verified: Iterable[tuple[str, int]] | None = None,
+    rule: GeometryRule | None = None,
+) -> Judgement:
+    """The verdict for one asset from every detector's candidates over every reference set.
+
+    ``verified``: the (set, item) pairs that verified geometrically, when verification ran
+    (None: it did not, and no score is weighed by it); ``rule`` gives the lines for
+    unsupported review-band scores and the bands of ``geometry`` candidates."""
+    if rule is not None:
+        thresholds = {**thresholds, "geometry": rule.thresholds}
+    supported = None if verified is None else set(verified)
     strongest: dict[tuple[str, int], dict[str, Candidate]] = {}
     for candidate in candidates:
         bands = thresholds.get(candidate.detector)
@@ -132,23 +298,43 @@ def judge(candidates: Iterable[Candidate], thresholds: Mapping[str, Thresholds])
         current = per_detector.get(candidate.detector)
         if current is None or bands.closer(candidate.score, current.score):
             per_detector[candidate.detector] = candidate
+    lines = rule.unverified_review if rule is not None else {}
     judgements = [
-        _judge_item(key, per_detector, thresholds) for key, per_detector in strongest.items()
+        _judge_item(key, per_detector, thresholds, supported, lines)
+        for key, per_detector in strongest.items()
     ]
+    priority = None if supported is None else "low"
     if not judgements:
-        return Judgement(Verdict.CLEAR, None)
-    judgements.sort(key=lambda j: (j.verdict.rank, j.strength), reverse=True)
+        return Judgement(Verdict.CLEAR, None, priority=priority)
+    judgements.sort(key=lambda j: (j.verdict.rank, j.verified, j.strength), reverse=True)
     best, others = judgements[0], judgements[1:]
     context = [j for j in others if j.verdict is not Verdict.CLEAR]
-    return Judgement(best.verdict, best, context)
+    if supported is not None and (best.verdict is Verdict.HIGH or best.verified):
+        priority = "normal"
+    return Judgement(best.verdict, best, context, priority)
 
 
 def _judge_item(
-    key: tuple[str, int], per_detector: dict[str, Candidate], thresholds: Mapping[str, Thresholds]
+    key: tuple[str, int],
+    per_detector: dict[str, Candidate],
+    thresholds: Mapping[str, Thresholds],
+    supported: set[tuple[str, int]] | None,
+    lines: Mapping[str, float],
 ) -> ItemJudgement:
+    verified = supported is not None and key in supported
     reasons = []
     for detector, candidate in sorted(per_detector.items()):
         bands = thresholds[detector]
+        verdict = bands.verdict(candidate.score)
+        line = lines.get(detector)
+        unverified = (
+            supported is not None
+            and not verified
+            and verdict is Verdict.REVIEW
+            and line is not None
+            and Thresholds(line, bands.high, bands.higher_is_closer).verdict(candidate.score)
+            is Verdict.CLEAR
+        )
         reasons.append(
             Reason(
                 detector,
@@ -156,13 +342,14 @@ def _judge_item(
                 candidate.item_id,
                 candidate.region,
                 candidate.score,
-                bands.verdict(candidate.score),
+                Verdict.CLEAR if unverified else verdict,
                 bands,
+                unverified,
             )
         )
     verdict = max((r.verdict for r in reasons), key=lambda v: v.rank)
     strength = max(r.thresholds.strength(r.score) for r in reasons)
-    return ItemJudgement(key[0], key[1], verdict, strength, tuple(reasons))
+    return ItemJudgement(key[0], key[1], verdict, strength, tuple(reasons), verified)
 
 
 def strongest_items(check: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:

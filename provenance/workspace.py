@@ -34,6 +34,7 @@ from provenance.db.session import (
 )
 from provenance.detectors import load_detector, parse_detector_names
 from provenance.detectors.base import Detector
+from provenance.detectors.geometric import GeometricVerifier
 from provenance.detectors.hashes import parse_hash_names
 from provenance.domain import FingerprintLimits, UserInfo
 from provenance.errors import (
@@ -60,6 +61,7 @@ class Workspace:
         self.engine = engine
         self.store = ContentStore(root / "store")
         self._detectors: dict[str, Detector | ProvenanceError] | None = None
+        self._verifier: GeometricVerifier | ProvenanceError | None = None
         # Set by open() from PROVENANCE_TOKEN; None: the local user of this machine.
         self.token: str | None = None
         self.fingerprint_limits = FingerprintLimits(
@@ -225,6 +227,20 @@ class Workspace:
                     loaded[name] = exc
             self._detectors = loaded
         return self._detectors
+
+    def verifier(self) -> GeometricVerifier | ProvenanceError | None:
+        """The geometric verifier; the error saying why it cannot run here; None when the
+        ``verification`` setting is off."""
+        if not self.settings["verification"]:
+            return None
+        if self._verifier is None:
+            try:
+                self._verifier = GeometricVerifier(
+                    min_inliers=int(self.settings["verify_min_inliers"])
+                )
+            except DetectorUnavailable as exc:
+                self._verifier = exc
+        return self._verifier
 
     def split_detectors(self) -> tuple[dict[str, Detector], dict[str, ProvenanceError]]:
         available: dict[str, Detector] = {}

@@ -225,8 +225,13 @@ def test_a_check_that_changes_the_verdict_reopens_review(team: dict[str, Any]) -
     # The same verdict again: the approval stands.
     assert run_json("-w", ws, "check", shot)["checks"][0]["verdict"] == "high"
     assert status(team, shot)["status"] == "approved"
-    # Stricter high lines make the same evidence a `review` verdict: review reopens.
-    stricter = {"PROVENANCE_SSCD_HIGH": "0.9999", "PROVENANCE_PHASH_HIGH": "-1"}
+    # Stricter high lines make the same evidence a `review` verdict: review reopens. (The
+    # verified match then no longer covers enough of the picture to be high by itself.)
+    stricter = {
+        "PROVENANCE_SSCD_HIGH": "0.9999",
+        "PROVENANCE_PHASH_HIGH": "-1",
+        "PROVENANCE_VERIFY_MIN_COVERAGE": "1.01",
+    }
     rechecked = run("-w", ws, "check", shot, "--json", env=stricter)
     assert json.loads(rechecked.stdout)["checks"][0]["verdict"] == "review"
     summary = status(team, shot)

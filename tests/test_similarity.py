@@ -97,8 +97,18 @@ def test_check_json_records_specs_thresholds_and_sets(refs_workspace: Path, tmp_
     document = run_json("-w", refs_workspace, "check", str(asset_id))
     assert document["schema"] == "provenance.check-list/1"
     [check] = document["checks"]
-    assert check["schema"] == "provenance.check/1"
+    assert check["schema"] == "provenance.check/2"
     assert check["verdict"] == "high"
+    assert check["priority"] == "normal"
+    assert check["verification"]["status"] == "ran"
+    assert check["verification"]["spec"]["library"].startswith("opencv ")
+    assert check["verification"]["rule"]["min_inliers"] == 15
+    # The exact copy verifies across the whole picture, and the geometry evidence is a match.
+    [verified] = [v for v in check["verifications"] if v["verified"]]
+    assert verified["item_id"] == check["best_match"]["item_id"]
+    assert verified["asset_coverage"] == verified["reference_coverage"] == 1.0
+    assert verified["summary"].startswith("the reference appears across the whole asset")
+    assert check["thresholds"]["geometry"] == {"review": 15, "high": 15, "higher_is_closer": True}
     assert {d["name"]: d["status"] for d in check["detectors"]} == {"phash": "ran", "sscd": "ran"}
     sscd_spec = next(d["spec"] for d in check["detectors"] if d["name"] == "sscd")
     assert len(sscd_spec["weights_sha256"]) == 64
@@ -109,7 +119,7 @@ def test_check_json_records_specs_thresholds_and_sets(refs_workspace: Path, tmp_
     assert reference_set["indexes"]["sscd"]["index_type"] == "flat-ip"
     assert reference_set["indexes"]["sscd"]["nprobe"] is None  # exact: nothing to probe
     assert reference_set["problems"] == []
-    assert {r["detector"] for r in check["reasons"]} == {"phash", "sscd"}
+    assert {r["detector"] for r in check["reasons"]} == {"geometry", "phash", "sscd"}
     # A re-check is a new check; the earlier ones stay.
     again = run_json("-w", refs_workspace, "check", str(asset_id))["checks"][0]
     assert again["check_id"] > check["check_id"]

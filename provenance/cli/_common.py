@@ -194,6 +194,15 @@ def print_checks(checks: list[CheckResult]) -> None:
         )
     print_table(("asset", "verdict", "best match", "detector", "score"), rows)
     for check in checks:
+        words = best_verification_words(check)
+        if words:
+            click.echo(f"asset {check.asset_id}: {words}")
+    for check in checks:
+        if check.verification.get("status") == "unavailable":
+            click.echo(
+                f"warning: geometric verification did not run: {check.verification['reason']}",
+                err=True,
+            )
         for detector in check.detectors:
             if detector["status"] != "ran":
                 click.echo(
@@ -205,10 +214,27 @@ def print_checks(checks: list[CheckResult]) -> None:
         break  # the same detectors and sets apply to every check of one run
 
 
+def best_verification_words(check: CheckResult) -> str | None:
+    """The geometric verification of the check's best match, in words (None when the check
+    is clear or that item was not verified)."""
+    best = check.best_match
+    if best is None or check.verdict == "clear":
+        return None
+    for verification in check.verifications:
+        if (verification["reference_set"], verification["item_id"]) == (
+            best["reference_set"],
+            best["item_id"],
+        ):
+            return str(verification["summary"])
+    return None
+
+
 def reason_cells(reason: dict[str, Any] | None) -> tuple[str, str]:
     """A reason's detector (with region) and score, in the detector's own unit."""
     if reason is None:
         return "-", "-"
+    if reason["detector"] == "geometry":
+        return f"geometry ({reason['region']})", f"{int(reason['score'])} matched points"
     if reason["thresholds"]["higher_is_closer"]:
         score = f"cosine {reason['score']:.3f}"
     else:

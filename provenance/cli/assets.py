@@ -244,7 +244,7 @@ def check_command(
 ) -> None:
     """Check assets (ids or sha256 prefixes) against every reference set.
 
-    Each check is recorded (a re-check adds a new one). JSON follows provenance.check/1.
+    Each check is recorded (a re-check adds a new one). JSON follows provenance.check/2.
     With --pending, the assets that have no check yet are checked (JSON:
     provenance.check-pending/1). Exit status: 0 done; 1 error (or a pending check failed);
     3 a verdict reached --fail-on.

@@ -21,6 +21,8 @@ from provenance.domain import Decision, ReferenceItemInfo, ReferenceSetInfo
 from provenance.review_rules import status_of
 
 CHECK_SCHEMA = "provenance.check/1"
+# Checks since geometric verification: /1 plus verification, verifications and priority.
+CHECK_SCHEMA_V2 = "provenance.check/2"
 
 
 def decision_of(review: Review) -> Decision:
@@ -51,11 +53,12 @@ def review_summary(asset: Asset) -> dict[str, Any]:
 
 
 def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
-    """A recorded check as JSON (``provenance.check/1`` without ``best_match``), each match
-    with its reference item's identity and its set's rights status."""
+    """A recorded check as JSON (``provenance.check/2`` without ``best_match``; ``/1`` for
+    checks recorded before verification), each match with its reference item's identity and
+    its set's rights status."""
     rows = repository.check_matches(session, check.id)
-    return {
-        "schema": CHECK_SCHEMA,
+    document = {
+        "schema": CHECK_SCHEMA_V2 if "verifications" in check.reasons else CHECK_SCHEMA,
         "check_id": check.id,
         "asset_id": check.asset_id,
         "created_at": check.created_at.isoformat(),
@@ -68,6 +71,11 @@ def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
         "thresholds": check.thresholds,
         "matches": [repository.match_json(row) for row in rows],
     }
+    if "verifications" in check.reasons:
+        document["verification"] = check.detectors.get("verification", {})
+        document["verifications"] = check.reasons["verifications"]
+        document["priority"] = check.reasons.get("priority")
+    return document
 
 
 def consent_json(row: Consent, *, withdrawn: Withdrawal | None) -> dict[str, Any]:

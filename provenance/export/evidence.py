@@ -37,28 +37,37 @@ _environment = Environment(
 _environment.filters["basename"] = lambda path: str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 
-def _picture(
-    thumbnail: Thumbnail, sha256: str, region: tuple[float, float, float, float] | None = None
-) -> str | None:
-    """A thumbnail as a data: URI, with ``region`` (fractions of the picture) outlined; None
-    when the stored copy cannot be read."""
+Outline = list[tuple[float, float]]
+
+
+def _picture(thumbnail: Thumbnail, sha256: str, outline: Outline | None = None) -> str | None:
+    """A thumbnail as a data: URI, with ``outline`` (a polygon in fractions of the picture)
+    drawn on it; None when the stored copy cannot be read."""
     try:
         data = thumbnail(sha256, THUMBNAIL)
     except ProvenanceError:
         return None
-    if region is not None:
+    if outline:
         with Image.open(io.BytesIO(data)) as opened:
             picture = opened.convert("RGB")
         width, height = picture.size
-        left, top, right, bottom = region
-        box = (left * width, top * height, right * width - 1, bottom * height - 1)
+        points = [(min(x * width, width - 2.0), min(y * height, height - 2.0)) for x, y in outline]
         draw = ImageDraw.Draw(picture)
-        draw.rectangle(box, outline=(0, 0, 0), width=5)
-        draw.rectangle(box, outline=(255, 212, 0), width=3)
+        draw.polygon(points, outline=(0, 0, 0), width=5)
+        draw.polygon(points, outline=(255, 212, 0), width=3)
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=85)
         data = buffer.getvalue()
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _box_outline(region: str) -> Outline | None:
+    """The crop named ``region`` as a polygon (None for the whole picture)."""
+    box = None if region == "whole" else REGION_BOXES.get(region)
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    return [(left, top), (right, top), (right, bottom), (left, bottom)]
 
 
 def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -67,11 +76,15 @@ def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
     if not record["checks"]:
         return []
     latest = record["checks"][-1]
+    verifications = {(v["reference_set"], v["item_id"]): v for v in latest.get("verifications", [])}
     return [
         {
             **item["best"],
             "strength": item["strength"],
             "bands": latest["thresholds"][item["best"]["detector"]],
+            "verification": verifications.get(
+                (item["best"]["reference_set"], item["best"]["item_id"])
+            ),
         }
         for item in strongest_items(latest, PICTURED_REFERENCES)
     ]
@@ -80,16 +93,28 @@ def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
 def asset_pack_html(record: dict[str, Any], thumbnail: Thumbnail) -> str:
     """The evidence pack of one asset's record, as one HTML page; ``thumbnail`` gives the
     JPEG of a stored image (by sha256) fitting a size, for the pictures."""
-    references = [
-        {**match, "picture": _picture(thumbnail, match["sha256"])} for match in _references(record)
-    ]
-    # The region of the asset where the strongest reference was found, outlined.
-    region = references[0]["region"] if references else "whole"
-    box = None if region == "whole" else REGION_BOXES.get(region)
+    references = []
+    for match in _references(record):
+        verified = match["verification"] if (match["verification"] or {}).get("verified") else None
+        outline = [tuple(p) for p in verified["reference_polygon"]] if verified else None
+        references.append({**match, "picture": _picture(thumbnail, match["sha256"], outline)})
+    # Where the strongest reference was found in the asset, outlined: the matched polygon
+    # when it verified, else the crop an embedding matched.
+    strongest = references[0] if references else None
+    region, outline = None, None
+    if (
+        strongest is not None
+        and strongest["verification"]
+        and strongest["verification"]["verified"]
+    ):
+        outline = [tuple(p) for p in strongest["verification"]["asset_polygon"]]
+        region = "the matched polygon"
+    elif strongest is not None and (outline := _box_outline(strongest["region"])):
+        region = f"the region ({strongest['region']})"
     return _environment.get_template("evidence.html").render(
         record=record,
-        picture=_picture(thumbnail, record["asset"]["sha256"], box),
-        region=region if box else None,
+        picture=_picture(thumbnail, record["asset"]["sha256"], outline),
+        region=region,
         references=references,
         record_sha256=hashlib.sha256(dumps(record).encode("utf-8")).hexdigest(),
     )

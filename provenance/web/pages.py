@@ -268,6 +268,7 @@ def _side_by_side(check: dict[str, Any] | None) -> list[dict[str, Any]]:
         return []
     thresholds = check["thresholds"]
     fired = {(r["reference_set"], r["item_id"], r["detector"]) for r in check["reasons"]}
+    verified = {(v["reference_set"], v["item_id"]): v for v in check.get("verifications", [])}
     pairs = []
     for item in strongest_items(check, SIDE_BY_SIDE):
         best = item["best"]
@@ -284,17 +285,29 @@ def _side_by_side(check: dict[str, Any] | None) -> list[dict[str, Any]]:
                     "fired": (match["reference_set"], match["item_id"], match["detector"]) in fired,
                 }
             )
+        verification = verified.get((best["reference_set"], best["item_id"]))
+        outlines = verification if verification is not None and verification["verified"] else None
         box = REGION_BOXES.get(best["region"])
         pairs.append(
             {
                 "reference": item["matches"][0],
                 "scores": scores,
                 "strength": item["strength"],
-                "box": None if best["region"] == "whole" else box,
+                # A verified match outlines the matched polygon on both pictures; otherwise
+                # the crop of the asset where an embedding matched, if not the whole.
+                "box": None if outlines or best["region"] == "whole" else box,
                 "region": best["region"],
+                "verification": verification,
+                "asset_outline": _points(outlines["asset_polygon"]) if outlines else None,
+                "reference_outline": _points(outlines["reference_polygon"]) if outlines else None,
             }
         )
     return pairs
+
+
+def _points(polygon: list[list[float]]) -> str:
+    """A polygon (fractions of the picture) as SVG points in a 0-100 view box."""
+    return " ".join(f"{x * 100:.2f},{y * 100:.2f}" for x, y in polygon)
 
 
 def _band(score: float, band: dict[str, Any]) -> str:

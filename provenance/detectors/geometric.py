@@ -1,0 +1,322 @@
+"""Geometric verification: is a reference really in the asset, and where.
+
+Local features (SIFT as RootSIFT, OpenCV) are taken from both pictures at a working size of
+at most ``MAX_SIDE`` pixels on the longer side. Tentative matches keep a pair only when it
+passes Lowe's ratio test and each descriptor is the other's nearest neighbour (mutual
+check). A homography from the reference to the asset is fitted with OpenCV's USAC MAGSAC
+and kept only when it is plausible: the reference's outline projects to a convex quad of
+sane area and without extreme stretching. The asset is also matched mirrored, since SIFT
+descriptors do not survive a horizontal flip.
+
+A verification names the inliers, their share of the tentative matches, the transform
+(reference fractions to asset fractions), and the matched polygon on both pictures: on the
+asset, where the reference's outline lands (clipped to the asset); on the reference, where
+the asset's frame lands (clipped to the reference). Coordinates are fractions of each
+picture's width and height, so they outline any size of thumbnail.
+
+OpenCV is imported on first use, so that importing provenance stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps
+
+from provenance.errors import DetectorUnavailable
+from provenance.scoring import Verification
+
+INSTALL_HINT = "pip install opencv-python-headless"
+MAX_SIDE = 512
+MAX_FEATURES = 1500
+RATIO = 0.8
+REPROJECTION_PX = 5.0
+MAX_ITERATIONS = 2000
+CONFIDENCE = 0.999
+# At fewer tentative matches than this no transform is fitted.
+MIN_MATCHES = 8
+# Plausibility of a fitted transform: the reference's outline may shrink or grow by at most
+# this factor in area, and be stretched at most this much in one direction against the other.
+MAX_AREA_FACTOR = 100.0
+MAX_ANISOTROPY = 6.0
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise DetectorUnavailable(f"geometric verification needs OpenCV: {INSTALL_HINT}") from None
+    return cv2
+
+
+@dataclass(frozen=True)
+class LocalFeatures:
+    """One picture's keypoints (working pixels) and RootSIFT descriptors."""
+
+    points: NDArray[np.float32]
+    descriptors: NDArray[np.float32]
+    width: int
+    height: int
+
+    @property
+    def count(self) -> int:
+        return int(self.points.shape[0])
+
+
+@dataclass(frozen=True)
+class AssetFeatures:
+    """An asset's features as it is and mirrored."""
+
+    forward: LocalFeatures
+    mirrored: LocalFeatures
+
+
+class GeometricVerifier:
+    """Local-feature matching and a robust transform between an asset and a reference."""
+
+    def __init__(self, *, min_inliers: int = 15) -> None:
+        self.cv2 = _cv2()
+        self.min_inliers = min_inliers
+        self.cv2.setRNGSeed(0)
+
+    @cached_property
+    def spec(self) -> dict[str, Any]:
+        """Everything that changes a verification's result, recorded on every check."""
+        return {
+            "name": "geometry",
+            "features": "RootSIFT (OpenCV SIFT, L1-normalised, square-rooted)",
+            "library": f"opencv {self.cv2.__version__}",
+            "max_side": MAX_SIDE,
+            "max_features": MAX_FEATURES,
+            "ratio": RATIO,
+            "mutual": True,
+            "model": "homography, USAC MAGSAC",
+            "reprojection_px": REPROJECTION_PX,
+            "max_iterations": MAX_ITERATIONS,
+            "confidence": CONFIDENCE,
+            "max_area_factor": MAX_AREA_FACTOR,
+            "max_anisotropy": MAX_ANISOTROPY,
+            "mirrored": True,
+            "min_inliers": self.min_inliers,
+        }
+
+    def features(self, image: Image.Image) -> LocalFeatures:
+        """RootSIFT features of a canonical RGB picture at the working size."""
+        cv2 = self.cv2
+        grey = image.convert("L")
+        scale = MAX_SIDE / max(grey.width, grey.height)
+        if scale < 1:
+            size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
+            grey = grey.resize(size, Image.Resampling.BOX)
+        pixels = np.asarray(grey)
+        sift = cv2.SIFT_create(nfeatures=MAX_FEATURES)
+        keypoints, descriptors = sift.detectAndCompute(pixels, None)
+        if descriptors is None or not keypoints:
+            empty = np.zeros((0, 2), np.float32)
+            return LocalFeatures(empty, np.zeros((0, 128), np.float32), grey.width, grey.height)
+        descriptors = descriptors.astype(np.float32)
+        descriptors /= np.maximum(descriptors.sum(axis=1, keepdims=True), 1e-7)
+        points = np.array([k.pt for k in keypoints], dtype=np.float32)
+        return LocalFeatures(points, np.sqrt(descriptors), grey.width, grey.height)
+
+    def asset_features(self, image: Image.Image) -> AssetFeatures:
+        return AssetFeatures(self.features(image), self.features(ImageOps.mirror(image)))
+
+    def verify(
+        self, asset: AssetFeatures, reference: LocalFeatures, reference_set: str, item_id: int
+    ) -> Verification:
+        """The better of the forward and the mirrored match of ``reference`` in ``asset``."""
+        if reference.count < MIN_MATCHES:
+            return Verification.failed(
+                reference_set,
+                item_id,
+                f"the reference has too few local features ({reference.count})",
+            )
+        if asset.forward.count < MIN_MATCHES:
+            return Verification.failed(
+                reference_set,
+                item_id,
+                f"the asset has too few local features ({asset.forward.count})",
+            )
+        forward = self._fit(asset.forward, reference, reference_set, item_id, mirrored=False)
+        mirrored = self._fit(asset.mirrored, reference, reference_set, item_id, mirrored=True)
+        return max(forward, mirrored, key=lambda v: (v.verified, v.inliers))
+
+    def _fit(
+        self,
+        asset: LocalFeatures,
+        reference: LocalFeatures,
+        reference_set: str,
+        item_id: int,
+        *,
+        mirrored: bool,
+    ) -> Verification:
+        cv2 = self.cv2
+        pairs = _mutual_matches(cv2, reference.descriptors, asset.descriptors)
+        if len(pairs) < MIN_MATCHES:
+            return Verification.failed(
+                reference_set, item_id, f"{len(pairs)} matched features", matches=len(pairs)
+            )
+        source = reference.points[pairs[:, 0]]
+        target = asset.points[pairs[:, 1]]
+        homography, mask = cv2.findHomography(
+            source,
+            target,
+            cv2.USAC_MAGSAC,
+            REPROJECTION_PX,
+            maxIters=MAX_ITERATIONS,
+            confidence=CONFIDENCE,
+        )
+        if homography is None or mask is None:
+            return Verification.failed(
+                reference_set, item_id, "no consistent transform", matches=len(pairs)
+            )
+        inliers = int(mask.sum())
+        # In fractions of each picture: reference (0..1)² to asset (0..1)².
+        to_asset = np.diag([1 / asset.width, 1 / asset.height, 1.0])
+        from_reference = np.diag([reference.width, reference.height, 1.0])
+        transform = to_asset @ homography @ from_reference
+        if mirrored:
+            transform = np.array([[-1.0, 0, 1], [0, 1, 0], [0, 0, 1]]) @ transform
+        transform /= transform[2, 2]
+        problem = _implausible(homography)
+        asset_polygon = _clip_unit(_project(transform, _UNIT))
+        if problem is None and not asset_polygon:
+            problem = "the reference's outline does not land in the asset as a convex shape"
+        reference_polygon = () if problem else _clip_unit(_project(_inverse(transform), _UNIT))
+        verified = problem is None and inliers >= self.min_inliers
+        note = problem or (
+            "" if verified else f"{inliers} consistent matches, fewer than {self.min_inliers}"
+        )
+        return Verification(
+            reference_set=reference_set,
+            item_id=item_id,
+            verified=verified,
+            inliers=inliers,
+            matches=len(pairs),
+            mirrored=mirrored,
+            transform=tuple(round(float(v), 6) for v in transform.ravel()),
+            asset_polygon=asset_polygon if not problem else (),
+            reference_polygon=tuple(reference_polygon),
+            asset_coverage=round(_area(asset_polygon), 4) if not problem else 0.0,
+            reference_coverage=round(_area(reference_polygon), 4),
+            note=note,
+        )
+
+
+def _inverse(transform: NDArray[np.float64]) -> NDArray[np.float64]:
+    try:
+        inverse: NDArray[np.float64] = np.linalg.inv(transform).astype(np.float64)
+        return inverse
+    except np.linalg.LinAlgError:
+        return np.full((3, 3), np.nan)
+
+
+_UNIT = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+
+
+def _mutual_matches(cv2: Any, query: NDArray[np.float32], train: NDArray[np.float32]) -> Any:
+    """Index pairs (query row, train row) passing the ratio test both ways, each the
+    other's nearest neighbour."""
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    forward = _ratio_best(matcher.knnMatch(query, train, k=2))
+    backward = _ratio_best(matcher.knnMatch(train, query, k=2))
+    pairs = [(q, t) for q, t in forward.items() if backward.get(t) == q]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _ratio_best(knn: Any) -> dict[int, int]:
+    best = {}
+    for candidates in knn:
+        if len(candidates) == 2 and candidates[0].distance < RATIO * candidates[1].distance:
+            best[candidates[0].queryIdx] = candidates[0].trainIdx
+    return best
+
+
+def _project(transform: NDArray[np.float64], points: NDArray[np.float64]) -> NDArray[np.float64]:
+    homogeneous = np.hstack([points, np.ones((len(points), 1))]) @ transform.T
+    w = homogeneous[:, 2:3]
+    w = np.where(np.abs(w) < 1e-9, 1e-9, w)
+    return homogeneous[:, :2] / w
+
+
+def _implausible(homography: NDArray[np.float64]) -> str | None:
+    """Why a homography (reference working pixels to asset working pixels) is not a copy's
+    transform, or None when it is plausible."""
+    if not np.all(np.isfinite(homography)) or abs(homography[2, 2]) < 1e-12:
+        return "the transform is degenerate"
+    linear = homography[:2, :2] / homography[2, 2]
+    determinant = float(np.linalg.det(linear))
+    if determinant <= 0:
+        return "the transform folds the picture over"
+    singular = np.linalg.svd(linear, compute_uv=False)
+    if singular[1] <= 0 or singular[0] / singular[1] > MAX_ANISOTROPY:
+        return "the transform stretches the picture implausibly"
+    if not 1 / MAX_AREA_FACTOR <= determinant <= MAX_AREA_FACTOR:
+        return "the transform changes the picture's size implausibly"
+    return None
+
+
+def _clip_unit(polygon: NDArray[np.float64]) -> tuple[tuple[float, float], ...]:
+    """A convex ``polygon`` clipped to the unit square (Sutherland-Hodgman), as rounded
+    points; empty when it is not convex or lies outside the square."""
+    if not np.all(np.isfinite(polygon)) or not _convex(polygon):
+        return ()
+    points = [(float(x), float(y)) for x, y in polygon]
+    for axis, bound, keep_below in (
+        (0, 0.0, False),
+        (0, 1.0, True),
+        (1, 0.0, False),
+        (1, 1.0, True),
+    ):
+        points = _clip_edge(points, axis, bound, keep_below)
+        if not points:
+            return ()
+    rounded = tuple((round(x, 4), round(y, 4)) for x, y in points)
+    return rounded if _area(rounded) > 0 else ()
+
+
+def _clip_edge(
+    points: list[tuple[float, float]], axis: int, bound: float, keep_below: bool
+) -> list[tuple[float, float]]:
+    def inside(p: tuple[float, float]) -> bool:
+        return p[axis] <= bound if keep_below else p[axis] >= bound
+
+    clipped: list[tuple[float, float]] = []
+    for current, following in zip(points, [*points[1:], points[0]], strict=True):
+        if inside(current):
+            clipped.append(current)
+        if inside(current) != inside(following):
+            t = (bound - current[axis]) / (following[axis] - current[axis])
+            clipped.append(
+                (
+                    current[0] + t * (following[0] - current[0]),
+                    current[1] + t * (following[1] - current[1]),
+                )
+            )
+    return clipped
+
+
+def _convex(polygon: NDArray[np.float64]) -> bool:
+    """Whether the closed polygon turns the same way at every corner (and is not flat)."""
+    edges = np.roll(polygon, -1, axis=0) - polygon
+    turns = (
+        edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1]
+        - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    )
+    return bool(np.all(turns > 0) or np.all(turns < 0))
+
+
+def _area(polygon: Sequence[tuple[float, float]]) -> float:
+    """The shoelace area of a polygon given as points."""
+    if len(polygon) < 3:
+        return 0.0
+    total = 0.0
+    for (x1, y1), (x2, y2) in zip(polygon, [*polygon[1:], polygon[0]], strict=True):
+        total += x1 * y2 - x2 * y1
+    return abs(total) / 2

@@ -1,0 +1,195 @@
+"""Geometric verification on real photographs with known edits: whether a reference is in
+an asset, where in both pictures, and how checks and verdicts use it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from provenance import Workspace, checking
+from provenance.detectors.geometric import GeometricVerifier
+from provenance.scoring import Candidate, GeometryRule, Thresholds, Verdict, judge
+from tests import filemakers as fm
+from tests.conftest import run_json
+
+
+@pytest.fixture(scope="module")
+def verifier() -> GeometricVerifier:
+    return GeometricVerifier()
+
+
+def _verify(verifier: GeometricVerifier, asset: Image.Image, reference: Image.Image):  # type: ignore[no-untyped-def]
+    return verifier.verify(
+        verifier.asset_features(asset), verifier.features(reference), "studio-ip", 1
+    )
+
+
+def _bounds(polygon: tuple[tuple[float, float], ...]) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def test_a_composite_is_located_in_the_asset_and_covers_the_whole_reference(
+    verifier: GeometricVerifier,
+) -> None:
+    reference = fm.sample("astronaut.jpg")
+    scene = fm.composite_25(reference)  # pasted at (w/2 + 40, h/2 + 30) of a 2w x 2h scene
+    result = _verify(verifier, scene, reference)
+    assert result.verified
+    assert not result.mirrored
+    assert result.inliers >= 100
+    w, h = reference.size
+    expected = ((w / 2 + 40) / (2 * w), (h / 2 + 30) / (2 * h))
+    left, top, right, bottom = _bounds(result.asset_polygon)
+    assert (left, top) == pytest.approx(expected, abs=0.01)
+    assert (right, bottom) == pytest.approx((expected[0] + 0.5, expected[1] + 0.5), abs=0.01)
+    assert result.asset_coverage == pytest.approx(0.25, abs=0.01)
+    assert result.reference_coverage == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_crop_is_located_in_the_reference(verifier: GeometricVerifier) -> None:
+    reference = fm.sample("camera.png")
+    result = _verify(verifier, fm.KNOWN_EDITS["crop_50"](reference), reference)
+    assert result.verified
+    assert _bounds(result.reference_polygon) == pytest.approx((0.25, 0.25, 0.75, 0.75), abs=0.01)
+    assert result.asset_coverage == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_mirrored_copy_verifies_only_through_the_mirrored_query(
+    verifier: GeometricVerifier,
+) -> None:
+    reference = fm.sample("coffee.jpg")
+    result = _verify(verifier, ImageOps.mirror(reference), reference)
+    assert result.verified
+    assert result.mirrored
+    # The transform maps the reference's top-left corner to the asset's top-right one.
+    t = result.transform
+    x = (t[0] * 0 + t[1] * 0 + t[2]) / (t[6] * 0 + t[7] * 0 + t[8])
+    assert x == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("asset", ["rocket.jpg", "chelsea.png", "hubble_deep_field.jpg"])
+def test_unrelated_photographs_do_not_verify(verifier: GeometricVerifier, asset: str) -> None:
+    result = _verify(verifier, fm.sample(asset), fm.sample("astronaut.jpg"))
+    assert not result.verified
+    assert result.asset_polygon == ()
+    assert result.note
+
+
+def test_a_flat_picture_says_it_has_too_few_features(verifier: GeometricVerifier) -> None:
+    flat = Image.new("RGB", (400, 300), (90, 120, 200))
+    result = _verify(verifier, fm.sample("astronaut.jpg"), flat)
+    assert not result.verified
+    assert result.note == "the reference has too few local features (0)"
+
+
+BANDS = {"sscd": Thresholds(0.5, 0.75), "phash": Thresholds(10, 8, False)}
+RULE = GeometryRule(min_inliers=15, min_coverage=0.2, unverified_review={"sscd": 0.6})
+
+
+def test_unverified_review_band_scores_under_the_line_count_as_clear() -> None:
+    weak = [Candidate("s", 1, "sscd", "whole", 0.55)]
+    judgement = judge(weak, BANDS, verified=[], rule=RULE)
+    assert judgement.verdict is Verdict.CLEAR
+    assert judgement.best is not None
+    [reason] = judgement.best.reasons
+    assert reason.unverified
+    assert reason.to_json()["unverified"] is True
+    # Over the line it stays review, at low priority; verified it is normal priority.
+    strong = [Candidate("s", 1, "sscd", "whole", 0.65)]
+    assert judge(strong, BANDS, verified=[], rule=RULE).priority == "low"
+    assert judge(strong, BANDS, verified=[], rule=RULE).verdict is Verdict.REVIEW
+    supported = judge(weak, BANDS, verified=[("s", 1)], rule=RULE)
+    assert (supported.verdict, supported.priority) == (Verdict.REVIEW, "normal")
+    # Without verification nothing is weighed by it.
+    assert judge(weak, BANDS).verdict is Verdict.REVIEW
+    assert judge(weak, BANDS).priority is None
+
+
+def test_a_geometry_candidate_is_high_and_verified_items_rank_first() -> None:
+    candidates = [
+        Candidate("s", 1, "sscd", "whole", 0.70),  # stronger embedding, not verified
+        Candidate("s", 2, "sscd", "corner-br", 0.52),
+        Candidate("s", 2, "geometry", "matched", 40.0),
+    ]
+    judgement = judge(candidates, BANDS, verified=[("s", 2)], rule=RULE)
+    assert judgement.verdict is Verdict.HIGH
+    assert judgement.best is not None
+    assert judgement.best.item_id == 2
+    assert judgement.reasons[0].detector == "geometry"
+    assert [j.item_id for j in judgement.context] == [1]
+
+
+@pytest.fixture
+def refs_workspace(workspace_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "studio_ip"
+    folder.mkdir()
+    for name in ("astronaut.jpg", "camera.png", "coffee.jpg"):
+        (folder / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    run_json("-w", workspace_dir, "refs", "add", "studio-ip", "--from", folder)
+    return workspace_dir
+
+
+def _stored_checks(workspace_dir: Path, asset_id: int) -> list[dict]:
+    workspace = Workspace.open(workspace_dir)
+    try:
+        return checking.asset_checks(workspace, str(asset_id))
+    finally:
+        workspace.close()
+
+
+def test_a_composite_check_records_the_verification_and_is_high(
+    refs_workspace: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "wall.png"
+    fm.composite_25(fm.sample("coffee.jpg")).save(path)
+    result = run_json("-w", refs_workspace, "register", path)["results"][0]
+    check = result["check"]
+    assert check["schema"] == "provenance.check/2"
+    assert check["verdict"] == "high"
+    assert "geometry" in {r["detector"] for r in check["reasons"]}
+    assert check["best_match"]["source_path"].endswith("coffee.jpg")
+    [verified] = [v for v in check["verifications"] if v["verified"]]
+    assert verified["asset_coverage"] == pytest.approx(0.25, abs=0.02)
+    assert "matched points" in verified["summary"]
+    # The stored check reads back the same, and the geometry match is kept with the others.
+    [stored] = _stored_checks(refs_workspace, result["asset"]["id"])
+    assert stored["schema"] == "provenance.check/2"
+    assert stored["verifications"] == check["verifications"]
+    assert stored["priority"] == "normal"
+    assert any(m["detector"] == "geometry" for m in stored["matches"])
+
+
+def test_checks_recorded_before_verification_stay_readable(
+    refs_workspace: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "copy.png"
+    fm.sample("camera.png").save(path)
+    asset_id = run_json("-w", refs_workspace, "register", path)["results"][0]["asset"]["id"]
+    # A check as one recorded before verification existed: no verification keys.
+    with sqlite3.connect(refs_workspace / "provenance.db") as db:
+        reasons = json.loads(db.execute("SELECT reasons FROM checks").fetchone()[0])
+        for key in ("verifications", "priority"):
+            reasons.pop(key)
+        db.execute("UPDATE checks SET reasons = ?", (json.dumps(reasons),))
+    [stored] = _stored_checks(refs_workspace, asset_id)
+    assert stored["schema"] == "provenance.check/1"
+    assert "verifications" not in stored
+    assert stored["verdict"] == "high"
+
+
+def test_verification_can_be_turned_off(refs_workspace: Path, tmp_path: Path) -> None:
+    path = tmp_path / "copy.png"
+    fm.sample("camera.png").save(path)
+    (refs_workspace / "provenance.toml").write_text(
+        (refs_workspace / "provenance.toml").read_text() + "\nverification = false\n"
+    )
+    check = run_json("-w", refs_workspace, "register", path)["results"][0]["check"]
+    assert check["verification"] == {"status": "off"}
+    assert check["verifications"] == []
+    assert check["priority"] is None
+    assert check["verdict"] == "high"  # SSCD and the hash still flag an exact copy

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import describe  # noqa: E402
 from provenance import Workspace, reference_sets  # noqa: E402
 from provenance.checking import (  # noqa: E402
+    AssetVectors,
     _search,
     geometry_rule,
     judge_verified,
@@ -63,7 +64,7 @@ from provenance.detectors.hashes import PHashDetector  # noqa: E402
 from provenance.detectors.sscd import SSCDDetector  # noqa: E402
 from provenance.errors import ProvenanceError  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
-from provenance.scoring import Verdict, judge  # noqa: E402
+from provenance.scoring import Candidate, Verdict, judge  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / ".corpus"
 # Sources (corpus packages) whose images are the unrelated negatives: photographs, diagrams
@@ -358,15 +359,43 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
 
         rows = []
         verify_ms: list[float] = []
+        embed_ms: dict[str, list[float]] = {"whole": [], **{label: [] for label in REGION_METHODS}}
+        main = next(
+            label
+            for label, (method, size) in REGION_METHODS.items()
+            if (method, size)
+            == (workspace.settings["region_method"], int(workspace.settings["region_size"]))
+        )
         query_start = time.perf_counter()
         for image, truth, family, source in queries:
             row: dict[str, Any] = {"truth": truth, "family": family, "source": source}
-            whole = _search(context, available, image, 5, region=False)
-            regions = _search(context, available, image, 5, region=True)
+            clock = time.perf_counter()
+            base = AssetVectors(image)
+            whole = _search(context, available, base, 5, region=False)
+            embed_ms["whole"].append((time.perf_counter() - clock) * 1000)
+            by_method: dict[str, list[Candidate]] = {}
+            for label, (method, size) in REGION_METHODS.items():
+                # The whole picture's vectors are shared; a window pass at SSCD's own size
+                # reuses that pass (as a check does), so it costs only the pooling.
+                vectors = AssetVectors(image, method=method, size=size, whole=dict(base.whole))
+                if method == "windows" and size == 320:
+                    # The check's own whole pass gives the feature map: run it again here
+                    # untimed (it is counted once, above), then time pooling and search.
+                    vectors.whole.pop("sscd")
+                    _, feature_map = available["sscd"].embed_and_map(image)  # type: ignore[attr-defined]
+                    clock = time.perf_counter()
+                    vectors.regions["sscd"] = AssetVectors._pooled(available["sscd"], feature_map)
+                else:
+                    clock = time.perf_counter()
+                by_method[label] = _search(context, available, vectors, 5, region=True)
+                embed_ms[label].append((time.perf_counter() - clock) * 1000)
             for method, candidates in (
                 ("phash", [c for c in whole if c.detector == "phash"]),
                 ("sscd", [c for c in whole if c.detector == "sscd"]),
-                ("sscd+regions", [c for c in whole + regions if c.detector == "sscd"]),
+                *(
+                    (f"sscd+{label}", [c for c in whole + found if c.detector == "sscd"])
+                    for label, found in by_method.items()
+                ),
             ):
                 if not candidates:
                     row[method] = (-1, -1e9)
@@ -374,45 +403,72 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                 sign = -1 if method == "phash" else 1
                 best = max(candidates, key=lambda c: sign * c.score)
                 row[method] = (position[best.item_id], sign * best.score)
-            searched = whole
-            verdict = judge(whole, bands)
-            if verdict.verdict is not Verdict.HIGH:
-                searched = whole + regions
-                verdict = judge(searched, bands)
-            row["fused-v1"] = _fused_score(verdict, position)
-            row["fused_v1_verdict"] = verdict.verdict.value
-            keys = to_verify(searched, bands, top=top, limit=limit)
-            verify_start = time.perf_counter()
-            verifications = verify(
-                verifier,
-                context,
-                image,
-                keys,
-                lambda item_id: reference_images[position[item_id]],
-            )
-            if keys:
-                verify_ms.append((time.perf_counter() - verify_start) * 1000 / len(keys))
-            verdict, _ = judge_verified(searched, bands, verifications, rule)
-            row["fused"] = _fused_score(verdict, position)
-            row["fused_verdict"] = verdict.verdict.value
-            row["priority"] = verdict.priority
-            strongest = max(verifications, key=lambda v: v.inliers, default=None)
-            row["verified"] = (
-                (position[strongest.item_id], float(strongest.inliers))
-                if strongest is not None and strongest.verified
-                else (-1, -1e9)
-            )
+            for label, found in by_method.items():
+                searched = whole
+                verdict = judge(whole, bands)
+                if verdict.verdict is not Verdict.HIGH:
+                    searched = whole + found
+                    verdict = judge(searched, bands)
+                name = "fused" if label == main else f"fused+{label}"
+                if label == main:
+                    row["fused-v1"] = _fused_score(verdict, position)
+                    row["fused_v1_verdict"] = verdict.verdict.value
+                keys = to_verify(searched, bands, top=top, limit=limit)
+                verify_start = time.perf_counter()
+                verifications = verify(
+                    verifier,
+                    context,
+                    image,
+                    keys,
+                    lambda item_id: reference_images[position[item_id]],
+                )
+                if keys and label == main:
+                    verify_ms.append((time.perf_counter() - verify_start) * 1000 / len(keys))
+                verdict, _ = judge_verified(searched, bands, verifications, rule)
+                row[name] = _fused_score(verdict, position)
+                row[f"{name}_verdict"] = verdict.verdict.value
+                row[f"{name}_priority"] = verdict.priority
+                if label == main:
+                    strongest = max(verifications, key=lambda v: v.inliers, default=None)
+                    row["verified"] = (
+                        (position[strongest.item_id], float(strongest.inliers))
+                        if strongest is not None and strongest.verified
+                        else (-1, -1e9)
+                    )
+            row["priority"] = row["fused_priority"]
             row.update(peers.best(image))
             rows.append(row)
         query_seconds = time.perf_counter() - query_start
 
-    methods = ["phash", "sscd", "sscd+regions", "verified", "fused-v1", "fused", *peers.names]
+    variants = [label for label in REGION_METHODS if label != main]
+    methods = [
+        "phash",
+        "sscd",
+        *(f"sscd+{label}" for label in REGION_METHODS),
+        "verified",
+        "fused-v1",
+        "fused",
+        *(f"fused+{label}" for label in variants),
+        *peers.names,
+    ]
     figures = {
         "references": len(references),
         "seconds": {
             "ingest": round(ingest_seconds, 1),
             "queries": round(query_seconds, 1),
             "total": round(time.perf_counter() - started, 1),
+        },
+        "region_method": main,
+        "embed_and_search_ms": {
+            label: round(statistics.median(times), 1) for label, times in embed_ms.items()
+        },
+        "fused_verdicts_by_region_method": {
+            label: verdict_table(
+                rows,
+                "fused_verdict" if label == main else f"fused+{label}_verdict",
+                "fused_priority" if label == main else f"fused+{label}_priority",
+            )
+            for label in REGION_METHODS
         },
         "verification_ms_per_candidate": {
             "median": round(statistics.median(verify_ms), 1) if verify_ms else None,
@@ -482,12 +538,22 @@ def figures_from_rows(
 
 KINDS = {"positives": "copy", "unrelated": "negative", "hard_negatives": "hard"}
 
+# Region search methods compared: label -> (region_method, region_size) settings. The label
+# matching the workspace's settings gives the `fused` verdicts; the others `fused+label`.
+REGION_METHODS = {
+    "regions": ("crops", 320),
+    "win320": ("windows", 320),
+    "win448": ("windows", 448),
+}
+
 
 def _kind(row: dict[str, Any]) -> str:
     return "copy" if row["truth"] is not None else row["family"]
 
 
-def verdict_table(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+def verdict_table(
+    rows: list[dict[str, Any]], key: str, priority: str = "priority"
+) -> dict[str, Any]:
     """Per kind of query (copies, unrelated, hard negatives): how many got each verdict, and
     how many were flagged at normal priority (high, or review with geometric support)."""
     table: dict[str, Any] = {}
@@ -497,7 +563,7 @@ def verdict_table(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
         table[name]["normal_priority"] = sum(
             1
             for r in chosen
-            if r.get(key) == "high" or (r.get(key) == "review" and r.get("priority") == "normal")
+            if r.get(key) == "high" or (r.get(key) == "review" and r.get(priority) == "normal")
         )
     return table
 

@@ -58,7 +58,7 @@ from provenance.errors import IndexMissing, IndexProblem, NotFound, ProvenanceEr
 from provenance.export.documents import CHECK_SCHEMA_V2, stored_check_json
 from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
 from provenance.locks import SetBusy, reference_set_lock
-from provenance.media import decode_image, regions
+from provenance.media import WINDOWS, decode_image, regions
 from provenance.record_digests import check_digest
 from provenance.scoring import (
     Candidate,
@@ -266,9 +266,10 @@ def check_asset(
     ).pixels
     bands = thresholds_from(workspace.settings)
     top_k = max(1, int(workspace.settings["top_k"]))
-    candidates = _search(context, available, pixels, top_k, region=False)
+    vectors = asset_vectors(workspace, pixels)
+    candidates = _search(context, available, vectors, top_k, region=False)
     if workspace.settings["region_search"] and judge(candidates, bands).verdict is not Verdict.HIGH:
-        candidates += _search(context, available, pixels, top_k, region=True)
+        candidates += _search(context, available, vectors, top_k, region=True)
     verifier = workspace.verifier()
     verification: dict[str, Any] = {"status": "off"}
     verifications: list[Verification] = []
@@ -373,18 +374,68 @@ def _reference_pixels(workspace: Workspace, item_id: int) -> Image.Image:
     ).pixels
 
 
+@dataclass
+class AssetVectors:
+    """An asset's vectors per detector, each made once per check: the whole picture's and
+    its regions' (``method`` "crops": the corners and centre embedded one by one;
+    "windows": SSCD's feature map of one pass at ``size`` px pooled over WINDOWS; other
+    detectors always use crops). With windows at the detector's own size, the whole
+    picture and its windows come from the same pass."""
+
+    pixels: Image.Image
+    method: str = "crops"
+    size: int = 320
+    whole: dict[str, Any] = field(default_factory=dict)
+    regions: dict[str, tuple[list[str], Any]] = field(default_factory=dict)
+
+    def whole_vectors(self, name: str, detector: Detector) -> Any:
+        if name not in self.whole:
+            if self._windowed(name, detector) and self.size == detector.size:  # type: ignore[attr-defined]
+                vector, feature_map = detector.embed_and_map(self.pixels)  # type: ignore[attr-defined]
+                self.whole[name] = vector
+                self.regions[name] = self._pooled(detector, feature_map)
+            else:
+                self.whole[name] = detector.embed([self.pixels])
+        return self.whole[name]
+
+    def region_vectors(self, name: str, detector: Detector) -> tuple[list[str], Any]:
+        if name not in self.regions:
+            if self._windowed(name, detector):
+                _, feature_map = detector.embed_and_map(self.pixels, self.size)  # type: ignore[attr-defined]
+                self.regions[name] = self._pooled(detector, feature_map)
+            else:
+                crops = regions(self.pixels)
+                names = list(crops)
+                vectors = detector.embed([crops[n] for n in names]) if names else None
+                self.regions[name] = (names, vectors)
+        return self.regions[name]
+
+    def _windowed(self, name: str, detector: Detector) -> bool:
+        return self.method == "windows" and hasattr(detector, "embed_and_map")
+
+    @staticmethod
+    def _pooled(detector: Any, feature_map: Any) -> tuple[list[str], Any]:
+        return list(WINDOWS), detector.pool_windows(feature_map, list(WINDOWS.values()))
+
+
+def asset_vectors(workspace: Workspace, pixels: Image.Image) -> AssetVectors:
+    return AssetVectors(
+        pixels,
+        method=str(workspace.settings["region_method"]),
+        size=int(workspace.settings["region_size"]),
+    )
+
+
 def _search(
     context: SearchContext,
     detectors: dict[str, Detector],
-    pixels: Image.Image,
+    vectors: AssetVectors,
     top_k: int,
     *,
     region: bool,
 ) -> list[Candidate]:
-    """Candidates from every set's index for the whole picture, or for its crops."""
+    """Candidates from every set's index for the whole picture, or for its regions."""
     found: list[Candidate] = []
-    crops = regions(pixels) if region else {"whole": pixels}
-    names = list(crops)
     for detector_name, detector in detectors.items():
         if region and detector_name not in REGION_DETECTORS:
             continue
@@ -394,11 +445,16 @@ def _search(
             if (index := context.indexes.get((reference_set["name"], detector_name)))
             and index.count
         ]
-        if not indexes or not names:
+        if not indexes:
             continue  # nothing to search: spare the embedding
-        vectors = detector.embed([crops[n] for n in names])
+        if region:
+            names, queries = vectors.region_vectors(detector_name, detector)
+        else:
+            names, queries = ["whole"], vectors.whole_vectors(detector_name, detector)
+        if not names:
+            continue
         for set_name, index in indexes:
-            scores, ids = index.search(vectors, top_k)
+            scores, ids = index.search(queries, top_k)
             for row, region_name in enumerate(names):
                 for score, item_id in zip(scores[row], ids[row], strict=True):
                     if item_id >= 0:

@@ -31,6 +31,7 @@ class Setting:
     kind: type
     help: str
     minimum: float | None = None  # for numbers: the smallest value accepted
+    choices: tuple[str, ...] | None = None  # for text: the values accepted
 
     @property
     def env_var(self) -> str:
@@ -57,7 +58,13 @@ class Setting:
             if self.kind is str:
                 if not isinstance(raw, str | int | float):
                     raise ValueError(raw)
-                return str(raw)
+                text = str(raw)
+                if self.choices is not None and text not in self.choices:
+                    raise ConfigError(
+                        f"setting {self.name!r} from {origin}: {text!r} is not one of "
+                        f"{', '.join(self.choices)}"
+                    )
+                return text
         except (TypeError, ValueError):
             raise ConfigError(
                 f"setting {self.name!r} from {origin}: {raw!r} is not a valid {self.kind.__name__}"
@@ -164,6 +171,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Also search with crops of the asset (four corners, centre), so that a "
         "reference pasted into part of a larger image is found. Skipped when the whole "
         "image already gives a high verdict.",
+    ),
+    Setting(
+        "region_method",
+        "crops",
+        str,
+        "How region search describes parts of the asset: crops (the four corners at 60 % "
+        "of each side and the centre, each embedded: five more passes of the model) or "
+        "windows (25 squares of 40 % and 60 % pooled from SSCD's feature map of one pass "
+        "at region_size px, through the model's own pooling and projection). CLIP always "
+        "uses crops.",
+        choices=("crops", "windows"),
+    ),
+    Setting(
+        "region_size",
+        320,
+        int,
+        "Input size, in px, of the pass whose feature map the windows are pooled from; at "
+        "320 (SSCD's own size) the whole picture's pass serves, at no extra cost.",
+        minimum=64,
     ),
     Setting(
         "sscd_high",

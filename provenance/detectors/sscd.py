@@ -76,8 +76,13 @@ class SSCDDetector:
     def _graph(self) -> tuple[bytes, dict[str, NDArray[np.float32]]]:
         """The model with its backbone's feature map as a second output (the embedding is
         computed exactly as before), and the head's weights for pooling windows of it."""
-        import onnx
-        from onnx import numpy_helper
+        try:
+            import onnx
+            from onnx import numpy_helper
+        except ImportError:
+            raise DetectorUnavailable(
+                "region_method = windows needs the onnx package: pip install onnx"
+            ) from None
 
         model = onnx.load(str(self.path))
         model.graph.output.append(
@@ -98,6 +103,15 @@ class SSCDDetector:
 
     @cached_property
     def _session(self) -> Any:
+        return self._open(str(self.path))
+
+    @cached_property
+    def _map_session(self) -> Any:
+        """A session of the model with the feature map as a second output (importing onnx
+        to make it costs about a second, so the plain model serves plain embeddings)."""
+        return self._open(self._graph[0])
+
+    def _open(self, model: str | bytes) -> Any:
         try:
             import onnxruntime
         except ImportError:
@@ -107,9 +121,7 @@ class SSCDDetector:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        return onnxruntime.InferenceSession(
-            self._graph[0], options, providers=["CPUExecutionProvider"]
-        )
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def embed_and_map(
         self, image: Image.Image, size: int | None = None
@@ -120,7 +132,7 @@ class SSCDDetector:
         size = size or self.size
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         pixels = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
-        embedding, feature_map = self._session.run(
+        embedding, feature_map = self._map_session.run(
             ["embedding", FEATURE_MAP], {"image": pixels[None]}
         )
         return l2_normalise(np.asarray(embedding, dtype=np.float32)), feature_map[0]

@@ -358,6 +358,8 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         queries += [(im, None, "hard", sources[p.name]) for p, im in hard]
 
         rows = []
+        # Hard negatives flagged at normal priority, beside the reference they matched.
+        sheet: list[tuple[Image.Image, Image.Image, str]] = []
         verify_ms: list[float] = []
         embed_ms: dict[str, list[float]] = {"whole": [], **{label: [] for label in REGION_METHODS}}
         main = next(
@@ -438,6 +440,19 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             row["priority"] = row["fused_priority"]
             row.update(peers.best(image))
             rows.append(row)
+            flagged = row["fused_verdict"] == "high" or (
+                row["fused_verdict"] == "review" and row["priority"] == "normal"
+            )
+            if family == "hard" and flagged and row["fused"][0] >= 0:
+                inliers = row["verified"][1] if row["verified"][0] == row["fused"][0] else None
+                sheet.append(
+                    (
+                        image,
+                        reference_images[row["fused"][0]],
+                        f"{source}: {row['fused_verdict']}"
+                        + (f", {int(inliers)} points" if inliers else ""),
+                    )
+                )
         query_seconds = time.perf_counter() - query_start
 
     variants = [label for label in REGION_METHODS if label != main]
@@ -477,7 +492,28 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         **figures_from_rows(rows, methods, names, bands["sscd"].review),
         "thresholds_used": {name: b.to_json() for name, b in bands.items()},
     }
-    return figures, rows
+    return figures, rows, sheet
+
+
+def contact_sheet(pairs: list[tuple[Image.Image, Image.Image, str]], path: Path) -> None:
+    """The pairs side by side, two pairs a row, each with its caption, as one JPEG."""
+    from PIL import ImageDraw
+
+    tile, caption, columns = 160, 16, 2
+    rows = max(1, (len(pairs) + columns - 1) // columns)
+    sheet = Image.new("RGB", (columns * (2 * tile + 12), rows * (tile + caption + 8)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, (query, reference, text) in enumerate(pairs):
+        x = (n % columns) * (2 * tile + 12)
+        y = (n // columns) * (tile + caption + 8)
+        for offset, picture in ((0, query), (tile, reference)):
+            thumb = picture.copy()
+            thumb.thumbnail((tile - 4, tile - 4))
+            sheet.paste(
+                thumb, (x + offset + (tile - thumb.width) // 2, y + (tile - thumb.height) // 2)
+            )
+        draw.text((x + 2, y + tile + 2), text, fill="black")
+    sheet.save(path, quality=80)
 
 
 def _fused_score(verdict: Any, position: dict[int, int]) -> tuple[int, float]:
@@ -691,7 +727,9 @@ def main() -> int:
     runs = []
     all_rows = []
     for number in range(args.repeats):
-        figures, rows = run_once(args, args.seed + number)
+        figures, rows, sheet = run_once(args, args.seed + number)
+        if number == 0:
+            contact_sheet(sheet, args.out.with_name(args.out.stem + "-hard-negatives.jpg"))
         runs.append(figures)
         all_rows += [{**row, "run": number} for row in rows]
         print(f"run {number + 1}/{args.repeats}: {json.dumps(figures['overall'])}", flush=True)

@@ -35,9 +35,16 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.quality import median_tree  # noqa: E402
-from provenance import RegisterRequest, Workspace, reference_sets, registration  # noqa: E402  # noqa: E402
+from provenance import (  # noqa: E402
+    RegisterRequest,
+    Workspace,
+    checking,
+    reference_sets,
+    registration,
+)
 from provenance.detectors.sscd import SSCDDetector, model_path  # noqa: E402
 from provenance.errors import ProvenanceError  # noqa: E402
+from provenance.index.faiss_index import load_index  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / ".corpus" / "images"
@@ -217,11 +224,117 @@ def end_to_end(
     }
 
 
+CHECK_VARIANTS = {
+    "crops": {"PROVENANCE_REGION_METHOD": "crops"},
+    "windows": {"PROVENANCE_REGION_METHOD": "windows", "PROVENANCE_REGION_SIZE": "320"},
+}
+
+
+def _timed_register(
+    workspace_dir: Path, folder: Path, environ: dict[str, str]
+) -> tuple[Any, float, dict[str, float]]:
+    """Register + check ``folder`` in the workspace: the report, the seconds it took, and
+    the SSCD passes made, the seconds in them and the seconds verifying."""
+    workspace = Workspace.open(workspace_dir, environ=environ)
+    spent = {"passes": 0.0, "pass_seconds": 0.0, "verify_seconds": 0.0}
+    detector = workspace.detectors()["sscd"]
+    for method in ("embed", "embed_and_map"):
+        original = getattr(detector, method)
+
+        def counting(*a: Any, original: Any = original, method: str = method) -> Any:
+            begin = time.perf_counter()
+            try:
+                return original(*a)
+            finally:
+                spent["pass_seconds"] += time.perf_counter() - begin
+                spent["passes"] += len(a[0]) if method == "embed" else 1
+
+        setattr(detector, method, counting)
+    # Verification as a check runs it: the asset's and references' features and the fits.
+    original_verify = checking.verify
+
+    def timed_verify(*a: Any) -> Any:
+        begin = time.perf_counter()
+        try:
+            return original_verify(*a)
+        finally:
+            spent["verify_seconds"] += time.perf_counter() - begin
+
+    checking.verify = timed_verify  # type: ignore[assignment]
+    start = time.perf_counter()
+    try:
+        report = registration.register(workspace, [folder], RegisterRequest(), jobs=1)
+    finally:
+        checking.verify = original_verify  # type: ignore[assignment]
+    total = time.perf_counter() - start
+    workspace.close()
+    return report, total, spent
+
+
+def check_cost(scratch: Path, files: list[Path], queries_count: int) -> dict[str, Any]:
+    """Register + check against a reference set of the other files, per region method,
+    side by side with the bare floor (decode + one SSCD pass + one exact search per file),
+    all in this process. Per check: SSCD passes made, time in them, time verifying."""
+    refs = scratch / "refs"
+    refs.mkdir()
+    for path in files[queries_count:]:
+        shutil.copyfile(path, refs / path.name)
+    queries = files[:queries_count]
+    base = scratch / "base"
+    workspace = Workspace.create(base, environ={})
+    reference_sets.create(workspace, "bench", [refs], rights="third-party")
+    workspace.close()
+    results: dict[str, Any] = {"references": len(files) - queries_count}
+
+    # The floor: what no check can beat.
+    workspace = Workspace.open(base, environ={})
+    sscd = workspace.detectors()["sscd"]
+    index = load_index(base / "indexes" / "bench", "sscd", sscd.spec)  # type: ignore[union-attr]
+    start = time.perf_counter()
+    for path in queries:
+        pixels = decode_image(path.read_bytes(), max_pixels=150_000_000).pixels
+        index.search(sscd.embed([pixels]), 5)  # type: ignore[union-attr]
+    floor = time.perf_counter() - start
+    workspace.close()
+    results["floor_files_per_s"] = len(queries) / floor
+
+    for name, environ in CHECK_VARIANTS.items():
+        copy = scratch / f"ws-{name}"
+        shutil.copytree(base, copy)
+        folder = scratch / f"queries-{name}"
+        folder.mkdir()
+        for path in queries:
+            shutil.copyfile(path, folder / path.name)
+        report, total, spent = _timed_register(copy, folder, environ)
+        count = len(report.results)
+        verdicts = [r.check.verdict for r in report.results if r.check is not None]
+        # Registration stores hashes only: every SSCD pass counted is the check's.
+        per_pass = spent["pass_seconds"] / max(1, spent["passes"])
+        results[name] = {
+            "files_per_s": count / total,
+            "ratio_to_floor": (count / total) / results["floor_files_per_s"],
+            "sscd_passes_per_check": spent["passes"] / count,
+            "check_cost_in_passes_excluding_verification": (
+                (total - spent["verify_seconds"]) / count / per_pass
+            ),
+            "verification_ms_per_file": spent["verify_seconds"] * 1000 / count,
+            "verdicts": {v: verdicts.count(v) for v in ("clear", "review", "high")},
+        }
+        shutil.rmtree(copy)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64, help="queries registered + checked")
     parser.add_argument("--refs", type=int, default=500, help="references ingested first")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--check-refs",
+        type=int,
+        default=3000,
+        help="reference set of the register + check comparison (0: skip it)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed.json")
     args = parser.parse_args()
     if not CORPUS.is_dir():
@@ -254,6 +367,12 @@ def main() -> int:
                 folder.mkdir()
                 run["end_to_end"][name] = end_to_end(folder, files, args.images, environ)
                 shutil.rmtree(folder)
+            if args.check_refs:
+                folder = scratch / f"run{number}-check"
+                folder.mkdir()
+                everything = sample_images(args.images + args.check_refs)
+                run["check_cost"] = check_cost(folder, everything, args.images)
+                shutil.rmtree(folder)
             runs.append(run)
             print(f"run {number + 1}/{args.repeats}: {json.dumps(run)}", flush=True)
     summary = median_tree(runs)
@@ -261,10 +380,10 @@ def main() -> int:
     args.out.write_text(
         json.dumps(
             {
-                "schema": "provenance.benchmark.speed/2",
+                "schema": "provenance.benchmark.speed/3",
                 "date": dt.date.today().isoformat(),
                 "command": f"python benchmarks/speed.py --images {args.images} "
-                f"--refs {args.refs} --repeats {args.repeats}",
+                f"--refs {args.refs} --check-refs {args.check_refs} --repeats {args.repeats}",
                 "machine": describe(),
                 "repeats": args.repeats,
                 "note": "medians over the runs; each run measures limit and throughput together",

@@ -68,12 +68,18 @@ class LocalFeatures:
         return int(self.points.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass
 class AssetFeatures:
-    """An asset's features as it is and mirrored."""
+    """An asset's features as it is, and mirrored (made on first use: only a reference
+    that does not verify forward needs them)."""
 
     forward: LocalFeatures
-    mirrored: LocalFeatures
+    image: Image.Image
+    verifier: GeometricVerifier
+
+    @cached_property
+    def mirrored(self) -> LocalFeatures:
+        return self.verifier.features(ImageOps.mirror(self.image))
 
 
 class GeometricVerifier:
@@ -108,11 +114,11 @@ class GeometricVerifier:
     def features(self, image: Image.Image) -> LocalFeatures:
         """RootSIFT features of a canonical RGB picture at the working size."""
         cv2 = self.cv2
+        scale = MAX_SIDE / max(image.width, image.height)
+        if scale < 1:  # shrink first: converting a large picture costs more than its copy
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.BOX)
         grey = image.convert("L")
-        scale = MAX_SIDE / max(grey.width, grey.height)
-        if scale < 1:
-            size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
-            grey = grey.resize(size, Image.Resampling.BOX)
         pixels = np.asarray(grey)
         sift = cv2.SIFT_create(nfeatures=MAX_FEATURES)
         keypoints, descriptors = sift.detectAndCompute(pixels, None)
@@ -125,12 +131,13 @@ class GeometricVerifier:
         return LocalFeatures(points, np.sqrt(descriptors), grey.width, grey.height)
 
     def asset_features(self, image: Image.Image) -> AssetFeatures:
-        return AssetFeatures(self.features(image), self.features(ImageOps.mirror(image)))
+        return AssetFeatures(self.features(image), image, self)
 
     def verify(
         self, asset: AssetFeatures, reference: LocalFeatures, reference_set: str, item_id: int
     ) -> Verification:
-        """The better of the forward and the mirrored match of ``reference`` in ``asset``."""
+        """The forward match of ``reference`` in ``asset`` when it verifies, else the better
+        of it and the mirrored match."""
         if reference.count < MIN_MATCHES:
             return Verification.failed(
                 reference_set,
@@ -144,6 +151,8 @@ class GeometricVerifier:
                 f"the asset has too few local features ({asset.forward.count})",
             )
         forward = self._fit(asset.forward, reference, reference_set, item_id, mirrored=False)
+        if forward.verified:
+            return forward
         mirrored = self._fit(asset.mirrored, reference, reference_set, item_id, mirrored=True)
         return max(forward, mirrored, key=lambda v: (v.verified, v.inliers))
 

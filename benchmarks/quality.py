@@ -361,7 +361,14 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         # Hard negatives flagged at normal priority, beside the reference they matched.
         sheet: list[tuple[Image.Image, Image.Image, str]] = []
         verify_ms: list[float] = []
-        embed_ms: dict[str, list[float]] = {"whole": [], **{label: [] for label in REGION_METHODS}}
+        compared = [
+            label
+            for label, setting in REGION_METHODS.items()
+            if args.compare_regions
+            or setting
+            == (workspace.settings["region_method"], int(workspace.settings["region_size"]))
+        ]
+        embed_ms: dict[str, list[float]] = {"whole": [], **{label: [] for label in compared}}
         main = next(
             label
             for label, (method, size) in REGION_METHODS.items()
@@ -377,6 +384,8 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             embed_ms["whole"].append((time.perf_counter() - clock) * 1000)
             by_method: dict[str, list[Candidate]] = {}
             for label, (method, size) in REGION_METHODS.items():
+                if label != main and not args.compare_regions:
+                    continue
                 # The whole picture's vectors are shared; a window pass at SSCD's own size
                 # reuses that pass (as a check does), so it costs only the pooling.
                 vectors = AssetVectors(image, method=method, size=size, whole=dict(base.whole))
@@ -455,11 +464,11 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                 )
         query_seconds = time.perf_counter() - query_start
 
-    variants = [label for label in REGION_METHODS if label != main]
+    variants = [label for label in compared if label != main]
     methods = [
         "phash",
         "sscd",
-        *(f"sscd+{label}" for label in REGION_METHODS),
+        *(f"sscd+{label}" for label in compared),
         "verified",
         "fused-v1",
         "fused",
@@ -483,7 +492,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                 "fused_verdict" if label == main else f"fused+{label}_verdict",
                 "fused_priority" if label == main else f"fused+{label}_priority",
             )
-            for label in REGION_METHODS
+            for label in compared
         },
         "verification_ms_per_candidate": {
             "median": round(statistics.median(verify_ms), 1) if verify_ms else None,
@@ -710,6 +719,11 @@ def main() -> int:
     parser.add_argument("--positives", type=int, default=1400)
     parser.add_argument("--negatives", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="runs, each with its own sample")
+    parser.add_argument(
+        "--compare-regions",
+        action="store_true",
+        help="also judge every query with each other region method (REGION_METHODS)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the first run")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json"

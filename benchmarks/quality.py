@@ -578,6 +578,7 @@ def figures_from_rows(
             "phash": band_table(rows, "phash", REVIEW_CANDIDATES["phash"]),
         },
         "phash_beyond_sscd": phash_beyond_sscd(rows, sscd_review),
+        "unverified_line": unverified_line_table(rows, sscd_review),
     }
 
 
@@ -664,6 +665,31 @@ def band_table(rows: list[dict[str, Any]], method: str, candidates: list[float])
             "precision": round(precision, 4),
             "f2": round(f2, 4),
         }
+    return table
+
+
+UNVERIFIED_CANDIDATES = [0.50, 0.55, 0.60, 0.65, 0.70]
+
+
+def unverified_line_table(rows: list[dict[str, Any]], sscd_review: float) -> dict[str, Any]:
+    """Per candidate ``sscd_review_unverified`` line: of the queries whose best SSCD item did
+    not verify, the share of copies still flagged with the right reference, of unrelated
+    images and of hard negatives flagged (SSCD with regions at or over the line; pHash and
+    high lines aside). Queries that verified are unaffected by the line."""
+    table = {}
+    for line in UNVERIFIED_CANDIDATES:
+        entry = {}
+        for name, kind in KINDS.items():
+            chosen = [r for r in rows if _kind(r) == kind]
+            unverified = [r for r in chosen if r["verified"][0] != r["sscd+regions"][0]]
+            flagged = [
+                r
+                for r in unverified
+                if r["sscd+regions"][1] >= max(line, sscd_review)
+                and (kind != "copy" or r["sscd+regions"][0] == r["truth"])
+            ]
+            entry[name] = round(len(flagged) / max(1, len(chosen)), 4)
+        table[str(line)] = entry
     return table
 
 

@@ -157,3 +157,21 @@ def test_cli_startup_names_the_slowest_imports() -> None:
     assert len(found) == 5
     assert any(line.startswith("provenance.cli ") for line in found), found
     assert all(line.endswith(" s") for line in found)
+
+
+def test_unverified_line_counts_only_queries_that_did_not_verify() -> None:
+    from benchmarks.quality import unverified_line_table
+
+    rows = [
+        # A copy whose right reference verified: no line demotes it.
+        {"truth": 0, "family": "crop", "sscd+regions": (0, 0.52), "verified": (0, 40.0)},
+        # A copy found by SSCD only, at 0.62.
+        {"truth": 1, "family": "crop", "sscd+regions": (1, 0.62), "verified": (-1, -1e9)},
+        # An unrelated image at 0.57 and a hard negative at 0.66, neither verified.
+        {"truth": None, "family": "negative", "sscd+regions": (3, 0.57), "verified": (-1, -1e9)},
+        {"truth": None, "family": "hard", "sscd+regions": (4, 0.66), "verified": (-1, -1e9)},
+    ]
+    table = unverified_line_table(rows, 0.5)
+    assert table["0.55"] == {"positives": 0.5, "unrelated": 1.0, "hard_negatives": 1.0}
+    assert table["0.6"] == {"positives": 0.5, "unrelated": 0.0, "hard_negatives": 1.0}
+    assert table["0.7"] == {"positives": 0.0, "unrelated": 0.0, "hard_negatives": 0.0}

@@ -341,6 +341,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             raise SystemExit(f"geometric verification cannot run: {verifier}")
         top = int(workspace.settings["verify_top"])
         limit = int(workspace.settings["verify_max"])
+        floor = float(workspace.settings["verify_floor"])
         position = {item_of[p.name]: i for i, p in enumerate(references)}
 
         queries: list[tuple[Image.Image, int | None, str, str]] = []
@@ -424,7 +425,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                 if label == main:
                     row["fused-v1"] = _fused_score(verdict, position)
                     row["fused_v1_verdict"] = verdict.verdict.value
-                keys = to_verify(searched, bands, top=top, limit=limit)
+                keys = to_verify(searched, bands, top=top, limit=limit, floor=floor)
                 verify_start = time.perf_counter()
                 verifications = verify(
                     verifier,

@@ -280,6 +280,7 @@ def check_asset(
             bands,
             top=int(workspace.settings["verify_top"]),
             limit=int(workspace.settings["verify_max"]),
+            floor=float(workspace.settings["verify_floor"]),
         )
         verifications = verify(
             verifier, context, pixels, keys, lambda item_id: _reference_pixels(workspace, item_id)
@@ -304,10 +305,16 @@ def check_asset(
 
 
 def to_verify(
-    candidates: list[Candidate], bands: dict[str, Thresholds], *, top: int, limit: int
+    candidates: list[Candidate],
+    bands: dict[str, Thresholds],
+    *,
+    top: int,
+    limit: int,
+    floor: float = 0.0,
 ) -> list[tuple[str, int]]:
     """The reference items to verify, strongest first: every one a detector puts at review or
-    above, then the ``top`` strongest by SSCD; at most ``limit``."""
+    above, then the ``top`` strongest by SSCD that score ``floor`` or more; at most
+    ``limit``."""
     flagged: dict[tuple[str, int], float] = {}
     by_sscd: dict[tuple[str, int], float] = {}
     for c in candidates:
@@ -318,7 +325,11 @@ def to_verify(
         if c.detector == "sscd":
             by_sscd[key] = max(by_sscd.get(key, float("-inf")), c.score)
     chosen = sorted(flagged, key=lambda k: flagged[k], reverse=True)
-    extra = [k for k in sorted(by_sscd, key=lambda k: by_sscd[k], reverse=True) if k not in flagged]
+    extra = [
+        k
+        for k in sorted(by_sscd, key=lambda k: by_sscd[k], reverse=True)
+        if k not in flagged and by_sscd[k] >= floor
+    ]
     return (chosen + extra[:top])[:limit]
 
 

@@ -232,6 +232,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "verify_floor",
+        0.3,
+        float,
+        "SSCD cosine under which the strongest items of verify_top are not verified: most "
+        "unrelated pictures score under it, and in benchmarks/quality.py one of 16 copies "
+        "that verified only this way scored under 0.3.",
+    ),
+    Setting(
         "verify_max",
         8,
         int,

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from provenance import Workspace, checking
+from provenance.checking import to_verify
 from provenance.detectors.geometric import GeometricVerifier
 from provenance.scoring import Candidate, GeometryRule, Thresholds, Verdict, judge
 from tests import filemakers as fm
@@ -256,3 +257,23 @@ def test_windows_find_a_composite_and_name_the_window(refs_workspace: Path, tmp_
     regions = {m["region"] for m in check["matches"] if m["detector"] == "sscd"}
     assert any(region.startswith("win") for region in regions)
     assert not regions & {"corner-tl", "corner-tr", "corner-bl", "corner-br", "centre"}
+
+
+def test_to_verify_takes_flagged_items_then_the_strongest_over_the_floor() -> None:
+    candidates = [
+        Candidate("s", 1, "sscd", "whole", 0.55),  # review: always verified
+        Candidate("s", 2, "sscd", "corner-tl", 0.42),
+        Candidate("s", 3, "sscd", "whole", 0.31),
+        Candidate("s", 4, "sscd", "whole", 0.12),  # under the floor
+        Candidate("s", 5, "phash", "whole", 9.0),  # phash review band
+    ]
+    # Flagged ones by how far into their bands (pHash 9 of 10-8 bits is further in than
+    # SSCD 0.55 of 0.50-0.75), then the rest by SSCD score.
+    assert to_verify(candidates, BANDS, top=5, limit=8, floor=0.3) == [
+        ("s", 5),
+        ("s", 1),
+        ("s", 2),
+        ("s", 3),
+    ]
+    assert to_verify(candidates, BANDS, top=1, limit=8, floor=0.3)[-1] == ("s", 2)
+    assert len(to_verify(candidates, BANDS, top=5, limit=2, floor=0.0)) == 2

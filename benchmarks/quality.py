@@ -361,6 +361,8 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         rows = []
         # Hard negatives flagged at normal priority, beside the reference they matched.
         sheet: list[tuple[Image.Image, Image.Image, str]] = []
+        flagged_hard: list[dict[str, Any]] = []
+        file_of = {id(image): path.name for path, image in hard}
         verify_ms: list[float] = []
         compared = [
             label
@@ -463,6 +465,16 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                         + (f", {int(inliers)} points" if inliers else ""),
                     )
                 )
+                flagged_hard.append(
+                    {
+                        "file": file_of[id(image)],
+                        "reference": references[row["fused"][0]].name,
+                        "source": source,
+                        "verdict": row["fused_verdict"],
+                        "inliers": int(inliers) if inliers else None,
+                        "sscd": round(row["sscd+regions"][1], 3),
+                    }
+                )
         query_seconds = time.perf_counter() - query_start
 
     variants = [label for label in compared if label != main]
@@ -502,6 +514,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         **figures_from_rows(rows, methods, names, bands["sscd"].review),
         "thresholds_used": {name: b.to_json() for name, b in bands.items()},
     }
+    figures["hard_negatives_flagged"] = flagged_hard
     return figures, rows, sheet
 
 

@@ -434,7 +434,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                     context,
                     image,
                     keys,
-                    lambda item_id: reference_images[position[item_id]],
+                    lambda item_id: verifier.features(reference_images[position[item_id]]),
                 )
                 if keys and label == main:
                     verify_ms.append((time.perf_counter() - verify_start) * 1000 / len(keys))

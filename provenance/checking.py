@@ -53,7 +53,7 @@ from provenance.db import audit, repository
 from provenance.db.session import one_line, read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
-from provenance.detectors.geometric import GeometricVerifier, LocalFeatures
+from provenance.detectors.geometric import FeatureCache, GeometricVerifier, LocalFeatures
 from provenance.errors import IndexMissing, IndexProblem, NotFound, ProvenanceError
 from provenance.export.documents import CHECK_SCHEMA_V2, stored_check_json
 from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
@@ -282,8 +282,13 @@ def check_asset(
             limit=int(workspace.settings["verify_max"]),
             floor=float(workspace.settings["verify_floor"]),
         )
+        cache = FeatureCache(workspace.root / "cache" / "features", verifier.features_spec)
         verifications = verify(
-            verifier, context, pixels, keys, lambda item_id: _reference_pixels(workspace, item_id)
+            verifier,
+            context,
+            pixels,
+            keys,
+            lambda item_id: _reference_features(workspace, verifier, cache, item_id),
         )
         judgement, candidates = judge_verified(candidates, bands, verifications, rule)
         verification = {"status": "ran", "spec": verifier.spec, "rule": rule.to_json()}
@@ -338,10 +343,10 @@ def verify(
     context: SearchContext,
     pixels: Image.Image,
     keys: list[tuple[str, int]],
-    reference_pixels: Callable[[int], Image.Image],
+    reference_features: Callable[[int], LocalFeatures],
 ) -> list[Verification]:
     """Each item of ``keys`` verified against the asset's ``pixels``; a reference's features
-    are computed once per run (``context``) from ``reference_pixels(item_id)``."""
+    (``reference_features(item_id)``) are fetched once per run (``context``)."""
     if not keys:
         return []
     asset = verifier.asset_features(pixels)
@@ -350,7 +355,7 @@ def verify(
         features = context.features.get(item_id)
         if features is None:
             try:
-                features = verifier.features(reference_pixels(item_id))
+                features = reference_features(item_id)
             except ProvenanceError as exc:
                 features = f"the reference's stored copy cannot be read: {exc}"
             context.features[item_id] = features
@@ -374,15 +379,25 @@ def judge_verified(
     return judge(candidates, bands, verified=verified, rule=rule), candidates
 
 
-def _reference_pixels(workspace: Workspace, item_id: int) -> Image.Image:
+def _reference_features(
+    workspace: Workspace, verifier: GeometricVerifier, cache: FeatureCache, item_id: int
+) -> LocalFeatures:
+    """A reference item's features: from the cache, else made from its stored copy (and
+    cached)."""
     with read_session(workspace.engine) as session:
         item = session.get(ReferenceItem, item_id)
         if item is None:
             raise NotFound(f"no reference item with id {item_id}")
         sha256 = item.sha256
-    return decode_image(
+    cached = cache.get(sha256)
+    if cached is not None:
+        return cached
+    pixels = decode_image(
         workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
     ).pixels
+    features = verifier.features(pixels)
+    cache.put(sha256, features)
+    return features
 
 
 @dataclass

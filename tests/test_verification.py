@@ -277,3 +277,26 @@ def test_to_verify_takes_flagged_items_then_the_strongest_over_the_floor() -> No
     ]
     assert to_verify(candidates, BANDS, top=1, limit=8, floor=0.3)[-1] == ("s", 2)
     assert len(to_verify(candidates, BANDS, top=5, limit=2, floor=0.0)) == 2
+
+
+def test_reference_features_are_cached_and_a_damaged_cache_file_is_made_again(
+    refs_workspace: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "wall.png"
+    fm.composite_25(fm.sample("coffee.jpg")).save(path)
+    first = run_json("-w", refs_workspace, "register", path)["results"][0]["check"]
+    cached = sorted((refs_workspace / "cache" / "features").rglob("*.npz"))
+    assert cached  # the verified references' features
+    with np.load(cached[0], allow_pickle=False) as stored:
+        assert str(stored["format"]) == "provenance.local-features/1"
+        assert json.loads(str(stored["spec"]))["library"].startswith("opencv ")
+    for file in cached:
+        file.write_bytes(b"not a features file")
+    asset_id = str(first["asset_id"])
+    again = run_json("-w", refs_workspace, "check", asset_id)["checks"][0]
+    assert again["verifications"] == first["verifications"]
+    with np.load(cached[0], allow_pickle=False) as stored:  # made again
+        assert str(stored["format"]) == "provenance.local-features/1"
+    # From the cache, the same verifications again.
+    third = run_json("-w", refs_workspace, "check", asset_id)["checks"][0]
+    assert third["verifications"] == first["verifications"]

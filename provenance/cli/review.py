@@ -117,7 +117,7 @@ def queue_command(
             (
                 str(entry.asset_id),
                 entry.status + (" (reopened)" if entry.reopened else ""),
-                entry.verdict,
+                entry.verdict + (" (low priority)" if entry.priority == "low" else ""),
                 detector,
                 score,
                 common.printable(entry.production or "-"),

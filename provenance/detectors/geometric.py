@@ -19,19 +19,26 @@ OpenCV is imported on first use, so that importing provenance stays light.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
+from provenance.atomic import write_atomically
 from provenance.errors import DetectorUnavailable
 from provenance.scoring import Verification
 
 INSTALL_HINT = "pip install opencv-python-headless"
+FEATURES_FORMAT = "provenance.local-features/1"
 MAX_SIDE = 512
 MAX_FEATURES = 1500
 RATIO = 0.8
@@ -56,16 +63,69 @@ def _cv2() -> Any:
 
 @dataclass(frozen=True)
 class LocalFeatures:
-    """One picture's keypoints (working pixels) and RootSIFT descriptors."""
+    """One picture's keypoints (working pixels) and SIFT descriptors (OpenCV's, whole
+    numbers 0-255, kept as bytes), matched as RootSIFT."""
 
     points: NDArray[np.float32]
-    descriptors: NDArray[np.float32]
+    raw: NDArray[np.uint8]
     width: int
     height: int
 
     @property
     def count(self) -> int:
         return int(self.points.shape[0])
+
+    @cached_property
+    def descriptors(self) -> NDArray[np.float32]:
+        """RootSIFT: each descriptor L1-normalised, then square-rooted."""
+        values = self.raw.astype(np.float32)
+        values /= np.maximum(values.sum(axis=1, keepdims=True), 1e-7)
+        rooted: NDArray[np.float32] = np.sqrt(values)
+        return rooted
+
+
+class FeatureCache:
+    """Reference pictures' features on disk, one file per picture (by sha256) under a folder
+    named by the features' spec, so a check computes a reference's features once. Each file
+    carries FEATURES_FORMAT and the spec; one that is damaged, or made under another spec,
+    is made again. The cache can be deleted at any time."""
+
+    def __init__(self, folder: Path, spec: dict[str, Any]) -> None:
+        self.spec = json.dumps(spec, sort_keys=True)
+        self.folder = folder / hashlib.sha256(self.spec.encode()).hexdigest()[:16]
+
+    def _path(self, sha256: str) -> Path:
+        return self.folder / sha256[:2] / f"{sha256}.npz"
+
+    def get(self, sha256: str) -> LocalFeatures | None:
+        try:
+            with np.load(self._path(sha256), allow_pickle=False) as stored:
+                if str(stored["format"]) != FEATURES_FORMAT or str(stored["spec"]) != self.spec:
+                    return None
+                points, raw = stored["points"], stored["raw"]
+                width, height = (int(v) for v in stored["size"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            return None  # missing or damaged: made again
+        if points.shape != (len(raw), 2) or raw.shape[1:] != (128,) or raw.dtype != np.uint8:
+            return None
+        return LocalFeatures(points.astype(np.float32), raw, width, height)
+
+    def put(self, sha256: str, features: LocalFeatures) -> None:
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            format=np.array(FEATURES_FORMAT),
+            spec=np.array(self.spec),
+            points=features.points,
+            raw=features.raw,
+            size=np.array([features.width, features.height]),
+        )
+        target = self._path(sha256)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, buffer.getvalue())
+        except OSError:
+            pass  # a cache that cannot be written costs time, not correctness
 
 
 @dataclass
@@ -89,6 +149,17 @@ class GeometricVerifier:
         self.cv2 = _cv2()
         self.min_inliers = min_inliers
         self.cv2.setRNGSeed(0)
+
+    @cached_property
+    def features_spec(self) -> dict[str, Any]:
+        """What a picture's features depend on (the key of a FeatureCache)."""
+        return {
+            "format": FEATURES_FORMAT,
+            "features": self.spec["features"],
+            "library": self.spec["library"],
+            "max_side": MAX_SIDE,
+            "max_features": MAX_FEATURES,
+        }
 
     @cached_property
     def spec(self) -> dict[str, Any]:
@@ -124,11 +195,11 @@ class GeometricVerifier:
         keypoints, descriptors = sift.detectAndCompute(pixels, None)
         if descriptors is None or not keypoints:
             empty = np.zeros((0, 2), np.float32)
-            return LocalFeatures(empty, np.zeros((0, 128), np.float32), grey.width, grey.height)
-        descriptors = descriptors.astype(np.float32)
-        descriptors /= np.maximum(descriptors.sum(axis=1, keepdims=True), 1e-7)
+            return LocalFeatures(empty, np.zeros((0, 128), np.uint8), grey.width, grey.height)
+        # OpenCV's SIFT descriptors are whole numbers 0-255 held as floats: bytes lose nothing.
+        raw = np.clip(np.rint(descriptors), 0, 255).astype(np.uint8)
         points = np.array([k.pt for k in keypoints], dtype=np.float32)
-        return LocalFeatures(points, np.sqrt(descriptors), grey.width, grey.height)
+        return LocalFeatures(points, raw, grey.width, grey.height)
 
     def asset_features(self, image: Image.Image) -> AssetFeatures:
         return AssetFeatures(self.features(image), image, self)

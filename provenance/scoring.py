@@ -119,7 +119,7 @@ class Verification:
         return max(self.asset_coverage, self.reference_coverage)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "reference_set": self.reference_set,
             "item_id": self.item_id,
             "verified": self.verified,
@@ -133,19 +133,9 @@ class Verification:
             "asset_coverage": self.asset_coverage,
             "reference_coverage": self.reference_coverage,
             "note": self.note,
-            "summary": verification_words(self.to_summary()),
         }
-
-    def to_summary(self) -> dict[str, Any]:
-        return {
-            "verified": self.verified,
-            "inliers": self.inliers,
-            "mirrored": self.mirrored,
-            "asset_polygon": self.asset_polygon,
-            "asset_coverage": self.asset_coverage,
-            "reference_coverage": self.reference_coverage,
-            "note": self.note,
-        }
+        document["summary"] = verification_words(document)
+        return document
 
 
 def verification_words(v: Mapping[str, Any]) -> str:

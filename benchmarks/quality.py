@@ -50,21 +50,19 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import describe  # noqa: E402
 from provenance import Workspace, reference_sets  # noqa: E402
 from provenance.checking import (  # noqa: E402
-    AssetVectors,
     _search,
     geometry_rule,
-    judge_verified,
     prepare,
     thresholds_from,
-    to_verify,
     verify,
 )
 from provenance.detectors.geometric import GeometricVerifier  # noqa: E402
 from provenance.detectors.hashes import PHashDetector  # noqa: E402
+from provenance.detectors.regions import AssetVectors  # noqa: E402
 from provenance.detectors.sscd import SSCDDetector  # noqa: E402
 from provenance.errors import ProvenanceError  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
-from provenance.scoring import Candidate, Verdict, judge  # noqa: E402
+from provenance.scoring import Candidate, Verdict, judge, judge_verified, to_verify  # noqa: E402
 
 CORPUS = ROOT / "benchmarks" / ".corpus"
 # Sources (corpus packages) whose images are the unrelated negatives: photographs, diagrams

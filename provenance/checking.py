@@ -1,12 +1,10 @@
 """Checking an asset against every active reference set.
 
-For each configured detector: embed the asset (the whole picture, then crops of it when
-region search is on and the whole picture did not already give a high verdict), search
-each set's index, verify the strongest candidates geometrically
-(``provenance.detectors.geometric``), and judge (``provenance.scoring``). The check records
-the detectors' specs or why one could not run, the verifier's spec and rule, the
-thresholds, the indexes searched, every candidate kept, every verification, and the verdict
-with its reasons. A check is never updated: a re-check is a new row.
+For each configured detector: embed the asset (the whole picture, then its regions unless
+the whole picture is already high: ``detectors.regions``), search each set's index, verify
+the strongest candidates geometrically (``detectors.geometric``) and judge (``scoring``).
+The check records what ran (specs, rule, thresholds, indexes), every candidate kept, every
+verification and the verdict with its reasons; a re-check is a new row.
 
 JSON output, schema ``provenance.check/2`` (``/1`` lacks the last three keys)::
 
@@ -54,11 +52,12 @@ from provenance.db.session import one_line, read_session, write_transaction
 from provenance.db.tables import Asset, Check, Match, ReferenceItem, ReferenceSet, utcnow
 from provenance.detectors.base import Detector
 from provenance.detectors.geometric import FeatureCache, GeometricVerifier, LocalFeatures
+from provenance.detectors.regions import AssetVectors
 from provenance.errors import IndexMissing, IndexProblem, NotFound, ProvenanceError
 from provenance.export.documents import CHECK_SCHEMA_V2, stored_check_json
 from provenance.index.faiss_index import VectorIndex, ids_checksum, load_index
 from provenance.locks import SetBusy, reference_set_lock
-from provenance.media import WINDOWS, decode_image, regions
+from provenance.media import decode_image
 from provenance.record_digests import check_digest
 from provenance.scoring import (
     Candidate,
@@ -68,6 +67,9 @@ from provenance.scoring import (
     Verdict,
     Verification,
     judge,
+    judge_verified,
+    kept_matches,
+    to_verify,
 )
 from provenance.workspace import Workspace
 
@@ -309,35 +311,6 @@ def check_asset(
     )
 
 
-def to_verify(
-    candidates: list[Candidate],
-    bands: dict[str, Thresholds],
-    *,
-    top: int,
-    limit: int,
-    floor: float = 0.0,
-) -> list[tuple[str, int]]:
-    """The reference items to verify, strongest first: every one a detector puts at review or
-    above, then the ``top`` strongest by SSCD that score ``floor`` or more; at most
-    ``limit``."""
-    flagged: dict[tuple[str, int], float] = {}
-    by_sscd: dict[tuple[str, int], float] = {}
-    for c in candidates:
-        key = (c.reference_set, c.item_id)
-        band = bands.get(c.detector)
-        if band is not None and band.verdict(c.score) is not Verdict.CLEAR:
-            flagged[key] = max(flagged.get(key, float("-inf")), band.strength(c.score))
-        if c.detector == "sscd":
-            by_sscd[key] = max(by_sscd.get(key, float("-inf")), c.score)
-    chosen = sorted(flagged, key=lambda k: flagged[k], reverse=True)
-    extra = [
-        k
-        for k in sorted(by_sscd, key=lambda k: by_sscd[k], reverse=True)
-        if k not in flagged and by_sscd[k] >= floor
-    ]
-    return (chosen + extra[:top])[:limit]
-
-
 def verify(
     verifier: GeometricVerifier,
     context: SearchContext,
@@ -366,82 +339,23 @@ def verify(
     return found
 
 
-def judge_verified(
-    candidates: list[Candidate],
-    bands: dict[str, Thresholds],
-    verifications: list[Verification],
-    rule: GeometryRule,
-) -> tuple[Judgement, list[Candidate]]:
-    """The verdict with verification weighed in, and the candidates with a ``geometry`` one
-    for each decisive verification."""
-    candidates = candidates + [rule.candidate(v) for v in verifications if rule.decisive(v)]
-    verified = [(v.reference_set, v.item_id) for v in verifications if v.verified]
-    return judge(candidates, bands, verified=verified, rule=rule), candidates
-
-
 def _reference_features(
     workspace: Workspace, verifier: GeometricVerifier, cache: FeatureCache, item_id: int
 ) -> LocalFeatures:
-    """A reference item's features: from the cache, else made from its stored copy (and
-    cached)."""
+    """A reference item's features, from the cache or its stored copy."""
     with read_session(workspace.engine) as session:
         item = session.get(ReferenceItem, item_id)
         if item is None:
             raise NotFound(f"no reference item with id {item_id}")
         sha256 = item.sha256
-    cached = cache.get(sha256)
-    if cached is not None:
-        return cached
-    pixels = decode_image(
-        workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
-    ).pixels
-    features = verifier.features(pixels)
-    cache.put(sha256, features)
-    return features
-
-
-@dataclass
-class AssetVectors:
-    """An asset's vectors per detector, each made once per check: the whole picture's and
-    its regions' (``method`` "crops": the corners and centre embedded one by one;
-    "windows": SSCD's feature map of one pass at ``size`` px pooled over WINDOWS; other
-    detectors always use crops). With windows at the detector's own size, the whole
-    picture and its windows come from the same pass."""
-
-    pixels: Image.Image
-    method: str = "crops"
-    size: int = 320
-    whole: dict[str, Any] = field(default_factory=dict)
-    regions: dict[str, tuple[list[str], Any]] = field(default_factory=dict)
-
-    def whole_vectors(self, name: str, detector: Detector) -> Any:
-        if name not in self.whole:
-            if self._windowed(name, detector) and self.size == detector.size:  # type: ignore[attr-defined]
-                vector, feature_map = detector.embed_and_map(self.pixels)  # type: ignore[attr-defined]
-                self.whole[name] = vector
-                self.regions[name] = self._pooled(detector, feature_map)
-            else:
-                self.whole[name] = detector.embed([self.pixels])
-        return self.whole[name]
-
-    def region_vectors(self, name: str, detector: Detector) -> tuple[list[str], Any]:
-        if name not in self.regions:
-            if self._windowed(name, detector):
-                _, feature_map = detector.embed_and_map(self.pixels, self.size)  # type: ignore[attr-defined]
-                self.regions[name] = self._pooled(detector, feature_map)
-            else:
-                crops = regions(self.pixels)
-                names = list(crops)
-                vectors = detector.embed([crops[n] for n in names]) if names else None
-                self.regions[name] = (names, vectors)
-        return self.regions[name]
-
-    def _windowed(self, name: str, detector: Detector) -> bool:
-        return self.method == "windows" and hasattr(detector, "embed_and_map")
-
-    @staticmethod
-    def _pooled(detector: Any, feature_map: Any) -> tuple[list[str], Any]:
-        return list(WINDOWS), detector.pool_windows(feature_map, list(WINDOWS.values()))
+    return cache.features(
+        sha256,
+        lambda: verifier.features(
+            decode_image(
+                workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+            ).pixels
+        ),
+    )
 
 
 def asset_vectors(workspace: Workspace, pixels: Image.Image) -> AssetVectors:
@@ -510,8 +424,8 @@ def _record(
     available, unavailable = detectors
     verification, verifications = geometry
     if verification["status"] == "ran":
-        bands = {**bands, "geometry": geometry_rule_bands(verification)}
-    kept = _kept_matches(candidates, bands)
+        bands = {**bands, "geometry": GeometryRule(**verification["rule"]).thresholds}
+    kept = kept_matches(candidates, bands)
     verifications_json = [v.to_json() for v in verifications]
     detectors_json = [
         {"name": name, "status": "ran", "spec": detector.spec.to_json()}
@@ -633,31 +547,6 @@ def _record(
         verifications=verifications_json,
         priority=judgement.priority,
     )
-
-
-def geometry_rule_bands(verification: dict[str, Any]) -> Thresholds:
-    """The bands of ``geometry`` matches under a check's recorded rule."""
-    return GeometryRule(**verification["rule"]).thresholds
-
-
-def _kept_matches(
-    candidates: list[Candidate], bands: dict[str, Thresholds]
-) -> list[tuple[int, Candidate]]:
-    """Per set, detector and item, the strongest region; ranked per set and detector."""
-    best: dict[tuple[str, str, int], Candidate] = {}
-    for candidate in candidates:
-        key = (candidate.reference_set, candidate.detector, candidate.item_id)
-        current = best.get(key)
-        if current is None or bands[candidate.detector].closer(candidate.score, current.score):
-            best[key] = candidate
-    ranked: list[tuple[int, Candidate]] = []
-    groups: dict[tuple[str, str], list[Candidate]] = {}
-    for candidate in best.values():
-        groups.setdefault((candidate.reference_set, candidate.detector), []).append(candidate)
-    for (_, detector), group in sorted(groups.items()):
-        group.sort(key=lambda c: c.score, reverse=bands[detector].higher_is_closer)
-        ranked.extend((rank, c) for rank, c in enumerate(group, start=1))
-    return ranked
 
 
 def has_reference_sets(workspace: Workspace) -> bool:

@@ -371,3 +371,65 @@ def strongest_items(check: Mapping[str, Any], limit: int) -> list[dict[str, Any]
         reverse=True,
     )
     return ranked[:limit]
+
+
+def to_verify(
+    candidates: list[Candidate],
+    bands: dict[str, Thresholds],
+    *,
+    top: int,
+    limit: int,
+    floor: float = 0.0,
+) -> list[tuple[str, int]]:
+    """The reference items to verify, strongest first: every one a detector puts at review or
+    above, then the ``top`` strongest by SSCD that score ``floor`` or more; at most
+    ``limit``."""
+    flagged: dict[tuple[str, int], float] = {}
+    by_sscd: dict[tuple[str, int], float] = {}
+    for c in candidates:
+        key = (c.reference_set, c.item_id)
+        band = bands.get(c.detector)
+        if band is not None and band.verdict(c.score) is not Verdict.CLEAR:
+            flagged[key] = max(flagged.get(key, float("-inf")), band.strength(c.score))
+        if c.detector == "sscd":
+            by_sscd[key] = max(by_sscd.get(key, float("-inf")), c.score)
+    chosen = sorted(flagged, key=lambda k: flagged[k], reverse=True)
+    extra = [
+        k
+        for k in sorted(by_sscd, key=lambda k: by_sscd[k], reverse=True)
+        if k not in flagged and by_sscd[k] >= floor
+    ]
+    return (chosen + extra[:top])[:limit]
+
+
+def judge_verified(
+    candidates: list[Candidate],
+    bands: dict[str, Thresholds],
+    verifications: list[Verification],
+    rule: GeometryRule,
+) -> tuple[Judgement, list[Candidate]]:
+    """The verdict with verification weighed in, and the candidates with a ``geometry`` one
+    for each decisive verification."""
+    candidates = candidates + [rule.candidate(v) for v in verifications if rule.decisive(v)]
+    verified = [(v.reference_set, v.item_id) for v in verifications if v.verified]
+    return judge(candidates, bands, verified=verified, rule=rule), candidates
+
+
+def kept_matches(
+    candidates: list[Candidate], bands: dict[str, Thresholds]
+) -> list[tuple[int, Candidate]]:
+    """Per set, detector and item, the strongest region; ranked per set and detector."""
+    best: dict[tuple[str, str, int], Candidate] = {}
+    for candidate in candidates:
+        key = (candidate.reference_set, candidate.detector, candidate.item_id)
+        current = best.get(key)
+        if current is None or bands[candidate.detector].closer(candidate.score, current.score):
+            best[key] = candidate
+    ranked: list[tuple[int, Candidate]] = []
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for candidate in best.values():
+        groups.setdefault((candidate.reference_set, candidate.detector), []).append(candidate)
+    for (_, detector), group in sorted(groups.items()):
+        group.sort(key=lambda c: c.score, reverse=bands[detector].higher_is_closer)
+        ranked.extend((rank, c) for rank, c in enumerate(group, start=1))
+    return ranked

@@ -13,9 +13,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from provenance import Workspace, checking
-from provenance.checking import to_verify
 from provenance.detectors.geometric import GeometricVerifier
-from provenance.scoring import Candidate, GeometryRule, Thresholds, Verdict, judge
+from provenance.scoring import Candidate, GeometryRule, Thresholds, Verdict, judge, to_verify
 from tests import filemakers as fm
 from tests.conftest import run, run_json
 

@@ -23,7 +23,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -109,6 +109,14 @@ class FeatureCache:
         if points.shape != (len(raw), 2) or raw.shape[1:] != (128,) or raw.dtype != np.uint8:
             return None
         return LocalFeatures(points.astype(np.float32), raw, width, height)
+
+    def features(self, sha256: str, make: Callable[[], LocalFeatures]) -> LocalFeatures:
+        """The cached features of picture ``sha256``, else ``make()``'s, cached."""
+        cached = self.get(sha256)
+        if cached is None:
+            cached = make()
+            self.put(sha256, cached)
+        return cached
 
     def put(self, sha256: str, features: LocalFeatures) -> None:
         buffer = io.BytesIO()

@@ -565,7 +565,8 @@ def figures_from_rows(
             for family in family_names
         },
         "fused_verdicts": verdict_table(rows, "fused_verdict"),
-        "fused_v1_verdicts": verdict_table(rows, "fused_v1_verdict"),
+        # Before verification there was no priority: normal means high.
+        "fused_v1_verdicts": verdict_table(rows, "fused_v1_verdict", "fused_v1_priority"),
         "copies_high_by_family": {
             family: round(
                 sum(1 for r in rows if r["family"] == family and r["fused_verdict"] == "high")

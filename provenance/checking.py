@@ -294,6 +294,7 @@ def check_asset(
         )
         judgement, candidates = judge_verified(candidates, bands, verifications, rule)
         verification = {"status": "ran", "spec": verifier.spec, "rule": rule.to_json()}
+        bands = {**bands, "geometry": rule.thresholds}  # recorded with the others
     else:
         judgement = judge(candidates, bands)
         if verifier is not None:
@@ -423,8 +424,6 @@ def _record(
 ) -> CheckResult:
     available, unavailable = detectors
     verification, verifications = geometry
-    if verification["status"] == "ran":
-        bands = {**bands, "geometry": GeometryRule(**verification["rule"]).thresholds}
     kept = kept_matches(candidates, bands)
     verifications_json = [v.to_json() for v in verifications]
     detectors_json = [

@@ -276,7 +276,11 @@ class GeometricVerifier:
         asset_polygon = _clip_unit(_project(transform, _UNIT))
         if problem is None and not asset_polygon:
             problem = "the reference's outline does not land in the asset as a convex shape"
-        reference_polygon = () if problem else _clip_unit(_project(_inverse(transform), _UNIT))
+        reference_polygon: tuple[tuple[float, float], ...] = ()
+        if problem:  # no region to show for a transform that is not a copy's
+            asset_polygon = ()
+        else:
+            reference_polygon = _clip_unit(_project(_inverse(transform), _UNIT))
         verified = problem is None and inliers >= self.min_inliers
         note = problem or (
             "" if verified else f"{inliers} consistent matches, fewer than {self.min_inliers}"
@@ -289,9 +293,9 @@ class GeometricVerifier:
             matches=len(pairs),
             mirrored=mirrored,
             transform=tuple(round(float(v), 6) for v in transform.ravel()),
-            asset_polygon=asset_polygon if not problem else (),
-            reference_polygon=tuple(reference_polygon),
-            asset_coverage=round(_area(asset_polygon), 4) if not problem else 0.0,
+            asset_polygon=asset_polygon,
+            reference_polygon=reference_polygon,
+            asset_coverage=round(_area(asset_polygon), 4),
             reference_coverage=round(_area(reference_polygon), 4),
             note=note,
         )

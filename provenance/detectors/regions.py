@@ -29,7 +29,7 @@ class AssetVectors:
 
     def whole_vectors(self, name: str, detector: Detector) -> Any:
         if name not in self.whole:
-            if self._windowed(name, detector) and self.size == detector.size:  # type: ignore[attr-defined]
+            if self._windowed(detector) and self.size == detector.size:  # type: ignore[attr-defined]
                 vector, feature_map = detector.embed_and_map(self.pixels)  # type: ignore[attr-defined]
                 self.whole[name] = vector
                 self.regions[name] = self._pooled(detector, feature_map)
@@ -39,7 +39,7 @@ class AssetVectors:
 
     def region_vectors(self, name: str, detector: Detector) -> tuple[list[str], Any]:
         if name not in self.regions:
-            if self._windowed(name, detector):
+            if self._windowed(detector):
                 _, feature_map = detector.embed_and_map(self.pixels, self.size)  # type: ignore[attr-defined]
                 self.regions[name] = self._pooled(detector, feature_map)
             else:
@@ -49,7 +49,7 @@ class AssetVectors:
                 self.regions[name] = (names, vectors)
         return self.regions[name]
 
-    def _windowed(self, name: str, detector: Detector) -> bool:
+    def _windowed(self, detector: Detector) -> bool:
         return self.method == "windows" and hasattr(detector, "embed_and_map")
 
     @staticmethod

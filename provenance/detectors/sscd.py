@@ -129,11 +129,8 @@ class SSCDDetector:
         """One pass at ``size`` px (the detector's size by default): the embedding (one
         unit row; the spec's vector when the size is the detector's) and the backbone's
         feature map (2048, size / 32, size / 32) for ``pool_windows``."""
-        size = size or self.size
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        pixels = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
         embedding, feature_map = self._map_session.run(
-            ["embedding", FEATURE_MAP], {"image": pixels[None]}
+            ["embedding", FEATURE_MAP], {"image": self._prepare(image, size)[None]}
         )
         return l2_normalise(np.asarray(embedding, dtype=np.float32)), feature_map[0]
 
@@ -172,7 +169,9 @@ class SSCDDetector:
             rows.append(np.asarray(embeddings, dtype=np.float32))
         return l2_normalise(np.concatenate(rows))
 
-    def _prepare(self, image: Image.Image) -> NDArray[np.uint8]:
+    def _prepare(self, image: Image.Image, size: int | None = None) -> NDArray[np.uint8]:
+        """The model's input: RGB bytes resized to ``size`` (the detector's by default)."""
+        size = size or self.size
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        resized = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        resized = rgb.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(resized, dtype=np.uint8)

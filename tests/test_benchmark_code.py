@@ -34,6 +34,20 @@ def test_micro_average_precision_by_hand() -> None:
     assert result["recall_at_p95"] == pytest.approx(1 / 3, abs=1e-4)
 
 
+def test_a_tie_ranks_its_wrong_predictions_first() -> None:
+    # A correct and a wrong prediction at the same score, listed correct first: the metric
+    # must not let the listing order decide.
+    rows = [
+        {"truth": 0, "m": (0, 1.0)},
+        {"truth": None, "m": (4, 1.0)},
+        {"truth": 1, "m": (1, 0.5)},
+    ]
+    result = metrics(rows, "m")
+    # Ranked: miss (tie), hit (P=1/2), hit (P=2/3).
+    assert result["uap"] == pytest.approx((1 / 2 + 2 / 3) / 2, abs=1e-4)
+    assert result["recall_at_p95"] == 0
+
+
 def test_threshold_at_precision() -> None:
     assert threshold_at_precision(_rows(), "m", 0.99) == 0.9
     assert threshold_at_precision(_rows(), "m", 0.6) == 0.7

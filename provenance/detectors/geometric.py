@@ -40,6 +40,11 @@ from provenance.scoring import Verification
 INSTALL_HINT = "pip install opencv-python-headless"
 FEATURES_FORMAT = "provenance.local-features/1"
 MAX_SIDE = 512
+# Smaller pictures are enlarged to this longer side first: flat art and small sprites give
+# SIFT too few blobs at their own size (150 corpus references with benchmarks/quality.py's
+# edits: crops verified 68 % of the time at their own size and 71 % enlarged, combined edits
+# 51 % and 59 %, composites 71 % and 75 %; no unrelated pair verified either way).
+MIN_SIDE = 384
 MAX_FEATURES = 1500
 RATIO = 0.8
 REPROJECTION_PX = 5.0
@@ -166,6 +171,7 @@ class GeometricVerifier:
             "features": self.spec["features"],
             "library": self.spec["library"],
             "max_side": MAX_SIDE,
+            "min_side": MIN_SIDE,
             "max_features": MAX_FEATURES,
         }
 
@@ -177,6 +183,7 @@ class GeometricVerifier:
             "features": "RootSIFT (OpenCV SIFT, L1-normalised, square-rooted)",
             "library": f"opencv {self.cv2.__version__}",
             "max_side": MAX_SIDE,
+            "min_side": MIN_SIDE,
             "max_features": MAX_FEATURES,
             "ratio": RATIO,
             "mutual": True,
@@ -193,10 +200,15 @@ class GeometricVerifier:
     def features(self, image: Image.Image) -> LocalFeatures:
         """RootSIFT features of a canonical RGB picture at the working size."""
         cv2 = self.cv2
-        scale = MAX_SIDE / max(image.width, image.height)
-        if scale < 1:  # shrink first: converting a large picture costs more than its copy
+        longest = max(image.width, image.height)
+        if longest > MAX_SIDE:  # shrink first: converting a large picture costs more
+            scale = MAX_SIDE / longest
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.BOX)
+        elif longest < MIN_SIDE:
+            scale = MIN_SIDE / longest
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.BICUBIC)
         grey = image.convert("L")
         pixels = np.asarray(grey)
         sift = cv2.SIFT_create(nfeatures=MAX_FEATURES)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from provenance import record_digests
 from provenance.db import audit, repository, row_audit, schema
 from provenance.db.session import one_line, read_session
+from provenance.detectors.geometric import FeatureCache, GeometricVerifier
 from provenance.errors import InvalidInput
 from provenance.workspace import Workspace
 
@@ -28,6 +29,7 @@ class GarbageReport:
     removed_temporaries: int
     kept_young: int
     referenced: int
+    removed_features: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +38,7 @@ class GarbageReport:
             "removed_temporaries": self.removed_temporaries,
             "kept_young": self.kept_young,
             "referenced": self.referenced,
+            "removed_features": self.removed_features,
         }
 
 
@@ -83,9 +86,10 @@ def collect_garbage(
     workspace: Workspace, *, min_age_seconds: float = GC_MIN_AGE_SECONDS
 ) -> GarbageReport:
     """Remove stored copies no record names (left by registrations that failed after
-    storing, when the database was too busy to undo them) and temporary files of
-    killed writes, each older than ``min_age_seconds`` (younger ones may belong to a
-    write in progress)."""
+    storing, when the database was too busy to undo them), temporary files of killed
+    writes, and cached local features of pictures no record names or made under another
+    spec, each older than ``min_age_seconds`` (younger ones may belong to a write in
+    progress)."""
     if min_age_seconds < 0:
         raise InvalidInput("--min-age must not be negative")
     cutoff = time.time() - min_age_seconds
@@ -107,8 +111,14 @@ def collect_garbage(
             if path.is_file() and path.stat().st_mtime <= cutoff:
                 path.unlink()
                 temporaries += 1
-    report = GarbageReport(removed, temporaries, kept_young, len(referenced))
-    if removed or temporaries:
+    features = 0
+    verifier = workspace.verifier()
+    if isinstance(verifier, GeometricVerifier):
+        # Cached local features of pictures no record names, or made under another spec.
+        cache = FeatureCache(workspace.features_folder, verifier.features_spec)
+        features = cache.prune(referenced, older_than=cutoff)
+    report = GarbageReport(removed, temporaries, kept_young, len(referenced), features)
+    if removed or temporaries or features:
         audit.record_event(
             workspace.engine,
             actor=workspace.actor(None),

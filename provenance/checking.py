@@ -284,7 +284,7 @@ def check_asset(
             limit=int(workspace.settings["verify_max"]),
             floor=float(workspace.settings["verify_floor"]),
         )
-        cache = FeatureCache(workspace.root / "cache" / "features", verifier.features_spec)
+        cache = FeatureCache(workspace.features_folder, verifier.features_spec)
         verifications = verify(
             verifier,
             context,

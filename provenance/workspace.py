@@ -60,6 +60,8 @@ class Workspace:
         self.settings = settings
         self.engine = engine
         self.store = ContentStore(root / "store")
+        # Reference pictures' local features (FeatureCache): made again when deleted.
+        self.features_folder = root / "cache" / "features"
         self._detectors: dict[str, Detector | ProvenanceError] | None = None
         self._verifier: GeometricVerifier | ProvenanceError | None = None
         # Set by open() from PROVENANCE_TOKEN; None: the local user of this machine.

@@ -319,3 +319,28 @@ def test_reference_features_are_cached_and_a_damaged_cache_file_is_made_again(
     # From the cache, the same verifications again.
     third = run_json("-w", refs_workspace, "check", asset_id)["checks"][0]
     assert third["verifications"] == first["verifications"]
+
+
+def test_store_gc_removes_features_no_reference_needs_and_those_of_another_spec(
+    refs_workspace: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "wall.png"
+    fm.composite_25(fm.sample("coffee.jpg")).save(path)
+    run_json("-w", refs_workspace, "register", path)
+    root = refs_workspace / "cache" / "features"
+    needed = sorted(root.rglob("*.npz"))
+    assert needed
+    unknown = needed[0].parent / f"{'0' * 64}.npz"  # a picture no record names
+    unknown.write_bytes(needed[0].read_bytes())
+    stale = root / "0123456789abcdef" / "ab" / f"{needed[0].stem}.npz"  # another spec
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(needed[0].read_bytes())
+    young = run_json("-w", refs_workspace, "store", "gc", "--json")
+    assert young["removed_features"] == 0  # younger than --min-age: a check may be writing
+    report = run_json("-w", refs_workspace, "store", "gc", "--min-age", "0", "--json")
+    assert report["removed_features"] == 2
+    assert not unknown.exists()
+    assert not stale.parent.parent.exists()
+    assert sorted(root.rglob("*.npz")) == needed
+    words = run("-w", refs_workspace, "store", "gc", "--min-age", "0").output
+    assert "0 cached feature files" in words

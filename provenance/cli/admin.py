@@ -31,7 +31,8 @@ def store_group() -> None:
 @common.pass_context
 @common.fail_cleanly
 def store_gc(context: common.Context, min_age: float, as_json: bool) -> None:
-    """Remove stored copies no record names and temporary files of killed writes.
+    """Remove stored copies no record names, temporary files of killed writes, and cached
+    local features no reference needs.
 
     A registration that fails after storing its copy removes it again, unless the database
     stays locked past the busy timeout; such copies, and the temporary files of a killed
@@ -43,9 +44,10 @@ def store_gc(context: common.Context, min_age: float, as_json: bool) -> None:
         common.print_json(report.to_json())
         return
     click.echo(
-        f"Removed {len(report.removed_blobs)} unreferenced copies and "
-        f"{report.removed_temporaries} temporary files; {report.referenced} copies are "
-        f"in use, {report.kept_young} unreferenced ones are younger than --min-age."
+        f"Removed {len(report.removed_blobs)} unreferenced copies, "
+        f"{report.removed_temporaries} temporary files and {report.removed_features} "
+        f"cached feature files; {report.referenced} copies are in use, "
+        f"{report.kept_young} unreferenced ones are younger than --min-age."
     )
 
 

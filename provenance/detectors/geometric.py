@@ -19,11 +19,12 @@ OpenCV is imported on first use, so that importing provenance stays light.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -122,6 +123,22 @@ class FeatureCache:
             cached = make()
             self.put(sha256, cached)
         return cached
+
+    def prune(self, keep: Collection[str], *, older_than: float) -> int:
+        """Remove, from the folder holding this cache's, the files of pictures not in
+        ``keep`` and every file made under another spec, each last written before
+        ``older_than`` (a time.time() value); the number removed."""
+        removed = 0
+        for path in sorted(self.folder.parent.glob("*/*/*.npz")):
+            current = path.parent.parent == self.folder
+            with contextlib.suppress(OSError):
+                if (not current or path.stem not in keep) and path.stat().st_mtime < older_than:
+                    path.unlink()
+                    removed += 1
+        for folder in sorted(self.folder.parent.glob("*/*")) + sorted(self.folder.parent.glob("*")):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        return removed
 
     def put(self, sha256: str, features: LocalFeatures) -> None:
         buffer = io.BytesIO()

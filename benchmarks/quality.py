@@ -207,21 +207,19 @@ def load_pool(
             continue
         code = phash.embed([image])
         vector = sscd.embed([image])
-        key = hashlib.sha256(path.name.encode()).hexdigest()
-        features = cache.features(key, lambda image=image: verifier.features(image))
+        distances = np.unpackbits(np.bitwise_xor(codes, code), axis=1).sum(axis=1)
+        similarity = (vectors @ vector.T).ravel()
         reason = None
-        if len(codes):
-            distances = np.unpackbits(np.bitwise_xor(codes, code), axis=1).sum(axis=1)
-            similarity = (vectors @ vector.T).ravel()
-            if distances.min() <= 10 or float(similarity.max()) >= 0.7:
-                reason = "near-duplicate"
-            else:
-                asset = AssetFeatures(features, image, verifier)
-                for neighbour in np.argsort(-similarity)[:VARIANT_NEIGHBOURS]:
-                    found = verifier.verify(asset, kept_features[neighbour], "pool", 0)
-                    if rule.decisive(found):
-                        reason = "variant"
-                        break
+        if len(codes) and (distances.min() <= 10 or float(similarity.max()) >= 0.7):
+            reason = "near-duplicate"
+        else:  # features only for what the hashes kept; none to compare the first against
+            key = hashlib.sha256(path.name.encode()).hexdigest()
+            features = cache.features(key, lambda image=image: verifier.features(image))
+            asset = AssetFeatures(features, image, verifier)
+            for neighbour in np.argsort(-similarity)[:VARIANT_NEIGHBOURS]:
+                if rule.decisive(verifier.verify(asset, kept_features[neighbour], "pool", 0)):
+                    reason = "variant"
+                    break
         if reason is not None:
             counts = dropped.setdefault(sources.get(path.name, "unknown"), {})
             counts[reason] = counts.get(reason, 0) + 1

@@ -218,14 +218,12 @@ class GeometricVerifier:
         """RootSIFT features of a canonical RGB picture at the working size."""
         cv2 = self.cv2
         longest = max(image.width, image.height)
-        if longest > MAX_SIDE:  # shrink first: converting a large picture costs more
-            scale = MAX_SIDE / longest
+        working = min(max(longest, MIN_SIDE), MAX_SIDE)
+        if working != longest:  # before making it grey: a large picture costs more to convert
+            scale = working / longest
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.BOX)
-        elif longest < MIN_SIDE:
-            scale = MIN_SIDE / longest
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.BICUBIC)
+            shrink = scale < 1
+            image = image.resize(size, Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
         grey = image.convert("L")
         pixels = np.asarray(grey)
         sift = cv2.SIFT_create(nfeatures=MAX_FEATURES)

@@ -26,6 +26,9 @@ seed+1, ...); the figures written are medians over the runs, with each run's ove
 figures beside them.
 
     python benchmarks/quality.py [--quick] [--refs N --positives N --negatives N] [--repeats N]
+
+``--set NAME=VALUE`` (repeatable) changes a workspace setting for the run, e.g.
+``--set verify_top=4``, to compare a setting against the defaults with ``--out`` elsewhere.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from provenance.checking import (  # noqa: E402
     thresholds_from,
     verify,
 )
-from provenance.config import load_settings  # noqa: E402
+from provenance.config import ENV_PREFIX, SETTINGS_BY_NAME, load_settings  # noqa: E402
 from provenance.detectors.geometric import (  # noqa: E402
     AssetFeatures,
     FeatureCache,
@@ -215,7 +218,7 @@ def load_pool(
         else:  # features only for what the hashes kept; none to compare the first against
             key = hashlib.sha256(path.name.encode()).hexdigest()
             features = cache.features(key, lambda image=image: verifier.features(image))
-            asset = AssetFeatures(features, image, verifier)
+            asset = AssetFeatures(features)
             for neighbour in np.argsort(-similarity)[:VARIANT_NEIGHBOURS]:
                 if rule.decisive(verifier.verify(asset, kept_features[neighbour], "pool", 0)):
                     reason = "variant"
@@ -234,6 +237,19 @@ def load_pool(
     # The reference sources' images first, then the unrelated ones.
     ordered = sorted(kept, key=lambda pair: sources.get(pair[0].name) in UNRELATED_SOURCES)
     return ordered, dropped
+
+
+def setting_overrides(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` pairs as the environment variables a workspace reads its settings
+    from."""
+    environ = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().lower()
+        if not sep or name not in SETTINGS_BY_NAME:
+            raise SystemExit(f"--set takes NAME=VALUE with a setting's name, not {pair!r}")
+        environ[ENV_PREFIX + name.upper()] = value.strip()
+    return environ
 
 
 def rgb(path: Path) -> Image.Image:
@@ -356,7 +372,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
         folder.mkdir()
         for path in references:
             shutil.copyfile(path, folder / path.name)
-        workspace = Workspace.create(scratch / "ws", environ={})
+        workspace = Workspace.create(scratch / "ws", environ=setting_overrides(args.set))
         ingest_start = time.perf_counter()
         reference_sets.create(workspace, "bench", [folder], rights="third-party")
         ingest_seconds = time.perf_counter() - ingest_start
@@ -831,6 +847,13 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the first run")
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a workspace setting changed for the run (repeatable)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json"
     )
     parser.add_argument(
@@ -863,8 +886,10 @@ def main() -> int:
             if args.quick
             else f" --refs {args.refs} --positives {args.positives} --negatives {args.negatives}"
         )
-        + f" --repeats {args.repeats}",
+        + f" --repeats {args.repeats}"
+        + "".join(f" --set {pair}" for pair in args.set),
         "machine": describe(),
+        "settings_changed": setting_overrides(args.set),
         "repeats": args.repeats,
         "note": "figures are medians over the runs; per_run has each run's overall figures",
         **summary,

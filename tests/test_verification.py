@@ -75,6 +75,58 @@ def test_a_mirrored_copy_verifies_only_through_the_mirrored_query(
     assert x == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.parametrize("name", ["astronaut.jpg", "coffee.jpg", "camera.png"])
+def test_reflected_features_are_those_of_the_flipped_picture(
+    verifier: GeometricVerifier, name: str
+) -> None:
+    # The mirrored query reflects the forward features instead of making them again: each
+    # keypoint that SIFT also finds in the flipped picture (same place, size and mirrored
+    # angle) must carry the same descriptor there, value for value.
+    picture = fm.sample(name)
+    scale = geometric.MAX_SIDE / max(picture.size)  # at the working size: used as it is
+    picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
+    reflected = verifier.features(picture).mirrored()
+    grey = np.asarray(picture.convert("L"))
+    sift = geometric._cv2().SIFT_create(nfeatures=geometric.MAX_FEATURES)
+    forward_points, _ = sift.detectAndCompute(grey, None)
+    flipped_points, flipped = sift.detectAndCompute(np.ascontiguousarray(grey[:, ::-1]), None)
+    width = grey.shape[1]
+    paired = same = 0
+    for index, point in enumerate(forward_points):
+        x, y = point.pt
+        for other, candidate in enumerate(flipped_points):
+            turned = (candidate.angle - (180 - point.angle) + 180) % 360 - 180
+            # SIFT's keypoints sit half a pixel off centre (its first octave is doubled).
+            if (
+                abs(candidate.pt[0] - (width - 0.5 - x)) < 0.05
+                and abs(candidate.pt[1] - y) < 0.05
+                and abs(candidate.size - point.size) < 0.01
+                and abs(turned) < 1
+            ):
+                paired += 1
+                difference = np.abs(
+                    reflected.raw[index].astype(int) - np.rint(flipped[other]).astype(int)
+                )
+                same += int(difference.max() <= 1)
+                assert reflected.points[index][0] == pytest.approx(width - x, abs=1e-3)
+                break
+    assert paired >= 200
+    assert same / paired >= 0.9
+
+
+def test_a_mirrored_composite_is_located_where_it_was_pasted(verifier: GeometricVerifier) -> None:
+    reference = fm.sample("astronaut.jpg")
+    scene = fm.composite_25(ImageOps.mirror(reference))
+    result = _verify(verifier, scene, reference)
+    assert result.verified
+    assert result.mirrored
+    w, h = reference.size
+    left, top, right, bottom = _bounds(result.asset_polygon)
+    expected = ((w / 2 + 40) / (2 * w), (h / 2 + 30) / (2 * h))
+    assert (left, top) == pytest.approx(expected, abs=0.01)
+    assert (right, bottom) == pytest.approx((expected[0] + 0.5, expected[1] + 0.5), abs=0.01)
+
+
 @pytest.mark.parametrize("name", ["coffee.jpg", "hubble_deep_field.jpg"])
 def test_a_crop_of_a_small_picture_verifies_once_both_are_enlarged(
     verifier: GeometricVerifier, name: str

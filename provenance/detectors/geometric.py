@@ -6,7 +6,10 @@ passes Lowe's ratio test and each descriptor is the other's nearest neighbour (m
 check). A homography from the reference to the asset is fitted with OpenCV's USAC MAGSAC
 and kept only when it is plausible: the reference's outline projects to a convex quad of
 sane area and without extreme stretching. The asset is also matched mirrored, since SIFT
-descriptors do not survive a horizontal flip.
+descriptors do not survive a horizontal flip. The mirrored asset's features are the forward
+ones reflected, not made again: a flip moves a keypoint to the other side and reflects its
+descriptor, whose 4 x 4 cells and 8 orientation bins are laid out symmetrically
+(``MIRROR_ORDER``).
 
 A verification names the inliers, their share of the tentative matches, the transform
 (reference fractions to asset fractions), and the matched polygon on both pictures: on the
@@ -32,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
+from PIL import Image
 
 from provenance.atomic import write_atomically
 from provenance.errors import DetectorUnavailable
@@ -56,6 +59,24 @@ MIN_MATCHES = 8
 # Plausibility of a fitted transform: the reference's outline may shrink or grow by at most
 # this factor in area, and be stretched at most this much in one direction against the other.
 MAX_AREA_FACTOR = 100.0
+
+
+def _mirror_order() -> NDArray[np.intp]:
+    """The reordering of a SIFT descriptor's 128 values that reflects it as a horizontal flip
+    of the picture reflects it. OpenCV lays a descriptor out as 4 rows x 4 columns of cells
+    (in the keypoint's own frame, turned by its orientation), each with 8 orientation bins;
+    a flip turns the orientation to its mirror image, so in that frame it swaps the rows
+    top for bottom and measures every gradient's angle the other way round. Checked against
+    features made from flipped photographs in tests/test_verification.py."""
+    order = np.empty(128, dtype=np.intp)
+    for row in range(4):
+        for column in range(4):
+            for angle in range(8):
+                order[(row * 4 + column) * 8 + angle] = ((3 - row) * 4 + column) * 8 + (-angle) % 8
+    return order
+
+
+MIRROR_ORDER = _mirror_order()
 MAX_ANISOTROPY = 6.0
 
 
@@ -80,6 +101,13 @@ class LocalFeatures:
     @property
     def count(self) -> int:
         return int(self.points.shape[0])
+
+    def mirrored(self) -> LocalFeatures:
+        """The features of the picture flipped left to right: each keypoint moved across,
+        each descriptor reflected (``MIRROR_ORDER``)."""
+        points = self.points.copy()
+        points[:, 0] = self.width - points[:, 0]
+        return LocalFeatures(points, self.raw[:, MIRROR_ORDER], self.width, self.height)
 
     @cached_property
     def descriptors(self) -> NDArray[np.float32]:
@@ -160,16 +188,14 @@ class FeatureCache:
 
 @dataclass
 class AssetFeatures:
-    """An asset's features as it is, and mirrored (made on first use: only a reference
-    that does not verify forward needs them)."""
+    """An asset's features as it is, and mirrored (on first use: only a reference that does
+    not verify forward needs them)."""
 
     forward: LocalFeatures
-    image: Image.Image
-    verifier: GeometricVerifier
 
     @cached_property
     def mirrored(self) -> LocalFeatures:
-        return self.verifier.features(ImageOps.mirror(self.image))
+        return self.forward.mirrored()
 
 
 class GeometricVerifier:
@@ -210,7 +236,7 @@ class GeometricVerifier:
             "confidence": CONFIDENCE,
             "max_area_factor": MAX_AREA_FACTOR,
             "max_anisotropy": MAX_ANISOTROPY,
-            "mirrored": True,
+            "mirrored": "forward features reflected",
             "min_inliers": self.min_inliers,
         }
 
@@ -237,7 +263,7 @@ class GeometricVerifier:
         return LocalFeatures(points, raw, grey.width, grey.height)
 
     def asset_features(self, image: Image.Image) -> AssetFeatures:
-        return AssetFeatures(self.features(image), image, self)
+        return AssetFeatures(self.features(image))
 
     def verify(
         self, asset: AssetFeatures, reference: LocalFeatures, reference_set: str, item_id: int

@@ -56,9 +56,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import describe  # noqa: E402
 from provenance import Workspace, reference_sets  # noqa: E402
 from provenance.checking import (  # noqa: E402
-    _search,
     geometry_rule,
     prepare,
+    search,
     thresholds_from,
     verify,
 )
@@ -435,7 +435,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
             row: dict[str, Any] = {"truth": truth, "family": family, "source": source}
             clock = time.perf_counter()
             base = AssetVectors(image)
-            whole = _search(context, available, base, 5, region=False)
+            whole = search(context, available, base, 5, region=False)
             embed_ms["whole"].append((time.perf_counter() - clock) * 1000)
             by_method: dict[str, list[Candidate]] = {}
             for label, (method, size) in REGION_METHODS.items():
@@ -453,7 +453,7 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                     vectors.regions["sscd"] = AssetVectors._pooled(available["sscd"], feature_map)
                 else:
                     clock = time.perf_counter()
-                by_method[label] = _search(context, available, vectors, 5, region=True)
+                by_method[label] = search(context, available, vectors, 5, region=True)
                 embed_ms[label].append((time.perf_counter() - clock) * 1000)
             for method, candidates in (
                 ("phash", [c for c in whole if c.detector == "phash"]),

@@ -251,7 +251,7 @@ def _timed_register(
 
         setattr(detector, method, counting)
     # Verification as a check runs it: the asset's and references' features and the fits.
-    original_verify = checking.verify
+    original_verify = checking.findings.verify
 
     def timed_verify(*a: Any) -> Any:
         begin = time.perf_counter()
@@ -260,12 +260,12 @@ def _timed_register(
         finally:
             spent["verify_seconds"] += time.perf_counter() - begin
 
-    checking.verify = timed_verify  # type: ignore[assignment]
+    checking.findings.verify = timed_verify  # type: ignore[assignment]
     start = time.perf_counter()
     try:
         report = registration.register(workspace, [folder], RegisterRequest(), jobs=1)
     finally:
-        checking.verify = original_verify  # type: ignore[assignment]
+        checking.findings.verify = original_verify  # type: ignore[assignment]
     total = time.perf_counter() - start
     workspace.close()
     return report, total, spent

@@ -1,0 +1,237 @@
+"""What one check finds, before anything is recorded: the asset's candidates from every
+set's index (the whole picture, then its regions unless it is already high), the geometric
+verification of the strongest, and the verdict. Runs in the recording process or in a check
+worker (``checking.workers``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from provenance.checking.context import SearchContext
+from provenance.db.session import read_session
+from provenance.db.tables import Asset, ReferenceItem
+from provenance.detectors.base import Detector
+from provenance.detectors.geometric import FeatureCache, GeometricVerifier, LocalFeatures
+from provenance.detectors.regions import AssetVectors
+from provenance.errors import NotFound, ProvenanceError
+from provenance.media import decode_image
+from provenance.scoring import (
+    Candidate,
+    GeometryRule,
+    Judgement,
+    Thresholds,
+    Verdict,
+    Verification,
+    judge,
+    judge_verified,
+    to_verify,
+)
+from provenance.workspace import Workspace
+
+# Detectors whose vectors describe content that can sit in part of a picture.
+REGION_DETECTORS = frozenset({"sscd", "clip"})
+
+
+def thresholds_from(settings: Any) -> dict[str, Thresholds]:
+    return {
+        "clip": Thresholds(settings["clip_review"], settings["clip_high"]),
+        "sscd": Thresholds(settings["sscd_review"], settings["sscd_high"]),
+        "phash": Thresholds(settings["phash_review"], settings["phash_high"], False),
+    }
+
+
+def geometry_rule(settings: Any) -> GeometryRule:
+    return GeometryRule(
+        min_inliers=int(settings["verify_min_inliers"]),
+        min_coverage=float(settings["verify_min_coverage"]),
+        unverified_review={"sscd": float(settings["sscd_review_unverified"])},
+    )
+
+
+@dataclass
+class Findings:
+    """What a check of one asset found: the verdict, every candidate (with a ``geometry``
+    one per decisive verification), the bands judged by, the verifier's spec and rule (or
+    why it did not run) with each verification, and the facts of each index searched, per
+    set and detector."""
+
+    judgement: Judgement
+    candidates: list[Candidate]
+    bands: dict[str, Thresholds]
+    verification: dict[str, Any]
+    verifications: list[Verification]
+    indexes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+
+def find(
+    workspace: Workspace, context: SearchContext, available: dict[str, Detector], asset_id: int
+) -> Findings:
+    """Search, verify and judge asset ``asset_id`` with ``available`` detectors against the
+    indexes of ``context``; nothing is written but reference features to their cache."""
+    with read_session(workspace.engine) as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            raise NotFound(f"no asset with id {asset_id}")
+        sha256 = asset.sha256
+    pixels = decode_image(
+        workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+    ).pixels
+    bands = thresholds_from(workspace.settings)
+    top_k = max(1, int(workspace.settings["top_k"]))
+    vectors = asset_vectors(workspace, pixels)
+    candidates = search(context, available, vectors, top_k, region=False)
+    if workspace.settings["region_search"] and judge(candidates, bands).verdict is not Verdict.HIGH:
+        candidates += search(context, available, vectors, top_k, region=True)
+    verifier = workspace.verifier()
+    verification: dict[str, Any] = {"status": "off"}
+    verifications: list[Verification] = []
+    if isinstance(verifier, GeometricVerifier):
+        rule = geometry_rule(workspace.settings)
+        keys = to_verify(
+            candidates,
+            bands,
+            top=int(workspace.settings["verify_top"]),
+            limit=int(workspace.settings["verify_max"]),
+            floor=float(workspace.settings["verify_floor"]),
+        )
+        cache = FeatureCache(workspace.features_folder, verifier.features_spec)
+        verifications = verify(
+            verifier,
+            context,
+            pixels,
+            keys,
+            lambda item_id: _reference_features(workspace, verifier, cache, item_id),
+        )
+        judgement, candidates = judge_verified(candidates, bands, verifications, rule)
+        verification = {"status": "ran", "spec": verifier.spec, "rule": rule.to_json()}
+        bands = {**bands, "geometry": rule.thresholds}  # recorded with the others
+    else:
+        judgement = judge(candidates, bands)
+        if verifier is not None:
+            verification = {"status": "unavailable", "reason": str(verifier)}
+    return Findings(
+        judgement,
+        candidates,
+        bands,
+        verification,
+        verifications,
+        index_facts(context),
+        {name: list(problems) for name, problems in context.problems.items()},
+    )
+
+
+def index_facts(context: SearchContext) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per set and detector, the index searched: its size, vectors' digest, type, nprobe."""
+    facts: dict[str, dict[str, dict[str, Any]]] = {}
+    for (set_name, detector), index in context.indexes.items():
+        facts.setdefault(set_name, {})[detector] = {
+            "count": index.count,
+            "vectors_sha256": index.vectors_sha256,
+            "index_type": index.index_type,
+            "nprobe": index.nprobe,
+        }
+    return facts
+
+
+def verify(
+    verifier: GeometricVerifier,
+    context: SearchContext,
+    pixels: Image.Image,
+    keys: list[tuple[str, int]],
+    reference_features: Callable[[int], LocalFeatures],
+) -> list[Verification]:
+    """Each item of ``keys`` verified against the asset's ``pixels``; a reference's features
+    (``reference_features(item_id)``) are fetched once per run (``context``)."""
+    if not keys:
+        return []
+    asset = verifier.asset_features(pixels)
+    found = []
+    for reference_set, item_id in keys:
+        features = context.features.get(item_id)
+        if features is None:
+            try:
+                features = reference_features(item_id)
+            except ProvenanceError as exc:
+                features = f"the reference's stored copy cannot be read: {exc}"
+            context.features[item_id] = features
+        if isinstance(features, str):
+            found.append(Verification.failed(reference_set, item_id, features))
+        else:
+            found.append(verifier.verify(asset, features, reference_set, item_id))
+    return found
+
+
+def _reference_features(
+    workspace: Workspace, verifier: GeometricVerifier, cache: FeatureCache, item_id: int
+) -> LocalFeatures:
+    """A reference item's features, from the cache or its stored copy."""
+    with read_session(workspace.engine) as session:
+        item = session.get(ReferenceItem, item_id)
+        if item is None:
+            raise NotFound(f"no reference item with id {item_id}")
+        sha256 = item.sha256
+    return cache.features(
+        sha256,
+        lambda: verifier.features(
+            decode_image(
+                workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+            ).pixels
+        ),
+    )
+
+
+def asset_vectors(workspace: Workspace, pixels: Image.Image) -> AssetVectors:
+    return AssetVectors(
+        pixels,
+        method=str(workspace.settings["region_method"]),
+        size=int(workspace.settings["region_size"]),
+    )
+
+
+def search(
+    context: SearchContext,
+    detectors: dict[str, Detector],
+    vectors: AssetVectors,
+    top_k: int,
+    *,
+    region: bool,
+) -> list[Candidate]:
+    """Candidates from every set's index for the whole picture, or for its regions."""
+    found: list[Candidate] = []
+    for detector_name, detector in detectors.items():
+        if region and detector_name not in REGION_DETECTORS:
+            continue
+        indexes = [
+            (reference_set["name"], index)
+            for reference_set in context.sets
+            if (index := context.indexes.get((reference_set["name"], detector_name)))
+            and index.count
+        ]
+        if not indexes:
+            continue  # nothing to search: spare the embedding
+        if region:
+            names, queries = vectors.region_vectors(detector_name, detector)
+        else:
+            names, queries = ["whole"], vectors.whole_vectors(detector_name, detector)
+        if not names:
+            continue
+        for set_name, index in indexes:
+            scores, ids = index.search(queries, top_k)
+            for row, region_name in enumerate(names):
+                for score, item_id in zip(scores[row], ids[row], strict=True):
+                    if item_id >= 0:
+                        found.append(
+                            Candidate(
+                                set_name,
+                                int(item_id),
+                                detector_name,
+                                region_name,
+                                float(score),
+                            )
+                        )
+    return found

@@ -127,8 +127,9 @@ SETTINGS: tuple[Setting, ...] = (
         "jobs",
         0,
         int,
-        "Processes that decode and fingerprint files during registration, while one process "
-        "writes the records. 0: automatic, one per CPU core for batches of 256 files or more "
+        "Processes that decode and fingerprint files during registration, and that find the "
+        "matches of a batch of checks, while one process writes the records. 0: automatic, "
+        "one per CPU core for 256 files or more to fingerprint and 32 assets or more to check "
         "(smaller batches finish sooner in one process).",
     ),
     Setting(

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,6 +44,7 @@ from provenance.files import collect_files, display_name, read_file
 from provenance.media import decode_image
 from provenance.metadata import read_embedded
 from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
+from provenance.processes import worker_pool
 from provenance.store import ContentStore
 from provenance.workspace import Workspace
 
@@ -195,30 +193,6 @@ class WorkerError(Exception):
     """An unexpected error in a fingerprinting worker, carried back as text."""
 
 
-# How often a worker looks whether the process that started it is still there.
-PARENT_POLL_SECONDS = 0.5
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: end this worker soon after ``parent_pid`` is gone.
-
-    A pool's workers wait on a queue whose pipe they hold both ends of, so a parent killed
-    with SIGKILL (or any death that runs no cleanup) would leave them, and the forkserver and
-    resource tracker that wait on them, alive for good."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_POLL_SECONDS)
-            try:
-                os.kill(parent_pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:
-                continue  # alive, under another user (cannot happen for our own parent)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
-
-
 def fingerprint_file(
     path: Path, sha256: str, limits: FingerprintLimits, store_root: Path, data: bytes | None
 ) -> FingerprintedFile:
@@ -313,17 +287,19 @@ def register(
         if progress is not None:
             progress(result, done, len(files))
     if workspace.settings["check_on_register"]:
-        _check_new(workspace, report, request)
+        _check_new(workspace, report, request, jobs)
     return report
 
 
-def _check_new(workspace: Workspace, report: RegisterReport, request: RegisterRequest) -> None:
+def _check_new(
+    workspace: Workspace, report: RegisterReport, request: RegisterRequest, jobs: int | None
+) -> None:
     """Check the assets registered now and every asset still waiting for a check (an
     earlier run killed in its check phase, or registered before the first reference
     set): a registered asset is never left unchecked. A failing check is reported, not
     fatal."""
     in_batch = {r.asset["id"]: r for r in report.results if r.asset is not None and r.check is None}
-    outcome = checking.check_pending(workspace, by=request.by)
+    outcome = checking.check_pending(workspace, by=request.by, jobs=jobs)
     for asset_id, check in outcome.checks.items():
         if asset_id in in_batch:
             in_batch[asset_id].check = check
@@ -365,15 +341,7 @@ def _fingerprinted(
     files is fingerprinted ahead in other processes while records are written here."""
     pool = None
     if workers > 1:
-        # Not fork: the children must not inherit this process's database connections.
-        methods = multiprocessing.get_all_start_methods()
-        method = "forkserver" if "forkserver" in methods else "spawn"
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context(method),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        )
+        pool = worker_pool(workers)
     try:
         window: deque[tuple[Path, Staged | Future[FingerprintedFile]]] = deque()
         queue = iter(files)

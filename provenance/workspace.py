@@ -64,6 +64,9 @@ class Workspace:
         self.features_folder = root / "cache" / "features"
         self._detectors: dict[str, Detector | ProvenanceError] | None = None
         self._verifier: GeometricVerifier | ProvenanceError | None = None
+        # Threads of each detector's model; None: one per core. A worker process sharing the
+        # cores with others sets 1 before its detectors are made.
+        self.threads: int | None = None
         # Set by open() from PROVENANCE_TOKEN; None: the local user of this machine.
         self.token: str | None = None
         self.fingerprint_limits = FingerprintLimits(
@@ -123,6 +126,14 @@ class Workspace:
                 payload={"schema_revision": schema.SCHEMA_HEAD},
             )
         settings_file.write_text(workspace_file_text(written), encoding="utf-8")
+        return workspace
+
+    @classmethod
+    def in_worker(cls, root: Path, settings: Settings) -> Workspace:
+        """The workspace at ``root``, already opened (and its schema checked) by the process
+        that started this worker, with that process's ``settings``; models on one thread."""
+        workspace = cls(root, settings, _engine(root, settings))
+        workspace.threads = 1
         return workspace
 
     @classmethod
@@ -224,7 +235,9 @@ class Workspace:
             loaded: dict[str, Detector | ProvenanceError] = {}
             for name in parse_detector_names(self.settings["detectors"]):
                 try:
-                    loaded[name] = load_detector(name, self.settings, self.root)
+                    loaded[name] = load_detector(
+                        name, self.settings, self.root, threads=self.threads
+                    )
                 except DetectorUnavailable as exc:
                     loaded[name] = exc
             self._detectors = loaded

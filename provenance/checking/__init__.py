@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provenance.checking import workers
 from provenance.checking.context import SearchContext, prepare
 from provenance.checking.findings import (
     Findings,
@@ -124,9 +125,14 @@ def check(workspace: Workspace, refs: Iterable[str], *, by: str | None = None) -
     return [check_asset(workspace, asset_id, actor=actor, context=context) for asset_id in ids]
 
 
-def check_pending(workspace: Workspace, *, by: str | None = None) -> PendingOutcome:
+def check_pending(
+    workspace: Workspace, *, by: str | None = None, jobs: int | None = None
+) -> PendingOutcome:
     """Check every asset that has no check yet; a check that fails is named with its
-    error and the others go on. Nothing waits while there is no reference set."""
+    error and the others go on. Nothing waits while there is no reference set.
+
+    ``jobs``: processes finding the checks' matches while this one records them (default:
+    the ``jobs`` setting; 0: automatic, see ``workers.worker_count``)."""
     outcome = PendingOutcome()
     if not has_reference_sets(workspace):
         return outcome
@@ -135,17 +141,21 @@ def check_pending(workspace: Workspace, *, by: str | None = None) -> PendingOutc
     if not ids:
         return outcome
     actor = workspace.actor(by)
-    available, _ = workspace.split_detectors()
+    available, unavailable = workspace.split_detectors()
     context = prepare(workspace, available, actor=actor)
-    for asset_id in ids:
+    count = workers.worker_count(workspace, len(ids), jobs)
+    for asset_id, found in workers.findings_of(workspace, context, available, ids, count):
+        if isinstance(found, workers.Failed):
+            outcome.failed[asset_id] = found.error
+            continue
         try:
-            outcome.checks[asset_id] = check_asset(
-                workspace, asset_id, actor=actor, context=context
+            outcome.checks[asset_id] = record(
+                workspace, asset_id, actor, found, context, (available, unavailable)
             )
         except ProvenanceError as exc:
             outcome.failed[asset_id] = str(exc)
         except Exception as exc:  # the asset is recorded; say the check failed, go on
-            logger.debug("check of asset %s failed", asset_id, exc_info=exc)
+            logger.debug("recording the check of asset %s failed", asset_id, exc_info=exc)
             outcome.failed[asset_id] = one_line(exc)
     return outcome
 

@@ -30,13 +30,17 @@ class SearchContext:
     features: dict[int, LocalFeatures | str] = field(default_factory=dict)
 
 
-def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str) -> SearchContext:
+def prepare(
+    workspace: Workspace, detectors: dict[str, Detector], *, actor: str, rebuild: bool = True
+) -> SearchContext:
     """Load every active set's index for every detector that can run.
 
     An index that does not hold exactly the set's items (a ``refs add-items`` killed
     between recording items and rebuilding, or an index file lost) is rebuilt from the
     stored vectors under the set's lock before it is searched, and the check says so in
     the set's problems; one that cannot be rebuilt is not searched, and the check says why.
+    With ``rebuild`` false (a check worker, whose parent prepared first) indexes are only
+    loaded.
     """
     context = SearchContext()
     with read_session(workspace.engine) as session:
@@ -48,7 +52,7 @@ def prepare(workspace: Workspace, detectors: dict[str, Detector], *, actor: str)
         name = reference_set["name"]
         problems = context.problems.setdefault(name, [])
         loaded, missing = _load_indexes(workspace, name, detectors, problems)
-        stale = _stale(workspace, name, loaded, missing)
+        stale = _stale(workspace, name, loaded, missing) if rebuild else {}
         if stale:
             try:
                 # Not waiting: an ingest holding the lock may run for minutes.

@@ -100,7 +100,8 @@ def config_command(context: common.Context, as_json: bool) -> None:
 @click.option(
     "--jobs",
     type=click.IntRange(min=0, max=1024),
-    help="Fingerprinting processes (default: the jobs setting; 0: automatic).",
+    help="Processes fingerprinting the files, then finding their checks' matches (default: "
+    "the jobs setting; 0: automatic).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @common.pass_context
@@ -231,6 +232,12 @@ def list_command(
     help=f"Exit with status {common.FAIL_ON_EXIT} when any verdict is at or above this level.",
 )
 @click.option("--by", help="Who is checking (default: the user setting or login name).")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0, max=1024),
+    help="With --pending: processes finding the checks' matches (default: the jobs setting; "
+    "0: automatic).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @common.pass_context
 @common.fail_cleanly
@@ -240,6 +247,7 @@ def check_command(
     pending: bool,
     fail_on: str | None,
     by: str | None,
+    jobs: int | None,
     as_json: bool,
 ) -> None:
     """Check assets (ids or sha256 prefixes) against every reference set.
@@ -251,10 +259,12 @@ def check_command(
     """
     if pending == bool(refs):
         raise click.UsageError("give asset ids or --pending (not both)")
+    if jobs is not None and not pending:
+        raise click.UsageError("--jobs goes with --pending")
     failed: dict[int, str] = {}
     with context.open() as workspace:
         if pending:
-            outcome = checking.check_pending(workspace, by=by)
+            outcome = checking.check_pending(workspace, by=by, jobs=jobs)
             checks, failed = list(outcome.checks.values()), outcome.failed
         else:
             checks = checking.check(workspace, refs, by=by)

@@ -22,9 +22,12 @@ def parse_detector_names(text: str) -> list[str]:
     return parse_name_list("detectors", text, DETECTOR_NAMES)
 
 
-def load_detector(name: str, settings: Mapping[str, Any], root: Path) -> Detector:
+def load_detector(
+    name: str, settings: Mapping[str, Any], root: Path, *, threads: int | None = None
+) -> Detector:
     """The detector called ``name``, configured by ``settings`` (paths relative to the
-    workspace ``root``); DetectorUnavailable when it cannot run here."""
+    workspace ``root``), its model running on ``threads`` threads (default: one per core);
+    DetectorUnavailable when it cannot run here."""
     if name == "clip":
         from provenance.detectors.clip import CLIPDetector
 
@@ -37,6 +40,7 @@ def load_detector(name: str, settings: Mapping[str, Any], root: Path) -> Detecto
             pretrained=settings["clip_pretrained"],
             checkpoint=path("clip_checkpoint"),
             model_config=path("clip_model_config"),
+            threads=threads,
         )
     if name == "phash":
         from provenance.detectors.hashes import PHashDetector
@@ -45,5 +49,5 @@ def load_detector(name: str, settings: Mapping[str, Any], root: Path) -> Detecto
     if name == "sscd":
         from provenance.detectors.sscd import SSCDDetector
 
-        return SSCDDetector()
+        return SSCDDetector(threads=threads)
     raise ConfigError(f"unknown detector {name!r}")

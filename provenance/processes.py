@@ -1,0 +1,61 @@
+"""Worker process pools that do not outlive the process that started them.
+
+Registration fingerprints files, and checks find matches, in such pools while one process
+writes the records. Workers are started by a fork server (else spawned), never forked from
+the parent: they must not inherit its database connections or its model sessions' threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+# How often a worker looks whether the process that started it is still there.
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker soon after ``parent_pid`` is gone.
+
+    A pool's workers wait on a queue whose pipe they hold both ends of, so a parent killed
+    with SIGKILL (or any death that runs no cleanup) would leave them, and the forkserver and
+    resource tracker that wait on them, alive for good."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                continue  # alive, under another user (cannot happen for our own parent)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _start(parent_pid: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
+    die_with_parent(parent_pid)
+    if initializer is not None:
+        initializer(*args)
+
+
+def worker_pool(
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes, each running ``initializer(*initargs)`` first."""
+    methods = multiprocessing.get_all_start_methods()
+    method = "forkserver" if "forkserver" in methods else "spawn"
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_start,
+        initargs=(os.getpid(), initializer, initargs),
+    )

@@ -516,6 +516,9 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                             {"inliers": None, "coverage": None},
                         ),
                     }
+                    row["truth_evidence"] = _truth_evidence(
+                        truth, references, item_of, searched, verifications
+                    )
                     strongest = max(verifications, key=lambda v: v.inliers, default=None)
                     row["verified"] = (
                         (position[strongest.item_id], float(strongest.inliers))
@@ -617,6 +620,40 @@ def contact_sheet(pairs: list[tuple[Image.Image, Image.Image, str]], path: Path)
             )
         draw.text((x + 2, y + tile + 2), text, fill="black")
     sheet.save(path, quality=80)
+
+
+def _truth_evidence(
+    truth: int | None,
+    references: list[Path],
+    item_of: dict[str, int],
+    searched: list[Candidate],
+    verifications: list[Any],
+) -> dict[str, Any] | None:
+    """For a copy: where its reference ranked among the SSCD candidates (1 = strongest; None
+    when no index search returned it) and, when it was verified, how that went. Why a copy
+    is missed: not found, or found and not verified."""
+    if truth is None:
+        return None
+    item = item_of[references[truth].name]
+    best: dict[int, float] = {}
+    for c in searched:
+        if c.detector == "sscd":
+            best[c.item_id] = max(best.get(c.item_id, -1.0), c.score)
+    ranked = sorted(best, key=lambda k: -best[k])
+    verification = next((v for v in verifications if v.item_id == item), None)
+    return {
+        "sscd_rank": ranked.index(item) + 1 if item in best else None,
+        "sscd": round(best[item], 4) if item in best else None,
+        "verification": None
+        if verification is None
+        else {
+            "verified": verification.verified,
+            "inliers": verification.inliers,
+            "matches": verification.matches,
+            "mirrored": verification.mirrored,
+            "note": verification.note,
+        },
+    }
 
 
 def _fused_score(verdict: Any, position: dict[int, int]) -> tuple[int, float]:
@@ -902,7 +939,7 @@ def main() -> int:
     # Every query's best match and score per method, for the calibration notebook.
     methods = list(summary["overall"])
     scores = {
-        "schema": "provenance.benchmark.quality-scores/3",
+        "schema": "provenance.benchmark.quality-scores/4",
         "methods": methods,
         "rows": [
             {
@@ -914,6 +951,7 @@ def main() -> int:
                 "priority": r["priority"],
                 "source": r["source"],
                 "fused_evidence": r["fused_evidence"],
+                "truth_evidence": r["truth_evidence"],
                 **{m: [r[m][0], r[m][1]] for m in methods},
             }
             for r in all_rows

@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks.quality import (
+    _truth_evidence,
     band_table,
     median_tree,
     metrics,
     phash_beyond_sscd,
+    setting_overrides,
     threshold_at_precision,
 )
+from provenance.scoring import Candidate, Verification
 
 
 def _rows() -> list[dict]:
@@ -189,3 +192,44 @@ def test_unverified_line_counts_only_queries_that_did_not_verify() -> None:
     assert table["0.55"] == {"positives": 0.5, "unrelated": 1.0, "hard_negatives": 1.0}
     assert table["0.6"] == {"positives": 0.5, "unrelated": 0.0, "hard_negatives": 1.0}
     assert table["0.7"] == {"positives": 0.0, "unrelated": 0.0, "hard_negatives": 0.0}
+
+
+def test_set_names_a_setting_as_the_workspace_reads_it() -> None:
+    assert setting_overrides(["verify_top=4", " Region_Method = windows "]) == {
+        "PROVENANCE_VERIFY_TOP": "4",
+        "PROVENANCE_REGION_METHOD": "windows",
+    }
+    for bad in ("verify_top", "no_such_setting=1", "=4"):
+        with pytest.raises(SystemExit, match="NAME=VALUE"):
+            setting_overrides([bad])
+
+
+def test_truth_evidence_says_where_the_reference_ranked_and_how_it_verified() -> None:
+    references = [Path("a.png"), Path("b.png"), Path("c.png")]
+    item_of = {"a.png": 11, "b.png": 12, "c.png": 13}
+    searched = [
+        Candidate("set", 13, "sscd", "whole", 0.7),
+        Candidate("set", 12, "sscd", "whole", 0.5),
+        Candidate("set", 12, "sscd", "centre", 0.6),
+        Candidate("set", 11, "phash", "whole", 4.0),
+    ]
+    failed = Verification.failed("set", 12, "9 matched features", matches=9)
+    found = _truth_evidence(1, references, item_of, searched, [failed])
+    assert found == {
+        "sscd_rank": 2,
+        "sscd": 0.6,
+        "verification": {
+            "verified": False,
+            "inliers": 0,
+            "matches": 9,
+            "mirrored": False,
+            "note": "9 matched features",
+        },
+    }
+    # Found by pHash alone, never verified; an unrelated image has no truth.
+    assert _truth_evidence(0, references, item_of, searched, []) == {
+        "sscd_rank": None,
+        "sscd": None,
+        "verification": None,
+    }
+    assert _truth_evidence(None, references, item_of, searched, []) is None

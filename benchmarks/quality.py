@@ -218,7 +218,7 @@ def load_pool(
         else:  # features only for what the hashes kept; none to compare the first against
             key = hashlib.sha256(path.name.encode()).hexdigest()
             features = cache.features(key, lambda image=image: verifier.features(image))
-            asset = AssetFeatures(features)
+            asset = AssetFeatures(features, image)
             for neighbour in np.argsort(-similarity)[:VARIANT_NEIGHBOURS]:
                 if rule.decisive(verifier.verify(asset, kept_features[neighbour], "pool", 0)):
                     reason = "variant"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pypdfium2
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from provenance import Workspace, checking
 from provenance.detectors import geometric
@@ -125,6 +125,26 @@ def test_a_mirrored_composite_is_located_where_it_was_pasted(verifier: Geometric
     expected = ((w / 2 + 40) / (2 * w), (h / 2 + 30) / (2 * h))
     assert (left, top) == pytest.approx(expected, abs=0.01)
     assert (right, bottom) == pytest.approx((expected[0] + 0.5, expected[1] + 0.5), abs=0.01)
+
+
+@pytest.mark.parametrize(("name", "blur"), [("rocket.jpg", 4.5), ("chelsea.png", 9.5)])
+def test_a_mirrored_picture_with_few_features_verifies_through_its_flipped_features(
+    verifier: GeometricVerifier, name: str, blur: float
+) -> None:
+    # Blurred, these pictures keep 16 features; reflected, the mirrored copy's match only
+    # 11-13 of them (under the 15 a verification needs), made from the flipped picture all.
+    reference = fm.sample(name).filter(ImageFilter.GaussianBlur(blur))
+    copy = ImageOps.mirror(reference)
+    features = verifier.features(reference)
+    assert features.count < 20
+    reflected_only = verifier.verify(
+        geometric.AssetFeatures(verifier.features(copy)), features, "studio-ip", 1
+    )
+    assert not reflected_only.verified
+    assert reflected_only.matches >= geometric.MIN_MATCHES
+    result = _verify(verifier, copy, reference)
+    assert result.verified
+    assert result.mirrored
 
 
 @pytest.mark.parametrize("name", ["coffee.jpg", "hubble_deep_field.jpg"])

@@ -9,7 +9,9 @@ sane area and without extreme stretching. The asset is also matched mirrored, si
 descriptors do not survive a horizontal flip. The mirrored asset's features are the forward
 ones reflected, not made again: a flip moves a keypoint to the other side and reflects its
 descriptor, whose 4 x 4 cells and 8 orientation bins are laid out symmetrically
-(``MIRROR_ORDER``).
+(``MIRROR_ORDER``). A reflected descriptor samples its patch up to a pixel off, so a
+reflected match that finds tentative matches but does not verify is tried once more with
+features made from the flipped picture: a picture with few features needs every match.
 
 A verification names the inliers, their share of the tentative matches, the transform
 (reference fractions to asset fractions), and the matched polygon on both pictures: on the
@@ -28,14 +30,14 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageOps
 
 from provenance.atomic import write_atomically
 from provenance.errors import DetectorUnavailable
@@ -189,9 +191,12 @@ class FeatureCache:
 @dataclass
 class AssetFeatures:
     """An asset's features as it is, and mirrored (on first use: only a reference that does
-    not verify forward needs them)."""
+    not verify forward needs them): the forward ones reflected, and, for a match the
+    reflection nearly makes, those of the flipped picture (``image``, when known)."""
 
     forward: LocalFeatures
+    image: Image.Image | None = None
+    flipped: LocalFeatures | None = field(default=None, repr=False)
 
     @cached_property
     def mirrored(self) -> LocalFeatures:
@@ -236,7 +241,8 @@ class GeometricVerifier:
             "confidence": CONFIDENCE,
             "max_area_factor": MAX_AREA_FACTOR,
             "max_anisotropy": MAX_ANISOTROPY,
-            "mirrored": "forward features reflected",
+            "mirrored": "forward features reflected; made from the flipped picture when the "
+            "reflected ones match without verifying",
             "min_inliers": self.min_inliers,
         }
 
@@ -263,7 +269,7 @@ class GeometricVerifier:
         return LocalFeatures(points, raw, grey.width, grey.height)
 
     def asset_features(self, image: Image.Image) -> AssetFeatures:
-        return AssetFeatures(self.features(image))
+        return AssetFeatures(self.features(image), image)
 
     def verify(
         self, asset: AssetFeatures, reference: LocalFeatures, reference_set: str, item_id: int
@@ -286,6 +292,13 @@ class GeometricVerifier:
         if forward.verified:
             return forward
         mirrored = self._fit(asset.mirrored, reference, reference_set, item_id, mirrored=True)
+        if not mirrored.verified and mirrored.matches >= MIN_MATCHES and asset.image is not None:
+            # Reflected descriptors sample each keypoint's patch up to a pixel off, which
+            # costs a picture with few features its last few matches: make them for real.
+            if asset.flipped is None:
+                asset.flipped = self.features(ImageOps.mirror(asset.image))
+            exact = self._fit(asset.flipped, reference, reference_set, item_id, mirrored=True)
+            mirrored = max(mirrored, exact, key=lambda v: (v.verified, v.inliers))
         return max(forward, mirrored, key=lambda v: (v.verified, v.inliers))
 
     def _fit(

@@ -64,6 +64,7 @@ from provenance.checking import (  # noqa: E402
 )
 from provenance.config import ENV_PREFIX, SETTINGS_BY_NAME, load_settings  # noqa: E402
 from provenance.detectors.geometric import (  # noqa: E402
+    MIN_MATCHES,
     AssetFeatures,
     FeatureCache,
     GeometricVerifier,
@@ -666,6 +667,56 @@ def _fused_score(verdict: Any, position: dict[int, int]) -> tuple[int, float]:
     )
 
 
+MISSED_REASONS = (
+    "reference not among the SSCD candidates",
+    "reference found by SSCD, not among those verified",
+    "local features do not match",
+    "fewer consistent matches than the line",
+    "too few local features (reference)",
+    "too few local features (copy)",
+    "no plausible transform",
+    "verified, too small to be high by itself",
+    "no evidence recorded",
+)
+
+
+def why_missed(row: dict[str, Any]) -> str:
+    """Why a copy did not reach high (one of MISSED_REASONS), from its truth_evidence."""
+    evidence = row.get("truth_evidence")
+    if evidence is None:
+        return "no evidence recorded"
+    if evidence["sscd_rank"] is None:
+        return "reference not among the SSCD candidates"
+    verification = evidence["verification"]
+    if verification is None:
+        return "reference found by SSCD, not among those verified"
+    note = verification["note"]
+    if verification["verified"]:
+        return "verified, too small to be high by itself"
+    if "too few local features" in note:
+        return "too few local features (" + ("reference" if "reference" in note else "copy") + ")"
+    if verification["inliers"] and "consistent matches" in note:
+        return "fewer consistent matches than the line"
+    if verification["matches"] < MIN_MATCHES:
+        return "local features do not match"
+    return "no plausible transform"
+
+
+def missed_copies(rows: list[dict[str, Any]], family_names: list[str]) -> dict[str, Any]:
+    """The copies below high, counted by why (``why_missed``), overall and per family; every
+    reason and family is listed, so that runs take medians key by key."""
+    missed = [r for r in rows if r["truth"] is not None and r["fused_verdict"] != "high"]
+    reasons = {
+        reason: {"count": 0, "by_family": dict.fromkeys(family_names, 0)}
+        for reason in MISSED_REASONS
+    }
+    for row in missed:
+        entry = reasons[why_missed(row)]
+        entry["count"] += 1
+        entry["by_family"][row["family"]] += 1
+    return {"count": len(missed), "reasons": reasons}
+
+
 def figures_from_rows(
     rows: list[dict[str, Any]], methods: list[str], family_names: list[str], sscd_review: float
 ) -> dict[str, Any]:
@@ -711,6 +762,7 @@ def figures_from_rows(
         },
         "phash_beyond_sscd": phash_beyond_sscd(rows, sscd_review),
         "unverified_line": unverified_line_table(rows, sscd_review),
+        "missed_copies": missed_copies(rows, family_names),
     }
 
 

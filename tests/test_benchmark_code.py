@@ -11,6 +11,7 @@ from benchmarks.quality import (
     band_table,
     median_tree,
     metrics,
+    missed_copies,
     phash_beyond_sscd,
     setting_overrides,
     threshold_at_precision,
@@ -233,3 +234,42 @@ def test_truth_evidence_says_where_the_reference_ranked_and_how_it_verified() ->
         "verification": None,
     }
     assert _truth_evidence(None, references, item_of, searched, []) is None
+
+
+def test_missed_copies_counts_each_copy_below_high_once_by_why() -> None:
+    def row(family: str, verdict: str, evidence: dict | None, truth: int | None = 1) -> dict:
+        return {
+            "truth": truth,
+            "family": family,
+            "fused_verdict": verdict,
+            "truth_evidence": evidence,
+        }
+
+    def tried(note: str, inliers: int = 0, matches: int = 0) -> dict:
+        verification = {"verified": False, "inliers": inliers, "matches": matches, "note": note}
+        return {"sscd_rank": 1, "sscd": 0.5, "verification": verification}
+
+    rows = [
+        row("crop", "high", tried("", 40, 40)),  # high: not missed
+        row("composite", "clear", {"sscd_rank": None, "sscd": None, "verification": None}),
+        row("composite", "review", {"sscd_rank": 3, "sscd": 0.4, "verification": None}),
+        row("combined", "clear", tried("5 matched features", 0, 5)),
+        row("combined", "clear", tried("11 consistent matches, fewer than 15", 11, 20)),
+        row("overlay", "clear", tried("the reference has too few local features (6)")),
+        row("negative", "review", None, truth=None),  # not a copy
+    ]
+    found = missed_copies(rows, ["crop", "composite", "combined", "overlay"])
+    assert found["count"] == 5
+    counts = {reason: entry["count"] for reason, entry in found["reasons"].items()}
+    assert counts["reference not among the SSCD candidates"] == 1
+    assert counts["reference found by SSCD, not among those verified"] == 1
+    assert counts["local features do not match"] == 1
+    assert counts["fewer consistent matches than the line"] == 1
+    assert counts["too few local features (reference)"] == 1
+    assert sum(counts.values()) == 5
+    assert found["reasons"]["local features do not match"]["by_family"] == {
+        "crop": 0,
+        "composite": 0,
+        "combined": 1,
+        "overlay": 0,
+    }

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from provenance import record_digests
 from provenance.db import audit, repository, row_audit, schema
 from provenance.db.session import one_line, read_session
-from provenance.detectors.geometric import FeatureCache, GeometricVerifier
+from provenance.detectors.geometric import FeatureCache, GeometricVerifier, prune_features
 from provenance.errors import InvalidInput
 from provenance.workspace import Workspace
 
@@ -111,12 +111,17 @@ def collect_garbage(
             if path.is_file() and path.stat().st_mtime <= cutoff:
                 path.unlink()
                 temporaries += 1
-    features = 0
+    # Cached local features of pictures no record names, or made under another spec (known
+    # only when the verifier can be made here: otherwise every spec's files are kept).
     verifier = workspace.verifier()
-    if isinstance(verifier, GeometricVerifier):
-        # Cached local features of pictures no record names, or made under another spec.
-        cache = FeatureCache(workspace.features_folder, verifier.features_spec)
-        features = cache.prune(referenced, older_than=cutoff)
+    current = (
+        FeatureCache(workspace.features_folder, verifier.features_spec).folder
+        if isinstance(verifier, GeometricVerifier)
+        else None
+    )
+    features = prune_features(
+        workspace.features_folder, referenced, older_than=cutoff, current=current
+    )
     report = GarbageReport(removed, temporaries, kept_young, len(referenced), features)
     if removed or temporaries or features:
         audit.record_event(

@@ -416,3 +416,21 @@ def test_store_gc_removes_features_no_reference_needs_and_those_of_another_spec(
     assert sorted(root.rglob("*.npz")) == needed
     words = run("-w", refs_workspace, "store", "gc", "--min-age", "0").output
     assert "0 cached feature files" in words
+    # With verification off the current spec is unknown: every spec's files are kept, and
+    # only those of pictures no record names go.
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(needed[0].read_bytes())
+    unknown.write_bytes(needed[0].read_bytes())
+    off = run(
+        "-w",
+        refs_workspace,
+        "store",
+        "gc",
+        "--min-age",
+        "0",
+        "--json",
+        env={"PROVENANCE_VERIFICATION": "false"},
+    )
+    assert json.loads(off.stdout)["removed_features"] == 1
+    assert not unknown.exists()
+    assert stale.exists()

@@ -158,17 +158,7 @@ class FeatureCache:
         """Remove, from the folder holding this cache's, the files of pictures not in
         ``keep`` and every file made under another spec, each last written before
         ``older_than`` (a time.time() value); the number removed."""
-        removed = 0
-        for path in sorted(self.folder.parent.glob("*/*/*.npz")):
-            current = path.parent.parent == self.folder
-            with contextlib.suppress(OSError):
-                if (not current or path.stem not in keep) and path.stat().st_mtime < older_than:
-                    path.unlink()
-                    removed += 1
-        for folder in sorted(self.folder.parent.glob("*/*")) + sorted(self.folder.parent.glob("*")):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only when empty
-        return removed
+        return prune_features(self.folder.parent, keep, older_than=older_than, current=self.folder)
 
     def put(self, sha256: str, features: LocalFeatures) -> None:
         buffer = io.BytesIO()
@@ -186,6 +176,25 @@ class FeatureCache:
             write_atomically(target, buffer.getvalue())
         except OSError:
             pass  # a cache that cannot be written costs time, not correctness
+
+
+def prune_features(
+    root: Path, keep: Collection[str], *, older_than: float, current: Path | None
+) -> int:
+    """Remove from the feature caches under ``root`` (one folder per spec) the files of
+    pictures not in ``keep`` and, when the ``current`` spec's folder is known, every file of
+    another spec; only files last written before ``older_than``. The number removed."""
+    removed = 0
+    for path in sorted(root.glob("*/*/*.npz")):
+        other_spec = current is not None and path.parent.parent != current
+        with contextlib.suppress(OSError):
+            if (other_spec or path.stem not in keep) and path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+    for folder in sorted(root.glob("*/*")) + sorted(root.glob("*")):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+    return removed
 
 
 @dataclass

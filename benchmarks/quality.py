@@ -521,6 +521,18 @@ def run_once(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], list[
                         truth, references, item_of, searched, verifications
                     )
                     strongest = max(verifications, key=lambda v: v.inliers, default=None)
+                    # The strongest fit, verified or not: where a lower inlier line would
+                    # put each kind of query.
+                    row["strongest_fit"] = (
+                        None
+                        if strongest is None
+                        else {
+                            "item": position[strongest.item_id],
+                            "inliers": strongest.inliers,
+                            "coverage": strongest.coverage,
+                            "plausible": bool(strongest.asset_polygon),
+                        }
+                    )
                     row["verified"] = (
                         (position[strongest.item_id], float(strongest.inliers))
                         if strongest is not None and strongest.verified
@@ -1004,6 +1016,7 @@ def main() -> int:
                 "source": r["source"],
                 "fused_evidence": r["fused_evidence"],
                 "truth_evidence": r["truth_evidence"],
+                "strongest_fit": r["strongest_fit"],
                 **{m: [r[m][0], r[m][1]] for m in methods},
             }
             for r in all_rows

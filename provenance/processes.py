@@ -39,6 +39,18 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+def worker_count(wanted: int, items: int, auto_min: int) -> int:
+    """Worker processes for ``items`` pieces of work: ``wanted`` when positive (at most one
+    per item); when 0 (automatic), one per core, but only from ``auto_min`` items, below
+    which starting the processes costs more than they save, and at most one per half of
+    ``auto_min``."""
+    if wanted > 0:
+        return max(1, min(wanted, items))
+    if items < auto_min:
+        return 1
+    return max(1, min(os.cpu_count() or 1, items // (auto_min // 2)))
+
+
 def _start(parent_pid: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
     die_with_parent(parent_pid)
     if initializer is not None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -44,7 +43,7 @@ from provenance.files import collect_files, display_name, read_file
 from provenance.media import decode_image
 from provenance.metadata import read_embedded
 from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
-from provenance.processes import worker_pool
+from provenance.processes import worker_count, worker_pool
 from provenance.store import ContentStore
 from provenance.workspace import Workspace
 
@@ -261,13 +260,15 @@ def register(
     never stops the others or leaves anything behind.
 
     ``jobs``: processes that decode and fingerprint files while this one writes the
-    records (default: the ``jobs`` setting; 0: automatic, see ``_worker_count``).
+    records (default: the ``jobs`` setting; 0: automatic, see ``processes.worker_count``).
     """
     shared = _shared_readings(request)
     report = RegisterReport()
     files, skipped = collect_files(paths, exclude=workspace.root)
     report.skipped.extend(skipped)
-    workers = _worker_count(workspace, len(files), jobs)
+    workers = worker_count(
+        workspace.settings["jobs"] if jobs is None else jobs, len(files), AUTO_WORKERS_MIN_FILES
+    )
     for done, (path, outcome) in enumerate(_fingerprinted(workspace, files, workers), start=1):
         try:
             if isinstance(outcome, BaseException):
@@ -311,17 +312,6 @@ def _check_new(
             in_batch[asset_id].error = message
         else:
             report.earlier_failed.append((asset_id, error))
-
-
-def _worker_count(workspace: Workspace, files: int, jobs: int | None) -> int:
-    """Fingerprinting processes for a batch: ``jobs`` (or the setting) when positive;
-    when 0, one per core, but only for batches large enough to repay the start-up."""
-    wanted = workspace.settings["jobs"] if jobs is None else jobs
-    if wanted > 0:
-        return max(1, min(wanted, files))
-    if files < AUTO_WORKERS_MIN_FILES:
-        return 1
-    return max(1, min(os.cpu_count() or 1, files // (AUTO_WORKERS_MIN_FILES // 2)))
 
 
 def _shared_readings(request: RegisterRequest) -> list[MetadataReading]:

@@ -57,6 +57,7 @@ from provenance.db import repository
 from provenance.db.session import one_line, read_session
 from provenance.errors import NotFound, ProvenanceError
 from provenance.export.documents import stored_check_json
+from provenance.processes import worker_count
 from provenance.workspace import Workspace
 
 __all__ = [
@@ -132,7 +133,7 @@ def check_pending(
     error and the others go on. Nothing waits while there is no reference set.
 
     ``jobs``: processes finding the checks' matches while this one records them (default:
-    the ``jobs`` setting; 0: automatic, see ``workers.worker_count``)."""
+    the ``jobs`` setting; 0: automatic, see ``processes.worker_count``)."""
     outcome = PendingOutcome()
     if not has_reference_sets(workspace):
         return outcome
@@ -143,7 +144,11 @@ def check_pending(
     actor = workspace.actor(by)
     available, unavailable = workspace.split_detectors()
     context = prepare(workspace, available, actor=actor)
-    count = workers.worker_count(workspace, len(ids), jobs)
+    count = worker_count(
+        workspace.settings["jobs"] if jobs is None else jobs,
+        len(ids),
+        workers.AUTO_WORKERS_MIN_ASSETS,
+    )
     for asset_id, found in workers.findings_of(workspace, context, available, ids, count):
         if isinstance(found, workers.Failed):
             outcome.failed[asset_id] = found.error

@@ -12,7 +12,6 @@ recorded here, one check per transaction, exactly as a check in one process reco
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -67,17 +66,6 @@ def _start(root: str, settings: Settings) -> None:
 def _find(asset_id: int) -> Findings | Failed:
     # Failures come back as text: not every exception pickles.
     return _found_here(_worker["workspace"], _worker["context"], _worker["available"], asset_id)
-
-
-def worker_count(workspace: Workspace, assets: int, jobs: int | None) -> int:
-    """Check workers for ``assets`` checks: ``jobs`` (or the ``jobs`` setting) when
-    positive; when 0, one per core, for batches of AUTO_WORKERS_MIN_ASSETS or more."""
-    wanted = int(workspace.settings["jobs"]) if jobs is None else jobs
-    if wanted > 0:
-        return max(1, min(wanted, assets))
-    if assets < AUTO_WORKERS_MIN_ASSETS:
-        return 1
-    return max(1, min(os.cpu_count() or 1, assets // (AUTO_WORKERS_MIN_ASSETS // 2)))
 
 
 def findings_of(

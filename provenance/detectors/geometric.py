@@ -61,6 +61,7 @@ MIN_MATCHES = 8
 # Plausibility of a fitted transform: the reference's outline may shrink or grow by at most
 # this factor in area, and be stretched at most this much in one direction against the other.
 MAX_AREA_FACTOR = 100.0
+MAX_ANISOTROPY = 6.0
 
 
 def _mirror_order() -> NDArray[np.intp]:
@@ -79,7 +80,6 @@ def _mirror_order() -> NDArray[np.intp]:
 
 
 MIRROR_ORDER = _mirror_order()
-MAX_ANISOTROPY = 6.0
 
 
 def _cv2() -> Any:
@@ -153,12 +153,6 @@ class FeatureCache:
             cached = make()
             self.put(sha256, cached)
         return cached
-
-    def prune(self, keep: Collection[str], *, older_than: float) -> int:
-        """Remove, from the folder holding this cache's, the files of pictures not in
-        ``keep`` and every file made under another spec, each last written before
-        ``older_than`` (a time.time() value); the number removed."""
-        return prune_features(self.folder.parent, keep, older_than=older_than, current=self.folder)
 
     def put(self, sha256: str, features: LocalFeatures) -> None:
         buffer = io.BytesIO()

@@ -114,6 +114,56 @@ def test_reflected_features_are_those_of_the_flipped_picture(
     assert same / paired >= 0.9
 
 
+def _brute_force_pairs(query: np.ndarray, train: np.ndarray) -> set[tuple[int, int]]:
+    # OpenCV's brute-force matcher both ways, each kept pair passing the ratio test.
+    cv2 = geometric._cv2()
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+
+    def best(a: np.ndarray, b: np.ndarray) -> dict[int, int]:
+        return {
+            m[0].queryIdx: m[0].trainIdx
+            for m in matcher.knnMatch(a, b, k=2)
+            if len(m) == 2 and m[0].distance < geometric.RATIO * m[1].distance
+        }
+
+    forward, backward = best(query, train), best(train, query)
+    return {(q, t) for q, t in forward.items() if backward.get(t) == q}
+
+
+@pytest.mark.parametrize(
+    ("asset", "reference"),
+    [
+        ("astronaut.jpg", "astronaut.jpg"),  # rotated and cropped: hundreds of pairs
+        ("camera.png", "camera.png"),  # cropped to its centre
+        ("coffee.jpg", "astronaut.jpg"),  # unrelated: next to none
+        ("chelsea.png", "rocket.jpg"),
+    ],
+)
+def test_mutual_matches_are_those_of_a_brute_force_matcher_run_both_ways(
+    verifier: GeometricVerifier, asset: str, reference: str
+) -> None:
+    picture = fm.sample(asset)
+    if asset == reference:
+        picture = picture.rotate(10).crop((40, 40, picture.width - 60, picture.height - 30))
+    query = verifier.features(fm.sample(reference))
+    train = verifier.features(picture)
+    for mirrored in (False, True):
+        asset_side = train.mirrored() if mirrored else train
+        expected = _brute_force_pairs(query.descriptors, asset_side.descriptors)
+        found = geometric._mutual_matches(query.descriptors, asset_side.descriptors)
+        assert {tuple(pair) for pair in found.tolist()} == expected
+    if asset == reference:
+        assert len(expected) < 50  # the mirrored side of a forward copy: few pairs
+        assert len(geometric._mutual_matches(query.descriptors, train.descriptors)) > 100
+
+
+def test_mutual_matches_need_two_features_on_each_side() -> None:
+    one = np.ones((1, 128), np.float32) / np.sqrt(128)
+    many = np.eye(128, dtype=np.float32)[:10]
+    assert geometric._mutual_matches(one, many).shape == (0, 2)
+    assert geometric._mutual_matches(many, one).shape == (0, 2)
+
+
 def test_a_mirrored_composite_is_located_where_it_was_pasted(verifier: GeometricVerifier) -> None:
     reference = fm.sample("astronaut.jpg")
     scene = fm.composite_25(ImageOps.mirror(reference))

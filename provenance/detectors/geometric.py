@@ -314,7 +314,7 @@ class GeometricVerifier:
         mirrored: bool,
     ) -> Verification:
         cv2 = self.cv2
-        pairs = _mutual_matches(cv2, reference.descriptors, asset.descriptors)
+        pairs = _mutual_matches(reference.descriptors, asset.descriptors)
         if len(pairs) < MIN_MATCHES:
             return Verification.failed(
                 reference_set, item_id, f"{len(pairs)} matched features", matches=len(pairs)
@@ -381,22 +381,35 @@ def _inverse(transform: NDArray[np.float64]) -> NDArray[np.float64]:
 _UNIT = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
 
 
-def _mutual_matches(cv2: Any, query: NDArray[np.float32], train: NDArray[np.float32]) -> Any:
-    """Index pairs (query row, train row) passing the ratio test both ways, each the
-    other's nearest neighbour."""
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    forward = _ratio_best(matcher.knnMatch(query, train, k=2))
-    backward = _ratio_best(matcher.knnMatch(train, query, k=2))
-    pairs = [(q, t) for q, t in forward.items() if backward.get(t) == q]
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+def _mutual_matches(query: NDArray[np.float32], train: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Index pairs (query row, train row) where each is the other's nearest neighbour and
+    passes Lowe's ratio test both ways: nearer than ``RATIO`` times the second nearest.
 
+    The descriptors are unit vectors (RootSIFT), so a squared distance is 2 - 2 x their
+    product: one matrix product gives every distance in both directions, where a
+    brute-force matcher searches twice. The pairs are those of OpenCV's ``BFMatcher``
+    (L2, k = 2) run both ways."""
+    if len(query) < 2 or len(train) < 2:
+        return np.zeros((0, 2), np.int64)
+    similarity = query @ train.T
+    by_train = np.ascontiguousarray(similarity.T)
+    nearest = similarity.argmax(axis=1)
+    rows = np.flatnonzero(by_train.argmax(axis=1)[nearest] == np.arange(len(query)))
+    cols = nearest[rows]
+    picked = np.arange(len(rows))
+    best = similarity[rows, cols]
+    others = similarity[rows]
+    others[picked, cols] = -np.inf
+    others_back = by_train[cols]
+    others_back[picked, rows] = -np.inf
 
-def _ratio_best(knn: Any) -> dict[int, int]:
-    best = {}
-    for candidates in knn:
-        if len(candidates) == 2 and candidates[0].distance < RATIO * candidates[1].distance:
-            best[candidates[0].queryIdx] = candidates[0].trainIdx
-    return best
+    # Half the squared distances (1 - product), so the ratio test compares them to RATIO².
+    line = RATIO * RATIO
+    nearest_distance = np.maximum(1.0 - best, 0.0)
+    keep = (nearest_distance < line * np.maximum(1.0 - others.max(axis=1), 0.0)) & (
+        nearest_distance < line * np.maximum(1.0 - others_back.max(axis=1), 0.0)
+    )
+    return np.stack([rows[keep], cols[keep]], axis=1).astype(np.int64)
 
 
 def _project(transform: NDArray[np.float64], points: NDArray[np.float64]) -> NDArray[np.float64]:

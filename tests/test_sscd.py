@@ -101,3 +101,10 @@ def test_a_window_over_a_pasted_picture_finds_it(detector: SSCDDetector) -> None
     assert scores.max() > float(whole @ target) + 0.1
     left, top, right, bottom = WINDOWS[best]
     assert left <= 0.4 and top <= 0.4 and right >= 0.6 and bottom >= 0.6  # noqa: PT018
+
+
+def test_the_model_leaves_the_cores_free_between_passes(detector: SSCDDetector) -> None:
+    # Spinning threads would take the cores that SIFT and the index search need next.
+    for session in (detector._session, detector._map_session):
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

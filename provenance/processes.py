@@ -51,6 +51,15 @@ def worker_count(wanted: int, items: int, auto_min: int) -> int:
     return max(1, min(os.cpu_count() or 1, items // (auto_min // 2)))
 
 
+def one_thread_each() -> None:
+    """Worker initializer part: the maths libraries loaded in this process (numpy's BLAS,
+    OpenMP) run on one thread each. Workers share the cores, and a library's idle threads
+    spin-waiting in every worker take them from the others' work."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)  # kept for the worker's life
+
+
 def _start(parent_pid: int, initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
     die_with_parent(parent_pid)
     if initializer is not None:

@@ -126,3 +126,22 @@ def test_jobs_goes_with_pending(tmp_path: Path) -> None:
     result = run("-w", root, "check", "1", "--jobs", "2")
     assert result.exit_code == 2
     assert "--jobs goes with --pending" in result.output
+
+
+def _maths_threads() -> dict[str, int]:
+    from threadpoolctl import threadpool_info
+
+    return {library["user_api"]: library["num_threads"] for library in threadpool_info()}
+
+
+def test_a_check_worker_runs_the_maths_libraries_on_one_thread(tmp_path: Path) -> None:
+    # Two workers on two cores: numpy's BLAS spinning in one took the other's core.
+    workspace = Workspace.create(tmp_path / "ws")
+    pool = worker_pool(1, workers._start, (str(workspace.root), workspace.settings))
+    try:
+        threads = pool.submit(_maths_threads).result()
+    finally:
+        pool.shutdown()
+        workspace.close()
+    assert threads.get("blas") == 1
+    assert set(threads.values()) == {1}

@@ -26,7 +26,7 @@ from provenance.config import Settings
 from provenance.db.session import one_line
 from provenance.detectors.base import Detector
 from provenance.errors import ProvenanceError
-from provenance.processes import worker_pool
+from provenance.processes import one_thread_each, worker_pool
 from provenance.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def _start(root: str, settings: Settings) -> None:
         available=available,
         context=prepare(workspace, available, actor="", rebuild=False),
     )
+    one_thread_each()  # once the indexes' libraries are loaded too
 
 
 def _find(asset_id: int) -> Findings | Failed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,8 +104,20 @@ def test_a_window_over_a_pasted_picture_finds_it(detector: SSCDDetector) -> None
     assert left <= 0.4 and top <= 0.4 and right >= 0.6 and bottom >= 0.6  # noqa: PT018
 
 
-def test_the_model_leaves_the_cores_free_between_passes(detector: SSCDDetector) -> None:
-    # Spinning threads would take the cores that SIFT and the index search need next.
-    for session in (detector._session, detector._map_session):
-        options = session.get_session_options()
-        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+def _spins(session: Any) -> bool:
+    options = session.get_session_options()
+    return bool(options.get_session_config_entry("session.intra_op.allow_spinning") == "1")
+
+
+def test_a_check_leaves_the_cores_free_between_passes_and_full_batches_keep_them() -> None:
+    # Spinning threads would take the cores that SIFT and the index search need next; full
+    # batches back to back (reference ingestion) are faster with them.
+    detector = SSCDDetector(batch_size=4)
+    pictures = [fm.sample(name) for name in fm.SAMPLE_NAMES[:5]]
+    few = detector.embed(pictures[:3])
+    assert "_batch_session" not in detector.__dict__
+    assert not _spins(detector._session)
+    assert not _spins(detector._map_session)
+    many = detector.embed(pictures)  # one full batch of 4, then 1 on its own
+    assert _spins(detector.__dict__["_batch_session"])
+    np.testing.assert_allclose(many[:3], few, atol=1e-6)

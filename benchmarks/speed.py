@@ -142,7 +142,7 @@ def model_figures(pixels: list[Any], checkpoint: Path | None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     sscd = SSCDDetector()
     batch = np.stack([sscd._prepare(image) for image in pixels[:BATCH]])
-    session = sscd._session
+    session = sscd._batch_session  # the session full batches run in
     per_batch = median_seconds(lambda: session.run(["embedding"], {"image": batch}))
     macs = sscd_macs(sscd.size)
     rate = int8_gemm_rate()

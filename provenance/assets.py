@@ -86,7 +86,7 @@ def thumbnail(workspace: Workspace, sha256: str, size: int, *, artist: str | Non
     ``thumbnails/`` (re-made only if deleted). ``artist``: as for ``stored_image``."""
     _check_image(workspace, sha256, artist)
     return thumbnails.thumbnail(
-        workspace.root, workspace.store, sha256, size, workspace.fingerprint_limits.max_pixels
+        workspace.root, workspace.store, sha256, size, workspace.fingerprint_limits
     )
 
 

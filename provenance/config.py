@@ -117,6 +117,42 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest file, in MiB, that is read for registration.",
     ),
     Setting(
+        "colour_config",
+        "studio-config-v5.0.0_aces-v2.1_ocio-v2.6",
+        str,
+        "OpenColorIO config that makes scene-linear and log pictures (OpenEXR, DPX) "
+        "display-referred before they are fingerprinted: the name of a config built into "
+        "OCIO (default: the ACES studio config) or a config.ocio file (relative paths from "
+        "the workspace folder). The transform is recorded with the asset's media facts.",
+    ),
+    Setting(
+        "colour_linear",
+        "Linear Rec.709 (sRGB)",
+        str,
+        "Colourspace of scene-linear pixels (OpenEXR, linear DPX) when the file does not say; "
+        "an OpenEXR file's chromaticities choose ACES2065-1, ACEScg or this by themselves.",
+    ),
+    Setting(
+        "colour_log",
+        "ADX10",
+        str,
+        "Colourspace of DPX pixels whose header says printing density or logarithmic.",
+    ),
+    Setting(
+        "colour_display",
+        "sRGB - Display",
+        str,
+        "OCIO display that scene-linear and log pictures are converted to.",
+    ),
+    Setting(
+        "colour_view",
+        "Un-tone-mapped",
+        str,
+        "OCIO view of colour_display: Un-tone-mapped gives back an sRGB picture rendered "
+        "linear exactly, so a copy of a reference written as OpenEXR fingerprints like it; "
+        "a tone-mapping view (ACES 2.0 - SDR 100 nits (Rec.709)) looks like a review screen.",
+    ),
+    Setting(
         "hashes",
         "phash,dhash",
         str,

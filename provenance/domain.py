@@ -139,12 +139,27 @@ class Fingerprint:
 
 
 @dataclass(frozen=True)
+class ColourPolicy:
+    """How scene-linear and log pictures (OpenEXR, DPX) are made display-referred: an
+    OpenColorIO config (a built-in config's name or a ``config.ocio`` file), the
+    colourspace assumed for linear and for log pixels when the file does not say, and the
+    display and view converted to."""
+
+    config: str = "studio-config-v5.0.0_aces-v2.1_ocio-v2.6"
+    linear: str = "Linear Rec.709 (sRGB)"
+    log: str = "ADX10"
+    display: str = "sRGB - Display"
+    view: str = "Un-tone-mapped"
+
+
+@dataclass(frozen=True)
 class FingerprintLimits:
     """The settings a fingerprinting worker needs, as plain values that pickle."""
 
     max_file_bytes: int
     max_pixels: int
     hash_names: tuple[str, ...]
+    colour: ColourPolicy = ColourPolicy()
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def _disclosure(session: Session, name: str, today: dt.date) -> dict[str, Any]:
 def _thumbnailer(workspace: Workspace) -> evidence.Thumbnail:
     def thumbnail(sha256: str, size: int) -> bytes:
         return thumbnails.thumbnail(
-            workspace.root, workspace.store, sha256, size, workspace.fingerprint_limits.max_pixels
+            workspace.root, workspace.store, sha256, size, workspace.fingerprint_limits
         ).read_bytes()
 
     return thumbnail

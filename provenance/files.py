@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from provenance.errors import MediaError
 
 IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".mpo"}
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".bmp",
+        ".gif",
+        ".mpo",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".exr",
+        ".dpx",
+    }
 )
 
 
@@ -36,14 +52,25 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         raise MediaError(f"cannot read file: {exc.strerror}") from None
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file found in a folder and not taken, and why."""
+
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
 def collect_files(
     paths: Iterable[str | Path], exclude: Path | None = None
-) -> tuple[list[Path], list[str]]:
+) -> tuple[list[Path], list[Skipped]]:
     """Files named directly, plus image files found by walking folders (sorted; hidden
     entries and the ``exclude`` folder, the workspace itself, are not entered). Returns the
-    files and the non-image files skipped in folders."""
+    files and the other files found in folders, each with why it was not taken."""
     files: list[Path] = []
-    skipped: list[str] = []
+    skipped: list[Skipped] = []
     for entry in paths:
         path = Path(entry)
         if not path.is_dir():
@@ -54,8 +81,14 @@ def collect_files(
             if suffix in IMAGE_SUFFIXES:
                 files.append(found)
             elif suffix != ".json":  # sidecars are read with their image
-                skipped.append(str(found))
+                skipped.append(Skipped(str(found), _why_not(suffix)))
     return list(dict.fromkeys(files)), skipped
+
+
+def _why_not(suffix: str) -> str:
+    kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+    named = f"{suffix} files" if suffix else "files without an extension"
+    return f"{named} are not read (read: {kinds})"
 
 
 def _walk(folder: Path, exclude: Path | None) -> Iterator[Path]:

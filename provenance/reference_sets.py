@@ -163,7 +163,7 @@ def add_items(
         reference_set = active_set(session, name)
         set_id = reference_set.id
     files, skipped = collect_files(sources, exclude=workspace.root)
-    report.skipped.extend(skipped)
+    report.skipped.extend(s.path for s in skipped)
     attributions = _attributions(sources)
     done = 0
     for start in range(0, len(files), EMBED_BATCH):
@@ -319,7 +319,11 @@ def _prepare(
     missing = [d for d in detectors if d.spec.label() not in have]
     if item is not None and not missing:
         return None
-    decoded = decode_image(data, max_pixels=workspace.fingerprint_limits.max_pixels)
+    decoded = decode_image(
+        data,
+        max_pixels=workspace.fingerprint_limits.max_pixels,
+        colour=workspace.fingerprint_limits.colour,
+    )
     return _Pending(path, data, sha256, item.id if item is not None else None, missing, decoded)
 
 
@@ -442,7 +446,9 @@ def _vectors_for(
         if item_id in vectors:
             continue
         decoded = decode_image(
-            workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+            workspace.store.read(sha256),
+            max_pixels=workspace.fingerprint_limits.max_pixels,
+            colour=workspace.fingerprint_limits.colour,
         )
         vector = _vector_bytes(detector, decoded.pixels)
         with write_transaction(workspace.engine) as session:

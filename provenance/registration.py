@@ -39,8 +39,9 @@ from provenance.domain import (
 )
 from provenance.errors import InvalidInput, MediaError, MetadataError, ProvenanceError, StoreError
 from provenance.export.asset_json import asset_json
-from provenance.files import collect_files, display_name, read_file
+from provenance.files import Skipped, collect_files, display_name, read_file
 from provenance.media import decode_image
+from provenance.media.colour import spec as colour_spec
 from provenance.metadata import read_embedded
 from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
 from provenance.processes import worker_count, worker_pool
@@ -65,6 +66,9 @@ class RegisterRequest:
     production: str | None = None
     by: str | None = None
     metadata_file: Path | None = None
+    # A file found in a folder and not read fails the whole run, before anything is
+    # registered, instead of being listed as skipped.
+    strict: bool = False
 
     @classmethod
     def from_flags(
@@ -76,6 +80,7 @@ class RegisterRequest:
         production: str | None = None,
         by: str | None = None,
         metadata_file: str | Path | None = None,
+        strict: bool = False,
     ) -> RegisterRequest:
         """Validate command-line values; raise InvalidInput before any file is touched."""
         clean: dict[str, Any] = {}
@@ -109,6 +114,7 @@ class RegisterRequest:
             production=check_text(production, "--production").strip() if production else None,
             by=check_text(by, "--by").strip() if by else None,
             metadata_file=Path(metadata_file) if metadata_file is not None else None,
+            strict=strict,
         )
 
 
@@ -148,7 +154,7 @@ class RegisterReport:
     """Every file's outcome, plus files skipped while walking folders."""
 
     results: list[RegisterResult] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     # Assets registered earlier and still unchecked (a run killed in its check phase),
     # checked by this run; and those whose check failed, with the error.
     earlier_checked: int = 0
@@ -159,7 +165,7 @@ class RegisterReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": "provenance.register/1",
+            "schema": "provenance.register/2",
             "summary": {
                 "new": self.count("new"),
                 "known": self.count("known"),
@@ -168,7 +174,7 @@ class RegisterReport:
                 "earlier_checked": self.earlier_checked,
             },
             "results": [result.to_json() for result in self.results],
-            "skipped": self.skipped,
+            "skipped": [s.to_json() for s in self.skipped],
             "earlier_check_failures": [
                 {"asset_id": asset_id, "error": error} for asset_id, error in self.earlier_failed
             ],
@@ -205,14 +211,14 @@ def fingerprint_file(
             data = read_file(path, limits.max_file_bytes)
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise MediaError("file changed while it was being registered")
-        decoded = decode_image(data, max_pixels=limits.max_pixels)
+        decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
         readings = [_sanitised(r) for r in read_embedded(decoded)]
         sidecar = find_sidecar(path)
         if sidecar is not None:
             readings.append(read_sidecar(sidecar))
         fingerprints = [
             sha256_fingerprint(sha256),
-            *perceptual_hashes(decoded.pixels, limits.hash_names),
+            *perceptual_hashes(decoded.pixels, limits.hash_names, colour_spec(decoded.colour)),
         ]
         created = ContentStore(store_root).put(data, sha256)
     except ProvenanceError:
@@ -265,6 +271,13 @@ def register(
     shared = _shared_readings(request)
     report = RegisterReport()
     files, skipped = collect_files(paths, exclude=workspace.root)
+    if skipped and request.strict:
+        named = "; ".join(f"{s.path} ({s.reason})" for s in skipped[:5])
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        raise InvalidInput(
+            f"--strict: {len(skipped)} file(s) found would not be read, so nothing was "
+            f"registered: {named}{more}"
+        )
     report.skipped.extend(skipped)
     workers = worker_count(
         workspace.settings["jobs"] if jobs is None else jobs, len(files), AUTO_WORKERS_MIN_FILES

@@ -36,7 +36,7 @@ from provenance.detectors import load_detector, parse_detector_names
 from provenance.detectors.base import Detector
 from provenance.detectors.geometric import GeometricVerifier
 from provenance.detectors.hashes import parse_hash_names
-from provenance.domain import FingerprintLimits, UserInfo
+from provenance.domain import ColourPolicy, FingerprintLimits, UserInfo
 from provenance.errors import (
     AccessDenied,
     DetectorUnavailable,
@@ -73,6 +73,13 @@ class Workspace:
             max_file_bytes=int(settings["max_file_mb"]) * 1024 * 1024,
             max_pixels=int(settings["max_image_pixels"]),
             hash_names=tuple(parse_hash_names(settings["hashes"])),
+            colour=ColourPolicy(
+                config=_colour_config(root, str(settings["colour_config"])),
+                linear=str(settings["colour_linear"]),
+                log=str(settings["colour_log"]),
+                display=str(settings["colour_display"]),
+                view=str(settings["colour_view"]),
+            ),
         )
 
     @classmethod
@@ -266,6 +273,14 @@ class Workspace:
             else:
                 available[name] = detector
         return available, unavailable
+
+
+def _colour_config(root: Path, value: str) -> str:
+    """The colour_config setting: a built-in OCIO config's name as it is; a config file's
+    path made absolute from the workspace folder."""
+    if value.endswith(".ocio") or "/" in value or os.sep in value:
+        return str((root / value).resolve())
+    return value
 
 
 def _require_role(user: UserInfo, roles: tuple[str, ...], doing: str) -> None:

@@ -48,7 +48,7 @@ def test_register_json_acceptance(workspace_dir: Path, tmp_path: Path) -> None:
     png = fm.write_a1111_png(tmp_path / "shot010_v003.png", fm.sample("coffee.jpg"))
     document = run_json("-w", workspace_dir, "register", png)
     asset = document["results"][0]["asset"]
-    assert document["schema"] == "provenance.register/1"
+    assert document["schema"] == "provenance.register/2"
     assert asset["schema"] == "provenance.asset/1"
     assert isinstance(asset["id"], int)
     assert asset["sha256"] == hashlib.sha256(png.read_bytes()).hexdigest()
@@ -199,11 +199,16 @@ def test_folder_walk_reports_new_known_failed_and_skipped(
     assert by_name["rocket.jpg"]["status"] == "known"
     assert by_name["broken.png"]["status"] == "failed"
     assert by_name["cat.png"]["asset"]["generation"]["fields"]["prompt"]["value"] == "a cat"
-    assert document["skipped"] == [str(folder / "readme.txt")]
+    assert document["skipped"] == [
+        {"path": str(folder / "readme.txt"), "reason": document["skipped"][0]["reason"]}
+    ]
+    assert document["skipped"][0]["reason"].startswith(".txt files are not read (read: ")
 
     text = run("-w", workspace_dir, "register", folder)
-    assert "0 new, 3 already registered, 1 failed, 1 skipped (not images)." in text.stdout
+    assert "0 new, 3 already registered, 1 failed, 1 skipped." in text.stdout
     assert "broken.png" in text.stderr
+    # Every skipped file is named, with why, in the human output too.
+    assert f"skipped {folder / 'readme.txt'}: .txt files are not read" in text.stderr
 
 
 def test_walking_a_folder_skips_the_workspace_inside_it(tmp_path: Path) -> None:

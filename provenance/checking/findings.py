@@ -79,7 +79,9 @@ def find(
             raise NotFound(f"no asset with id {asset_id}")
         sha256 = asset.sha256
     pixels = decode_image(
-        workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+        workspace.store.read(sha256),
+        max_pixels=workspace.fingerprint_limits.max_pixels,
+        colour=workspace.fingerprint_limits.colour,
     ).pixels
     bands = thresholds_from(workspace.settings)
     top_k = max(1, int(workspace.settings["top_k"]))
@@ -179,7 +181,9 @@ def _reference_features(
         sha256,
         lambda: verifier.features(
             decode_image(
-                workspace.store.read(sha256), max_pixels=workspace.fingerprint_limits.max_pixels
+                workspace.store.read(sha256),
+                max_pixels=workspace.fingerprint_limits.max_pixels,
+                colour=workspace.fingerprint_limits.colour,
             ).pixels
         ),
     )

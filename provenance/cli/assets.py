@@ -103,6 +103,11 @@ def config_command(context: common.Context, as_json: bool) -> None:
     help="Processes fingerprinting the files, then finding their checks' matches (default: "
     "the jobs setting; 0: automatic).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail, registering nothing, when a folder holds a file that would be skipped.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @common.pass_context
 @common.fail_cleanly
@@ -117,6 +122,7 @@ def register(
     metadata_file: Path | None,
     fail_on: str | None,
     jobs: int | None,
+    strict: bool,
     as_json: bool,
     **fields: str | None,
 ) -> None:
@@ -133,9 +139,10 @@ def register(
         production=production,
         by=by,
         metadata_file=metadata_file,
+        strict=strict,
     )
     with context.open() as workspace, common.progress_bar(enabled=not as_json) as progress:
-        report = registration.register(workspace, paths, request, progress)
+        report = registration.register(workspace, paths, request, progress, jobs=jobs)
     single = report.results[0] if len(report.results) == 1 and not report.skipped else None
     if single is not None and single.status == "failed" and not as_json:
         raise click.ClickException(
@@ -363,9 +370,14 @@ def _print_register_report(report: RegisterReport) -> None:
                 f"{label} asset {asset['id']}  {asset['sha256'][:12]}  {asset['intended_use']}  "
                 f"{common.printable(result.path)}{verdict}"
             )
+    for skipped in report.skipped:
+        click.echo(
+            f"skipped {common.printable(skipped.path)}: {common.printable(skipped.reason)}",
+            err=True,
+        )
     click.echo(
         f"{report.count('new')} new, {report.count('known')} already registered, "
-        f"{report.count('failed')} failed, {len(report.skipped)} skipped (not images)."
+        f"{report.count('failed')} failed, {len(report.skipped)} skipped."
     )
     if report.earlier_checked:
         click.echo(f"Also checked {report.earlier_checked} asset(s) an earlier run left unchecked.")

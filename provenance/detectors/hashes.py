@@ -84,8 +84,12 @@ def sha256_fingerprint(digest: str) -> Fingerprint:
     return Fingerprint("sha256", "sha256", digest, 256)
 
 
-def perceptual_hashes(pixels: Image.Image, names: Iterable[str]) -> list[Fingerprint]:
-    """Compute the named perceptual hashes of canonical RGB ``pixels``."""
+def perceptual_hashes(
+    pixels: Image.Image, names: Iterable[str], colour: str | None = None
+) -> list[Fingerprint]:
+    """Compute the named perceptual hashes of canonical RGB ``pixels``. ``colour``: the
+    colour transform that made the pixels display-referred (``media.colour.spec``), made
+    part of each hash's spec."""
     gray: Image.Image | None = None
     fingerprints = []
     for name in names:
@@ -96,7 +100,8 @@ def perceptual_hashes(pixels: Image.Image, names: Iterable[str]) -> list[Fingerp
             value = algorithm.compute(gray)
         else:
             value = algorithm.compute(pixels)
-        fingerprints.append(Fingerprint(name, algorithm.spec, str(value), int(value.hash.size)))
+        spec = algorithm.spec if colour is None else f"{algorithm.spec};colour={colour}"
+        fingerprints.append(Fingerprint(name, spec, str(value), int(value.hash.size)))
     return fingerprints
 
 

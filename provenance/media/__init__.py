@@ -8,6 +8,7 @@ the expensive part of fingerprinting, so it happens once per file.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import struct
@@ -19,12 +20,22 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
+from provenance.domain import ColourPolicy
 from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
+from provenance.media import vfx
 
 logger = logging.getLogger(__name__)
 
-# Formats we accept, as Pillow names them. MPO is how Pillow names some camera JPEGs.
-SUPPORTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF"})
+DEFAULT_COLOUR = ColourPolicy()
+
+# Formats we accept, as Pillow names them (MPO is how Pillow names some camera JPEGs; HEIF
+# comes from the pillow-heif plugin), and the VFX stills read with OpenImageIO
+# (``media.vfx``).
+SUPPORTED_FORMATS = frozenset(
+    {"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF", "AVIF", "HEIF", "OpenEXR", "DPX"}
+)
+# ISO base media brands of HEIF pictures, read through pillow-heif.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 # A truncated file must fail, never decode to a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -65,9 +76,14 @@ class DecodedImage:
     exif: dict[int, Any] = field(default_factory=dict)
     xmp: bytes | None = None
     draft_scale: int = 1
+    # VFX stills: the OCIO transform that made the pixels display-referred (or why none
+    # was needed), the layer fingerprinted and every other part or layer of the file.
+    colour: dict[str, Any] | None = None
+    layer: str | None = None
+    other_layers: list[str] = field(default_factory=list)
 
     def media_json(self) -> dict[str, Any]:
-        return {
+        facts = {
             "format": self.format,
             "width": self.width,
             "height": self.height,
@@ -77,16 +93,28 @@ class DecodedImage:
             "has_alpha": self.has_alpha,
             "exif_orientation": self.orientation,
         }
+        if self.colour is not None:
+            facts["colour"] = self.colour
+        if self.layer is not None:
+            facts["layer"] = self.layer
+            facts["other_layers"] = self.other_layers
+        return facts
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int, draft_min_side: int | None = None
+    data: bytes,
+    *,
+    max_pixels: int,
+    draft_min_side: int | None = None,
+    colour: ColourPolicy = DEFAULT_COLOUR,
 ) -> DecodedImage:
     """Decode ``data`` into canonical RGB pixels.
 
     ``draft_min_side``: for JPEG, let the decoder scale down by 1/2, 1/4 or 1/8 while the
     shorter side stays at or above this many pixels (DCT-domain scaling, several times
     faster). None decodes at full size.
+
+    ``colour``: how OpenEXR and DPX pixels are made display-referred (``media.colour``).
 
     Raises UnsupportedMedia (not an image, or a format we do not take), ImageTooLarge
     (over ``max_pixels``) or CorruptMedia (truncated or damaged data).
@@ -97,9 +125,31 @@ def decode_image(
         # We apply our own pixel limit; Pillow's warning would only be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
+            kind = vfx.kind_of(data)
+            if kind is not None:
+                return _decode_vfx(data, kind, max_pixels, colour)
             return _decode(data, max_pixels=max_pixels, draft_min_side=draft_min_side)
         except Warning as exc:
             raise CorruptMedia(f"damaged image data: {exc}") from None
+
+
+def _decode_vfx(data: bytes, kind: str, max_pixels: int, colour: ColourPolicy) -> DecodedImage:
+    still = vfx.read(data, kind, max_pixels=max_pixels, policy=colour)
+    return DecodedImage(
+        pixels=still.pixels,
+        format=still.format,
+        width=still.width,
+        height=still.height,
+        mode=still.sample_type,
+        bit_depth=still.bit_depth,
+        frame_count=1,
+        has_alpha=still.has_alpha,
+        orientation=1,
+        info=dict(still.header),
+        colour=still.colour,
+        layer=still.layer,
+        other_layers=still.others,
+    )
 
 
 def _decode(data: bytes, *, max_pixels: int, draft_min_side: int | None) -> DecodedImage:
@@ -108,6 +158,8 @@ def _decode(data: bytes, *, max_pixels: int, draft_min_side: int | None) -> Deco
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
         raise UnsupportedMedia("empty file (0 bytes)")
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        _register_heif()
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
@@ -193,6 +245,14 @@ def _decode(data: bytes, *, max_pixels: int, draft_min_side: int | None) -> Deco
         xmp=xmp,
         draft_scale=draft_scale,
     )
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Let Pillow open HEIF (HEIC) pictures: pillow-heif's plugin, loaded on first use."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 def _verify_png_checksums(data: bytes) -> None:

@@ -90,6 +90,18 @@ def thumbnail(workspace: Workspace, sha256: str, size: int, *, artist: str | Non
     )
 
 
+def frame_thumbnail(
+    workspace: Workspace, sha256: str, frame: int, size: int, *, artist: str | None = None
+) -> Path:
+    """A JPEG of one frame of a stored movie or frame sequence (numbered as its check
+    numbers them) fitting ``size`` pixels, made once and kept. ``artist``: as for
+    ``stored_image``."""
+    _check_image(workspace, sha256, artist)
+    return thumbnails.frame_thumbnail(
+        workspace.root, workspace.store, sha256, frame, size, workspace.fingerprint_limits
+    )
+
+
 def parse_since(text: str) -> dt.datetime:
     """A date (``2026-11-01``) or an ISO 8601 time; naive values are taken as UTC."""
     try:

@@ -7,6 +7,7 @@ crash.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +28,31 @@ def write_atomically(target: Path, data: bytes, *, read_only: bool = False) -> N
         Path(temporary).unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+
+
+def copy_atomically(
+    target: Path, source: Path, *, read_only: bool = False, chunk: int = 1 << 20
+) -> str:
+    """Replace ``target`` with a copy of ``source``, made in chunks (a file of any size
+    costs one chunk of memory), atomically; returns the sha256 of what was copied.
+    Raises OSError."""
+    fd, temporary = _temporary_file(target.parent)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as reading:
+            while block := reading.read(chunk):
+                digest.update(block)
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if read_only:
+            os.chmod(temporary, 0o444)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+    return digest.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:

@@ -117,6 +117,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest file, in MiB, that is read for registration.",
     ),
     Setting(
+        "max_movie_mb",
+        102_400,
+        int,
+        "Largest movie, in MiB, that is registered. Movies are hashed and stored in chunks, "
+        "never read into memory whole.",
+        minimum=1,
+    ),
+    Setting(
+        "frame_step_seconds",
+        1.0,
+        float,
+        "A check of a movie or a frame sequence looks at its first frame, one frame every "
+        "this many seconds, and (in a movie) the first frame of every shot.",
+        minimum=0.01,
+    ),
+    Setting(
+        "max_sampled_frames",
+        600,
+        int,
+        "Most frames a check of one movie or sequence looks at; the step grows to keep within it.",
+        minimum=1,
+    ),
+    Setting(
+        "sequence_frame_rate",
+        24.0,
+        float,
+        "Frame rate of a frame sequence whose frames do not say (OpenEXR framesPerSecond).",
+        minimum=0.01,
+    ),
+    Setting(
         "colour_config",
         "studio-config-v5.0.0_aces-v2.1_ocio-v2.6",
         str,

@@ -160,6 +160,7 @@ class FingerprintLimits:
     max_pixels: int
     hash_names: tuple[str, ...]
     colour: ColourPolicy = ColourPolicy()
+    max_movie_bytes: int = 100 * 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

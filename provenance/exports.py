@@ -46,7 +46,7 @@ def export_asset(
 ) -> list[Path]:
     """Write asset-ID.json, its evidence pack asset-ID.html and (``pdf``) asset-ID.pdf."""
     record = asset_record(workspace, ref, today=today)
-    html = evidence.asset_pack_html(record, _thumbnailer(workspace))
+    html = evidence.asset_pack_html(record, _thumbnailer(workspace), _frame_thumbnailer(workspace))
     stem = f"asset-{record['asset']['id']}"
     files = {f"{stem}.json": record_export.dumps(record).encode("utf-8"),
              f"{stem}.html": html.encode("utf-8")}  # fmt: skip
@@ -80,7 +80,7 @@ def export_production(
             stem = f"assets/asset-{asset_id}"
             files[f"{stem}.json"] = record_export.dumps(record).encode("utf-8")
             files[f"{stem}.html"] = evidence.asset_pack_html(
-                record, _thumbnailer(workspace)
+                record, _thumbnailer(workspace), _frame_thumbnailer(workspace)
             ).encode("utf-8")
     return _write_files(out, files)
 
@@ -134,6 +134,15 @@ def _thumbnailer(workspace: Workspace) -> evidence.Thumbnail:
         ).read_bytes()
 
     return thumbnail
+
+
+def _frame_thumbnailer(workspace: Workspace) -> evidence.FrameThumbnail:
+    def frame_thumbnail(sha256: str, frame: int, size: int) -> bytes:
+        return thumbnails.frame_thumbnail(
+            workspace.root, workspace.store, sha256, frame, size, workspace.fingerprint_limits
+        ).read_bytes()
+
+    return frame_thumbnail
 
 
 def _write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:

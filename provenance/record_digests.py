@@ -33,7 +33,9 @@ def check_digest(check: Check, matches: list[Match]) -> str:
             "reference_sets": check.reference_sets,
             "reasons": check.reasons,
             "matches": [
+                # A frame only where there is one: checks of stills keep their digests.
                 [m.reference_item_id, m.detector, m.region, round(m.score, 6), m.rank]
+                + ([m.frame] if m.frame is not None else [])
                 for m in sorted(matches, key=lambda m: m.id)
             ],
         }

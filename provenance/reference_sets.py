@@ -162,7 +162,8 @@ def add_items(
     with read_session(workspace.engine) as session:
         reference_set = active_set(session, name)
         set_id = reference_set.id
-    files, skipped = collect_files(sources, exclude=workspace.root)
+    found, skipped = collect_files(sources, exclude=workspace.root, moving=False)
+    files = [f for f in found if isinstance(f, Path)]  # moving=False: no sequences
     report.skipped.extend(s.path for s in skipped)
     attributions = _attributions(sources)
     done = 0

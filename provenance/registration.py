@@ -13,6 +13,7 @@ behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from sqlalchemy.exc import IntegrityError
 
 from provenance import checking, jsontext
@@ -37,11 +39,27 @@ from provenance.domain import (
     MetadataReading,
     Source,
 )
-from provenance.errors import InvalidInput, MediaError, MetadataError, ProvenanceError, StoreError
+from provenance.errors import (
+    CorruptMedia,
+    InvalidInput,
+    MediaError,
+    MetadataError,
+    ProvenanceError,
+    StoreError,
+)
 from provenance.export.asset_json import asset_json
-from provenance.files import Skipped, collect_files, display_name, read_file
-from provenance.media import decode_image
+from provenance.files import (
+    MOVIE_SUFFIXES,
+    FrameSequence,
+    Skipped,
+    collect_files,
+    display_name,
+    hash_file,
+    read_file,
+)
+from provenance.media import DecodedImage, decode_image, tags_as_exif
 from provenance.media.colour import spec as colour_spec
+from provenance.media.moving import movie_facts, sample_movie
 from provenance.metadata import read_embedded
 from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
 from provenance.processes import worker_count, worker_pool
@@ -192,6 +210,8 @@ class FingerprintedFile:
     readings: list[MetadataReading]
     fingerprints: list[Fingerprint]
     created_blob: bool
+    # A sequence's frames and manifest this registration stored (removed if it fails).
+    created_blobs: tuple[str, ...] = ()
 
 
 class WorkerError(Exception):
@@ -229,6 +249,158 @@ def fingerprint_file(
     return FingerprintedFile(
         path, sha256, len(data), decoded.media_json(), readings, fingerprints, created
     )
+
+
+def fingerprint_movie(
+    path: Path, sha256: str, size: int, limits: FingerprintLimits, store_root: Path
+) -> FingerprintedFile:
+    """Probe a movie, decode every frame (a damaged file fails here, before anything is
+    stored), read its container tags, hash its first frame and store a streamed copy.
+    The file's sha256 stands for its frames."""
+    try:
+        probed = movie_facts(path, max_pixels=limits.max_pixels)
+        counted = [0]
+
+        def count(number: int) -> None:
+            counted[0] = number + 1
+
+        poster: Image.Image | None = None
+        for _, picture in sample_movie(
+            path,
+            step=1 << 30,
+            limit=1,
+            expected_frames=probed.facts["frames"],
+            on_frame=count,
+        ):
+            poster = picture
+        if poster is None:  # sample_movie raises first; kept for the type checker
+            raise CorruptMedia("damaged or truncated movie: no frame could be decoded")
+        decoded = counted[0]
+        media = {**probed.facts, "frames": decoded, "poster_frame": 0}
+        tags = {k: v for k, v in probed.tags.items() if isinstance(v, str)}
+        still = DecodedImage(
+            pixels=poster,
+            format=str(media["format"]),
+            width=poster.width,
+            height=poster.height,
+            mode="RGB",
+            bit_depth=8,
+            frame_count=int(decoded or 1),
+            has_alpha=False,
+            orientation=1,
+            info=tags,
+            exif=tags_as_exif(tags),
+        )
+        readings = [_sanitised(r) for r in read_embedded(still)]
+        sidecar = find_sidecar(path)
+        if sidecar is not None:
+            readings.append(read_sidecar(sidecar))
+        fingerprints = [
+            sha256_fingerprint(sha256),
+            *_frame_hashes(perceptual_hashes(poster, limits.hash_names), 0),
+        ]
+        created = ContentStore(store_root).put_file(path, sha256)
+    except ProvenanceError:
+        raise
+    except Exception as exc:
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from None
+    return FingerprintedFile(path, sha256, size, media, readings, fingerprints, created)
+
+
+def fingerprint_sequence(
+    sequence: FrameSequence, limits: FingerprintLimits, store_root: Path, frame_rate: float
+) -> FingerprintedFile:
+    """Decode, hash and store every frame of a sequence, one at a time, then store its
+    manifest (``provenance.sequence/1``: each frame's number, name and sha256), whose
+    sha256 is the asset's. A missing or damaged frame fails the whole sequence and removes
+    the frames this call stored."""
+    if sequence.missing:
+        raise MediaError(
+            f"sequence {sequence.pattern} is missing {len(sequence.missing)} frame(s): "
+            f"{_frame_list(sequence.missing)}"
+        )
+    store = ContentStore(store_root)
+    created: list[str] = []
+    try:
+        entries = []
+        first: DecodedImage | None = None
+        total = 0
+        for number, frame_path in sequence.frames:
+            data = read_file(frame_path, limits.max_file_bytes)
+            try:
+                decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
+            except MediaError as exc:
+                raise type(exc)(f"frame {number} ({frame_path.name}): {exc}") from None
+            if first is None:
+                first = decoded
+            elif decoded.pixels.size != first.pixels.size:
+                raise MediaError(
+                    f"frame {number} is {decoded.width}x{decoded.height}, the first frame "
+                    f"{first.width}x{first.height}"
+                )
+            digest = hashlib.sha256(data).hexdigest()
+            if store.put(data, digest):
+                created.append(digest)
+            entries.append({"frame": number, "name": frame_path.name, "sha256": digest})
+            total += len(data)
+        assert first is not None  # a sequence has two frames or more
+        manifest = json.dumps(
+            {"schema": SEQUENCE_SCHEMA, "pattern": Path(sequence.pattern).name, "frames": entries},
+            separators=(",", ":"),
+        ).encode()
+        sha256 = hashlib.sha256(manifest).hexdigest()
+        if store.put(manifest, sha256):
+            created.append(sha256)
+        frames = [int(str(e["frame"])) for e in entries]
+        rate = first.info.get("framesPerSecond")
+        media = {
+            **first.media_json(),
+            "kind": "sequence",
+            "frames": len(frames),
+            "first_frame": frames[0],
+            "last_frame": frames[-1],
+            "frame_rate": str(rate) if rate else f"{frame_rate:g}",
+            "timecode": first.info.get("smpte:TimeCode") or first.info.get("timeCode"),
+            "frame_sha256": {str(e["frame"]): e["sha256"] for e in entries},
+        }
+        readings = [_sanitised(r) for r in read_embedded(first)]
+        fingerprints = [
+            sha256_fingerprint(sha256),
+            *_frame_hashes(
+                perceptual_hashes(first.pixels, limits.hash_names, colour_spec(first.colour)),
+                frames[0],
+            ),
+        ]
+    except BaseException as exc:
+        for digest in created:
+            store.remove(digest)
+        if isinstance(exc, ProvenanceError | KeyboardInterrupt):
+            raise
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from None
+    return FingerprintedFile(
+        Path(sequence.pattern),
+        sha256,
+        total,
+        media,
+        readings,
+        fingerprints,
+        bool(created),
+        tuple(created),
+    )
+
+
+SEQUENCE_SCHEMA = "provenance.sequence/1"
+
+
+def _frame_hashes(fingerprints: list[Fingerprint], frame: int) -> list[Fingerprint]:
+    """Perceptual hashes of one frame of a movie or sequence, the frame named in the spec."""
+    return [Fingerprint(f.kind, f"{f.spec};frame={frame}", f.value, f.bits) for f in fingerprints]
+
+
+def _frame_list(frames: Iterable[int], shown: int = 8) -> str:
+    listed = list(frames)
+    text = ", ".join(str(f) for f in listed[:shown])
+    return text + (f" and {len(listed) - shown} more" if len(listed) > shown else "")
 
 
 def _sanitised(reading: MetadataReading) -> MetadataReading:
@@ -337,8 +509,8 @@ def _shared_readings(request: RegisterRequest) -> list[MetadataReading]:
 
 
 def _fingerprinted(
-    workspace: Workspace, files: list[Path], workers: int
-) -> Iterator[tuple[Path, Staged]]:
+    workspace: Workspace, files: list[Path | FrameSequence], workers: int
+) -> Iterator[tuple[Path | FrameSequence, Staged]]:
     """Each file, in order, with its outcome: already registered, fingerprinted and
     stored, or the error that stopped it. With several workers, a bounded window of
     files is fingerprinted ahead in other processes while records are written here."""
@@ -346,7 +518,7 @@ def _fingerprinted(
     if workers > 1:
         pool = worker_pool(workers)
     try:
-        window: deque[tuple[Path, Staged | Future[FingerprintedFile]]] = deque()
+        window: deque[tuple[Path | FrameSequence, Staged | Future[FingerprintedFile]]] = deque()
         queue = iter(files)
 
         def refill() -> None:
@@ -375,23 +547,42 @@ def _fingerprinted(
 
 
 def _stage(
-    workspace: Workspace, path: Path, pool: ProcessPoolExecutor | None
+    workspace: Workspace, path: Path | FrameSequence, pool: ProcessPoolExecutor | None
 ) -> RegisterResult | FingerprintedFile | Future[FingerprintedFile]:
     """Read the file and look its bytes up; fingerprint it here or hand it to ``pool``."""
     limits = workspace.fingerprint_limits
+    if isinstance(path, FrameSequence):
+        # A sequence's identity is its manifest, known only once every frame is read.
+        rate = float(workspace.settings["sequence_frame_rate"])
+        if pool is None:
+            return fingerprint_sequence(path, limits, workspace.store.root, rate)
+        return pool.submit(fingerprint_sequence, path, limits, workspace.store.root, rate)
+    if path.suffix.lower() in MOVIE_SUFFIXES:
+        sha256, size = hash_file(path, limits.max_movie_bytes)
+        if (known := _known(workspace, path, sha256)) is not None:
+            return known
+        if pool is None:
+            return fingerprint_movie(path, sha256, size, limits, workspace.store.root)
+        return pool.submit(fingerprint_movie, path, sha256, size, limits, workspace.store.root)
     data = read_file(path, limits.max_file_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
-    # A bare connection: most files are new, and this lookup runs once per file.
-    with workspace.engine.connect() as connection:
-        known = repository.asset_id_by_sha256(connection, sha256) is not None
-    if known:
-        with read_session(workspace.engine) as session:
-            document = asset_json(repository.find_asset(session, sha256))
-        return RegisterResult(str(path), "known", document)
+    if (known := _known(workspace, path, sha256)) is not None:
+        return known
     if pool is None:
         return fingerprint_file(path, sha256, limits, workspace.store.root, data)
     # The worker reads the file again rather than receiving its bytes through a pipe.
     return pool.submit(fingerprint_file, path, sha256, limits, workspace.store.root, None)
+
+
+def _known(workspace: Workspace, path: Path, sha256: str) -> RegisterResult | None:
+    """The result for a file whose bytes are registered already; None for new bytes."""
+    # A bare connection: most files are new, and this lookup runs once per file.
+    with workspace.engine.connect() as connection:
+        if repository.asset_id_by_sha256(connection, sha256) is None:
+            return None
+    with read_session(workspace.engine) as session:
+        document = asset_json(repository.find_asset(session, sha256))
+    return RegisterResult(str(path), "known", document)
 
 
 def _record(
@@ -414,7 +605,15 @@ def _record(
             request,
         )
     except BaseException:
-        if prepared.created_blob:
+        if prepared.created_blobs:  # a sequence: its frames are its own
+            try:
+                with write_transaction(workspace.engine) as session:
+                    if repository.asset_id_by_sha256(session, prepared.sha256) is None:
+                        for digest in prepared.created_blobs:
+                            workspace.store.remove(digest)
+            except ProvenanceError:
+                logger.info("left orphan frames of %s for store gc", prepared.sha256[:12])
+        elif prepared.created_blob:
             try:
                 # Under the write lock, so that no other registration of the same bytes
                 # can commit between the check and the removal (see _insert).

@@ -81,6 +81,8 @@ class Candidate:
     detector: str
     region: str
     score: float
+    # The frame of a movie or sequence the hit was found in; None for a still.
+    frame: int | None = None
 
 
 Point = tuple[float, float]
@@ -106,6 +108,7 @@ class Verification:
     asset_coverage: float = 0.0
     reference_coverage: float = 0.0
     note: str = ""
+    frame: int | None = None  # the frame verified, for a movie or sequence
 
     @classmethod
     def failed(
@@ -134,6 +137,8 @@ class Verification:
             "reference_coverage": self.reference_coverage,
             "note": self.note,
         }
+        if self.frame is not None:
+            document["frame"] = self.frame
         document["summary"] = verification_words(document)
         return document
 
@@ -145,8 +150,9 @@ def verification_words(v: Mapping[str, Any]) -> str:
     if not v["verified"]:
         return f"not verified: {v['note']}" if v.get("note") else "not verified"
     mirrored = ", mirrored," if v["mirrored"] else ""
+    frame = f" of frame {v['frame']}" if v.get("frame") is not None else ""
     return (
-        f"the reference appears{mirrored} {_where(v['asset_polygon'])}: {v['inliers']} "
+        f"the reference appears{mirrored} {_where(v['asset_polygon'])}{frame}: {v['inliers']} "
         f"matched points, covering {int(v['asset_coverage'] * 100)} % of the asset and "
         f"{int(v['reference_coverage'] * 100)} % of the reference"
     )
@@ -200,6 +206,7 @@ class GeometryRule:
             "geometry",
             "mirrored" if verification.mirrored else "matched",
             float(verification.inliers),
+            verification.frame,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -223,6 +230,7 @@ class Reason:
     verdict: Verdict
     thresholds: Thresholds
     unverified: bool = False
+    frame: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         document = {
@@ -236,6 +244,8 @@ class Reason:
         }
         if self.unverified:
             document["unverified"] = True
+        if self.frame is not None:
+            document["frame"] = self.frame
         return document
 
 
@@ -340,6 +350,7 @@ def _judge_item(
                 Verdict.CLEAR if unverified else verdict,
                 bands,
                 unverified,
+                candidate.frame,
             )
         )
     verdict = max((r.verdict for r in reasons), key=lambda v: v.rank)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from provenance.atomic import write_atomically
+from provenance.atomic import copy_atomically, write_atomically
 from provenance.errors import StoreError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
@@ -53,6 +53,24 @@ class ContentStore:
             write_atomically(target, data, read_only=True)
         except OSError as exc:
             raise StoreError(f"cannot write to the content store: {exc.strerror}") from None
+        return True
+
+    def put_file(self, source: Path, sha256: str) -> bool:
+        """Store a copy of file ``source`` whose bytes have ``sha256``, streamed (a movie of
+        any size costs one chunk of memory); True when this call created the blob. The copy
+        is checked against ``sha256`` as it is made: a file that changed is refused."""
+        target = self.path_for(sha256)
+        if target.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(target)
+            return False
+        try:
+            copied = copy_atomically(target, source, read_only=True)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the content store: {exc.strerror}") from None
+        if copied != sha256:
+            self.remove(sha256)
+            raise StoreError("the file changed while it was being stored")
         return True
 
     def remove(self, sha256: str) -> None:

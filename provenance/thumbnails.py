@@ -4,12 +4,81 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+
+from PIL import Image
 
 from provenance.atomic import write_atomically
 from provenance.domain import FingerprintLimits
+from provenance.errors import NotFound, StoreError
 from provenance.media import decode_image
+from provenance.media.moving import sample_movie
 from provenance.store import ContentStore
+
+# How a stored frame sequence's manifest begins (registration writes it compactly).
+_SEQUENCE_MANIFEST = b'{"schema":"provenance.sequence/1"'
+# The first bytes of movie containers: ISO base media (MP4, MOV) and Matroska (MKV, WebM).
+_MATROSKA = b"\x1a\x45\xdf\xa3"
+
+
+def poster(
+    store: ContentStore, sha256: str, limits: FingerprintLimits, frame: int | None = None
+) -> Image.Image:
+    """The picture that stands for stored file ``sha256``: a still itself, a sequence's
+    first frame, a movie's first frame (read from the stored file, never whole); with
+    ``frame``, that frame of a movie (numbered from 0) or sequence (by its own number)."""
+    path = store.path_for(sha256)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise StoreError(f"stored file {sha256[:12]} cannot be read: {exc.strerror}") from None
+    if head.startswith(_SEQUENCE_MANIFEST):
+        frames = json.loads(store.read(sha256))["frames"]
+        chosen = (
+            frames[0] if frame is None else next((f for f in frames if f["frame"] == frame), None)
+        )
+        if chosen is None:
+            raise NotFound(f"the sequence has no frame {frame}")
+        return poster(store, chosen["sha256"], limits)
+    if head.startswith(_MATROSKA) or (head[4:8] == b"ftyp" and head[8:12] not in _STILL_BRANDS):
+        wanted = {frame or 0}
+        for _, picture in sample_movie(path, step=1, limit=1, expected_frames=None, keep=wanted):
+            return picture
+        raise NotFound(f"the movie has no frame {frame}")
+    if frame not in (None, 0):
+        raise NotFound("a still has no other frames")
+    return decode_image(
+        store.read(sha256), max_pixels=limits.max_pixels, colour=limits.colour
+    ).pixels
+
+
+# ISO base media brands of still pictures (HEIF, AVIF): decoded as images, not movies.
+_STILL_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+)
+
+
+def frame_thumbnail(
+    root: Path, store: ContentStore, sha256: str, frame: int, size: int, limits: FingerprintLimits
+) -> Path:
+    """The thumbnail of one frame of stored movie or sequence ``sha256`` (made if missing,
+    kept under ``thumbnails/<size>/frames/``)."""
+    target = root / "thumbnails" / str(size) / "frames" / sha256[:2] / f"{sha256}-{frame}.jpg"
+    if target.is_file():
+        return target
+    return _write(target, poster(store, sha256, limits, frame), size)
+
+
+def _write(target: Path, picture: Image.Image, size: int) -> Path:
+    picture = picture.convert("RGB")
+    picture.thumbnail((size, size))
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, buffer.getvalue())
+    return target
 
 
 def thumbnail(
@@ -20,12 +89,4 @@ def thumbnail(
     target = root / "thumbnails" / str(size) / sha256[:2] / f"{sha256}.jpg"
     if target.is_file():
         return target
-    picture = decode_image(
-        store.read(sha256), max_pixels=limits.max_pixels, colour=limits.colour
-    ).pixels.convert("RGB")
-    picture.thumbnail((size, size))
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=85)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(target, buffer.getvalue())
-    return target
+    return _write(target, poster(store, sha256, limits), size)

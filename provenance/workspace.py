@@ -73,6 +73,7 @@ class Workspace:
             max_file_bytes=int(settings["max_file_mb"]) * 1024 * 1024,
             max_pixels=int(settings["max_image_pixels"]),
             hash_names=tuple(parse_hash_names(settings["hashes"])),
+            max_movie_bytes=int(settings["max_movie_mb"]) * 1024 * 1024,
             colour=ColourPolicy(
                 config=_colour_config(root, str(settings["colour_config"])),
                 linear=str(settings["colour_linear"]),

@@ -425,3 +425,56 @@ def test_a_composite_is_outlined_on_both_pictures(browser: Any, served: dict[str
     )
     # The whole reference is in the asset: its outline is the reference's own frame.
     assert box_in(reference, on_reference) == pytest.approx((0, 0, 1, 1), abs=0.02)
+
+
+def test_a_movie_shows_its_matching_frame_and_steps_through_the_range(
+    browser: Any, served: dict[str, Any]
+) -> None:
+    from tests import filemakers as fm
+    from tests import vfxmakers as vfx
+    from tests.team import as_user
+
+    # Frames 0-23: an unrelated photograph; 24-59: the coffee reference pasted into a scene;
+    # 60-83: the unrelated photograph again.
+    unrelated = fm.sample("rocket.jpg")
+    pasted = fm.composite_25(fm.sample("coffee.jpg"))
+    path = vfx.write_movie(
+        served["shots"] / "take.mp4",
+        [unrelated] * 24 + [pasted] * 36 + [unrelated] * 24,
+        size=(640, 480),
+    )
+    registered = run(
+        "-w", served["ws"], "register", path, "--json", env=as_user(served["tokens"]["arti"])
+    )
+    result = json.loads(registered.stdout)["results"][0]
+    asset_id, frames = result["asset"]["id"], result["check"]["frames"]
+    [found] = [r for r in frames["ranges"] if r["first"] == 24]
+    assert found["last"] == 59
+    page = sign_in(browser, served, "rosa")
+    page.goto(f"{served['url']}/assets/{asset_id}")
+    pair = page.locator("[data-testid=pair]").first
+    generated = pair.locator("[data-testid=generated]")
+    generated.wait_for()
+    stepper = pair.locator("[data-testid=frames]")
+    assert "frames 24-59 match" in stepper.inner_text()
+    matching = [int(f) for f in stepper.get_attribute("data-frames").split(",")]
+    assert matching == [f for f in frames["sampled"] if 24 <= f <= 59]  # 24 and 48
+    shown = int(pair.locator("[data-testid=frame-label]").inner_text().split()[-1])
+    assert shown in matching
+    # The frame shown is the movie's frame, not its first: the picture loads from it.
+    assert generated.get_attribute("src").endswith(f"/frame/{shown}.jpg")
+    assert page.evaluate("img => img.complete && img.naturalWidth > 0", generated.element_handle())
+    outline = pair.locator("[data-testid=asset-outline]")
+    assert outline.is_visible()  # drawn on the verified frame
+    pair.locator("[data-testid=next-frame]").click()
+    stepped = int(pair.locator("[data-testid=frame-label]").inner_text().split()[-1])
+    assert stepped != shown
+    assert stepped in matching
+    assert generated.get_attribute("src").endswith(f"/frame/{stepped}.jpg")
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=generated.element_handle()
+    )
+    assert not outline.is_visible()  # the outline belongs to the verified frame only
+    page.keyboard.press(",")
+    assert pair.locator("[data-testid=frame-label]").inner_text() == f"frame {shown}"
+    assert outline.is_visible()

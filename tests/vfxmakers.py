@@ -78,3 +78,31 @@ def write_dpx(path: Path, image: Image.Image, *, bits: int = 10, transfer: str =
     assert out.write_image(values), out.geterror()
     out.close()
     return path
+
+
+def write_movie(
+    path: Path,
+    pictures: list[Image.Image],
+    *,
+    codec: str = "libx264",
+    pixel_format: str = "yuv420p",
+    size: tuple[int, int] = (320, 240),
+    rate: int = 24,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """A movie of ``pictures``, one per frame, written with PyAV (FFmpeg inside)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = pixel_format
+        for key, value in (tags or {}).items():
+            container.metadata[key] = value
+        for picture in pictures:
+            frame = av.VideoFrame.from_image(picture.convert("RGB").resize(size))
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

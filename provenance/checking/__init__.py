@@ -28,8 +28,13 @@ JSON output, schema ``provenance.check/2`` (``/1`` lacks the last three keys)::
                         fractions to asset fractions), "asset_polygon", "reference_polygon"
                         ([[x, y]] in fractions), "asset_coverage", "reference_coverage",
                         "note", "summary"}],
-     "priority": "normal" | "low" | null}
+     "priority": "normal" | "low" | null,
+     "frames": {"kind": "movie" | "sequence", "frame_rate", "sampled": [frame],
+                "shot_starts": [frame], "ranges": [{"reference_set", "item_id", "verdict",
+                "first", "last", "strongest_frame", "detector", "score"}]}}
 
+``frames`` is there only for a movie or frame sequence, whose matches, reasons and
+verifications then carry the ``frame`` they were found in (``checking.findings``).
 A ``geometry`` match or reason scores the inliers of a decisive verification; a reason may
 carry ``"unverified": true`` (a review-band score that counts as clear, see scoring).
 """

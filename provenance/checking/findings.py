@@ -5,7 +5,9 @@ worker (``checking.workers``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,7 @@ from provenance.detectors.geometric import FeatureCache, GeometricVerifier, Loca
 from provenance.detectors.regions import AssetVectors
 from provenance.errors import NotFound, ProvenanceError
 from provenance.media import decode_image
+from provenance.media.moving import frame_ranges, sample_movie, sample_numbers
 from provenance.scoring import (
     Candidate,
     GeometryRule,
@@ -66,6 +69,8 @@ class Findings:
     verifications: list[Verification]
     indexes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # A movie or frame sequence: the frames looked at and the ranges that matched.
+    frames: dict[str, Any] | None = None
 
 
 def find(
@@ -78,6 +83,9 @@ def find(
         if asset is None:
             raise NotFound(f"no asset with id {asset_id}")
         sha256 = asset.sha256
+        media = dict(asset.media)
+    if media.get("kind") in MOVING:
+        return _find_over_time(workspace, context, available, sha256, media)
     pixels = decode_image(
         workspace.store.read(sha256),
         max_pixels=workspace.fingerprint_limits.max_pixels,
@@ -125,6 +133,208 @@ def find(
         index_facts(context),
         {name: list(problems) for name, problems in context.problems.items()},
     )
+
+
+# The kinds of asset checked frame by frame (``media.moving``).
+MOVING = ("movie", "sequence")
+
+
+def _find_over_time(
+    workspace: Workspace,
+    context: SearchContext,
+    available: dict[str, Detector],
+    sha256: str,
+    media: dict[str, Any],
+) -> Findings:
+    """A movie or frame sequence checked frame by frame: each sampled frame searched like a
+    still, the strongest candidates verified on the frame where each scored best, the
+    verdict judged over every frame, and the runs of sampled frames that match each flagged
+    item recorded as frame ranges."""
+    bands = thresholds_from(workspace.settings)
+    top_k = max(1, int(workspace.settings["top_k"]))
+    candidates: list[Candidate] = []
+    sampled: list[int] = []
+    cuts: list[int] = []
+    for number, pixels in _sampled_frames(workspace, sha256, media, cuts=cuts):
+        sampled.append(number)
+        vectors = asset_vectors(workspace, pixels)
+        found = search(context, available, vectors, top_k, region=False)
+        if workspace.settings["region_search"] and judge(found, bands).verdict is not Verdict.HIGH:
+            found += search(context, available, vectors, top_k, region=True)
+        candidates += [dataclasses.replace(c, frame=number) for c in found]
+    verifier = workspace.verifier()
+    verification: dict[str, Any] = {"status": "off"}
+    verifications: list[Verification] = []
+    if isinstance(verifier, GeometricVerifier):
+        rule = geometry_rule(workspace.settings)
+        keys = to_verify(
+            candidates,
+            bands,
+            top=int(workspace.settings["verify_top"]),
+            limit=int(workspace.settings["verify_max"]),
+            floor=float(workspace.settings["verify_floor"]),
+        )
+        cache = FeatureCache(workspace.features_folder, verifier.features_spec)
+        best_frame = _best_frames(candidates, bands, keys)
+        wanted = sorted(set(best_frame.values()))
+        for number, pixels in _sampled_frames(workspace, sha256, media, only=wanted):
+            on_frame = [key for key in keys if best_frame[key] == number]
+            verifications += [
+                dataclasses.replace(v, frame=number)
+                for v in verify(
+                    verifier,
+                    context,
+                    pixels,
+                    on_frame,
+                    lambda item_id: _reference_features(workspace, verifier, cache, item_id),
+                )
+            ]
+        judgement, candidates = judge_verified(candidates, bands, verifications, rule)
+        verification = {"status": "ran", "spec": verifier.spec, "rule": rule.to_json()}
+        bands = {**bands, "geometry": rule.thresholds}
+    else:
+        judgement = judge(candidates, bands)
+        if verifier is not None:
+            verification = {"status": "unavailable", "reason": str(verifier)}
+    return Findings(
+        judgement,
+        candidates,
+        bands,
+        verification,
+        verifications,
+        index_facts(context),
+        {name: list(problems) for name, problems in context.problems.items()},
+        frames=_frames_json(media, sampled, cuts, judgement, candidates, bands),
+    )
+
+
+def _best_frames(
+    candidates: list[Candidate], bands: dict[str, Thresholds], keys: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """For each item to verify, the frame where it scored strongest (past its detector's
+    review line by the most, else by SSCD cosine)."""
+    best: dict[tuple[str, int], tuple[float, int]] = {}
+    wanted = set(keys)
+    for c in candidates:
+        key = (c.reference_set, c.item_id)
+        band = bands.get(c.detector)
+        if key not in wanted or band is None or c.frame is None:
+            continue
+        strength = band.strength(c.score)
+        if key not in best or strength > best[key][0]:
+            best[key] = (strength, c.frame)
+    return {key: frame for key, (_, frame) in best.items()}
+
+
+def _frames_json(
+    media: dict[str, Any],
+    sampled: list[int],
+    cuts: list[int],
+    judgement: Judgement,
+    candidates: list[Candidate],
+    bands: dict[str, Thresholds],
+) -> dict[str, Any]:
+    """The frames looked at and, for each item the verdict flags, the runs of sampled
+    frames where any detector puts it at review or above, with each run's strongest hit."""
+    flagged = ([judgement.best] if judgement.best else []) + judgement.context
+    ranges = []
+    for item in flagged:
+        if item.verdict is Verdict.CLEAR:
+            continue
+        hits: dict[int, Candidate] = {}
+        for c in candidates:
+            band = bands.get(c.detector)
+            if (
+                (c.reference_set, c.item_id) != (item.reference_set, item.item_id)
+                or c.frame is None
+                or band is None
+                or band.verdict(c.score) is Verdict.CLEAR
+            ):
+                continue
+            current = hits.get(c.frame)
+            if current is None or band.strength(c.score) > bands[current.detector].strength(
+                current.score
+            ):
+                hits[c.frame] = c
+
+        def strongest_of(run: list[Candidate]) -> Candidate:
+            return max(run, key=lambda hit: bands[hit.detector].strength(hit.score))
+
+        last_frame = int(media["frames"]) - 1 if media["kind"] == "movie" else None
+        for first, last, strongest in frame_ranges(
+            sampled, hits, strongest_of, cuts=frozenset(cuts), last_frame=last_frame
+        ):
+            ranges.append(
+                {
+                    "reference_set": item.reference_set,
+                    "item_id": item.item_id,
+                    "verdict": item.verdict.value,
+                    "first": first,
+                    "last": last,
+                    "strongest_frame": strongest.frame,
+                    "detector": strongest.detector,
+                    "score": round(strongest.score, 6),
+                }
+            )
+    return {
+        "kind": media["kind"],
+        "frame_rate": media.get("frame_rate"),
+        "sampled": sampled,
+        "shot_starts": cuts,
+        "ranges": ranges,
+    }
+
+
+def _sampled_frames(
+    workspace: Workspace,
+    sha256: str,
+    media: dict[str, Any],
+    only: list[int] | None = None,
+    cuts: list[int] | None = None,
+) -> Iterator[tuple[int, Image.Image]]:
+    """The frames of a stored movie or sequence that a check looks at (``only``: just
+    these; ``cuts`` gets the sampled frames that start a shot), decoded one at a time."""
+    limits = workspace.fingerprint_limits
+    rate = _frames_per_second(media.get("frame_rate"), workspace)
+    step = max(1, round(rate * float(workspace.settings["frame_step_seconds"])))
+    limit = int(workspace.settings["max_sampled_frames"])
+    if media["kind"] == "movie":
+        if only is not None and not only:
+            return
+        wanted = set(only) if only is not None else None
+        last = max(wanted) if wanted else None
+        for number, pixels in sample_movie(
+            workspace.store.path_for(sha256),
+            step=1 if wanted else step,
+            limit=len(wanted) if wanted else limit,
+            expected_frames=None if wanted else media.get("frames"),
+            keep=wanted,
+            cuts=cuts,
+        ):
+            yield number, pixels
+            if last is not None and number >= last:
+                return
+        return
+    manifest = json.loads(workspace.store.read(sha256))
+    frames = {int(e["frame"]): e["sha256"] for e in manifest["frames"]}
+    numbers = only if only is not None else sample_numbers(sorted(frames), step, limit)
+    for number in numbers:
+        yield (
+            number,
+            decode_image(
+                workspace.store.read(frames[number]),
+                max_pixels=limits.max_pixels,
+                colour=limits.colour,
+            ).pixels,
+        )
+
+
+def _frames_per_second(text: Any, workspace: Workspace) -> float:
+    try:
+        numerator, _, denominator = str(text).partition("/")
+        return float(numerator) / float(denominator or 1)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return float(workspace.settings["sequence_frame_rate"])
 
 
 def index_facts(context: SearchContext) -> dict[str, dict[str, dict[str, Any]]]:

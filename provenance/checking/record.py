@@ -43,11 +43,15 @@ class CheckResult:
     verification: dict[str, Any] = field(default_factory=dict)
     verifications: list[dict[str, Any]] = field(default_factory=list)
     priority: str | None = None
+    # A movie or frame sequence: the frames looked at and the ranges that matched.
+    frames: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         # The fields in their order; the time as ISO 8601 text where it stands.
         document = {"schema": CHECK_SCHEMA_V2, **dataclasses.asdict(self)}
         document["created_at"] = self.created_at.isoformat()
+        if self.frames is None:
+            del document["frames"]
         return document
 
 
@@ -103,6 +107,7 @@ def record(
                 "context": context_json,
                 "verifications": verifications_json,
                 "priority": judgement.priority,
+                **({"frames": findings.frames} if findings.frames is not None else {}),
             },
         )
         session.add(check)
@@ -115,6 +120,7 @@ def record(
                 region=candidate.region,
                 score=candidate.score,
                 rank=rank,
+                frame=candidate.frame,
             )
             for rank, candidate in kept
         ]
@@ -170,12 +176,14 @@ def record(
                 "region": c.region,
                 "score": round(c.score, 6),
                 "rank": rank,
+                **({"frame": c.frame} if c.frame is not None else {}),
             }
             for rank, c in kept
         ],
         verification=verification,
         verifications=verifications_json,
         priority=judgement.priority,
+        frames=findings.frames,
     )
 
 

@@ -135,10 +135,7 @@ def print_asset(record: dict[str, Any]) -> None:
     media = record["media"]
     click.echo(f"asset {record['id']}  {printable(record['original_name'])}")
     click.echo(f"  sha256        {record['sha256']}")
-    click.echo(
-        f"  media         {media['format']} {media['width']}x{media['height']} {media['mode']} "
-        f"{media['bit_depth']}-bit, {media['frames']} frame(s)"
-    )
+    click.echo(f"  media         {media_text(media)}")
     click.echo(f"  intended use  {record['intended_use']}")
     click.echo(f"  production    {printable(record['production'] or '-')}")
     click.echo(f"  registered    {record['registered_at']} by {printable(record['registered_by'])}")
@@ -167,6 +164,8 @@ def print_asset(record: dict[str, Any]) -> None:
             f"    check {check['check_id']:<5} {check['created_at'][:19].replace('T', ' ')}  "
             f"{check['verdict']:<7} {item}{detector} {score}".rstrip(" -")
         )
+        for line in frame_ranges_text(check.get("frames")):
+            click.echo(f"      {line}")
     if review["decisions"]:
         click.echo("  decisions")
     for made in review["decisions"]:
@@ -175,6 +174,49 @@ def print_asset(record: dict[str, Any]) -> None:
             f"{made['decision']:<13} by {printable(made['decided_by'])} ({made['role']}) "
             f"on check {made['check_id']}: {clip(printable(made['rationale']), 100)}"
         )
+
+
+def media_text(media: dict[str, Any]) -> str:
+    """An asset's media facts on one line."""
+    size = f"{media['width']}x{media['height']}"
+    if media.get("kind") == "movie":
+        seconds = media.get("duration_seconds")
+        duration = f" ({seconds:g} s)" if seconds else ""
+        timecode = f", timecode {media['timecode']}" if media.get("timecode") else ""
+        return (
+            f"movie: {media['codec']} {media.get('profile') or ''} {size}, "
+            f"{media.get('frame_rate') or '?'} fps, {media['frames']} frames{duration}"
+            f"{timecode}, {media.get('pixel_format') or '?'}".replace("  ", " ")
+        )
+    if media.get("kind") == "sequence":
+        return (
+            f"sequence: {media['format']} {size} {media['mode']} {media['bit_depth']}-bit, "
+            f"frames {media['first_frame']}-{media['last_frame']} ({media['frames']}), "
+            f"{media.get('frame_rate')} fps"
+        )
+    return (
+        f"{media['format']} {size} {media['mode']} {media['bit_depth']}-bit, "
+        f"{media['frames']} frame(s)"
+    )
+
+
+def frame_ranges_text(frames: dict[str, Any] | None) -> list[str]:
+    """A movie's or sequence's matching frame ranges in words, one line per range:
+    "frames 30-60 recreate studio-ip#3 (high; strongest: frame 48, sscd 0.987)"."""
+    if not frames:
+        return []
+    lines = []
+    for r in frames.get("ranges", []):
+        span = (
+            f"frame {r['first']}"
+            if r["first"] == r["last"]
+            else (f"frames {r['first']}-{r['last']}")
+        )
+        lines.append(
+            f"{span} recreate {r['reference_set']}#{r['item_id']} ({r['verdict']}; strongest: "
+            f"frame {r['strongest_frame']}, {r['detector']} {r['score']:g})"
+        )
+    return lines
 
 
 def print_checks(checks: list[CheckResult]) -> None:
@@ -197,6 +239,8 @@ def print_checks(checks: list[CheckResult]) -> None:
         words = best_verification_words(check)
         if words:
             click.echo(f"asset {check.asset_id}: {words}")
+        for line in frame_ranges_text(check.frames):
+            click.echo(f"asset {check.asset_id}: {line}")
     for check in checks:
         if check.verification.get("status") == "unavailable":
             click.echo(
@@ -246,7 +290,16 @@ def verdict_text(check: CheckResult) -> str:
     best = check.best_match
     if check.verdict == "clear" or best is None:
         return "clear"
-    return f"{check.verdict}: {best['reference_set']}#{best['item_id']}"
+    ranges = [
+        r
+        for r in (check.frames or {}).get("ranges", [])
+        if (r["reference_set"], r["item_id"]) == (best["reference_set"], best["item_id"])
+    ]
+    spans = ", ".join(
+        str(r["first"]) if r["first"] == r["last"] else f"{r['first']}-{r['last']}" for r in ranges
+    )
+    where = f" (frames {spans})" if spans else ""
+    return f"{check.verdict}: {best['reference_set']}#{best['item_id']}{where}"
 
 
 @contextmanager

@@ -306,6 +306,7 @@ def match_json(
             "region": match.region,
             "score": round(match.score, 6),
             "rank": match.rank,
+            **({"frame": match.frame} if match.frame is not None else {}),
         }
     )
     return document

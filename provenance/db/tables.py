@@ -288,6 +288,8 @@ class Match(Base):
     region: Mapped[str] = mapped_column(String(32))
     score: Mapped[float] = mapped_column(Float)
     rank: Mapped[int] = mapped_column(Integer)
+    # The frame of a movie or frame sequence the match was found in; None for a still.
+    frame: Mapped[int | None] = mapped_column(Integer, default=None)
 
     check: Mapped[Check] = relationship(back_populates="matches")
 

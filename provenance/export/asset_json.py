@@ -56,6 +56,8 @@ def asset_json(asset: Asset, *, include_raw: bool = True) -> dict[str, Any]:
                 "created_at": check.created_at.isoformat(),
                 "verdict": check.verdict,
                 "reasons": check.reasons.get("reasons", []),
+                # A movie or frame sequence: the frames looked at and the ranges matched.
+                **({"frames": check.reasons["frames"]} if "frames" in check.reasons else {}),
             }
             for check in asset.checks
         ],

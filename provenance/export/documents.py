@@ -75,6 +75,8 @@ def stored_check_json(session: Any, check: Check) -> dict[str, Any]:
         document["verification"] = check.detectors.get("verification", {})
         document["verifications"] = check.reasons["verifications"]
         document["priority"] = check.reasons.get("priority")
+    if "frames" in check.reasons:
+        document["frames"] = check.reasons["frames"]
     return document
 
 

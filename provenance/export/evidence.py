@@ -24,6 +24,8 @@ from provenance.scoring import strongest_items
 
 # The JPEG bytes of a stored image (by sha256) fitting a number of pixels.
 Thumbnail = Callable[[str, int], bytes]
+# The JPEG bytes of one frame of a stored movie or sequence (sha256, frame, pixels).
+FrameThumbnail = Callable[[str, int, int], bytes]
 
 # Matched references pictured in an evidence pack (the strongest distinct items).
 PICTURED_REFERENCES = 6
@@ -90,9 +92,13 @@ def _references(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def asset_pack_html(record: dict[str, Any], thumbnail: Thumbnail) -> str:
+def asset_pack_html(
+    record: dict[str, Any], thumbnail: Thumbnail, frame_thumbnail: FrameThumbnail | None = None
+) -> str:
     """The evidence pack of one asset's record, as one HTML page; ``thumbnail`` gives the
-    JPEG of a stored image (by sha256) fitting a size, for the pictures."""
+    JPEG of a stored image (by sha256) fitting a size, for the pictures, and
+    ``frame_thumbnail`` that of a movie's or sequence's frame (the frame where the
+    strongest reference was found is pictured)."""
     references = []
     for match in _references(record):
         verified = match["verification"] if (match["verification"] or {}).get("verified") else None
@@ -111,9 +117,23 @@ def asset_pack_html(record: dict[str, Any], thumbnail: Thumbnail) -> str:
         region = "the matched polygon"
     elif strongest is not None and (outline := _box_outline(strongest["region"])):
         region = f"the region ({strongest['region']})"
+    shown_frame = None
+    if strongest is not None and record["checks"] and record["checks"][-1].get("frames"):
+        verified = (
+            strongest["verification"] if (strongest["verification"] or {}).get("verified") else None
+        )
+        shown_frame = verified["frame"] if verified else strongest.get("frame")
+    asset_picture = thumbnail
+    if shown_frame is not None and frame_thumbnail is not None:
+        frame = int(shown_frame)
+
+        def asset_picture(sha256: str, size: int) -> bytes:
+            return frame_thumbnail(sha256, frame, size)
+
     return _environment.get_template("evidence.html").render(
         record=record,
-        picture=_picture(thumbnail, record["asset"]["sha256"], outline),
+        shown_frame=shown_frame,
+        picture=_picture(asset_picture, record["asset"]["sha256"], outline),
         region=region,
         references=references,
         record_sha256=hashlib.sha256(dumps(record).encode("utf-8")).hexdigest(),

@@ -133,6 +133,31 @@ def decode_image(
             raise CorruptMedia(f"damaged image data: {exc}") from None
 
 
+# Text tags of VFX headers and movie containers that say what EXIF says in a still.
+_TAG_AS_EXIF = {
+    "software": 0x0131,
+    "imagedescription": 0x010E,
+    "comment": 0x010E,
+    "comments": 0x010E,
+    "description": 0x010E,
+    "artist": 0x013B,
+    "owner": 0x013B,
+    "author": 0x013B,
+    "copyright": 0x8298,
+}
+
+
+def tags_as_exif(tags: dict[str, str]) -> dict[int, Any]:
+    """The EXIF tags (Software, ImageDescription, Artist, Copyright) that a file's text
+    tags stand for, so that the EXIF reader reads a movie or an OpenEXR like a still."""
+    found: dict[int, Any] = {}
+    for key, value in tags.items():
+        tag = _TAG_AS_EXIF.get(key.lower())
+        if tag is not None and tag not in found:
+            found[tag] = value
+    return found
+
+
 def _decode_vfx(data: bytes, kind: str, max_pixels: int, colour: ColourPolicy) -> DecodedImage:
     still = vfx.read(data, kind, max_pixels=max_pixels, policy=colour)
     return DecodedImage(
@@ -146,6 +171,7 @@ def _decode_vfx(data: bytes, kind: str, max_pixels: int, colour: ColourPolicy) -
         has_alpha=still.has_alpha,
         orientation=1,
         info=dict(still.header),
+        exif=tags_as_exif(still.header),
         colour=still.colour,
         layer=still.layer,
         other_layers=still.others,

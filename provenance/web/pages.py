@@ -288,8 +288,10 @@ def _side_by_side(check: dict[str, Any] | None) -> list[dict[str, Any]]:
         verification = verified.get((best["reference_set"], best["item_id"]))
         outlines = verification if verification is not None and verification["verified"] else None
         box = REGION_BOXES.get(best["region"])
+        shown = _frames_shown(check, best, outlines)
         pairs.append(
             {
+                **shown,
                 "reference": item["matches"][0],
                 "scores": scores,
                 "strength": item["strength"],
@@ -303,6 +305,35 @@ def _side_by_side(check: dict[str, Any] | None) -> list[dict[str, Any]]:
             }
         )
     return pairs
+
+
+def _frames_shown(
+    check: dict[str, Any], best: dict[str, Any], verified: dict[str, Any] | None
+) -> dict[str, Any]:
+    """For a movie or frame sequence: the frame shown beside the reference (the verified
+    one, else that of the strongest match), the matching frames to step through (the
+    sampled frames inside the item's ranges) and the ranges in words. Empty for a still."""
+    frames = check.get("frames")
+    if not frames:
+        return {"frame": None}
+    shown = verified["frame"] if verified is not None else best.get("frame")
+    ranges = [
+        r
+        for r in frames["ranges"]
+        if (r["reference_set"], r["item_id"]) == (best["reference_set"], best["item_id"])
+    ]
+    stepping = [f for f in frames["sampled"] if any(r["first"] <= f <= r["last"] for r in ranges)]
+    if shown is not None and shown not in stepping:
+        stepping = sorted({*stepping, shown})
+    return {
+        "frame": shown,
+        "frames": stepping,
+        "outlined_frame": verified["frame"] if verified is not None else None,
+        "ranges": [
+            f"frame {r['first']}" if r["first"] == r["last"] else f"frames {r['first']}-{r['last']}"
+            for r in ranges
+        ],
+    }
 
 
 def _points(polygon: list[list[float]]) -> str:
@@ -400,6 +431,17 @@ def thumbnail(request: Request, size: int, sha256: str) -> Response:
         raise NotFound("no such thumbnail size")
     artist = user.name if user.role == "artist" else None
     path = assets.thumbnail(_workspace(request), sha256, size, artist=artist)
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.get("/thumbs/{size}/{sha256}/frame/{frame}.jpg")
+def frame_thumbnail(request: Request, size: int, sha256: str, frame: int) -> Response:
+    """One frame of a movie or frame sequence, for stepping through its matching frames."""
+    user = page_user(request)
+    if size not in THUMBNAIL_SIZES:
+        raise NotFound("no such thumbnail size")
+    artist = user.name if user.role == "artist" else None
+    path = assets.frame_thumbnail(_workspace(request), sha256, frame, size, artist=artist)
     return FileResponse(path, media_type="image/jpeg")
 
 

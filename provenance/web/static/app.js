@@ -15,6 +15,29 @@
     box.style.height = (parts[3] - parts[1]) * 100 + "%";
   });
 
+  // A movie or frame sequence: step the generated side through the matching frames. The
+  // outline is that of the verified frame, so it shows on that frame only.
+  document.querySelectorAll(".frames[data-frames]").forEach(function (stepper) {
+    var pair = stepper.closest(".pair");
+    var picture = pair.querySelector("img[data-frame-base]");
+    var label = pair.querySelector('[data-testid="frame-label"]');
+    var outline = pair.querySelector("svg.outline");
+    var frames = stepper.dataset.frames.split(",").filter(Boolean).map(Number);
+    var at = frames.indexOf(Number(picture.src.replace(/.*\/frame\/(\d+)\.jpg$/, "$1")));
+    function show(index) {
+      if (!frames.length) return;
+      at = (index + frames.length) % frames.length;
+      picture.src = picture.dataset.frameBase + frames[at] + ".jpg";
+      picture.alt = picture.alt.replace(/frame \d+$/, "frame " + frames[at]);
+      if (label) label.textContent = "frame " + frames[at];
+      if (outline) outline.style.display = String(frames[at]) === stepper.dataset.outlined ? "" : "none";
+    }
+    stepper.querySelectorAll("button[data-step]").forEach(function (button) {
+      button.addEventListener("click", function () { show(at + Number(button.dataset.step)); });
+    });
+    stepper.step = function (by) { show(at + by); };
+  });
+
   var rows = Array.prototype.slice.call(document.querySelectorAll("tr[data-href]"));
   var current = -1;
   function select(index) {
@@ -43,6 +66,12 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    var stepper = document.querySelector(".frames[data-frames]");
+    if (stepper && (event.key === "," || event.key === ".")) {
+      stepper.step(event.key === "," ? -1 : 1);
+      event.preventDefault();
+      return;
+    }
     if (event.key === "j") { select(current + 1); event.preventDefault(); }
     else if (event.key === "k") { select(current - 1); event.preventDefault(); }
     else if (event.key === "Enter" && current >= 0) { window.location = rows[current].dataset.href; }

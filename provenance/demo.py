@@ -1,6 +1,7 @@
 """The demo workspace: a reference set of real photographs, a batch of "generated" assets
 that recreate some of them (crop, resize, recolour, text overlay, composite, mirror) beside
-unrelated pictures, all registered and checked offline.
+unrelated pictures, and a generated animatic (a movie) with the rocket still in frames
+24-59, all registered and checked offline.
 
 The generated files carry generation metadata the way the tools write it (an AUTOMATIC1111
 ``parameters`` chunk, a ComfyUI ``prompt`` graph, or a sidecar), so the demo also shows
@@ -230,6 +231,60 @@ def _write_with_metadata(image: Image.Image, path: Path, asset: DemoAsset, seed:
         path.with_name(path.name + ".json").write_text(json.dumps(sidecar, indent=2))
 
 
+# A generated animatic: an unrelated ground plate, then the rocket still pushed in on (the
+# recreation, frames 24-59), then grass. Registered as one movie; its check names the range.
+MOVIE = DemoAsset(
+    "sh110_launch_anim_v001.mp4",
+    "images/rocket.jpg",
+    lambda image, _: image,
+    "previz",
+    "animatic: gravel path, then a rocket launch at dawn, then grass",
+    "in-house-video",
+    "rocket.jpg",
+)
+MOVIE_SIZE = (640, 360)
+
+
+def _write_movie(samples: Path, path: Path, seed: int) -> None:
+    """The animatic as H.264 in MP4 at 24 fps, with its prompt in the container's tags."""
+    import av
+
+    def framed(name: str, zoom: float) -> Image.Image:
+        with Image.open(samples / name) as opened:
+            picture = ImageOps.fit(opened.convert("RGB"), MOVIE_SIZE)
+        width, height = picture.size
+        crop_w, crop_h = int(width / zoom), int(height / zoom)
+        left, top = (width - crop_w) // 2, (height - crop_h) // 2
+        return picture.crop((left, top, left + crop_w, top + crop_h)).resize(MOVIE_SIZE)
+
+    frames = (
+        [framed("unrelated/gravel.jpg", 1.0 + i * 0.004) for i in range(24)]
+        + [framed(MOVIE.source, 1.0 + i * 0.003) for i in range(36)]
+        + [framed("unrelated/grass.jpg", 1.0 + i * 0.004) for i in range(24)]
+    )
+    with av.open(str(path), "w") as container:
+        container.metadata["comment"] = f"{MOVIE.prompt} (seed {seed})"
+        container.metadata["software"] = "studio-video-model 0.9"
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height = MOVIE_SIZE
+        stream.pix_fmt = "yuv420p"
+        for picture in frames:
+            for packet in stream.encode(av.VideoFrame.from_image(picture)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    sidecar = {
+        "schema": "provenance.sidecar/1",
+        "tool": "studio-video-model",
+        "tool_version": "0.9",
+        "model": "studio-video-xl",
+        "prompt": MOVIE.prompt,
+        "seed": seed,
+        "settings": {"frames": len(frames), "fps": 24},
+    }
+    path.with_name(path.name + ".json").write_text(json.dumps(sidecar, indent=2))
+
+
 # The demo's team (local users, no tokens: `provenance users token NAME` issues one).
 TEAM = (
     ("demo-admin", "admin"),
@@ -268,6 +323,8 @@ class DemoRow:
     verdict: str
     best_match: str
     reason: dict[str, Any] | None
+    # A movie: the frame ranges of its best match ("24-59").
+    frames: str | None = None
 
 
 def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
@@ -303,6 +360,12 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
             if result.asset is None or result.check is None:
                 raise InvalidInput(f"demo asset {asset.file} failed: {result.error}")
             rows.append(_row(asset, result.asset, result.check))
+        _write_movie(samples, generated / MOVIE.file, seed=2000)
+        request = RegisterRequest.from_flags(use=MOVIE.use, production="Demo", by="demo-artist")
+        [result] = registration.register(workspace, [generated / MOVIE.file], request).results
+        if result.asset is None or result.check is None:
+            raise InvalidInput(f"demo movie {MOVIE.file} failed: {result.error}")
+        rows.append(_row(MOVIE, result.asset, result.check))
         ids = {row.file: row.asset_id for row in rows}
         for file, (who, decision, rationale) in DECISIONS.items():
             user = users.local_user(workspace, who)
@@ -383,4 +446,10 @@ def _row(asset: DemoAsset, record: dict[str, Any], check: CheckResult) -> DemoRo
         verdict=check.verdict,
         best_match=Path(best["source_path"]).name if best is not None else "-",
         reason=check.reasons[0] if check.reasons else None,
+        frames=", ".join(
+            f"{r['first']}-{r['last']}"
+            for r in (check.frames or {}).get("ranges", [])
+            if best is not None and r["item_id"] == best["item_id"]
+        )
+        or None,
     )

@@ -15,6 +15,8 @@ rm -rf "$workspace"
 echo
 .venv/bin/provenance -w "$workspace" show 5
 echo
+.venv/bin/provenance -w "$workspace" show 11   # the animatic: a movie with a flagged frame range
+echo
 .venv/bin/provenance -w "$workspace" queue
 echo
 .venv/bin/provenance -w "$workspace" status 5

@@ -12,14 +12,21 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     result = run("demo", workspace)
     assert result.exit_code == 0, result.output
     assert (
-        "6 of 6 recreations flagged against the right reference; 4 of 4 unrelated images clear."
+        "7 of 7 recreations flagged against the right reference; 4 of 4 unrelated images clear."
         in result.stdout
     )
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["asset", "file", "use", "recreates", "verdict"]
     assert len([line for line in lines[1:11] if " clear " in line]) == 4
     assets = run_json("-w", workspace, "list")["assets"]
-    assert len(assets) == 10
+    assert len(assets) == 11
+    # The animatic is one movie asset whose check names the frames that show the rocket.
+    [movie_line] = [line for line in lines if "sh110_launch_anim_v001.mp4" in line]
+    assert "high (frames 24-59)" in movie_line
+    assert "rocket.jpg" in movie_line
+    movie = next(a for a in assets if a["original_name"] == "sh110_launch_anim_v001.mp4")
+    assert movie["media"]["kind"] == "movie"
+    assert movie["media"]["frames"] == 84
     sources = {a["original_name"]: a["generation"]["fields"]["prompt"]["source"] for a in assets}
     assert sources["sh010_bg_v001.png"] == "a1111"
     assert sources["sh020_key_v002.png"] == "comfyui"
@@ -33,7 +40,7 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     assert decided["sh040_launch_v003.png"] == "needs_changes"
     assert decided["sh050_wall_v001.png"] == "legal_approved"
     queue = run_json("-w", workspace, "queue")["entries"]
-    assert sorted(e["status"] for e in queue) == ["flagged", "flagged", "flagged"]
+    assert sorted(e["status"] for e in queue) == ["flagged"] * 4
     # Legal licensed and approved the composite: it is cleared for final.
     composite = next(a["id"] for a in assets if a["original_name"] == "sh050_wall_v001.png")
     assert run_json("-w", workspace, "status", composite)["policy"]["cleared_for_final"]

@@ -309,8 +309,9 @@ def demo(directory: Path) -> None:
     """Build a demo workspace offline and print its triage table.
 
     A reference set of real photographs; generated assets recreating six of them (crop,
-    resize, recolour, text overlay, composite, mirror) and four unrelated pictures, each
-    registered with generation metadata and checked.
+    resize, recolour, text overlay, composite, mirror), four unrelated pictures and an
+    animatic (a movie) with one of them in a frame range, each registered with generation
+    metadata and checked.
     """
     from provenance.demo import build_demo
 
@@ -326,7 +327,7 @@ def demo(directory: Path) -> None:
                 r.file,
                 r.use,
                 r.recreates or "-",
-                r.verdict,
+                f"{r.verdict} (frames {r.frames})" if r.frames else r.verdict,
                 r.best_match,
                 *common.reason_cells(r.reason),
             )

@@ -269,7 +269,8 @@ def _write_movie(samples: Path, path: Path, seed: int) -> None:
         stream.width, stream.height = MOVIE_SIZE
         stream.pix_fmt = "yuv420p"
         for picture in frames:
-            for packet in stream.encode(av.VideoFrame.from_image(picture)):
+            frame = av.VideoFrame.from_image(picture)  # type: ignore[no-untyped-call]
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,20 @@ def test_missed_copies_counts_each_copy_below_high_once_by_why() -> None:
         "combined": 1,
         "overlay": 0,
     }
+
+
+def test_moving_benchmark_makes_its_media_and_measures_a_child(tmp_path: Path) -> None:
+    import av
+
+    from benchmarks import moving
+
+    movie = tmp_path / "take.mp4"
+    assert moving.make_movie(movie, 2) == 48
+    with av.open(str(movie)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 48
+    pattern = moving.make_sequence(tmp_path / "plate", 2)
+    assert sorted(p.name for p in pattern.parent.iterdir()) == ["plate.1001.exr", "plate.1002.exr"]
+    seconds, peak, out = moving.timed(["--version"], {**os.environ})
+    assert seconds > 0
+    assert peak > 10  # MiB: a Python process, its own peak
+    assert out.strip()

@@ -95,9 +95,19 @@ def spec(described: dict[str, Any] | None) -> str | None:
 
 
 def to_display(rgb: NDArray[np.float32], policy: ColourPolicy, source: str) -> NDArray[np.uint8]:
-    """``rgb`` (H x W x 3 floats in ``source``) as 8-bit display-referred RGB."""
+    """``rgb`` (H x W x 3 floats in ``source``) as 8-bit display-referred RGB. ``rgb`` is
+    worked on in place (a 4K frame is 100 MB of floats: no copies are made of it)."""
     processor = _processor(policy.config, source, policy.display, policy.view)
-    pixels = np.ascontiguousarray(np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=0.0))
+    pixels = np.ascontiguousarray(rgb, dtype=np.float32)
+    np.nan_to_num(pixels, copy=False, nan=0.0, posinf=65504.0, neginf=0.0)
     processor.applyRGB(pixels)  # in place
-    display: NDArray[np.uint8] = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return to_bytes(pixels)
+
+
+def to_bytes(pixels: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """Display-referred floats (0-1) as 8-bit samples, rounded; ``pixels`` is overwritten."""
+    np.multiply(pixels, 255.0, out=pixels)
+    pixels += 0.5
+    np.clip(pixels, 0.0, 255.0, out=pixels)
+    display: NDArray[np.uint8] = pixels.astype(np.uint8)
     return display

@@ -105,7 +105,9 @@ def _read(name: str, kind: str, max_pixels: int, policy: ColourPolicy) -> VfxSti
         if block is None:
             raise CorruptMedia(f"damaged or truncated {kind} data: {_first_line(image.geterror())}")
         block = np.asarray(block, dtype=np.float32).reshape(height, width, -1)
-        picked = block[..., [c - first for c in channels]]
+        wanted = [c - first for c in channels]
+        # The usual R, G, B (and A) side by side are taken as read, without a copy.
+        picked = block if wanted == list(range(block.shape[2])) else block[..., wanted]
         attributes = {a.name: a.value for a in spec.extra_attribs}
     finally:
         image.close()
@@ -113,7 +115,7 @@ def _read(name: str, kind: str, max_pixels: int, policy: ColourPolicy) -> VfxSti
     source, why = _colourspace(kind, attributes, policy)
     if source is None:
         described: dict[str, Any] = {"display_referred": True, "chosen_by": why}
-        pixels = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        pixels = colour.to_bytes(rgb)
     else:
         described = colour.describe(policy, source, why)
         pixels = colour.to_display(rgb, policy, source)
@@ -189,8 +191,10 @@ def _others(parts: list[Any], taken: int, layer: str) -> list[str]:
 def _composited(picked: NDArray[np.float32]) -> tuple[NDArray[np.float32], bool]:
     """H x W x 3 RGB from R G B [A] or Y [A]: premultiplied alpha over white."""
     channels = picked.shape[2]
-    colour_part = picked[..., :3] if channels >= 3 else np.repeat(picked[..., :1], 3, axis=2)
     has_alpha = channels in (2, 4)
+    if channels == 3:
+        return picked, False
+    colour_part = picked[..., :3] if channels >= 3 else np.repeat(picked[..., :1], 3, axis=2)
     if has_alpha:
         alpha = np.clip(np.nan_to_num(picked[..., -1:]), 0.0, 1.0)
         colour_part = colour_part + (1.0 - alpha)

@@ -310,3 +310,22 @@ def test_the_evidence_pack_lists_the_frame_ranges_and_pictures_the_matching_fram
     assert f"30–60 studio-ip #{rocket} high" in text
     shown = check["verifications"][0]["frame"]
     assert f"movie of 90 frames), frame {shown}" in " ".join(text.split())
+
+
+def test_store_gc_keeps_the_frames_of_a_sequence(db_workspace_dir: Path, tmp_path: Path) -> None:
+    """A sequence's frames are stored files no asset row names by its own sha256: garbage
+    collection must know them from the sequence's media facts (SQLite and PostgreSQL)."""
+    for number in (1001, 1002):
+        vfx.write_exr(tmp_path / f"comp.{number}.exr", fm.sample("coffee.jpg").resize((64, 48)))
+    document = run_json("-w", db_workspace_dir, "register", tmp_path / "comp.####.exr")
+    frames = document["results"][0]["asset"]["media"]["frame_sha256"]
+    result = run("-w", db_workspace_dir, "store", "gc", "--min-age", "0")
+    assert result.exit_code == 0, result.output
+    for sha256 in frames.values():
+        assert (db_workspace_dir / "store" / sha256[:2] / sha256).is_file()
+    # The sequence still reads: its thumbnail is its first frame.
+    from provenance import assets
+    from provenance.workspace import Workspace
+
+    with Workspace.open(db_workspace_dir) as workspace:
+        assert assets.thumbnail(workspace, document["results"][0]["asset"]["sha256"], 160)

@@ -336,8 +336,9 @@ def is_known_image(session: Session, sha256: str, *, registered_by: str | None =
 
 
 def referenced_blobs(session: Session) -> set[str]:
-    """The sha256 of every stored file a record names: assets, reference items, and the
-    signed documents of consents and approvals."""
+    """The sha256 of every stored file a record names: assets (and each frame of a frame
+    sequence, named by its media facts), reference items, and the signed documents of
+    consents and approvals."""
     found: set[str] = set()
     for column in (
         Asset.sha256,
@@ -346,6 +347,9 @@ def referenced_blobs(session: Session) -> set[str]:
         Approval.document_sha256,
     ):
         found.update(session.scalars(select(column).distinct()))
+    sequences = select(Asset.media).where(Asset.media["kind"].as_string() == "sequence")
+    for media in session.scalars(sequences):
+        found.update(media.get("frame_sha256", {}).values())
     return found
 
 

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_import_loads_no_heavy_library() -> None:
     code = (
         "import sys, provenance, provenance.cli, provenance.workspace; "
-        "heavy = [m for m in ('torch', 'onnxruntime', 'faiss', 'open_clip', 'alembic', 'cv2') "
+        "heavy = [m for m in ('torch', 'onnxruntime', 'faiss', 'open_clip', 'alembic', 'cv2', "
+        "'av', 'OpenImageIO', 'PyOpenColorIO', 'fileseq', 'pillow_heif') "
         "if m in sys.modules]; "
         "assert not heavy, heavy"
     )

@@ -329,3 +329,32 @@ def test_store_gc_keeps_the_frames_of_a_sequence(db_workspace_dir: Path, tmp_pat
 
     with Workspace.open(db_workspace_dir) as workspace:
         assert assets.thumbnail(workspace, document["results"][0]["asset"]["sha256"], 160)
+
+
+def test_a_movie_of_enormous_frames_or_no_movie_at_all_is_refused_in_one_line(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    movie = vfx.write_movie(tmp_path / "take.mp4", pictures(("coffee.jpg", 4)))
+    fake = tmp_path / "notes.mov"
+    fake.write_text("these are not frames\n" * 100)
+    hostile = vfx.write_movie(
+        tmp_path / "tagged.mkv",
+        pictures(("coffee.jpg", 4)),
+        tags={"comment": "<script>alert(1)</script> a prompt", "artist": "x" * 5000},
+    )
+    before = snapshot(workspace_dir)
+    result = run(
+        "-w", workspace_dir, "register", movie, env={"PROVENANCE_MAX_IMAGE_PIXELS": "1000"}
+    )
+    assert result.exit_code == 1
+    assert "frames are 320x240 = 76,800 pixels, over the limit of 1,000" in result.stderr
+    result = run("-w", workspace_dir, "register", fake)
+    assert result.exit_code == 1
+    assert "notes.mov: " in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+    assert snapshot(workspace_dir) == before
+    # Hostile text in a container's tags is kept as text (the pages escape it).
+    document = run_json("-w", workspace_dir, "register", hostile)
+    settings = document["results"][0]["asset"]["generation"]["settings"]
+    assert settings["image_description"]["value"] == "<script>alert(1)</script> a prompt"

@@ -309,7 +309,7 @@ def test_the_evidence_pack_lists_the_frame_ranges_and_pictures_the_matching_fram
     rocket = item_id(checked_workspace, "rocket.jpg")
     assert f"30–60 studio-ip #{rocket} high" in text
     shown = check["verifications"][0]["frame"]
-    assert f"movie of 90 frames), frame {shown}" in " ".join(text.split())
+    assert f"h264, movie of 90 frames), frame {shown}" in " ".join(text.split())
 
 
 def test_store_gc_keeps_the_frames_of_a_sequence(db_workspace_dir: Path, tmp_path: Path) -> None:

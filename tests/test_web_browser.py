@@ -455,6 +455,7 @@ def test_a_movie_shows_its_matching_frame_and_steps_through_the_range(
     pair = page.locator("[data-testid=pair]").first
     generated = pair.locator("[data-testid=generated]")
     generated.wait_for()
+    assert "h264 movie, 84 frames at 24 fps" in page.locator("p.meta").first.inner_text()
     stepper = pair.locator("[data-testid=frames]")
     assert "frames 24-59 match" in stepper.inner_text()
     matching = [int(f) for f in stepper.get_attribute("data-frames").split(",")]

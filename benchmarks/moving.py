@@ -102,20 +102,41 @@ def make_sequence(folder: Path, frames: int) -> Path:
     return folder / "plate.####.exr"
 
 
+# Starts the command and writes its peak resident memory (KiB) to the file named last. A
+# process's peak counts what it held when it was forked: started from this (large)
+# benchmark process, the command's peak would be this process's. The launcher is small.
+LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:-1]).returncode\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "open(sys.argv[-1], 'w').write(str(peak))\n"
+    "sys.exit(code)\n"
+)
+
+
 def timed(arguments: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Run the product's command; (wall seconds, peak resident MiB, stdout)."""
     command = [sys.executable, "-m", "provenance", *arguments]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r") as peak,
+    ):
         start = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(process.pid, 0)  # the child's own resource usage
+        process = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *command, peak.name],
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
+            check=False,
+        )
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if process.returncode:
             raise SystemExit(f"{' '.join(arguments)} failed: {err.read().strip()}")
-        return seconds, usage.ru_maxrss / 1024, out.read()
+        return seconds, int(peak.read()) / 1024, out.read()
 
 
 def run_once(scratch: Path, movie: Path, movie_frames: int, sequence: Path, frames: int) -> dict:

@@ -57,7 +57,7 @@ from provenance.files import (
     hash_file,
     read_file,
 )
-from provenance.media import DecodedImage, decode_image, tags_as_exif
+from provenance.media import DecodedImage, check_picture, decode_image, tags_as_exif
 from provenance.media.colour import spec as colour_spec
 from provenance.media.moving import movie_facts, sample_movie
 from provenance.metadata import read_embedded
@@ -328,14 +328,18 @@ def fingerprint_sequence(
         for number, frame_path in sequence.frames:
             data = read_file(frame_path, limits.max_file_bytes)
             try:
-                decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
+                # The first frame is decoded for its hashes and facts; the others are read
+                # whole, pixel by pixel, to know they are not damaged.
+                if first is None:
+                    first = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
+                    size = (first.width, first.height)
+                else:
+                    size = check_picture(data, max_pixels=limits.max_pixels)
             except MediaError as exc:
                 raise type(exc)(f"frame {number} ({frame_path.name}): {exc}") from None
-            if first is None:
-                first = decoded
-            elif decoded.pixels.size != first.pixels.size:
+            if size != (first.width, first.height):
                 raise MediaError(
-                    f"frame {number} is {decoded.width}x{decoded.height}, the first frame "
+                    f"frame {number} is {size[0]}x{size[1]}, the first frame "
                     f"{first.width}x{first.height}"
                 )
             digest = hashlib.sha256(data).hexdigest()

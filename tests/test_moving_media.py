@@ -358,3 +358,18 @@ def test_a_movie_of_enormous_frames_or_no_movie_at_all_is_refused_in_one_line(
     document = run_json("-w", workspace_dir, "register", hostile)
     settings = document["results"][0]["asset"]["generation"]["settings"]
     assert settings["image_description"]["value"] == "<script>alert(1)</script> a prompt"
+
+
+@pytest.mark.parametrize(
+    ("codec", "container", "expected"),
+    [("libx265", "mp4", "hevc"), ("libsvtav1", "mkv", "av1"), ("mpeg4", "mov", "mpeg4")],
+)
+def test_other_codecs_register_as_movies(
+    workspace_dir: Path, tmp_path: Path, codec: str, container: str, expected: str
+) -> None:
+    movie = vfx.write_movie(
+        tmp_path / f"take.{container}", pictures(("coffee.jpg", 6), ("camera.png", 6)), codec=codec
+    )
+    document = run_json("-w", workspace_dir, "register", movie)
+    media = document["results"][0]["asset"]["media"]
+    assert (media["kind"], media["codec"], media["frames"]) == ("movie", expected, 12)

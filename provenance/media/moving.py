@@ -84,7 +84,7 @@ def movie_facts(path: Path, *, max_pixels: int) -> MovieFacts:
             facts = {
                 "kind": "movie",
                 "format": container.format.name,
-                "codec": context.name,
+                "codec": context.codec.canonical_name,
                 "profile": context.profile,
                 "width": width,
                 "height": height,

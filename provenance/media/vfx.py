@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +22,8 @@ from PIL import Image
 from provenance.domain import ColourPolicy
 from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
 from provenance.media import colour
+
+T = TypeVar("T")
 
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 DPX_MAGICS = (b"SDPX", b"XPDS")  # big-endian, little-endian
@@ -67,18 +70,66 @@ class VfxStill:
 
 def read(data: bytes, kind: str, *, max_pixels: int, policy: ColourPolicy) -> VfxStill:
     """Decode an OpenEXR or DPX file's bytes (see ``kind_of``)."""
+    return _with_file(data, kind, lambda name: _read(name, kind, max_pixels, policy))
+
+
+def check(data: bytes, kind: str, *, max_pixels: int) -> tuple[int, int]:
+    """Read every pixel of an OpenEXR or DPX file's beauty, as ``read`` does, without
+    converting them: the (width, height) of a file that is whole, else the error ``read``
+    would raise. For the frames of a sequence after its first."""
+    return _with_file(data, kind, lambda name: _pixels(name, kind, max_pixels)[1:3])
+
+
+def _with_file(data: bytes, kind: str, work: Callable[[str], T]) -> T:
     # OpenImageIO reads files; the bytes are in memory already, so a private temporary file
     # costs one write and is gone when this returns.
     handle, name = tempfile.mkstemp(suffix=".exr" if kind == "OpenEXR" else ".dpx")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        return _read(name, kind, max_pixels, policy)
+        return work(name)
     finally:
         os.unlink(name)
 
 
 def _read(name: str, kind: str, max_pixels: int, policy: ColourPolicy) -> VfxStill:
+    picked, width, height, parts, part, layer = _pixels(name, kind, max_pixels)
+    spec = parts[part]
+    attributes = {a.name: a.value for a in spec.extra_attribs}
+    rgb, has_alpha = _composited(picked)
+    source, why = _colourspace(kind, attributes, policy)
+    if source is None:
+        described: dict[str, Any] = {"display_referred": True, "chosen_by": why}
+        pixels = colour.to_bytes(rgb)
+    else:
+        described = colour.describe(policy, source, why)
+        pixels = colour.to_display(rgb, policy, source)
+    sample_type = str(spec.format)
+    bits = attributes.get("oiio:BitsPerSample")
+    return VfxStill(
+        pixels=Image.fromarray(pixels, "RGB"),
+        format=kind,
+        width=width,
+        height=height,
+        bit_depth=int(bits) if isinstance(bits, int) else _BITS.get(sample_type, 32),
+        sample_type=sample_type,
+        has_alpha=has_alpha,
+        layer=layer,
+        colour=described,
+        others=_others(parts, part, layer),
+        header={
+            str(key): str(value)[:10_000]
+            for key, value in attributes.items()
+            if isinstance(value, str) and not str(key).startswith(_OWN_ATTRIBUTES)
+        },
+    )
+
+
+def _pixels(
+    name: str, kind: str, max_pixels: int
+) -> tuple[NDArray[np.float32], int, int, list[Any], int, str]:
+    """The beauty's channels as floats (H x W x channels), its size, every part's spec, the
+    part taken and the layer's name."""
     import OpenImageIO as oiio
 
     image = oiio.ImageInput.open(name)
@@ -108,36 +159,9 @@ def _read(name: str, kind: str, max_pixels: int, policy: ColourPolicy) -> VfxSti
         wanted = [c - first for c in channels]
         # The usual R, G, B (and A) side by side are taken as read, without a copy.
         picked = block if wanted == list(range(block.shape[2])) else block[..., wanted]
-        attributes = {a.name: a.value for a in spec.extra_attribs}
     finally:
         image.close()
-    rgb, has_alpha = _composited(picked)
-    source, why = _colourspace(kind, attributes, policy)
-    if source is None:
-        described: dict[str, Any] = {"display_referred": True, "chosen_by": why}
-        pixels = colour.to_bytes(rgb)
-    else:
-        described = colour.describe(policy, source, why)
-        pixels = colour.to_display(rgb, policy, source)
-    sample_type = str(spec.format)
-    bits = attributes.get("oiio:BitsPerSample")
-    return VfxStill(
-        pixels=Image.fromarray(pixels, "RGB"),
-        format=kind,
-        width=width,
-        height=height,
-        bit_depth=int(bits) if isinstance(bits, int) else _BITS.get(sample_type, 32),
-        sample_type=sample_type,
-        has_alpha=has_alpha,
-        layer=layer,
-        colour=described,
-        others=_others(parts, part, layer),
-        header={
-            str(key): str(value)[:10_000]
-            for key, value in attributes.items()
-            if isinstance(value, str) and not str(key).startswith(_OWN_ATTRIBUTES)
-        },
-    )
+    return picked, width, height, parts, part, layer
 
 
 _BITS = {"uint8": 8, "uint16": 16, "half": 16, "float": 32, "uint32": 32}

@@ -26,6 +26,8 @@ if [ "${1:-}" = "--quick" ]; then
     $py benchmarks/review_scale.py --sizes 1000 --repeats 3 \
         --out benchmarks/results/review_scale-quick.json
     $py benchmarks/cli_startup.py --rounds 3
+    $py benchmarks/moving.py --seconds 10 --frames 12 --repeats 1 \
+        --out benchmarks/results/moving-quick.json
 else
     suffix=
     $py benchmarks/quality.py --repeats 3
@@ -38,6 +40,7 @@ else
     $py benchmarks/draft_decoding.py
     $py benchmarks/review_scale.py --sizes 1000 10000 --repeats 3
     $py benchmarks/cli_startup.py --rounds 5
+    $py benchmarks/moving.py --seconds 60 --frames 100 --repeats 3
 fi
 RESULTS_SUFFIX=$suffix $py - <<'PY'
 import nbformat

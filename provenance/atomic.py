@@ -10,24 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_atomically(target: Path, data: bytes, *, read_only: bool = False) -> None:
     """Replace ``target`` with ``data`` atomically. Raises OSError."""
-    fd, temporary = _temporary_file(target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if read_only:
-            os.chmod(temporary, 0o444)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    _replace(target, lambda handle: handle.write(data), read_only)
 
 
 def copy_atomically(
@@ -36,13 +26,25 @@ def copy_atomically(
     """Replace ``target`` with a copy of ``source``, made in chunks (a file of any size
     costs one chunk of memory), atomically; returns the sha256 of what was copied.
     Raises OSError."""
-    fd, temporary = _temporary_file(target.parent)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as reading:
+
+    def copy(handle: BinaryIO) -> None:
+        with source.open("rb") as reading:
             while block := reading.read(chunk):
                 digest.update(block)
                 handle.write(block)
+
+    _replace(target, copy, read_only)
+    return digest.hexdigest()
+
+
+def _replace(target: Path, write: Callable[[BinaryIO], object], read_only: bool) -> None:
+    """Write a temporary file beside ``target`` with ``write``, make it durable, and
+    rename it over ``target``; the folder is made durable too."""
+    fd, temporary = _temporary_file(target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         if read_only:
@@ -52,7 +54,6 @@ def copy_atomically(
         Path(temporary).unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
-    return digest.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:

@@ -46,16 +46,22 @@ def display_name(name: str) -> str:
 def read_file(path: Path, max_bytes: int) -> bytes:
     """A file's bytes, refusing what is not a regular file or is over ``max_bytes``."""
     try:
-        if not path.is_file():
-            raise MediaError("not a file" if path.exists() else "no such file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise MediaError(
-                f"file is {size:,} bytes, over the limit of {max_bytes:,} (setting max_file_mb)"
-            )
+        _size_within(path, max_bytes, "max_file_mb")
         return path.read_bytes()
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror}") from None
+
+
+def _size_within(path: Path, max_bytes: int, setting: str) -> int:
+    """The size of a regular file at most ``max_bytes`` long (MediaError otherwise)."""
+    if not path.is_file():
+        raise MediaError("not a file" if path.exists() else "no such file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise MediaError(
+            f"file is {size:,} bytes, over the limit of {max_bytes:,} (setting {setting})"
+        )
+    return size
 
 
 def hash_file(path: Path, max_bytes: int, chunk: int = 1 << 20) -> tuple[str, int]:
@@ -63,13 +69,7 @@ def hash_file(path: Path, max_bytes: int, chunk: int = 1 << 20) -> tuple[str, in
     over ``max_bytes``."""
     digest = hashlib.sha256()
     try:
-        if not path.is_file():
-            raise MediaError("not a file" if path.exists() else "no such file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise MediaError(
-                f"file is {size:,} bytes, over the limit of {max_bytes:,} (setting max_movie_mb)"
-            )
+        size = _size_within(path, max_bytes, "max_movie_mb")
         with path.open("rb") as reading:
             while block := reading.read(chunk):
                 digest.update(block)

@@ -232,10 +232,7 @@ def fingerprint_file(
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise MediaError("file changed while it was being registered")
         decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
-        readings = [_sanitised(r) for r in read_embedded(decoded)]
-        sidecar = find_sidecar(path)
-        if sidecar is not None:
-            readings.append(read_sidecar(sidecar))
+        readings = _readings(decoded, path)
         fingerprints = [
             sha256_fingerprint(sha256),
             *perceptual_hashes(decoded.pixels, limits.hash_names, colour_spec(decoded.colour)),
@@ -291,10 +288,7 @@ def fingerprint_movie(
             info=tags,
             exif=tags_as_exif(tags),
         )
-        readings = [_sanitised(r) for r in read_embedded(still)]
-        sidecar = find_sidecar(path)
-        if sidecar is not None:
-            readings.append(read_sidecar(sidecar))
+        readings = _readings(still, path)
         fingerprints = [
             sha256_fingerprint(sha256),
             *_frame_hashes(perceptual_hashes(poster, limits.hash_names), 0),
@@ -405,6 +399,15 @@ def _frame_list(frames: Iterable[int], shown: int = 8) -> str:
     listed = list(frames)
     text = ", ".join(str(f) for f in listed[:shown])
     return text + (f" and {len(listed) - shown} more" if len(listed) > shown else "")
+
+
+def _readings(decoded: DecodedImage, path: Path) -> list[MetadataReading]:
+    """What the file says about how it was made, then its sidecar's."""
+    readings = [_sanitised(r) for r in read_embedded(decoded)]
+    sidecar = find_sidecar(path)
+    if sidecar is not None:
+        readings.append(read_sidecar(sidecar))
+    return readings
 
 
 def _sanitised(reading: MetadataReading) -> MetadataReading:

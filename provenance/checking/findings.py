@@ -92,11 +92,51 @@ def find(
         colour=workspace.fingerprint_limits.colour,
     ).pixels
     bands = thresholds_from(workspace.settings)
+    candidates = _searched(workspace, context, available, pixels, bands)
+
+    def verified(
+        verifier: GeometricVerifier,
+        keys: list[tuple[str, int]],
+        features: Callable[[int], LocalFeatures],
+    ) -> list[Verification]:
+        return verify(verifier, context, pixels, keys, features)
+
+    return _judged(workspace, context, candidates, bands, verified)
+
+
+# The geometric verification of ``keys`` with ``verifier``, reference features fetched by
+# the callable given (item id -> LocalFeatures).
+Verifying = Callable[
+    [GeometricVerifier, list[tuple[str, int]], Callable[[int], LocalFeatures]], list[Verification]
+]
+
+
+def _searched(
+    workspace: Workspace,
+    context: SearchContext,
+    available: dict[str, Detector],
+    pixels: Image.Image,
+    bands: dict[str, Thresholds],
+) -> list[Candidate]:
+    """One picture's candidates: the whole picture, then its regions unless already high."""
     top_k = max(1, int(workspace.settings["top_k"]))
     vectors = asset_vectors(workspace, pixels)
     candidates = search(context, available, vectors, top_k, region=False)
     if workspace.settings["region_search"] and judge(candidates, bands).verdict is not Verdict.HIGH:
         candidates += search(context, available, vectors, top_k, region=True)
+    return candidates
+
+
+def _judged(
+    workspace: Workspace,
+    context: SearchContext,
+    candidates: list[Candidate],
+    bands: dict[str, Thresholds],
+    verifying: Verifying,
+    frames: Callable[[Judgement, list[Candidate], dict[str, Thresholds]], Any] | None = None,
+) -> Findings:
+    """The strongest candidates verified (by ``verifying``, when a verifier is available)
+    and the verdict judged; ``frames`` adds a movie's frame ranges to the findings."""
     verifier = workspace.verifier()
     verification: dict[str, Any] = {"status": "off"}
     verifications: list[Verification] = []
@@ -110,10 +150,8 @@ def find(
             floor=float(workspace.settings["verify_floor"]),
         )
         cache = FeatureCache(workspace.features_folder, verifier.features_spec)
-        verifications = verify(
+        verifications = verifying(
             verifier,
-            context,
-            pixels,
             keys,
             lambda item_id: _reference_features(workspace, verifier, cache, item_id),
         )
@@ -132,6 +170,7 @@ def find(
         verifications,
         index_facts(context),
         {name: list(problems) for name, problems in context.problems.items()},
+        frames=frames(judgement, candidates, bands) if frames is not None else None,
     )
 
 
@@ -151,61 +190,36 @@ def _find_over_time(
     verdict judged over every frame, and the runs of sampled frames that match each flagged
     item recorded as frame ranges."""
     bands = thresholds_from(workspace.settings)
-    top_k = max(1, int(workspace.settings["top_k"]))
     candidates: list[Candidate] = []
     sampled: list[int] = []
     cuts: list[int] = []
     for number, pixels in _sampled_frames(workspace, sha256, media, cuts=cuts):
         sampled.append(number)
-        vectors = asset_vectors(workspace, pixels)
-        found = search(context, available, vectors, top_k, region=False)
-        if workspace.settings["region_search"] and judge(found, bands).verdict is not Verdict.HIGH:
-            found += search(context, available, vectors, top_k, region=True)
+        found = _searched(workspace, context, available, pixels, bands)
         candidates += [dataclasses.replace(c, frame=number) for c in found]
-    verifier = workspace.verifier()
-    verification: dict[str, Any] = {"status": "off"}
-    verifications: list[Verification] = []
-    if isinstance(verifier, GeometricVerifier):
-        rule = geometry_rule(workspace.settings)
-        keys = to_verify(
-            candidates,
-            bands,
-            top=int(workspace.settings["verify_top"]),
-            limit=int(workspace.settings["verify_max"]),
-            floor=float(workspace.settings["verify_floor"]),
-        )
-        cache = FeatureCache(workspace.features_folder, verifier.features_spec)
+
+    def verified(
+        verifier: GeometricVerifier,
+        keys: list[tuple[str, int]],
+        features: Callable[[int], LocalFeatures],
+    ) -> list[Verification]:
         best_frame = _best_frames(candidates, bands, keys)
+        found: list[Verification] = []
         wanted = sorted(set(best_frame.values()))
         for number, pixels in _sampled_frames(workspace, sha256, media, only=wanted):
             on_frame = [key for key in keys if best_frame[key] == number]
-            verifications += [
+            found += [
                 dataclasses.replace(v, frame=number)
-                for v in verify(
-                    verifier,
-                    context,
-                    pixels,
-                    on_frame,
-                    lambda item_id: _reference_features(workspace, verifier, cache, item_id),
-                )
+                for v in verify(verifier, context, pixels, on_frame, features)
             ]
-        judgement, candidates = judge_verified(candidates, bands, verifications, rule)
-        verification = {"status": "ran", "spec": verifier.spec, "rule": rule.to_json()}
-        bands = {**bands, "geometry": rule.thresholds}
-    else:
-        judgement = judge(candidates, bands)
-        if verifier is not None:
-            verification = {"status": "unavailable", "reason": str(verifier)}
-    return Findings(
-        judgement,
-        candidates,
-        bands,
-        verification,
-        verifications,
-        index_facts(context),
-        {name: list(problems) for name, problems in context.problems.items()},
-        frames=_frames_json(media, sampled, cuts, judgement, candidates, bands),
-    )
+        return found
+
+    def frames(
+        judgement: Judgement, judged: list[Candidate], judged_bands: dict[str, Thresholds]
+    ) -> dict[str, Any]:
+        return _frames_json(media, sampled, cuts, judgement, judged, judged_bands)
+
+    return _judged(workspace, context, candidates, bands, verified, frames)
 
 
 def _best_frames(

@@ -350,15 +350,16 @@ def fingerprint_sequence(
         if store.put(manifest, sha256):
             created.append(sha256)
         frames = [int(str(e["frame"])) for e in entries]
-        rate = first.info.get("framesPerSecond")
         media = {
             **first.media_json(),
             "kind": "sequence",
             "frames": len(frames),
             "first_frame": frames[0],
             "last_frame": frames[-1],
-            "frame_rate": str(rate) if rate else f"{frame_rate:g}",
-            "timecode": first.info.get("smpte:TimeCode") or first.info.get("timeCode"),
+            # The frames' own rate and timecode (OpenEXR framesPerSecond, timeCode) are
+            # not read yet: the rate is the sequence_frame_rate setting's.
+            "frame_rate": f"{frame_rate:g}",
+            "timecode": None,
             "frame_sha256": {str(e["frame"]): e["sha256"] for e in entries},
         }
         readings = [_sanitised(r) for r in read_embedded(first)]

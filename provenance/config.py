@@ -143,8 +143,8 @@ SETTINGS: tuple[Setting, ...] = (
         "sequence_frame_rate",
         24.0,
         float,
-        "Frame rate of frame sequences, for sampling one frame every frame_step_seconds "
-        "(a sequence's own rate, OpenEXR framesPerSecond, is not read yet).",
+        "Frame rate of a frame sequence whose first frame does not say (OpenEXR "
+        "framesPerSecond), for sampling one frame every frame_step_seconds.",
         minimum=0.01,
     ),
     Setting(

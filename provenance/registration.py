@@ -356,10 +356,10 @@ def fingerprint_sequence(
             "frames": len(frames),
             "first_frame": frames[0],
             "last_frame": frames[-1],
-            # The frames' own rate and timecode (OpenEXR framesPerSecond, timeCode) are
-            # not read yet: the rate is the sequence_frame_rate setting's.
-            "frame_rate": f"{frame_rate:g}",
-            "timecode": None,
+            # The first frame's own rate and timecode (OpenEXR framesPerSecond, timeCode),
+            # else the sequence_frame_rate setting's rate.
+            "frame_rate": first.frame_rate or f"{frame_rate:g}",
+            "timecode": first.timecode,
             "frame_sha256": {str(e["frame"]): e["sha256"] for e in entries},
         }
         readings = [_sanitised(r) for r in read_embedded(first)]

@@ -373,3 +373,32 @@ def test_other_codecs_register_as_movies(
     document = run_json("-w", workspace_dir, "register", movie)
     media = document["results"][0]["asset"]["media"]
     assert (media["kind"], media["codec"], media["frames"]) == ("movie", expected, 12)
+
+
+def test_a_sequence_takes_its_rate_and_timecode_from_its_first_frame(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    """OpenEXR frames written as a compositor writes them (OpenImageIO): framesPerSecond
+    24000/1001 and an SMPTE time code of 01:02:03:04 in the header."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    def bcd(value: int) -> int:
+        return ((value // 10) << 4) | (value % 10)
+
+    packed = bcd(4) | bcd(3) << 8 | bcd(2) << 16 | bcd(1) << 24
+    light = vfx.linear(fm.sample("coffee.jpg").resize((64, 48)))
+    for number in (1001, 1002):
+        spec = oiio.ImageSpec(64, 48, 3, "half")
+        spec.attribute("FramesPerSecond", oiio.TypeRational, (24000, 1001))
+        spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (packed, 0))
+        path = str(tmp_path / f"comp.{number}.exr")
+        out = oiio.ImageOutput.create(path)
+        assert out.open(path, spec)
+        assert out.write_image(np.ascontiguousarray(light))
+        out.close()
+    media = run_json("-w", workspace_dir, "register", tmp_path)["results"][0]["asset"]["media"]
+    assert media["frame_rate"] == "24000/1001"
+    assert media["timecode"] == "01:02:03:04"
+    shown = run("-w", workspace_dir, "show", "1").stdout
+    assert "frames 1001-1002 (2), 24000/1001 fps, timecode 01:02:03:04" in shown

@@ -193,6 +193,7 @@ def media_text(media: dict[str, Any]) -> str:
             f"sequence: {media['format']} {size} {media['mode']} {media['bit_depth']}-bit, "
             f"frames {media['first_frame']}-{media['last_frame']} ({media['frames']}), "
             f"{media.get('frame_rate')} fps"
+            + (f", timecode {media['timecode']}" if media.get("timecode") else "")
         )
     return (
         f"{media['format']} {size} {media['mode']} {media['bit_depth']}-bit, "

@@ -81,6 +81,9 @@ class DecodedImage:
     colour: dict[str, Any] | None = None
     layer: str | None = None
     other_layers: list[str] = field(default_factory=list)
+    # What an OpenEXR frame says of the sequence it belongs to (None: it does not say).
+    frame_rate: str | None = None
+    timecode: str | None = None
 
     def media_json(self) -> dict[str, Any]:
         facts = {
@@ -192,6 +195,8 @@ def _decode_vfx(data: bytes, kind: str, max_pixels: int, colour: ColourPolicy) -
         colour=still.colour,
         layer=still.layer,
         other_layers=still.others,
+        frame_rate=still.frame_rate,
+        timecode=still.timecode,
     )
 
 

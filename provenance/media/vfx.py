@@ -66,6 +66,8 @@ class VfxStill:
     colour: dict[str, Any]
     others: list[str] = field(default_factory=list)
     header: dict[str, str] = field(default_factory=dict)
+    frame_rate: str | None = None  # "24", "24000/1001": OpenEXR framesPerSecond
+    timecode: str | None = None  # "01:02:03:04": the SMPTE time code in the header
 
 
 def read(data: bytes, kind: str, *, max_pixels: int, policy: ColourPolicy) -> VfxStill:
@@ -122,7 +124,32 @@ def _read(name: str, kind: str, max_pixels: int, policy: ColourPolicy) -> VfxSti
             for key, value in attributes.items()
             if isinstance(value, str) and not str(key).startswith(_OWN_ATTRIBUTES)
         },
+        frame_rate=_rate(attributes.get("FramesPerSecond")),
+        timecode=_timecode(attributes.get("smpte:TimeCode")),
     )
+
+
+def _rate(value: Any) -> str | None:
+    """A rational frame rate (numerator, denominator) as text: "24", "24000/1001"."""
+    if not isinstance(value, tuple) or len(value) != 2 or not all(value) or value[1] < 0:
+        return None
+    numerator, denominator = int(value[0]), int(value[1])
+    return str(numerator) if denominator == 1 else f"{numerator}/{denominator}"
+
+
+def _timecode(value: Any) -> str | None:
+    """An SMPTE time code (SMPTE 12M, packed BCD; the user bits beside it) as
+    "HH:MM:SS:FF", with ";" before the frames when it counts drop frames."""
+    if not isinstance(value, tuple) or not value or not isinstance(value[0], int):
+        return None
+    packed = value[0]
+
+    def bcd(shift: int, tens_bits: int) -> int:
+        return ((packed >> (shift + 4)) & ((1 << tens_bits) - 1)) * 10 + ((packed >> shift) & 15)
+
+    frames, seconds, minutes, hours = bcd(0, 2), bcd(8, 3), bcd(16, 3), bcd(24, 2)
+    drop = ";" if packed & (1 << 6) else ":"
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{drop}{frames:02d}"
 
 
 def _pixels(

@@ -402,3 +402,30 @@ def test_a_sequence_takes_its_rate_and_timecode_from_its_first_frame(
     assert media["timecode"] == "01:02:03:04"
     shown = run("-w", workspace_dir, "show", "1").stdout
     assert "frames 1001-1002 (2), 24000/1001 fps, timecode 01:02:03:04" in shown
+
+
+def test_a_movie_with_alpha_is_composited_over_white_like_a_still(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from provenance import assets
+    from provenance.workspace import Workspace
+
+    picture = fm.sample("coffee.jpg").resize((320, 240)).convert("RGBA")
+    picture.putalpha(0)  # all transparent
+    picture.paste(fm.sample("coffee.jpg").resize((160, 120)), (80, 60))  # an opaque centre
+    movie = vfx.write_movie(
+        tmp_path / "matte.mov", [picture] * 4, codec="prores_ks", pixel_format="yuva444p10le"
+    )
+    document = run_json("-w", workspace_dir, "register", movie)
+    media = document["results"][0]["asset"]["media"]
+    assert media["has_alpha"]
+    with Workspace.open(workspace_dir) as workspace:
+        frame = Image.open(assets.frame_thumbnail(workspace, media_sha(document), 0, 320))
+    corner = np.asarray(frame.convert("RGB"))[:20, :20].astype(int)
+    assert corner.min() > 235  # transparent: white, as a still's transparency is
+
+
+def media_sha(document: dict) -> str:
+    return str(document["results"][0]["asset"]["sha256"])

@@ -100,7 +100,10 @@ def write_movie(
         for key, value in (tags or {}).items():
             container.metadata[key] = value
         for picture in pictures:
-            frame = av.VideoFrame.from_image(picture.convert("RGB").resize(size))
+            if picture.mode == "RGBA":  # a matte: from_image would drop it
+                frame = av.VideoFrame.from_ndarray(np.asarray(picture.resize(size)), format="rgba")
+            else:
+                frame = av.VideoFrame.from_image(picture.convert("RGB").resize(size))
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

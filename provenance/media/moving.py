@@ -169,7 +169,7 @@ def sample_movie(
                     taken += 1
                     if cut and cuts is not None:
                         cuts.append(number)
-                    yield number, frame.to_image().convert("RGB")
+                    yield number, _rgb(frame)
     except av.error.FFmpegError as exc:
         raise _damaged(exc) from None
     if count == 0:
@@ -178,6 +178,17 @@ def sample_movie(
         raise CorruptMedia(
             f"damaged or truncated movie: it ends at frame {count} of {expected_frames}"
         )
+
+
+def _rgb(frame: Any) -> Image.Image:
+    """A decoded frame as RGB; a frame with alpha (ProRes 4444, VP9 with alpha) composited
+    over white, as stills are."""
+    if not any(c.is_alpha for c in frame.format.components):
+        return frame.to_image().convert("RGB")
+    rgba = Image.fromarray(frame.to_ndarray(format="rgba"), "RGBA")
+    white = Image.new("RGB", rgba.size, (255, 255, 255))
+    white.paste(rgba, mask=rgba.getchannel("A"))
+    return white
 
 
 def sample_numbers(frames: list[int], step: int, limit: int) -> list[int]:

@@ -184,7 +184,8 @@ def _rgb(frame: Any) -> Image.Image:
     """A decoded frame as RGB; a frame with alpha (ProRes 4444, VP9 with alpha) composited
     over white, as stills are."""
     if not any(c.is_alpha for c in frame.format.components):
-        return frame.to_image().convert("RGB")
+        picture: Image.Image = frame.to_image().convert("RGB")
+        return picture
     rgba = Image.fromarray(frame.to_ndarray(format="rgba"), "RGBA")
     white = Image.new("RGB", rgba.size, (255, 255, 255))
     white.paste(rgba, mask=rgba.getchannel("A"))

@@ -389,9 +389,9 @@ def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
     ok(run("-w", ws, "export", "production", "Demo", "--out", out, "--as-of", "2026-11-22"))
     summary = json.loads((out / "disclosure.json").read_text())
     jsonschema.validate(summary, schema_document("disclosure-1"))
-    assert summary["totals"]["assets"] == 10
+    assert summary["totals"]["assets"] == 11  # ten stills and the animatic
     uses = {c["intended_use"]: c["count"] for c in summary["categories"]}
-    assert sum(uses.values()) == 10
+    assert sum(uses.values()) == 11
     assert uses["ideation"] == 3
     # The summary reads every asset's declarations and approvals in a few queries; each row
     # says what the asset's own status says.
@@ -409,7 +409,7 @@ def test_the_demo_production_has_a_disclosure_summary(tmp_path: Path) -> None:
     assert (again / "disclosure.json").read_bytes() == (out / "disclosure.json").read_bytes()
     for record_file in sorted((out / "assets").glob("asset-*.json")):
         jsonschema.validate(json.loads(record_file.read_text()), schema_document("record-1"))
-    assert len(list((out / "assets").glob("*.html"))) == 10
+    assert len(list((out / "assets").glob("*.html"))) == 11
     # The composite's pack outlines where the reference was found: the verified polygon.
     [composite] = [
         path

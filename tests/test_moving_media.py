@@ -290,7 +290,10 @@ def test_the_thumbnail_of_a_movie_is_its_first_frame(workspace_dir: Path, tmp_pa
 def test_the_evidence_pack_lists_the_frame_ranges_and_pictures_the_matching_frame(
     checked_workspace: Path, tmp_path: Path
 ) -> None:
+    import jsonschema
     import pypdfium2
+
+    from provenance.export.record import schema_document
 
     movie = vfx.write_movie(
         tmp_path / "launch.mp4",
@@ -302,6 +305,7 @@ def test_the_evidence_pack_lists_the_frame_ranges_and_pictures_the_matching_fram
     assert result.exit_code == 0, result.output
     record = json.loads((out / "asset-1.json").read_text())
     assert record["checks"][-1]["frames"]["ranges"] == check["frames"]["ranges"]
+    jsonschema.validate(record, schema_document("record-1"))  # frames and frame are in it
     document = pypdfium2.PdfDocument(str(out / "asset-1.pdf"))
     text = "".join(page.get_textpage().get_text_range() for page in document)
     assert "6 frames of the movie were looked at (2 of them the first frame of a shot)" in text

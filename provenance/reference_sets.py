@@ -32,7 +32,7 @@ from provenance.detectors.base import Detector
 from provenance.domain import ReferenceSetInfo
 from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
 from provenance.export.documents import set_info
-from provenance.files import collect_files, display_name, read_file
+from provenance.files import Skipped, collect_files, display_name, read_file
 from provenance.index.faiss_index import build_index, save_index
 from provenance.locks import reference_set_lock
 from provenance.media import DecodedImage, decode_image
@@ -60,7 +60,7 @@ class IngestReport:
     added: int = 0
     known: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
 
@@ -71,7 +71,8 @@ class IngestReport:
             "added": self.added,
             "already_present": self.known,
             "failed": [{"path": p, "error": e} for p, e in self.failed],
-            "skipped": self.skipped,
+            "skipped": [s.path for s in self.skipped],
+            "skipped_why": [s.to_json() for s in self.skipped],
             "indexes": self.indexes,
             "unavailable_detectors": self.unavailable,
         }
@@ -164,7 +165,7 @@ def add_items(
         set_id = reference_set.id
     found, skipped = collect_files(sources, exclude=workspace.root, moving=False)
     files = [f for f in found if isinstance(f, Path)]  # moving=False: no sequences
-    report.skipped.extend(s.path for s in skipped)
+    report.skipped.extend(skipped)
     attributions = _attributions(sources)
     done = 0
     for start in range(0, len(files), EMBED_BATCH):

@@ -433,3 +433,23 @@ def test_a_movie_with_alpha_is_composited_over_white_like_a_still(
 
 def media_sha(document: dict) -> str:
     return str(document["results"][0]["asset"]["sha256"])
+
+
+def test_a_reference_set_takes_stills_and_says_why_it_skips_a_movie(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "rocket.jpg").write_bytes((fm.SAMPLES / "rocket.jpg").read_bytes())
+    vfx.write_movie(folder / "trailer.mp4", pictures(("coffee.jpg", 4)))
+    for number, name in ((1001, "camera.png"), (1002, "coffee.jpg")):
+        vfx.write_exr(folder / f"plate.{number}.exr", fm.sample(name).resize((64, 64)))
+    document = run_json("-w", workspace_dir, "refs", "add", "library", "--from", folder)
+    assert document["added"] == 3  # the still and each frame of the sequence
+    assert document["skipped"] == [str(folder / "trailer.mp4")]
+    assert document["skipped_why"][0]["reason"] == (
+        "reference sets take stills; movies are not read as references"
+    )
+    text = run("-w", workspace_dir, "refs", "add-items", "library", "--from", folder)
+    assert f"skipped {folder / 'trailer.mp4'}: reference sets take stills" in text.stderr
+    assert "0 added, 3 already present, 0 failed, 1 skipped." in text.stdout

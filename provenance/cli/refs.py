@@ -188,9 +188,14 @@ def _print_ingest(report: Any, as_json: bool) -> None:
     else:
         for path, error in report.failed:
             click.echo(f"failed  {common.printable(path)}: {common.printable(error)}", err=True)
+        for skipped in report.skipped:
+            click.echo(
+                f"skipped {common.printable(skipped.path)}: {common.printable(skipped.reason)}",
+                err=True,
+            )
         click.echo(
             f"{report.name}: {report.added} added, {report.known} already present, "
-            f"{len(report.failed)} failed."
+            f"{len(report.failed)} failed, {len(report.skipped)} skipped."
         )
         for detector, facts in report.indexes.items():
             click.echo(f"  {detector} index: {facts['count']} vectors, {facts['index_type']}")

@@ -215,9 +215,18 @@ def frame_ranges_text(frames: dict[str, Any] | None) -> list[str]:
         )
         lines.append(
             f"{span} recreate {r['reference_set']}#{r['item_id']} ({r['verdict']}; strongest: "
-            f"frame {r['strongest_frame']}, {r['detector']} {r['score']:g})"
+            f"frame {r['strongest_frame']}, {r['detector']} {_score_text(r)})"
         )
     return lines
+
+
+def _score_text(found: dict[str, Any]) -> str:
+    """A frame range's strongest score in its detector's unit."""
+    if found["detector"] == "geometry":
+        return f"{int(found['score'])} matched points"
+    if found["detector"] == "phash":
+        return f"{int(found['score'])} bits differ"
+    return f"cosine {found['score']:.3f}"
 
 
 def print_checks(checks: list[CheckResult]) -> None:

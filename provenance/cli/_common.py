@@ -215,18 +215,10 @@ def frame_ranges_text(frames: dict[str, Any] | None) -> list[str]:
         )
         lines.append(
             f"{span} recreate {r['reference_set']}#{r['item_id']} ({r['verdict']}; strongest: "
-            f"frame {r['strongest_frame']}, {r['detector']} {_score_text(r)})"
+            f"frame {r['strongest_frame']}, {r['detector']} "
+            f"{score_text(r['detector'], r['score'], r['detector'] != 'phash')})"
         )
     return lines
-
-
-def _score_text(found: dict[str, Any]) -> str:
-    """A frame range's strongest score in its detector's unit."""
-    if found["detector"] == "geometry":
-        return f"{int(found['score'])} matched points"
-    if found["detector"] == "phash":
-        return f"{int(found['score'])} bits differ"
-    return f"cosine {found['score']:.3f}"
 
 
 def print_checks(checks: list[CheckResult]) -> None:
@@ -287,13 +279,18 @@ def reason_cells(reason: dict[str, Any] | None) -> tuple[str, str]:
     """A reason's detector (with region) and score, in the detector's own unit."""
     if reason is None:
         return "-", "-"
-    if reason["detector"] == "geometry":
-        return f"geometry ({reason['region']})", f"{int(reason['score'])} matched points"
-    if reason["thresholds"]["higher_is_closer"]:
-        score = f"cosine {reason['score']:.3f}"
-    else:
-        score = f"{int(reason['score'])} bits differ"
+    score = score_text(
+        reason["detector"], reason["score"], reason["thresholds"]["higher_is_closer"]
+    )
     return f"{reason['detector']} ({reason['region']})", score
+
+
+def score_text(detector: str, score: float, higher_is_closer: bool) -> str:
+    """A score in its detector's unit: matched points, a cosine, or bits that differ (the
+    distances: pHash, the one detector where lower is closer)."""
+    if detector == "geometry":
+        return f"{int(score)} matched points"
+    return f"cosine {score:.3f}" if higher_is_closer else f"{int(score)} bits differ"
 
 
 def verdict_text(check: CheckResult) -> str:

@@ -13,7 +13,6 @@ behind.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -59,7 +58,7 @@ from provenance.files import (
 )
 from provenance.media import DecodedImage, check_picture, decode_image, tags_as_exif
 from provenance.media.colour import spec as colour_spec
-from provenance.media.moving import movie_facts, sample_movie
+from provenance.media.moving import movie_facts, sample_movie, sequence_manifest
 from provenance.metadata import read_embedded
 from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
 from provenance.processes import worker_count, worker_pool
@@ -342,10 +341,7 @@ def fingerprint_sequence(
             entries.append({"frame": number, "name": frame_path.name, "sha256": digest})
             total += len(data)
         assert first is not None  # a sequence has two frames or more
-        manifest = json.dumps(
-            {"schema": SEQUENCE_SCHEMA, "pattern": Path(sequence.pattern).name, "frames": entries},
-            separators=(",", ":"),
-        ).encode()
+        manifest = sequence_manifest(Path(sequence.pattern).name, entries)
         sha256 = hashlib.sha256(manifest).hexdigest()
         if store.put(manifest, sha256):
             created.append(sha256)
@@ -386,9 +382,6 @@ def fingerprint_sequence(
         bool(created),
         tuple(created),
     )
-
-
-SEQUENCE_SCHEMA = "provenance.sequence/1"
 
 
 def _frame_hashes(fingerprints: list[Fingerprint], frame: int) -> list[Fingerprint]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from PIL import Image
@@ -13,13 +12,8 @@ from provenance.atomic import write_atomically
 from provenance.domain import FingerprintLimits
 from provenance.errors import NotFound, StoreError
 from provenance.media import decode_image
-from provenance.media.moving import sample_movie
+from provenance.media.moving import manifest_frames, sample_movie, stored_kind
 from provenance.store import ContentStore
-
-# How a stored frame sequence's manifest begins (registration writes it compactly).
-_SEQUENCE_MANIFEST = b'{"schema":"provenance.sequence/1"'
-# The first bytes of movie containers: ISO base media (MP4, MOV) and Matroska (MKV, WebM).
-_MATROSKA = b"\x1a\x45\xdf\xa3"
 
 
 def poster(
@@ -34,15 +28,14 @@ def poster(
             head = handle.read(64)
     except OSError as exc:
         raise StoreError(f"stored file {sha256[:12]} cannot be read: {exc.strerror}") from None
-    if head.startswith(_SEQUENCE_MANIFEST):
-        frames = json.loads(store.read(sha256))["frames"]
-        chosen = (
-            frames[0] if frame is None else next((f for f in frames if f["frame"] == frame), None)
-        )
+    kind = stored_kind(head)
+    if kind == "sequence":
+        frames = manifest_frames(store.read(sha256))
+        chosen = next(iter(frames.values())) if frame is None else frames.get(frame)
         if chosen is None:
             raise NotFound(f"the sequence has no frame {frame}")
-        return poster(store, chosen["sha256"], limits)
-    if head.startswith(_MATROSKA) or (head[4:8] == b"ftyp" and head[8:12] not in _STILL_BRANDS):
+        return poster(store, chosen, limits)
+    if kind == "movie":
         wanted = {frame or 0}
         for _, picture in sample_movie(path, step=1, limit=1, expected_frames=None, keep=wanted):
             return picture
@@ -52,12 +45,6 @@ def poster(
     return decode_image(
         store.read(sha256), max_pixels=limits.max_pixels, colour=limits.colour
     ).pixels
-
-
-# ISO base media brands of still pictures (HEIF, AVIF): decoded as images, not movies.
-_STILL_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
-)
 
 
 def frame_thumbnail(

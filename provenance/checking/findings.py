@@ -6,7 +6,6 @@ worker (``checking.workers``)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from provenance.detectors.geometric import FeatureCache, GeometricVerifier, Loca
 from provenance.detectors.regions import AssetVectors
 from provenance.errors import NotFound, ProvenanceError
 from provenance.media import decode_image
-from provenance.media.moving import frame_ranges, sample_movie, sample_numbers
+from provenance.media.moving import frame_ranges, manifest_frames, sample_movie, sample_numbers
 from provenance.scoring import (
     Candidate,
     GeometryRule,
@@ -329,8 +328,7 @@ def _sampled_frames(
             if last is not None and number >= last:
                 return
         return
-    manifest = json.loads(workspace.store.read(sha256))
-    frames = {int(e["frame"]): e["sha256"] for e in manifest["frames"]}
+    frames = manifest_frames(workspace.store.read(sha256))
     numbers = only if only is not None else sample_numbers(sorted(frames), step, limit)
     for number in numbers:
         yield (

@@ -8,12 +8,14 @@ the expensive part of fingerprinting, so it happens once per file.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 from provenance.domain import ColourPolicy
 from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
 from provenance.media import vfx
+from provenance.media.limits import within_limit
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ SUPPORTED_FORMATS = frozenset(
     {"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF", "AVIF", "HEIF", "OpenEXR", "DPX"}
 )
 # ISO base media brands of HEIF pictures, read through pillow-heif.
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 # A truncated file must fail, never decode to a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -122,35 +125,36 @@ def decode_image(
     Raises UnsupportedMedia (not an image, or a format we do not take), ImageTooLarge
     (over ``max_pixels``) or CorruptMedia (truncated or damaged data).
     """
-    with warnings.catch_warnings():
-        # A warning from Pillow is damage: one line of error, never a stray warning line.
-        warnings.simplefilter("error")
-        # We apply our own pixel limit; Pillow's warning would only be noise.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            kind = vfx.kind_of(data)
-            if kind is not None:
-                return _decode_vfx(data, kind, max_pixels, colour)
-            return _decode(data, max_pixels=max_pixels, draft_min_side=draft_min_side)
-        except Warning as exc:
-            raise CorruptMedia(f"damaged image data: {exc}") from None
+    with _warnings_are_damage():
+        kind = vfx.kind_of(data)
+        if kind is not None:
+            return _decode_vfx(data, kind, max_pixels, colour)
+        return _decode(data, max_pixels=max_pixels, draft_min_side=draft_min_side)
 
 
 def check_picture(data: bytes, *, max_pixels: int) -> tuple[int, int]:
     """The (width, height) of a picture found whole: every pixel is read, as
     ``decode_image`` reads it, but an OpenEXR or DPX is not made display-referred (its
     colour conversion is most of its cost). Raises what ``decode_image`` raises."""
+    kind = vfx.kind_of(data)
+    if kind is None:
+        decoded = decode_image(data, max_pixels=max_pixels)
+        return decoded.width, decoded.height
+    with _warnings_are_damage():
+        return vfx.check(data, kind, max_pixels=max_pixels)
+
+
+@contextlib.contextmanager
+def _warnings_are_damage() -> Iterator[None]:
+    """A warning while decoding is damage: one line of error, never a stray warning line.
+    Pillow's decompression-bomb warning is ignored: our own pixel limit applies."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            kind = vfx.kind_of(data)
-            if kind is not None:
-                return vfx.check(data, kind, max_pixels=max_pixels)
+            yield
         except Warning as exc:
             raise CorruptMedia(f"damaged image data: {exc}") from None
-    decoded = decode_image(data, max_pixels=max_pixels)
-    return decoded.width, decoded.height
 
 
 # Text tags of VFX headers and movie containers that say what EXIF says in a still.
@@ -206,7 +210,7 @@ def _decode(data: bytes, *, max_pixels: int, draft_min_side: int | None) -> Deco
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     if not data:
         raise UnsupportedMedia("empty file (0 bytes)")
-    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         _register_heif()
     try:
         image = Image.open(io.BytesIO(data))
@@ -225,11 +229,7 @@ def _decode(data: bytes, *, max_pixels: int, draft_min_side: int | None) -> Deco
     width, height = image.size
     if width <= 0 or height <= 0:
         raise CorruptMedia(f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (setting max_image_pixels)"
-        )
+    within_limit(width, height, max_pixels)
     if fmt == "PNG":
         _verify_png_checksums(data)
     mode = image.mode

@@ -9,6 +9,7 @@ at most ``limit`` frames in all (the step grows to keep within it)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
+from provenance.errors import CorruptMedia, UnsupportedMedia
+from provenance.media.limits import within_limit
 
 # Mean absolute difference (0-255) of consecutive frames' small greys that marks a cut.
 CUT_DIFFERENCE = 30.0
@@ -28,6 +30,42 @@ _PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"
 _TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear",
               13: "srgb", 14: "bt2020-10", 15: "bt2020-12", 16: "pq", 18: "hlg"}  # fmt: skip
 _MATRICES = {0: "rgb", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+
+
+# A frame sequence is stored as a manifest naming each frame's stored file, written
+# compactly (``sequence_manifest``), so that its first bytes say what it is.
+SEQUENCE_SCHEMA = "provenance.sequence/1"
+_MANIFEST_START = b'{"schema":"' + SEQUENCE_SCHEMA.encode() + b'"'
+# The first bytes of Matroska (MKV, WebM); ISO base media (MP4, MOV) say "ftyp" at 4.
+_MATROSKA = b"\x1a\x45\xdf\xa3"
+# ISO base media brands of still pictures (HEIF, AVIF): decoded as images, not movies.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+
+
+def sequence_manifest(pattern: str, entries: list[dict[str, Any]]) -> bytes:
+    """A sequence's manifest (``provenance.sequence/1``): its pattern and, per frame, its
+    number, file name and sha256."""
+    document = {"schema": SEQUENCE_SCHEMA, "pattern": pattern, "frames": entries}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def manifest_frames(data: bytes) -> dict[int, str]:
+    """The stored file (sha256) of each frame of a sequence's manifest, by frame number,
+    in order."""
+    return {int(e["frame"]): str(e["sha256"]) for e in json.loads(data)["frames"]}
+
+
+def stored_kind(head: bytes) -> str:
+    """ "sequence", "movie" or "still", from a stored file's first bytes."""
+    from provenance.media import HEIF_BRANDS
+
+    if head.startswith(_MANIFEST_START):
+        return "sequence"
+    if head.startswith(_MATROSKA) or (
+        head[4:8] == b"ftyp" and head[8:12] not in HEIF_BRANDS | _AVIF_BRANDS
+    ):
+        return "movie"
+    return "still"
 
 
 def _av() -> Any:
@@ -57,11 +95,7 @@ def movie_facts(path: Path, *, max_pixels: int) -> MovieFacts:
             width, height = int(context.width or 0), int(context.height or 0)
             if width <= 0 or height <= 0:
                 raise CorruptMedia(f"movie has no picture size ({width}x{height})")
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"frames are {width}x{height} = {width * height:,} pixels, over the limit "
-                    f"of {max_pixels:,} (setting max_image_pixels)"
-                )
+            within_limit(width, height, max_pixels, "frames are")
             rate = stream.average_rate or stream.guessed_rate
             duration = (
                 float(stream.duration * stream.time_base)

@@ -20,8 +20,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from provenance.domain import ColourPolicy
-from provenance.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
+from provenance.errors import CorruptMedia, UnsupportedMedia
 from provenance.media import colour
+from provenance.media.limits import within_limit
 
 T = TypeVar("T")
 
@@ -173,11 +174,7 @@ def _pixels(
         width, height = int(spec.width), int(spec.height)
         if width <= 0 or height <= 0:
             raise CorruptMedia(f"image has no pixels ({width}x{height})")
-        if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
-                f"{max_pixels:,} (setting max_image_pixels)"
-            )
+        within_limit(width, height, max_pixels)
         first, last = min(channels), max(channels)
         block = image.read_image(part, 0, first, last + 1, "float")
         if block is None:

@@ -6,15 +6,19 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from provenance import record_digests
 from provenance.db import audit, repository, row_audit, schema
 from provenance.db.session import one_line, read_session
 from provenance.detectors.geometric import FeatureCache, GeometricVerifier, prune_features
-from provenance.errors import InvalidInput
+from provenance.errors import InvalidInput, SignatureInvalid
+from provenance.signing import anchors
 from provenance.workspace import Workspace
 
 # `store gc` leaves files younger than this alone: they may belong to a write in progress.
@@ -52,7 +56,7 @@ class DatabaseStatus:
     code_revision: str
 
 
-def verify_audit(workspace: Workspace) -> audit.ChainReport:
+def verify_audit(workspace: Workspace, anchors_file: Path | None = None) -> audit.ChainReport:
     """Verify the audit chain, then every row that matters to legal against the newest
     audit event vouching for it (an altered, added or deleted row is named), then the
     checks, decisions, consents, approvals and withdrawals against their own digests
@@ -61,6 +65,11 @@ def verify_audit(workspace: Workspace) -> audit.ChainReport:
         report = audit.verify_chain(session)
         if not report.ok:
             return report
+        if anchors_file is not None:
+            # First: a cut or rewritten log is named as such, not by the rows it orphaned.
+            report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
+            if not report.ok:
+                return report
         problems = row_audit.verify_rows(session)
         if problems:
             event_id, message = problems[0]
@@ -80,6 +89,64 @@ def verify_audit(workspace: Workspace) -> audit.ChainReport:
                 event_id, message = problem
                 return audit.ChainReport(False, report.events, event_id, message)
         return report
+
+
+def _against_anchors(
+    session: Session, report: audit.ChainReport, path: Path, trust: list[x509.Certificate]
+) -> audit.ChainReport:
+    """The verified chain compared with every anchor written outside the database: an
+    anchored event missing means the log was cut, a different hash that it was rewritten.
+    Each signed anchor must verify against the studio's trust; unsigned ones are counted."""
+    found = anchors.read_anchors(path)
+    if not found:
+        return audit.ChainReport(False, report.events, None, f"{path.name} holds no anchor")
+    stored = audit.event_hashes(session, [a.event for a in found if a.event > 0])
+    unsigned = 0
+    for anchor in found:
+        where = f"the anchor on line {anchor.line} of {path.name} ({anchor.anchored_at})"
+        try:
+            signature = anchors.verify_signature(anchor, trust)
+        except SignatureInvalid as exc:
+            return audit.ChainReport(False, report.events, None, f"{where}: {exc}")
+        if signature is None:
+            unsigned += 1
+        elif not signature.intact:
+            return audit.ChainReport(
+                False, report.events, None, f"{where} was altered: its signature does not match"
+            )
+        elif not signature.trusted:
+            return audit.ChainReport(
+                False,
+                report.events,
+                None,
+                f"{where} is signed by {signature.signer}, who is not a trusted signer",
+            )
+        if anchor.event == 0:
+            continue
+        if anchor.event not in stored:
+            return audit.ChainReport(
+                False,
+                report.events,
+                anchor.event,
+                f"event {anchor.event}, anchored by {where}, is missing: the log ends at "
+                f"event {report.events}, so it was cut and its head rewritten",
+            )
+        if stored[anchor.event] != anchor.hash:
+            return audit.ChainReport(
+                False,
+                report.events,
+                anchor.event,
+                f"event {anchor.event} differs from {where}: the log was rewritten",
+            )
+    newest = found[-1]
+    note = f"; {unsigned} of them unsigned (made without a studio key)" if unsigned else ""
+    return audit.ChainReport(
+        True,
+        report.events,
+        None,
+        f"{report.message}; {len(found)} anchors agree (newest: event {newest.event}, "
+        f"{newest.anchored_at}){note}",
+    )
 
 
 def collect_garbage(

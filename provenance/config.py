@@ -9,6 +9,7 @@ prints every effective value with where it came from.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -404,6 +405,48 @@ SETTINGS: tuple[Setting, ...] = (
         "Name recorded as the actor of every write when --by is not given. Empty: the "
         "operating-system login name.",
     ),
+    Setting(
+        "signing_certificate",
+        "",
+        str,
+        "The studio's signing certificate chain (PEM, the signer's certificate first; "
+        "relative paths from the workspace folder). When set, exports are signed: evidence "
+        "packs and disclosure summaries as PAdES PDFs, JSON records with a detached .p7s, "
+        "copies with Content Credentials (C2PA). ECDSA P-256 or P-384 keys. "
+        "`provenance keys init` makes a development one.",
+    ),
+    Setting(
+        "signing_key",
+        "",
+        str,
+        "The private key (unencrypted PEM) of signing_certificate. Leave empty when "
+        "signing_command holds the key.",
+    ),
+    Setting(
+        "signing_command",
+        "",
+        str,
+        "A command that signs with a key kept elsewhere (KMS, HSM): it reads the bytes to sign "
+        "on standard input and writes the DER ECDSA signature on standard output, e.g. "
+        "`openssl dgst -sha256 -sign key.pem`. Each signature is checked against "
+        "signing_certificate before use.",
+    ),
+    Setting(
+        "trust_list",
+        "",
+        str,
+        "PEM file of the certificates trusted as roots besides the studio's own (the root at "
+        "the end of signing_certificate): vendors' C2PA signers, other studios. Content "
+        "Credentials, signed documents and anchors are validated against these only.",
+    ),
+    Setting(
+        "audit_anchors",
+        "audit-anchors.jsonl",
+        str,
+        "File the audit log's head is anchored in (one signed line per export and per "
+        "`provenance audit anchor`), outside the database; keep it where the database's "
+        "writers cannot rewrite it. Relative paths from the workspace folder.",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -516,6 +559,34 @@ def workspace_file_text(values: Mapping[str, Any] | None = None) -> str:
             lines.append(f"# {setting.name} = {_toml_literal(setting.default)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def with_settings(text: str, values: Mapping[str, Any]) -> str:
+    """``provenance.toml``'s text with ``values`` set: each replaces the setting's line (set
+    or commented out) in place, or is added to ``[settings]``; comments are kept."""
+    lines = text.splitlines()
+    for name, value in values.items():
+        if name not in SETTINGS_BY_NAME:
+            raise ConfigError(f"unknown setting {name!r}")
+        line = f"{name} = {_toml_literal(value)}"
+        pattern = re.compile(rf"^\s*#?\s*{re.escape(name)}\s*=")
+        for index, existing in enumerate(lines):
+            if pattern.match(existing):
+                lines[index] = line
+                break
+        else:
+            try:
+                at = lines.index("[settings]") + 1
+            except ValueError:
+                lines.append("[settings]")
+                at = len(lines)
+            lines.insert(at, line)
+    updated = "\n".join(lines) + "\n"
+    try:
+        tomllib.loads(updated)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{WORKSPACE_FILE} would not be valid TOML: {exc}") from None
+    return updated
 
 
 def _toml_literal(value: Any) -> str:

@@ -63,6 +63,7 @@ class Source(enum.StrEnum):
     INVOKEAI = "invokeai"
     SIDECAR = "sidecar"
     METADATA_FILE = "metadata-file"
+    C2PA = "c2pa"  # a Content Credentials manifest that validates (signed by the maker)
     FLAG = "flag"
 
 
@@ -161,6 +162,8 @@ class FingerprintLimits:
     hash_names: tuple[str, ...]
     colour: ColourPolicy = ColourPolicy()
     max_movie_bytes: int = 100 * 1024 * 1024 * 1024
+    # PEM of the roots Content Credentials are validated against (empty: none trusted).
+    trust_anchors: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     ├── StoreError
     ├── PdfUnavailable
     ├── AuditChainBroken
+    ├── SigningError
+    ├── SignatureInvalid
     ├── AccessDenied
     │   └── Unauthenticated
     └── Conflict
@@ -134,6 +136,14 @@ class PdfUnavailable(ProvenanceError):
 
 class AuditChainBroken(ProvenanceError):
     """An audit event does not verify against its predecessor."""
+
+
+class SigningError(ProvenanceError):
+    """The studio's key or certificate is missing, unusable, or its signing command failed."""
+
+
+class SignatureInvalid(ProvenanceError):
+    """A signed file, record or anchor does not verify: altered, or signed by someone else."""
 
 
 class AccessDenied(ProvenanceError):

@@ -7,6 +7,11 @@ renders the documents from them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provenance import compliance, thumbnails
+from provenance import compliance, signatures, thumbnails
+from provenance._version import __version__
 from provenance.atomic import write_atomically
 from provenance.db import audit, repository
 from provenance.db.session import read_session
@@ -23,6 +29,9 @@ from provenance.errors import StoreError
 from provenance.export import evidence
 from provenance.export import record as record_export
 from provenance.export.documents import stored_check_json
+from provenance.signing import anchors, credentials
+from provenance.signing import documents as signed_documents
+from provenance.signing.keys import StudioKey
 from provenance.workspace import Workspace
 
 
@@ -42,17 +51,49 @@ def disclosure(
 
 
 def export_asset(
-    workspace: Workspace, ref: str, out: Path, *, today: dt.date | None = None, pdf: bool = True
+    workspace: Workspace,
+    ref: str,
+    out: Path,
+    *,
+    today: dt.date | None = None,
+    pdf: bool = True,
+    c2pa: bool = False,
 ) -> list[Path]:
-    """Write asset-ID.json, its evidence pack asset-ID.html and (``pdf``) asset-ID.pdf."""
+    """Write asset-ID.json, its evidence pack asset-ID.html and (``pdf``) asset-ID.pdf,
+    and (``c2pa``) a copy of the asset with Content Credentials. With a studio key, the
+    PDF is signed, the JSON gets a detached signature (asset-ID.json.p7s), and the audit
+    log's head is anchored (audit-anchor.json here, and a line in the anchors file)."""
     record = asset_record(workspace, ref, today=today)
+    key = workspace.require_studio_key() if c2pa else workspace.studio_key()
     html = evidence.asset_pack_html(record, _thumbnailer(workspace), _frame_thumbnailer(workspace))
     stem = f"asset-{record['asset']['id']}"
     files = {f"{stem}.json": record_export.dumps(record).encode("utf-8"),
              f"{stem}.html": html.encode("utf-8")}  # fmt: skip
     if pdf:
         files[f"{stem}.pdf"] = evidence.to_pdf(html)
-    return _write_files(out, files)
+    anchor = signatures.head_anchor(workspace, key, f"export asset {record['asset']['id']}")
+    copies = {}
+    if c2pa:
+        assert key is not None
+        copies[_copy_name(stem, record)] = (
+            record,
+            hashlib.sha256(files[f"{stem}.json"]).hexdigest(),
+        )
+    return _write_export(workspace, out, files, key, anchor, copies)
+
+
+def sign_asset(workspace: Workspace, ref: str, out: Path) -> list[Path]:
+    """Write a copy of asset REF with Content Credentials signed by the studio's key: the
+    registered file as its parent ingredient (a vendor's manifest kept inside), and our
+    assertion of its record, verdict, review status and approvals."""
+    key = workspace.require_studio_key()
+    record = asset_record(workspace, ref)
+    stem = f"asset-{record['asset']['id']}"
+    digest = hashlib.sha256(record_export.dumps(record).encode("utf-8")).hexdigest()
+    anchor = signatures.head_anchor(workspace, key, f"sign asset {record['asset']['id']}")
+    return _write_export(
+        workspace, out, {}, key, anchor, {_copy_name(stem, record): (record, digest)}
+    )
 
 
 def export_production(
@@ -64,8 +105,9 @@ def export_production(
     pdf: bool = True,
 ) -> list[Path]:
     """Write the disclosure summary (disclosure.json, .html, .pdf) and every asset's
-    record and evidence pack under assets/."""
+    record and evidence pack under assets/; signed and anchored as ``export_asset``."""
     summary = disclosure(workspace, production, today=today)
+    key = workspace.studio_key()
     html = evidence.disclosure_html(summary)
     files = {"disclosure.json": record_export.dumps(summary).encode("utf-8"),
              "disclosure.html": html.encode("utf-8")}  # fmt: skip
@@ -82,7 +124,8 @@ def export_production(
             files[f"{stem}.html"] = evidence.asset_pack_html(
                 record, _thumbnailer(workspace), _frame_thumbnailer(workspace)
             ).encode("utf-8")
-    return _write_files(out, files)
+    anchor = signatures.head_anchor(workspace, key, f"export production {production}")
+    return _write_export(workspace, out, files, key, anchor, {})
 
 
 def _record(
@@ -143,6 +186,117 @@ def _frame_thumbnailer(workspace: Workspace) -> evidence.FrameThumbnail:
         ).read_bytes()
 
     return frame_thumbnail
+
+
+def _write_export(
+    workspace: Workspace,
+    out: Path,
+    files: dict[str, bytes],
+    key: StudioKey | None,
+    anchor: anchors.Anchor | None,
+    copies: Mapping[str, tuple[dict[str, Any], str]],
+) -> list[Path]:
+    """Sign what there is to sign, anchor the audit head, then write every file. Nothing is
+    written when signing fails; the anchor goes to the anchors file before the export's
+    files, so an export never lacks its anchor."""
+    if key is not None:
+        for name in list(files):
+            if name.endswith(".pdf"):
+                files[name] = signed_documents.sign_pdf(
+                    files[name], key, reason="provenance evidence", location=workspace.root.name
+                )
+            elif name.endswith((".json", ".html")):
+                files[name + ".p7s"] = signed_documents.sign_detached(files[name], key)
+    if anchor is not None:
+        # One line, as in the anchors file: `provenance verify` reads either.
+        files["audit-anchor.json"] = (json.dumps(anchor.to_json(), sort_keys=True) + "\n").encode()
+    signed_copies = {}
+    for name, (record, record_sha256) in copies.items():
+        assert key is not None
+        signed_copies[name] = _c2pa_copy(workspace, key, record, record_sha256, anchor)
+    if anchor is not None:
+        anchors.append_anchor(signatures.anchors_path(workspace), anchor)
+    return _write_files(out, {**files, **signed_copies})
+
+
+def _copy_name(stem: str, record: dict[str, Any]) -> str:
+    suffix = Path(str(record["asset"]["original_name"])).suffix.lower()
+    return f"{stem}-c2pa{suffix}"
+
+
+def _c2pa_copy(
+    workspace: Workspace,
+    key: StudioKey,
+    record: dict[str, Any],
+    record_sha256: str,
+    anchor: anchors.Anchor | None,
+) -> bytes:
+    """The registered file's bytes with our signed Content Credentials."""
+    asset = record["asset"]
+    source = workspace.store.path_for(asset["sha256"])
+    named = Path(tempfile.mkdtemp(prefix=".c2pa-", dir=workspace.root))
+    try:
+        # The library tells formats by name: the stored copy is linked under its own.
+        original = named / ("source" + Path(str(asset["original_name"])).suffix.lower())
+        os.symlink(source, original)
+        target = named / ("signed" + original.suffix)
+        credentials.write_credentials(
+            original,
+            target,
+            title=str(asset["original_name"]),
+            key=key,
+            trust_pem=workspace.fingerprint_limits.trust_anchors,
+            assertion=_assertion(record, record_sha256, anchor),
+            digital_source_type=_digital_source_type(record),
+            generator=("provenance", __version__),
+        )
+        return target.read_bytes()
+    finally:
+        shutil.rmtree(named, ignore_errors=True)
+
+
+def _assertion(
+    record: dict[str, Any], record_sha256: str, anchor: anchors.Anchor | None
+) -> dict[str, Any]:
+    checks = record["checks"]
+    return {
+        "schema": credentials.RECORD_ASSERTION_SCHEMA,
+        "asset_id": record["asset"]["id"],
+        "sha256": record["asset"]["sha256"],
+        "record_schema": record["schema"],
+        "record_sha256": record_sha256,
+        "verdict": checks[-1]["verdict"] if checks else "unchecked",
+        "review_status": record["review_status"],
+        "approvals": [
+            {
+                "approval_id": a["approval_id"],
+                "approver": a["approver"],
+                "reference": a["reference"],
+                "covers": a["covers"],
+                "recorded_at": a["recorded_at"],
+                "withdrawn": a["withdrawn"] is not None,
+            }
+            for a in record["approvals"]
+        ],
+        "digital_source_type": _digital_source_type(record),
+        "audit_head": None if anchor is None else {"event": anchor.event, "hash": anchor.hash},
+        "as_of": record["as_of"],
+    }
+
+
+def _digital_source_type(record: dict[str, Any]) -> str:
+    """The IPTC digital source type of the copy: the maker's, from its own Content
+    Credentials; else generated; composite when people reworked it (a revision)."""
+    if record.get("revisions"):
+        return credentials.COMPOSITE_TRAINED
+    setting = record["asset"]["generation"]["settings"].get("digital_source_type")
+    if (
+        setting
+        and isinstance(setting.get("value"), str)
+        and setting["value"].startswith(credentials.IPTC)
+    ):
+        return str(setting["value"])
+    return credentials.TRAINED
 
 
 def _write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:

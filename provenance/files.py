@@ -133,7 +133,7 @@ def collect_files(
             suffix = found.suffix.lower()
             if suffix in taken:
                 by_folder.setdefault(found.parent, []).append(found)
-            elif suffix != ".json":  # sidecars are read with their image
+            elif suffix not in (".json", ".c2pa"):  # sidecars are read with their file
                 skipped.append(Skipped(str(found), _why_not(suffix, moving)))
         for folder_files in by_folder.values():
             found_items.extend(_grouped(folder_files) if moving else folder_files)

@@ -60,8 +60,10 @@ from provenance.media import DecodedImage, check_picture, decode_image, tags_as_
 from provenance.media.colour import spec as colour_spec
 from provenance.media.moving import movie_facts, sample_movie, sequence_manifest
 from provenance.metadata import read_embedded
+from provenance.metadata.credentials import reading as credentials_reading
 from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
 from provenance.processes import worker_count, worker_pool
+from provenance.signing.credentials import read_credentials
 from provenance.store import ContentStore
 from provenance.workspace import Workspace
 
@@ -231,7 +233,7 @@ def fingerprint_file(
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise MediaError("file changed while it was being registered")
         decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
-        readings = _readings(decoded, path)
+        readings = _readings(decoded, path, data, limits)
         fingerprints = [
             sha256_fingerprint(sha256),
             *perceptual_hashes(decoded.pixels, limits.hash_names, colour_spec(decoded.colour)),
@@ -287,7 +289,7 @@ def fingerprint_movie(
             info=tags,
             exif=tags_as_exif(tags),
         )
-        readings = _readings(still, path)
+        readings = _readings(still, path, None, limits)
         fingerprints = [
             sha256_fingerprint(sha256),
             *_frame_hashes(perceptual_hashes(poster, limits.hash_names), 0),
@@ -395,12 +397,19 @@ def _frame_list(frames: Iterable[int], shown: int = 8) -> str:
     return text + (f" and {len(listed) - shown} more" if len(listed) > shown else "")
 
 
-def _readings(decoded: DecodedImage, path: Path) -> list[MetadataReading]:
-    """What the file says about how it was made, then its sidecar's."""
+def _readings(
+    decoded: DecodedImage, path: Path, data: bytes | None, limits: FingerprintLimits
+) -> list[MetadataReading]:
+    """What the file says about how it was made, then its sidecar's, then its Content
+    Credentials' (read from ``data``, or from the file at ``path`` when None)."""
     readings = [_sanitised(r) for r in read_embedded(decoded)]
     sidecar = find_sidecar(path)
     if sidecar is not None:
         readings.append(read_sidecar(sidecar))
+    summary = read_credentials(path.name, data, path, limits.trust_anchors)
+    signed = credentials_reading(summary)
+    if signed is not None:
+        readings.append(_sanitised(signed))
     return readings
 
 

@@ -9,11 +9,13 @@ one (see the README's Layout section).
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -41,10 +43,12 @@ from provenance.errors import (
     AccessDenied,
     DetectorUnavailable,
     ProvenanceError,
+    SigningError,
     WorkspaceError,
     WorkspaceExists,
     WorkspaceNotFound,
 )
+from provenance.signing import keys
 from provenance.store import ContentStore
 
 WORKSPACE_ENV = "PROVENANCE_WORKSPACE"
@@ -69,19 +73,62 @@ class Workspace:
         self.threads: int | None = None
         # Set by open() from PROVENANCE_TOKEN; None: the local user of this machine.
         self.token: str | None = None
-        self.fingerprint_limits = FingerprintLimits(
+        self._studio_key: keys.StudioKey | None = None
+
+    @functools.cached_property
+    def fingerprint_limits(self) -> FingerprintLimits:
+        """What a file is read under: sizes, hashes, colour, the C2PA trust anchors."""
+        settings = self.settings
+        return FingerprintLimits(
             max_file_bytes=int(settings["max_file_mb"]) * 1024 * 1024,
             max_pixels=int(settings["max_image_pixels"]),
             hash_names=tuple(parse_hash_names(settings["hashes"])),
             max_movie_bytes=int(settings["max_movie_mb"]) * 1024 * 1024,
             colour=ColourPolicy(
-                config=_colour_config(root, str(settings["colour_config"])),
+                config=_colour_config(self.root, str(settings["colour_config"])),
                 linear=str(settings["colour_linear"]),
                 log=str(settings["colour_log"]),
                 display=str(settings["colour_display"]),
                 view=str(settings["colour_view"]),
             ),
+            trust_anchors=keys.anchors_pem(self.trust_certificates()),
         )
+
+    def studio_key(self) -> keys.StudioKey | None:
+        """The studio's signing key (settings signing_certificate, signing_key or
+        signing_command); None when none is configured. SigningError when it is unusable."""
+        if self._studio_key is None:
+            certificate = str(self.settings["signing_certificate"]).strip()
+            if not certificate:
+                return None
+            key = str(self.settings["signing_key"]).strip()
+            self._studio_key = keys.load_key(
+                self.path_setting(certificate),
+                self.path_setting(key) if key else None,
+                str(self.settings["signing_command"]),
+            )
+        return self._studio_key
+
+    def require_studio_key(self) -> keys.StudioKey:
+        key = self.studio_key()
+        if key is None:
+            raise SigningError(
+                "no signing key is configured (setting signing_certificate); "
+                "`provenance keys init` makes a development key"
+            )
+        return key
+
+    def trust_certificates(self) -> list[x509.Certificate]:
+        """The roots signatures are validated against: the studio's own, then trust_list's."""
+        trusted = keys.studio_anchors(self.studio_key())
+        trust_list = str(self.settings["trust_list"]).strip()
+        if trust_list:
+            trusted += keys.read_certificates(self.path_setting(trust_list), "trust_list")
+        return trusted
+
+    def path_setting(self, value: str) -> Path:
+        """A file named by a setting: relative paths are from the workspace folder."""
+        return (self.root / Path(value).expanduser()).resolve()
 
     @classmethod
     def create(

@@ -132,11 +132,17 @@ def test_a_talent_likeness_is_cleared_for_final_and_exported(cast: dict[str, Any
     }  # fmt: skip
     assert record["revisions"][0]["revised_by"] == "arti"
     assert record["audit"]["chain"]["ok"] is True
-    # Exporting again without changes gives the same bytes: record, page and PDF.
-    first = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    # Exporting again without changes gives the same bytes: record, page and PDF (unsigned:
+    # no studio key here). The audit anchor says when it was made.
+    def documents() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.name != "audit-anchor.json"}
+
+    first = documents()
     assert sorted(first) == [f"asset-{asset}.{kind}" for kind in ("html", "json", "pdf")]
+    assert (out / "audit-anchor.json").is_file()
     ok(run("-w", ws, "export", "asset", asset, "--out", out, "--as-of", "2026-11-22"))
-    assert {path.name: path.read_bytes() for path in out.iterdir()} == first
+    assert documents() == first
 
     html = (out / f"asset-{asset}.html").read_text()
     assert "portrait of the commander &lt;b&gt;in orbit&lt;/b&gt;" in html
@@ -488,7 +494,9 @@ def test_no_pdf_writes_the_record_and_the_page_only(cast: dict[str, Any]) -> Non
     asset = register_likeness(cast)
     out = cast["tmp"] / "light"
     ok(run("-w", cast["ws"], "export", "asset", asset, "--out", out, "--no-pdf"))
-    assert sorted(p.name for p in out.iterdir()) == [f"asset-{asset}.html", f"asset-{asset}.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"asset-{asset}.html", f"asset-{asset}.json", "audit-anchor.json"
+    ]  # fmt: skip
     assert oct((out / f"asset-{asset}.json").stat().st_mode & 0o777) == "0o644"
 
 

@@ -50,6 +50,9 @@ COMMANDS = {
     "store": "admin:store_group",
     "audit": "admin:audit",
     "db": "admin:db",
+    "keys": "signing:keys_group",
+    "sign": "signing:sign_command",
+    "verify": "signing:verify_command",
 }
 
 

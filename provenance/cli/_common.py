@@ -151,6 +151,8 @@ def print_asset(record: dict[str, Any]) -> None:
     for key, entry in record["generation"]["settings"].items():
         value = entry["value"] if isinstance(entry["value"], str) else json.dumps(entry["value"])
         click.echo(f"    {printable(key):<15} {clip(printable(value), 100)}  ({entry['source']})")
+    for line in credentials_text(record.get("content_credentials")):
+        click.echo(line)
     review = record["review"]
     reopened = " (reopened: a new check changed the verdict)" if review["reopened"] else ""
     click.echo(f"  status        {review['status']}{reopened}")
@@ -174,6 +176,40 @@ def print_asset(record: dict[str, Any]) -> None:
             f"{made['decision']:<13} by {printable(made['decided_by'])} ({made['role']}) "
             f"on check {made['check_id']}: {clip(printable(made['rationale']), 100)}"
         )
+
+
+def credentials_text(found: dict[str, Any] | None) -> list[str]:
+    """The lines ``show`` prints about a file's Content Credentials (C2PA)."""
+    if found is None:
+        return ["  content credentials  none (the file carries no C2PA manifest)"]
+    made = found.get("claim_generator") or "unknown generator"
+    if found.get("claim_generator_version"):
+        made += f" {found['claim_generator_version']}"
+    lines = [
+        f"  content credentials  {found['validation_state']}",
+        f"    claim generator  {printable(made)}",
+        f"    signed by        {printable(found.get('signer') or 'unknown')}"
+        + (f", issued by {printable(found['issuer'])}" if found.get("issuer") else "")
+        + f"; {'at ' + found['signing_time'] if found.get('signing_time') else 'no trusted time'}",
+    ]
+    for action in found.get("actions") or []:
+        source = str(action.get("digital_source_type") or "").rsplit("/", 1)[-1]
+        agent = action.get("software_agent")
+        lines.append(
+            f"    action           {action.get('action')}"
+            + (f" ({printable(source)})" if source else "")
+            + (f" by {printable(agent)}" if agent else "")
+        )
+    for ingredient in found.get("ingredients") or []:
+        inner = ingredient.get("manifest")
+        signed = f", signed by {printable(inner.get('signer'))}" if inner else ""
+        lines.append(
+            f"    ingredient       {printable(ingredient.get('title') or '?')} "
+            f"({ingredient.get('relationship')}{signed})"
+        )
+    if found.get("sidecar"):
+        lines.append(f"    read from        {printable(found['sidecar'])}")
+    return lines
 
 
 def media_text(media: dict[str, Any]) -> str:

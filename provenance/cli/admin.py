@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -57,13 +58,20 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option(
+    "--anchors",
+    "anchors_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also compare the log with every anchor in this file (setting audit_anchors): "
+    "finds a log rewritten, or cut and its head row rewritten, since each anchor.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @common.pass_context
 @common.fail_cleanly
-def audit_verify(context: common.Context, as_json: bool) -> None:
+def audit_verify(context: common.Context, anchors_file: Path | None, as_json: bool) -> None:
     """Check every audit event against the one before it; exit 1 naming the first bad one."""
     with context.open() as workspace:
-        report = admin.verify_audit(workspace)
+        report = admin.verify_audit(workspace, anchors_file)
     if as_json:
         common.print_json(report.to_json())
         if not report.ok:
@@ -72,6 +80,26 @@ def audit_verify(context: common.Context, as_json: bool) -> None:
     if not report.ok:
         raise click.ClickException(f"audit chain broken: {report.message}")
     click.echo(f"Audit chain OK: {report.message}.")
+
+
+@audit.command("anchor")
+@click.option("--reason", default="anchor", show_default=True, help="Why, written with it.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (provenance.audit-anchor/1).")
+@common.pass_context
+@common.fail_cleanly
+def audit_anchor(context: common.Context, reason: str, as_json: bool) -> None:
+    """Write the log's head (event number and hash), signed with the studio's key, to the
+    anchors file outside the database (setting audit_anchors). Every export does too."""
+    from provenance import signatures
+
+    with context.open() as workspace:
+        anchor = signatures.anchor_audit(workspace, reason)
+        path = signatures.anchors_path(workspace)
+    if as_json:
+        common.print_json(anchor.to_json())
+        return
+    signed = "signed" if anchor.signature is not None else "unsigned (no studio key)"
+    click.echo(f"Anchored event {anchor.event} ({anchor.hash[:16]}), {signed}, in {path}.")
 
 
 @click.group()

@@ -443,18 +443,27 @@ def export_group() -> None:
 )
 @click.option("--as-of", help="Judge the policy on this day instead of today (YYYY-MM-DD).")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF (JSON and HTML only).")
+@click.option(
+    "--c2pa",
+    is_flag=True,
+    help="Also write a copy of the asset with Content Credentials signed by the studio "
+    "(asset-ID-c2pa.EXT; needs a signing key).",
+)
 @common.pass_context
 @common.fail_cleanly
 def export_asset(
-    context: common.Context, ref: str, out: Path, as_of: str | None, no_pdf: bool
+    context: common.Context, ref: str, out: Path, as_of: str | None, no_pdf: bool, c2pa: bool
 ) -> None:
     """Write asset REF's record (asset-ID.json, provenance.record/1) and its evidence pack
-    (asset-ID.html and asset-ID.pdf)."""
+    (asset-ID.html and asset-ID.pdf). With a studio key, the PDF is signed, the JSON gets
+    a detached signature (.p7s) and the audit head is anchored (audit-anchor.json)."""
     today = common.as_of_date(as_of)
     with context.open() as workspace:
-        paths = exports.export_asset(workspace, ref, out, today=today, pdf=not no_pdf)
+        paths = exports.export_asset(workspace, ref, out, today=today, pdf=not no_pdf, c2pa=c2pa)
+        signed = workspace.studio_key() is not None
     for path in paths:
         click.echo(f"wrote {path}")
+    _say_unsigned(signed)
 
 
 @export_group.command("production")
@@ -478,9 +487,20 @@ def export_production(
     today = common.as_of_date(as_of)
     with context.open() as workspace:
         paths = exports.export_production(workspace, name, out, today=today, pdf=not no_pdf)
+        signed = workspace.studio_key() is not None
     shown = [p for p in paths if p.parent == out]
     for path in shown:
         click.echo(f"wrote {path}")
     click.echo(
         f"wrote {len(paths) - len(shown)} asset records and evidence packs in {out / 'assets'}"
     )
+    _say_unsigned(signed)
+
+
+def _say_unsigned(signed: bool) -> None:
+    if not signed:
+        click.echo(
+            "Note: not signed: no studio key is configured (signing_certificate); "
+            "`provenance keys init` makes a development key.",
+            err=True,
+        )

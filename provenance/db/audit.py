@@ -89,6 +89,28 @@ def record_event(
         return append_event(session, actor=actor, action=action, subject=subject, payload=payload)
 
 
+def head(session: Session) -> tuple[int, str]:
+    """The newest event's number and hash, as the head row records them."""
+    row = session.get(AuditHead, _HEAD_ID)
+    if row is None:
+        raise RuntimeError("audit log has no head row; the workspace was not initialised")
+    return int(row.last_event_id), str(row.last_hash)
+
+
+def event_hashes(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    """The stored hash of each of the events ``ids`` that exists."""
+    wanted = sorted(set(ids))
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(AuditEvent.id, AuditEvent.hash).where(
+                AuditEvent.id.in_(wanted[start : start + 500])
+            )
+        )
+        found.update({int(event_id): str(digest) for event_id, digest in rows})
+    return found
+
+
 def event_json(event: AuditEvent) -> dict[str, Any]:
     return {
         "id": event.id,

@@ -11,6 +11,7 @@
       "generation": {"fields": {"prompt": {"value": "...", "source": "a1111"}, ...},
                      "settings": {"steps": {"value": 30, "source": "a1111"}, ...},
                      "raw": {"a1111": {...}, ...}},
+      "content_credentials": provenance.content-credentials/1 or null,
       "checks": [{"check_id", "created_at", "verdict", "reasons"}],   oldest first
       "review": {"status", "reopened", "latest_decision_id",
                  "decisions": [provenance.review/1 without "schema"]}   oldest first
@@ -50,6 +51,8 @@ def asset_json(asset: Asset, *, include_raw: bool = True) -> dict[str, Any]:
             for f in asset.fingerprints
         ],
         "generation": generation_json(record, include_raw=include_raw),
+        # What the file's Content Credentials (C2PA) said when it was registered, or null.
+        "content_credentials": (record.raw_metadata or {}).get("c2pa") if record else None,
         "checks": [
             {
                 "check_id": check.id,

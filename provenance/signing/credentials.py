@@ -37,6 +37,7 @@ MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 
 STATE_VALID = "valid"
 STATE_UNTRUSTED = "valid but signer not trusted"
+STATE_INGREDIENT_UNTRUSTED = "valid but an ingredient's signer is not trusted"
 
 # The MIME types c2pa-python reads and writes, by the suffixes provenance registers.
 MIME_BY_SUFFIX = {
@@ -278,6 +279,12 @@ def _state(state: str | None, results: dict[str, Any]) -> str:
         for delta in (results.get("ingredientDeltas") or [])
         for item in (delta.get("validationDeltas") or {}).get("failure", [])
     ]
+    untrusted_ingredient = any(
+        item.get("code") == "signingCredential.untrusted" for item in ingredient_failures
+    )
+    ingredient_failures = [
+        item for item in ingredient_failures if item.get("code") != "signingCredential.untrusted"
+    ]
     if broken:
         first = broken[0]
         return f"invalid: {first.get('code')} ({first.get('explanation', '')})"
@@ -286,7 +293,11 @@ def _state(state: str | None, results: dict[str, Any]) -> str:
         return f"invalid: an ingredient's {first.get('code')} ({first.get('explanation', '')})"
     if state == "Trusted":
         return STATE_VALID
-    if state == "Valid" or failures:
+    if failures:
+        return STATE_UNTRUSTED
+    if untrusted_ingredient:
+        return STATE_INGREDIENT_UNTRUSTED
+    if state == "Valid":
         return STATE_UNTRUSTED
     return f"invalid: validation state {state}"
 

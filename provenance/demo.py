@@ -19,14 +19,21 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
-from provenance import clearance, reference_sets, registration, reviews, users
+from provenance import clearance, reference_sets, registration, reviews, signatures, users
 from provenance.checking import CheckResult
+from provenance.config import WORKSPACE_FILE, with_settings
 from provenance.errors import InvalidInput, WorkspaceExists
 from provenance.registration import RegisterRequest
+from provenance.signing import credentials, keys
 from provenance.workspace import Workspace
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 REFERENCE_SET = "demo-studio-ip"
+# A still the pipeline fetched from a generator vendor's service: the vendor signed it with
+# Content Credentials (C2PA), as Firefly or OpenAI's image models do; the pipeline's
+# sidecar adds the prompt.
+VENDOR_SIGNED = "sh090_path_v001.png"
+VENDOR = ("Demo Imagine", "2.0", "Demo Imagine image model 2")
 
 
 @dataclass(frozen=True)
@@ -337,6 +344,19 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
     if directory.exists() and any(directory.iterdir()):
         raise WorkspaceExists(f"{directory} exists and is not empty; choose another folder")
     with Workspace.create(directory) as workspace:
+        # The studio's development key signs the demo's exports; the vendor's root is on
+        # its trust list.
+        signatures.init_keys(workspace, organisation="Demo Studio")
+    vendor = keys.make_development_keys(directory / "keys" / "vendor", "Demo Imagine Inc")
+    settings = directory / WORKSPACE_FILE
+    settings.write_text(
+        with_settings(
+            settings.read_text(encoding="utf-8"),
+            {"trust_list": str(vendor.ca_certificate.relative_to(directory))},
+        ),
+        encoding="utf-8",
+    )
+    with Workspace.open(directory) as workspace:
         reference_sets.create(
             workspace,
             REFERENCE_SET,
@@ -352,6 +372,16 @@ def build_demo(directory: Path, samples: Path = SAMPLES) -> list[DemoRow]:
             with Image.open(samples / asset.source) as source:
                 image = asset.make(source.convert("RGB"), samples)
             _write_with_metadata(image, generated / asset.file, asset, seed)
+        unsigned = generated / f".unsigned-{VENDOR_SIGNED}"
+        (generated / VENDOR_SIGNED).rename(unsigned)
+        credentials.write_generated(
+            unsigned,
+            generated / VENDOR_SIGNED,
+            key=keys.load_key(vendor.certificate, vendor.key, ""),
+            generator=VENDOR[:2],
+            model=VENDOR[2],
+        )
+        unsigned.unlink()
         for name, role in TEAM:
             users.add_user(workspace, name, role, by="demo-admin")
         rows = []

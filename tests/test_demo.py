@@ -31,6 +31,12 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     assert sources["sh010_bg_v001.png"] == "a1111"
     assert sources["sh020_key_v002.png"] == "comfyui"
     assert sources["sh050_wall_v001.png"] == "sidecar"
+    # The vendor's still: its Content Credentials validate against the demo's trust list and
+    # name the tool; the pipeline's sidecar gives the prompt.
+    vendor = next(a for a in assets if a["original_name"] == "sh090_path_v001.png")
+    assert vendor["content_credentials"]["validation_state"] == "valid"
+    assert vendor["generation"]["fields"]["tool"] == {"value": "Demo Imagine", "source": "c2pa"}
+    assert sources["sh090_path_v001.png"] == "sidecar"
     # The reviewer decided three flagged assets; the other three wait, one of them for legal.
     decided = {
         a["original_name"]: a["review"]["status"]

@@ -491,9 +491,8 @@ def export_production(
     shown = [p for p in paths if p.parent == out]
     for path in shown:
         click.echo(f"wrote {path}")
-    click.echo(
-        f"wrote {len(paths) - len(shown)} asset records and evidence packs in {out / 'assets'}"
-    )
+    records = [p for p in paths if p.parent != out and p.suffix == ".json"]
+    click.echo(f"wrote the records and evidence packs of {len(records)} assets in {out / 'assets'}")
     _say_unsigned(signed)
 
 

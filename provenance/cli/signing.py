@@ -112,6 +112,9 @@ def verify_command(
         trust = signatures.trust_for(None, list(trust_files))
     results = []
     failed = False
+    # FILE and FILE.p7s both given (a folder's glob): one check of the pair.
+    given = set(files)
+    files = tuple(p for p in files if not (p.suffix == ".p7s" and p.with_suffix("") in given))
     for path in files:
         try:
             found = signatures.verify_file(path, trust, signature=signature)

@@ -190,6 +190,46 @@ def write_credentials(
     return label
 
 
+def write_generated(
+    source: Path, target: Path, *, key: StudioKey, generator: tuple[str, str], model: str
+) -> None:
+    """Sign ``source`` into ``target`` the way a generator vendor's service does: one
+    ``c2pa.created`` action, ``trainedAlgorithmicMedia``, the model as its software agent.
+    The demo stands in for a vendor with it."""
+    mime = MIME_BY_SUFFIX.get(source.suffix.lower())
+    if mime is None:
+        raise UnsupportedMedia(f"Content Credentials cannot be embedded in {source.suffix} files")
+    import c2pa
+
+    definition = {
+        "claim_generator_info": [{"name": generator[0], "version": generator[1]}],
+        "title": source.name,
+        "format": mime,
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": TRAINED,
+                            "softwareAgent": {"name": model},
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    algorithm = getattr(c2pa.C2paSigningAlg, key.algorithm.upper())
+    with (
+        c2pa.Signer.from_callback(key.sign, algorithm, key.chain_pem, None) as signer,
+        c2pa.Builder(definition, _context("")) as builder,
+        source.open("rb") as reading,
+        target.open("w+b") as writing,
+    ):
+        builder.sign(signer, mime, reading, writing)
+
+
 def assertion_of(summary: dict[str, Any]) -> dict[str, Any] | None:
     """Our record assertion in a summary's active manifest, if it has one."""
     found = summary.get("record_assertion")

@@ -80,6 +80,15 @@ def fail_cleanly(function: Callable[P, R]) -> Callable[P, R]:
 
 HANDLING_CHOICE = click.Choice(("yes", "no", "unknown"))
 
+# The folder an export or a signed copy is written into.
+out_folder = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write into.",
+)
+
 
 def as_of_date(text: str | None) -> dt.date | None:
     from provenance.clearance import parse_date

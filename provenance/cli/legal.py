@@ -434,13 +434,7 @@ def export_group() -> None:
 
 @export_group.command("asset")
 @click.argument("ref")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder to write into.",
-)
+@common.out_folder
 @click.option("--as-of", help="Judge the policy on this day instead of today (YYYY-MM-DD).")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF (JSON and HTML only).")
 @click.option(
@@ -468,13 +462,7 @@ def export_asset(
 
 @export_group.command("production")
 @click.argument("name")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder to write into.",
-)
+@common.out_folder
 @click.option("--as-of", help="Judge the policy on this day instead of today (YYYY-MM-DD).")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF (JSON and HTML only).")
 @common.pass_context

@@ -50,13 +50,7 @@ def keys_init(context: common.Context, organisation: str, force: bool, as_json: 
 
 @click.command("sign")
 @click.argument("ref")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder to write into.",
-)
+@common.out_folder
 @common.pass_context
 @common.fail_cleanly
 def sign_command(context: common.Context, ref: str, out: Path) -> None:

@@ -132,44 +132,23 @@ def write_credentials(
     """Sign a copy of ``source`` into ``target`` (a new file): the source as its parent
     ingredient (its own manifest kept), ``c2pa.opened`` and our record assertion. Returns
     the new manifest's label. UnsupportedMedia for formats C2PA cannot carry."""
-    mime = MIME_BY_SUFFIX.get(source.suffix.lower())
-    if mime is None:
-        raise UnsupportedMedia(
-            f"Content Credentials cannot be embedded in {source.suffix or 'this'} files; "
-            f"supported: {', '.join(sorted(set(MIME_BY_SUFFIX)))}"
-        )
+    mime = _mime_to_write(source)
     import c2pa
 
-    definition = {
-        "claim_generator_info": [{"name": generator[0], "version": generator[1]}],
-        "title": title,
-        "format": mime,
-        "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.opened",
-                            "parameters": {"ingredientIds": [_PARENT]},
-                            "digitalSourceType": digital_source_type,
-                            "softwareAgent": {"name": generator[0], "version": generator[1]},
-                        },
-                    ]
-                },
-            },
-            {"label": RECORD_ASSERTION, "data": assertion},
-        ],
+    opened = {
+        "action": "c2pa.opened",
+        "parameters": {"ingredientIds": [_PARENT]},
+        "digitalSourceType": digital_source_type,
+        "softwareAgent": {"name": generator[0], "version": generator[1]},
     }
-
-    def callback(data: bytes) -> bytes:
-        return key.sign(data)
+    definition = _definition(generator, title, mime, opened)
+    definition["assertions"].append({"label": RECORD_ASSERTION, "data": assertion})
 
     context = _context(trust_pem)
     algorithm = getattr(c2pa.C2paSigningAlg, key.algorithm.upper())
     try:
         with (
-            c2pa.Signer.from_callback(callback, algorithm, key.chain_pem, None) as signer,
+            c2pa.Signer.from_callback(key.sign, algorithm, key.chain_pem, None) as signer,
             c2pa.Builder(definition, context) as builder,
         ):
             with source.open("rb") as ingredient:
@@ -196,30 +175,15 @@ def write_generated(
     """Sign ``source`` into ``target`` the way a generator vendor's service does: one
     ``c2pa.created`` action, ``trainedAlgorithmicMedia``, the model as its software agent.
     The demo stands in for a vendor with it."""
-    mime = MIME_BY_SUFFIX.get(source.suffix.lower())
-    if mime is None:
-        raise UnsupportedMedia(f"Content Credentials cannot be embedded in {source.suffix} files")
+    mime = _mime_to_write(source)
     import c2pa
 
-    definition = {
-        "claim_generator_info": [{"name": generator[0], "version": generator[1]}],
-        "title": source.name,
-        "format": mime,
-        "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": TRAINED,
-                            "softwareAgent": {"name": model},
-                        }
-                    ]
-                },
-            }
-        ],
+    created = {
+        "action": "c2pa.created",
+        "digitalSourceType": TRAINED,
+        "softwareAgent": {"name": model},
     }
+    definition = _definition(generator, source.name, mime, created)
     algorithm = getattr(c2pa.C2paSigningAlg, key.algorithm.upper())
     with (
         c2pa.Signer.from_callback(key.sign, algorithm, key.chain_pem, None) as signer,
@@ -234,6 +198,28 @@ def assertion_of(summary: dict[str, Any]) -> dict[str, Any] | None:
     """Our record assertion in a summary's active manifest, if it has one."""
     found = summary.get("record_assertion")
     return found if isinstance(found, dict) else None
+
+
+def _mime_to_write(source: Path) -> str:
+    mime = MIME_BY_SUFFIX.get(source.suffix.lower())
+    if mime is None:
+        raise UnsupportedMedia(
+            f"Content Credentials cannot be embedded in {source.suffix or 'this'} files; "
+            f"supported: {', '.join(sorted(set(MIME_BY_SUFFIX)))}"
+        )
+    return mime
+
+
+def _definition(
+    generator: tuple[str, str], title: str, mime: str, action: dict[str, Any]
+) -> dict[str, Any]:
+    """A manifest definition with one action."""
+    return {
+        "claim_generator_info": [{"name": generator[0], "version": generator[1]}],
+        "title": title,
+        "format": mime,
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
+    }
 
 
 def _summary(reader: Any, mime: str) -> dict[str, Any]:

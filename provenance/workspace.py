@@ -14,8 +14,8 @@ import getpass
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -48,8 +48,12 @@ from provenance.errors import (
     WorkspaceExists,
     WorkspaceNotFound,
 )
-from provenance.signing import keys
 from provenance.store import ContentStore
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from provenance.signing.keys import StudioKey
 
 WORKSPACE_ENV = "PROVENANCE_WORKSPACE"
 # A user's token (`provenance users token NAME`): writes are attributed to that user.
@@ -73,7 +77,7 @@ class Workspace:
         self.threads: int | None = None
         # Set by open() from PROVENANCE_TOKEN; None: the local user of this machine.
         self.token: str | None = None
-        self._studio_key: keys.StudioKey | None = None
+        self._studio_key: StudioKey | None = None
 
     @functools.cached_property
     def fingerprint_limits(self) -> FingerprintLimits:
@@ -91,25 +95,27 @@ class Workspace:
                 display=str(settings["colour_display"]),
                 view=str(settings["colour_view"]),
             ),
-            trust_anchors=keys.anchors_pem(self.trust_certificates()),
+            trust_anchors=self.trust_pem(),
         )
 
-    def studio_key(self) -> keys.StudioKey | None:
+    def studio_key(self) -> StudioKey | None:
         """The studio's signing key (settings signing_certificate, signing_key or
         signing_command); None when none is configured. SigningError when it is unusable."""
         if self._studio_key is None:
             certificate = str(self.settings["signing_certificate"]).strip()
             if not certificate:
                 return None
+            from provenance.signing.keys import load_key
+
             key = str(self.settings["signing_key"]).strip()
-            self._studio_key = keys.load_key(
+            self._studio_key = load_key(
                 self.path_setting(certificate),
                 self.path_setting(key) if key else None,
                 str(self.settings["signing_command"]),
             )
         return self._studio_key
 
-    def require_studio_key(self) -> keys.StudioKey:
+    def require_studio_key(self) -> StudioKey:
         key = self.studio_key()
         if key is None:
             raise SigningError(
@@ -120,11 +126,25 @@ class Workspace:
 
     def trust_certificates(self) -> list[x509.Certificate]:
         """The roots signatures are validated against: the studio's own, then trust_list's."""
-        trusted = keys.studio_anchors(self.studio_key())
+        from provenance.signing.keys import read_certificates, studio_anchors
+
+        trusted = studio_anchors(self.studio_key())
         trust_list = str(self.settings["trust_list"]).strip()
         if trust_list:
-            trusted += keys.read_certificates(self.path_setting(trust_list), "trust_list")
+            trusted += read_certificates(self.path_setting(trust_list), "trust_list")
         return trusted
+
+    def trust_pem(self) -> str:
+        """The trusted roots as PEM text; empty, without loading the certificate code, when
+        no key and no trust list are configured."""
+        if not (
+            str(self.settings["signing_certificate"]).strip()
+            or str(self.settings["trust_list"]).strip()
+        ):
+            return ""
+        from provenance.signing.keys import anchors_pem
+
+        return anchors_pem(self.trust_certificates())
 
     def path_setting(self, value: str) -> Path:
         """A file named by a setting: relative paths are from the workspace folder."""

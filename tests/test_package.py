@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_import_loads_no_heavy_library() -> None:
     code = (
-        "import sys, provenance, provenance.cli, provenance.workspace; "
+        "import sys, provenance, provenance.cli, provenance.workspace, provenance.registration; "
         "heavy = [m for m in ('torch', 'onnxruntime', 'faiss', 'open_clip', 'alembic', 'cv2', "
-        "'av', 'OpenImageIO', 'PyOpenColorIO', 'fileseq', 'pillow_heif') "
+        "'av', 'OpenImageIO', 'PyOpenColorIO', 'fileseq', 'pillow_heif', 'c2pa', 'pyhanko', "
+        "'cryptography') "
         "if m in sys.modules]; "
         "assert not heavy, heavy"
     )

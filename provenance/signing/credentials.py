@@ -21,10 +21,12 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import InvalidInput, SigningError, UnsupportedMedia
-from provenance.signing.keys import StudioKey
+
+if TYPE_CHECKING:
+    from provenance.signing.keys import StudioKey
 
 SCHEMA = "provenance.content-credentials/1"
 # Our assertion in the manifests we write: the provenance record behind the copy.

@@ -51,6 +51,19 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     composite = next(a["id"] for a in assets if a["original_name"] == "sh050_wall_v001.png")
     assert run_json("-w", workspace, "status", composite)["policy"]["cleared_for_final"]
     assert run("-w", workspace, "audit", "verify").exit_code == 0
+    # What scripts/demo.sh does next: the cleared composite exported with the demo's key and
+    # Content Credentials, every file verified, the log checked against the export's anchor.
+    out = workspace / "exports" / "signed"
+    exported = run("-w", workspace, "export", "asset", composite, "--c2pa", "--out", out)
+    assert exported.exit_code == 0, exported.output
+    verified = run("-w", workspace, "verify", *sorted(out.iterdir()))
+    assert verified.exit_code == 0, verified.output
+    assert verified.stdout.count("OK  ") == 5  # record, page, PDF, anchor, C2PA copy
+    anchored = run(
+        "-w", workspace, "audit", "verify", "--anchors", workspace / "audit-anchors.jsonl"
+    )
+    assert anchored.exit_code == 0, anchored.output
+    assert "1 anchors agree" in anchored.stdout
     again = run("demo", workspace)
     assert again.exit_code == 1
     assert "exists and is not empty" in again.stderr

@@ -513,3 +513,19 @@ def test_the_asset_page_and_the_evidence_pack_show_the_credentials(
     assert "<h2>Content Credentials (C2PA)</h2>" in pack
     assert "<strong>valid</strong>" in pack
     assert "Acme Generative provenance signing (development)" in pack
+
+
+def test_a_production_export_signs_the_disclosure_and_every_record(
+    studio: Path, tmp_path: Path
+) -> None:
+    ok(run("-w", studio, "register", a_png(tmp_path), a_png(tmp_path, "camera.png"),
+           "--production", "Harbour", "--use", "background"))  # fmt: skip
+    out = tmp_path / "legal"
+    result = ok(run("-w", studio, "export", "production", "Harbour", "--out", out))
+    assert "the records and evidence packs of 2 assets" in result.stdout
+    assert "not signed" not in result.output
+    files = [out / "disclosure.pdf", out / "disclosure.json", out / "audit-anchor.json"]
+    files += sorted((out / "assets").glob("asset-*.json"))
+    verified = ok(run("-w", studio, "verify", *files))
+    assert verified.stdout.count("OK  ") == 5
+    assert "Harbour Pictures" in verified.stdout

@@ -4,6 +4,7 @@ collecting stored copies no record names, and the database's state."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,12 @@ def collect_garbage(
         with contextlib.suppress(OSError):
             if path.is_file() and path.stat().st_mtime <= cutoff:
                 path.unlink()
+                temporaries += 1
+    # The folders a copy with Content Credentials is signed in, left by a killed export.
+    for path in workspace.root.glob(".c2pa-*"):
+        with contextlib.suppress(OSError):
+            if path.is_dir() and path.stat().st_mtime <= cutoff:
+                shutil.rmtree(path)
                 temporaries += 1
     # Cached local features of pictures no record names, or made under another spec (known
     # only when the verifier can be made here: otherwise every spec's files are kept).

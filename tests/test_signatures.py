@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import struct
 from pathlib import Path
@@ -529,3 +530,17 @@ def test_a_production_export_signs_the_disclosure_and_every_record(
     verified = ok(run("-w", studio, "verify", *files))
     assert verified.stdout.count("OK  ") == 5
     assert "Harbour Pictures" in verified.stdout
+
+
+def test_store_gc_removes_the_signing_folder_of_a_killed_export(workspace_dir: Path) -> None:
+    left = workspace_dir / ".c2pa-killed"
+    left.mkdir()
+    (left / "signed.png").write_bytes(b"half a copy")
+    young = workspace_dir / ".c2pa-running"
+    young.mkdir()
+    ok(run("-w", workspace_dir, "store", "gc", "--min-age", "3600"))
+    assert left.exists()
+    os.utime(left, (0, 0))
+    ok(run("-w", workspace_dir, "store", "gc", "--min-age", "3600"))
+    assert not left.exists()
+    assert young.exists()

@@ -41,7 +41,7 @@ else
     $py benchmarks/review_scale.py --sizes 1000 10000 --repeats 3
     $py benchmarks/cli_startup.py --rounds 5
     $py benchmarks/moving.py --seconds 60 --frames 100 --repeats 3
-    $py benchmarks/signing.py --repeats 5 --anchors 200
+    $py benchmarks/signing.py --repeats 6 --anchors 200
 fi
 RESULTS_SUFFIX=$suffix $py - <<'PY'
 import nbformat

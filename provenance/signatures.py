@@ -178,7 +178,7 @@ def head_anchor(
         if not audit.verify_chain(session).ok:
             return None
         event, digest = audit.head(session)
-        newest = _newest_anchor(workspace)
+        newest = anchors.newest_anchor(anchors_path(workspace))
         if newest is not None and newest.event > 0:
             stored = audit.event_hashes(session, [newest.event]).get(newest.event)
             if stored != newest.hash:
@@ -193,14 +193,6 @@ def head_anchor(
 def anchors_path(workspace: Workspace) -> Path:
     """The anchors file (setting audit_anchors)."""
     return workspace.path_setting(str(workspace.settings["audit_anchors"]))
-
-
-def _newest_anchor(workspace: Workspace) -> anchors.Anchor | None:
-    path = anchors_path(workspace)
-    if not path.exists():
-        return None
-    found = anchors.read_anchors(path)
-    return found[-1] if found else None
 
 
 def _anchor_report(anchor: anchors.Anchor, trust: list[x509.Certificate]) -> SignatureReport:

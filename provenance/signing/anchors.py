@@ -103,6 +103,24 @@ def read_anchors(path: Path) -> list[Anchor]:
     return anchors
 
 
+def newest_anchor(path: Path) -> Anchor | None:
+    """The last anchor in the file (read from its end: the file grows with every export);
+    None when there is no file or no anchor in it."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 2 * MAX_LINE))
+            tail = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the audit anchors file {path}: {exc.strerror}") from None
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return None
+    return parse_anchor(lines[-1], f"the last line of {path.name}")
+
+
 def parse_anchor(raw: bytes | str, where: str, line: int = 0) -> Anchor:
     """One anchor from its JSON; InvalidInput names ``where`` and what is wrong."""
     if len(raw) > MAX_LINE:

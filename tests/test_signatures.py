@@ -544,3 +544,16 @@ def test_store_gc_removes_the_signing_folder_of_a_killed_export(workspace_dir: P
     ok(run("-w", workspace_dir, "store", "gc", "--min-age", "3600"))
     assert not left.exists()
     assert young.exists()
+
+
+def test_an_export_of_a_broken_log_writes_no_anchor_and_says_so(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    ok(run("-w", workspace_dir, "register", a_png(tmp_path)))
+    sql(workspace_dir, "UPDATE audit_events SET actor = 'someone else' WHERE id = 1")
+    out = tmp_path / "legal"
+    result = ok(run("-w", workspace_dir, "export", "asset", "1", "--out", out, "--no-pdf"))
+    assert "its head was not anchored" in result.stderr
+    assert not (out / "audit-anchor.json").exists()
+    assert not (workspace_dir / "audit-anchors.jsonl").exists()
+    assert json.loads((out / "asset-1.json").read_text())["audit"]["chain"]["ok"] is False

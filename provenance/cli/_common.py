@@ -152,14 +152,21 @@ def print_asset(record: dict[str, Any]) -> None:
     for fingerprint in record["fingerprints"]:
         click.echo(f"    {fingerprint['kind']:<9} {fingerprint['value']}  [{fingerprint['spec']}]")
     click.echo("  generation")
-    for name, entry in record["generation"]["fields"].items():
+    generation = record["generation"]
+    # Names line up, up to a width; a longer setting name (a tool's own) pushes its value on.
+    names = [n for n, e in generation["fields"].items() if e is not None]
+    width = min(24, max([15, *(len(printable(n)) for n in [*names, *generation["settings"]])]))
+    for name, entry in generation["fields"].items():
         if entry is not None:
             # Prompts keep their line breaks, indented under the first line.
-            text = printable(entry["value"], one_line=False).replace("\n", "\n" + " " * 20)
-            click.echo(f"    {name:<15} {text}  ({entry['source']})")
-    for key, entry in record["generation"]["settings"].items():
+            indent = "\n" + " " * (width + 5)
+            text = printable(entry["value"], one_line=False).replace("\n", indent)
+            click.echo(f"    {name:<{width}} {text}  ({entry['source']})")
+    for key, entry in generation["settings"].items():
         value = entry["value"] if isinstance(entry["value"], str) else json.dumps(entry["value"])
-        click.echo(f"    {printable(key):<15} {clip(printable(value), 100)}  ({entry['source']})")
+        click.echo(
+            f"    {printable(key):<{width}} {clip(printable(value), 100)}  ({entry['source']})"
+        )
     for line in credentials_text(record.get("content_credentials")):
         click.echo(line)
     review = record["review"]

@@ -458,6 +458,7 @@ def export_asset(
     for path in paths:
         click.echo(f"wrote {path}")
     _say_unsigned(signed)
+    _say_unanchored(paths)
 
 
 @export_group.command("production")
@@ -482,6 +483,16 @@ def export_production(
     records = [p for p in paths if p.parent != out and p.suffix == ".json"]
     click.echo(f"wrote the records and evidence packs of {len(records)} assets in {out / 'assets'}")
     _say_unsigned(signed)
+    _say_unanchored(paths)
+
+
+def _say_unanchored(paths: list[Path]) -> None:
+    if not any(path.name == "audit-anchor.json" for path in paths):
+        click.echo(
+            "Note: the audit chain does not verify, so its head was not anchored; the "
+            "records say where it breaks (`provenance audit verify`).",
+            err=True,
+        )
 
 
 def _say_unsigned(signed: bool) -> None:

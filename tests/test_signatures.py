@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -557,3 +558,44 @@ def test_an_export_of_a_broken_log_writes_no_anchor_and_says_so(
     assert not (out / "audit-anchor.json").exists()
     assert not (workspace_dir / "audit-anchors.jsonl").exists()
     assert json.loads((out / "asset-1.json").read_text())["audit"]["chain"]["ok"] is False
+
+
+def test_damaged_manifests_read_as_invalid_and_never_raise(
+    workspace_dir: Path, vendor: keys.DevelopmentKeys, tmp_path: Path
+) -> None:
+    import random
+
+    from provenance.signing import credentials
+
+    signed = tmp_path / "acme_out.png"
+    vendor_sign(a_png(tmp_path), signed, vendor)
+    data = signed.read_bytes()
+    manifest = next(chunk for kind, chunk in png_chunks(data) if kind == b"caBX")
+    start = data.index(manifest) + 8
+    end = start + len(manifest) - 12
+    rng = random.Random(15)
+    states = []
+    for trial in range(60):
+        damaged = bytearray(data)
+        if trial % 2:
+            for _ in range(rng.randint(1, 20)):
+                damaged[rng.randrange(start, end)] ^= rng.randrange(1, 256)
+        else:
+            damaged = damaged[: rng.randrange(start, end)]
+        found = credentials.read_credentials("x.png", bytes(damaged), None, "")
+        assert found is not None
+        states.append(found["validation_state"])
+    # Flips in a manifest's padding may leave it intact; cuts never do.
+    assert sum(state.startswith("invalid") for state in states) >= 55
+    assert all(state.startswith("invalid") for state in states[::2])
+    # Registered, such a file is kept with its state: the damage is evidence.
+    cut = tmp_path / "cut_manifest.png"
+    broken = bytearray(data)
+    broken[start + 200 : start + 400] = bytes(200)
+    # With its chunk's CRC made to match, so that the picture itself still decodes.
+    broken[end : end + 4] = struct.pack(">I", zlib.crc32(bytes(broken[start - 4 : end])))
+    cut.write_bytes(bytes(broken))
+    ok(run("-w", workspace_dir, "register", cut))
+    found = credentials_of(workspace_dir, "1")
+    assert found is not None
+    assert found["validation_state"].startswith("invalid")

@@ -6,11 +6,11 @@ renders the documents from them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from provenance import compliance, signatures, thumbnails
 from provenance._version import __version__
-from provenance.atomic import write_atomically
+from provenance.atomic import copy_atomically, write_atomically
 from provenance.db import audit, repository
 from provenance.db.session import read_session
 from provenance.db.tables import Asset, AuditEvent, Production
@@ -203,20 +203,39 @@ def _write_export(
         for name in list(files):
             if name.endswith(".pdf"):
                 files[name] = signed_documents.sign_pdf(
-                    files[name], key, reason="provenance evidence", location=workspace.root.name
+                    files[name], key, reason="provenance evidence"
                 )
             elif name.endswith((".json", ".html")):
                 files[name + ".p7s"] = signed_documents.sign_detached(files[name], key)
     if anchor is not None:
         # One line, as in the anchors file: `provenance verify` reads either.
         files["audit-anchor.json"] = (json.dumps(anchor.to_json(), sort_keys=True) + "\n").encode()
-    signed_copies = {}
-    for name, (record, record_sha256) in copies.items():
-        assert key is not None
-        signed_copies[name] = _c2pa_copy(workspace, key, record, record_sha256, anchor)
-    if anchor is not None:
-        anchors.append_anchor(signatures.anchors_path(workspace), anchor)
-    return _write_files(out, {**files, **signed_copies})
+    # Copies with Content Credentials are signed in a folder of the workspace's (`store gc`
+    # removes one a killed export leaves) and copied out in chunks: a movie never sits in
+    # memory whole.
+    with contextlib.ExitStack() as stack:
+        signed_copies = {}
+        for name, (record, record_sha256) in copies.items():
+            assert key is not None
+            staging = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=".c2pa-", dir=workspace.root)
+            )
+            signed_copies[name] = _c2pa_copy(
+                workspace, key, record, record_sha256, anchor, Path(staging)
+            )
+        if anchor is not None:
+            anchors.append_anchor(signatures.anchors_path(workspace), anchor)
+        written = _write_files(out, files)
+        try:
+            for name, signed in signed_copies.items():
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                copy_atomically(target, signed)
+                target.chmod(0o644)
+                written.append(target)
+        except OSError as exc:
+            raise StoreError(f"cannot write the export to {out}: {exc.strerror}") from None
+    return written
 
 
 def _copy_name(stem: str, record: dict[str, Any]) -> str:
@@ -230,29 +249,27 @@ def _c2pa_copy(
     record: dict[str, Any],
     record_sha256: str,
     anchor: anchors.Anchor | None,
-) -> bytes:
-    """The registered file's bytes with our signed Content Credentials."""
+    staging: Path,
+) -> Path:
+    """A copy of the registered file with our signed Content Credentials, in ``staging``."""
     asset = record["asset"]
     source = workspace.store.path_for(asset["sha256"])
-    named = Path(tempfile.mkdtemp(prefix=".c2pa-", dir=workspace.root))
-    try:
-        # The library tells formats by name: the stored copy is linked under its own.
-        original = named / ("source" + Path(str(asset["original_name"])).suffix.lower())
-        os.symlink(source, original)
-        target = named / ("signed" + original.suffix)
-        credentials.write_credentials(
-            original,
-            target,
-            title=str(asset["original_name"]),
-            key=key,
-            trust_pem=workspace.fingerprint_limits.trust_anchors,
-            assertion=_assertion(record, record_sha256, anchor),
-            digital_source_type=_digital_source_type(record),
-            generator=("provenance", __version__),
-        )
-        return target.read_bytes()
-    finally:
-        shutil.rmtree(named, ignore_errors=True)
+    named = Path(tempfile.mkdtemp(dir=staging))
+    # The library tells formats by name: the stored copy is linked under its own.
+    original = named / ("source" + Path(str(asset["original_name"])).suffix.lower())
+    os.symlink(source, original)
+    target = named / ("signed" + original.suffix)
+    credentials.write_credentials(
+        original,
+        target,
+        title=str(asset["original_name"]),
+        key=key,
+        trust_pem=workspace.fingerprint_limits.trust_anchors,
+        assertion=_assertion(record, record_sha256, anchor),
+        digital_source_type=_digital_source_type(record),
+        generator=("provenance", __version__),
+    )
+    return target
 
 
 def _assertion(

@@ -235,6 +235,7 @@ def test_export_c2pa_keeps_the_vendor_manifest_and_adds_our_assertion(
     ok(run("-w", studio, "export", "asset", "1", "--c2pa", "--out", out))
     copy = out / "asset-1-c2pa.png"
     record_bytes = (out / "asset-1.json").read_bytes()
+    assert not list(studio.glob(".c2pa-*"))  # the signing folder is gone
 
     # Read back with c2pa-python itself, trusting the studio's root and the vendor's.
     studio_root = (studio / "keys" / "development-ca.pem").read_text()

@@ -600,3 +600,20 @@ def test_damaged_manifests_read_as_invalid_and_never_raise(
     found = credentials_of(workspace_dir, "1")
     assert found is not None
     assert found["validation_state"].startswith("invalid")
+
+
+def test_a_movie_gets_content_credentials_and_still_plays(studio: Path, tmp_path: Path) -> None:
+    import av
+
+    from tests.vfxmakers import write_movie
+
+    with Image.open(SAMPLES / "rocket.jpg") as picture:
+        frames = [picture.convert("RGB").rotate(angle) for angle in range(0, 24, 2)]
+    movie = write_movie(tmp_path / "anim.mp4", frames)
+    ok(run("-w", studio, "register", movie))
+    out = tmp_path / "delivery"
+    ok(run("-w", studio, "sign", "1", "--out", out))
+    copy = out / "asset-1-c2pa.mp4"
+    ok(run("-w", studio, "verify", copy))
+    with av.open(str(copy)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(frames)

@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 
 from benchmarks.machine import describe  # noqa: E402
+from benchmarks.review_scale import median_seconds  # noqa: E402
 from provenance import admin, exports, registration, signatures  # noqa: E402
 from provenance.media import decode_image  # noqa: E402
 from provenance.registration import RegisterRequest  # noqa: E402
@@ -40,15 +40,6 @@ from provenance.signing import credentials, keys  # noqa: E402
 from provenance.workspace import Workspace  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "images" / "astronaut.jpg"
-
-
-def median_seconds(action: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def workspace_with(folder: Path, picture: Path, *, signed: bool) -> Path:

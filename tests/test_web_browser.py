@@ -69,8 +69,18 @@ def served(db_workspace_dir: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
             thread.join(timeout=20)
 
 
+def _normal_scheduling() -> None:
+    """Run the browser under the ordinary time-sharing class. A test process that finds
+    itself in a real-time class (SCHED_FIFO, seen on the CI machines) would hand it to
+    Chromium and Playwright's driver, and a busy-looping real-time child starves both
+    cores: the browser tests then hang instead of failing."""
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
+    _normal_scheduling()
     with playwright_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS

@@ -71,7 +71,12 @@ def export_asset(
              f"{stem}.html": html.encode("utf-8")}  # fmt: skip
     if pdf:
         files[f"{stem}.pdf"] = evidence.to_pdf(html)
-    anchor = signatures.head_anchor(workspace, key, f"export asset {record['asset']['id']}")
+    anchor = signatures.head_anchor(
+        workspace,
+        key,
+        f"export asset {record['asset']['id']}",
+        chain_ok=record["audit"]["chain"]["ok"],
+    )
     copies = {}
     if c2pa:
         assert key is not None
@@ -90,7 +95,12 @@ def sign_asset(workspace: Workspace, ref: str, out: Path) -> list[Path]:
     record = asset_record(workspace, ref)
     stem = f"asset-{record['asset']['id']}"
     digest = hashlib.sha256(record_export.dumps(record).encode("utf-8")).hexdigest()
-    anchor = signatures.head_anchor(workspace, key, f"sign asset {record['asset']['id']}")
+    anchor = signatures.head_anchor(
+        workspace,
+        key,
+        f"sign asset {record['asset']['id']}",
+        chain_ok=record["audit"]["chain"]["ok"],
+    )
     return _write_export(
         workspace, out, {}, key, anchor, {_copy_name(stem, record): (record, digest)}
     )
@@ -124,7 +134,9 @@ def export_production(
             files[f"{stem}.html"] = evidence.asset_pack_html(
                 record, _thumbnailer(workspace), _frame_thumbnailer(workspace)
             ).encode("utf-8")
-    anchor = signatures.head_anchor(workspace, key, f"export production {production}")
+    anchor = signatures.head_anchor(
+        workspace, key, f"export production {production}", chain_ok=chain.ok
+    )
     return _write_export(workspace, out, files, key, anchor, {})
 
 
@@ -259,21 +271,25 @@ def _c2pa_copy(
     original = named / ("source" + Path(str(asset["original_name"])).suffix.lower())
     os.symlink(source, original)
     target = named / ("signed" + original.suffix)
+    source_type = _digital_source_type(record)
     credentials.write_credentials(
         original,
         target,
         title=str(asset["original_name"]),
         key=key,
         trust_pem=workspace.fingerprint_limits.trust_anchors,
-        assertion=_assertion(record, record_sha256, anchor),
-        digital_source_type=_digital_source_type(record),
+        assertion=_assertion(record, record_sha256, anchor, source_type),
+        digital_source_type=source_type,
         generator=("provenance", __version__),
     )
     return target
 
 
 def _assertion(
-    record: dict[str, Any], record_sha256: str, anchor: anchors.Anchor | None
+    record: dict[str, Any],
+    record_sha256: str,
+    anchor: anchors.Anchor | None,
+    digital_source_type: str,
 ) -> dict[str, Any]:
     checks = record["checks"]
     return {
@@ -295,7 +311,7 @@ def _assertion(
             }
             for a in record["approvals"]
         ],
-        "digital_source_type": _digital_source_type(record),
+        "digital_source_type": digital_source_type,
         "audit_head": None if anchor is None else {"event": anchor.event, "hash": anchor.hash},
         "as_of": record["as_of"],
     }

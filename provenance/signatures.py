@@ -169,13 +169,20 @@ def anchor_audit(workspace: Workspace, reason: str) -> anchors.Anchor:
 
 
 def head_anchor(
-    workspace: Workspace, key: keys.StudioKey | None, reason: str
+    workspace: Workspace,
+    key: keys.StudioKey | None,
+    reason: str,
+    *,
+    chain_ok: bool | None = None,
 ) -> anchors.Anchor | None:
     """The audit head as an anchor (signed when there is a key), not yet written; None when
-    the chain does not verify. AuditChainBroken when the chain contradicts the newest anchor
-    in the anchors file: the log was rewritten or cut since."""
+    the chain does not verify (``chain_ok``: the caller verified it already, as an export's
+    records do). AuditChainBroken when the chain contradicts the newest anchor in the
+    anchors file: the log was rewritten or cut since."""
     with read_session(workspace.engine) as session:
-        if not audit.verify_chain(session).ok:
+        if chain_ok is None:
+            chain_ok = audit.verify_chain(session).ok
+        if not chain_ok:
             return None
         event, digest = audit.head(session)
         newest = anchors.newest_anchor(anchors_path(workspace))

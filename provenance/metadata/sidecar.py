@@ -34,9 +34,10 @@ MAX_SIDECAR_BYTES = 4 * 1024 * 1024
 _ALLOWED_KEYS = {"schema", "settings", *GENERATION_FIELDS}
 
 
-def find_sidecar(path: Path) -> Path | None:
-    """The sidecar beside ``path``, if any: ``<file>.json`` first, then ``<stem>.json``."""
-    for candidate in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
+def find_sidecar(path: Path, suffix: str = ".json") -> Path | None:
+    """The sidecar beside ``path``, if any: ``<file>.json`` first, then ``<stem>.json``
+    (or another ``suffix``: ``.c2pa`` for a Content Credentials manifest store)."""
+    for candidate in (path.with_name(path.name + suffix), path.with_suffix(suffix)):
         if candidate != path and candidate.is_file():
             return candidate
     return None

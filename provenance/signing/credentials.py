@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance.errors import InvalidInput, SigningError, UnsupportedMedia
+from provenance.metadata.sidecar import find_sidecar
 
 if TYPE_CHECKING:
     from provenance.signing.keys import StudioKey
@@ -63,15 +63,6 @@ _contexts: dict[str, Any] = {}
 _PARENT = "parent"
 
 
-@dataclass(frozen=True)
-class Written:
-    """A signed copy: where it is, its digest, and the manifest's label."""
-
-    path: Path
-    sha256: str
-    manifest_label: str
-
-
 def read_credentials(
     name: str, data: bytes | None, path: Path | None, trust_pem: str
 ) -> dict[str, Any] | None:
@@ -81,43 +72,44 @@ def read_credentials(
     mime = MIME_BY_SUFFIX.get(Path(name).suffix.lower())
     if mime is None:
         return None
-    sidecar = _sidecar(path) if path is not None else None
-    if data is not None and b"jumb" not in data and sidecar is None:
-        return None  # an embedded manifest is a JUMBF box: nothing to read
+    sidecar = find_sidecar(path, ".c2pa") if path is not None else None
+    # An embedded manifest is a JUMBF box: bytes without one hold none.
+    embedded = data is None or b"jumb" in data
+    found = _read(name, mime, data, path, None, trust_pem) if embedded else None
+    if found is None and sidecar is not None:
+        found = _read(name, mime, data, path, _read_sidecar(sidecar), trust_pem)
+        if found is not None:
+            found["sidecar"] = sidecar.name
+    return found
+
+
+def _read(
+    name: str,
+    mime: str,
+    data: bytes | None,
+    path: Path | None,
+    manifest_data: bytes | None,
+    trust_pem: str,
+) -> dict[str, Any] | None:
+    """The summary of the manifest store in the file (or in ``manifest_data``, validated
+    against the file); None when there is none."""
     import c2pa
 
     context = _context(trust_pem)
-    manifest_data = None
-    found = None
-    for attempt in ("embedded", "sidecar"):
-        if attempt == "sidecar":
-            if sidecar is None:
-                return None
-            manifest_data = _read_sidecar(sidecar)
-        stream = io.BytesIO(data) if data is not None else None
-        try:
-            if stream is not None:
-                reader = c2pa.Reader(mime, stream, manifest_data, context)
-            else:
-                assert path is not None
-                with path.open("rb") as handle:
-                    reader = c2pa.Reader(mime, handle, manifest_data, context)
-                    found = _summary(reader, mime)
-                    break
-            found = _summary(reader, mime)
-            break
-        except c2pa.C2paError as exc:
-            kind = type(exc).__name__.lstrip("_").removeprefix("C2pa")
-            if kind in ("ManifestNotFound", "NotSupported", "JumbfNotFound"):
-                continue
-            found = _unreadable(mime, exc)
-            break
-        except OSError as exc:
-            raise InvalidInput(f"{name}: cannot read: {exc.strerror}") from None
-    if found is not None and manifest_data is not None:
-        assert sidecar is not None
-        found["sidecar"] = sidecar.name
-    return found
+    try:
+        if data is not None:
+            with c2pa.Reader(mime, io.BytesIO(data), manifest_data, context) as reader:
+                return _summary(reader, mime)
+        assert path is not None
+        with path.open("rb") as handle, c2pa.Reader(mime, handle, manifest_data, context) as reader:
+            return _summary(reader, mime)
+    except c2pa.C2paError as exc:
+        kind = type(exc).__name__.lstrip("_").removeprefix("C2pa")
+        if kind in ("ManifestNotFound", "NotSupported", "JumbfNotFound"):
+            return None
+        return _unreadable(mime, exc)
+    except OSError as exc:
+        raise InvalidInput(f"{name}: cannot read: {exc.strerror}") from None
 
 
 def write_credentials(
@@ -194,12 +186,6 @@ def write_generated(
         target.open("w+b") as writing,
     ):
         builder.sign(signer, mime, reading, writing)
-
-
-def assertion_of(summary: dict[str, Any]) -> dict[str, Any] | None:
-    """Our record assertion in a summary's active manifest, if it has one."""
-    found = summary.get("record_assertion")
-    return found if isinstance(found, dict) else None
 
 
 def _mime_to_write(source: Path) -> str:
@@ -369,13 +355,6 @@ def _context(trust_pem: str) -> Any:
         settings["trust"] = {"trust_anchors": trust_pem} if trust_pem else {}
         found = _contexts[trust_pem] = c2pa.Context.from_dict(settings)
     return found
-
-
-def _sidecar(path: Path) -> Path | None:
-    for candidate in (path.with_name(path.name + ".c2pa"), path.with_suffix(".c2pa")):
-        if candidate != path and candidate.is_file():
-            return candidate
-    return None
 
 
 def _read_sidecar(path: Path) -> bytes:

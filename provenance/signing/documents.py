@@ -56,7 +56,7 @@ class SignatureReport:
         }
 
 
-def sign_pdf(pdf: bytes, key: StudioKey, *, reason: str, location: str = "") -> bytes:
+def sign_pdf(pdf: bytes, key: StudioKey, *, reason: str) -> bytes:
     """``pdf`` with the studio's PAdES signature added as an incremental update."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
@@ -65,7 +65,6 @@ def sign_pdf(pdf: bytes, key: StudioKey, *, reason: str, location: str = "") -> 
     metadata = signers.PdfSignatureMetadata(
         field_name=PDF_FIELD,
         reason=reason,
-        location=location or None,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm=key.digest,
     )

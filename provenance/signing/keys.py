@@ -17,6 +17,7 @@ and tests. The CA's private key is never written: the development CA can sign no
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shlex
 import subprocess
@@ -50,9 +51,17 @@ class StudioKey:
     key_pem: bytes | None
     command: tuple[str, ...] | None
 
-    @property
+    # Parsed once per key, not once per signature.
+    @functools.cached_property
     def certificate(self) -> x509.Certificate:
         return x509.load_der_x509_certificate(self.chain[0])
+
+    @functools.cached_property
+    def _private_key(self) -> ec.EllipticCurvePrivateKey:
+        assert self.key_pem is not None
+        key = serialization.load_pem_private_key(self.key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key
 
     @property
     def algorithm(self) -> str:
@@ -88,10 +97,7 @@ class StudioKey:
                     "write a DER ECDSA signature"
                 ) from None
             return signature
-        assert self.key_pem is not None
-        key = serialization.load_pem_private_key(self.key_pem, password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return key.sign(data, ec.ECDSA(hash_type()))
+        return self._private_key.sign(data, ec.ECDSA(hash_type()))
 
 
 def load_key(certificate: Path, key: Path | None, command: str) -> StudioKey:

@@ -61,7 +61,7 @@ from provenance.media.colour import spec as colour_spec
 from provenance.media.moving import movie_facts, sample_movie, sequence_manifest
 from provenance.metadata import read_embedded
 from provenance.metadata.credentials import reading as credentials_reading
-from provenance.metadata.sidecar import find_sidecar, parse_seed, read_sidecar
+from provenance.metadata.sidecar import parse_seed, read_beside, read_sidecar
 from provenance.processes import worker_count, worker_pool
 from provenance.signing.credentials import read_credentials
 from provenance.store import ContentStore
@@ -157,6 +157,8 @@ class RegisterResult:
     asset: dict[str, Any] | None = None
     error: str | None = None
     check: checking.CheckResult | None = None
+    # What was passed over while reading the file (a <stem>.json that is not a sidecar).
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +167,7 @@ class RegisterResult:
             "asset": self.asset,
             "error": self.error,
             "check": self.check.to_json() if self.check is not None else None,
+            "notes": list(self.notes),
         }
 
 
@@ -213,6 +216,7 @@ class FingerprintedFile:
     created_blob: bool
     # A sequence's frames and manifest this registration stored (removed if it fails).
     created_blobs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 class WorkerError(Exception):
@@ -233,7 +237,7 @@ def fingerprint_file(
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise MediaError("file changed while it was being registered")
         decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
-        readings = _readings(decoded, path, data, limits)
+        readings, notes = _readings(decoded, path, data, limits)
         fingerprints = [
             sha256_fingerprint(sha256),
             *perceptual_hashes(decoded.pixels, limits.hash_names, colour_spec(decoded.colour)),
@@ -245,7 +249,7 @@ def fingerprint_file(
         # Whatever it is, it must cross the process boundary intact.
         raise WorkerError(f"{type(exc).__name__}: {exc}") from None
     return FingerprintedFile(
-        path, sha256, len(data), decoded.media_json(), readings, fingerprints, created
+        path, sha256, len(data), decoded.media_json(), readings, fingerprints, created, notes=notes
     )
 
 
@@ -289,7 +293,7 @@ def fingerprint_movie(
             info=tags,
             exif=tags_as_exif(tags),
         )
-        readings = _readings(still, path, None, limits)
+        readings, notes = _readings(still, path, None, limits)
         fingerprints = [
             sha256_fingerprint(sha256),
             *_frame_hashes(perceptual_hashes(poster, limits.hash_names), 0),
@@ -299,7 +303,9 @@ def fingerprint_movie(
         raise
     except Exception as exc:
         raise WorkerError(f"{type(exc).__name__}: {exc}") from None
-    return FingerprintedFile(path, sha256, size, media, readings, fingerprints, created)
+    return FingerprintedFile(
+        path, sha256, size, media, readings, fingerprints, created, notes=notes
+    )
 
 
 def fingerprint_sequence(
@@ -399,18 +405,19 @@ def _frame_list(frames: Iterable[int], shown: int = 8) -> str:
 
 def _readings(
     decoded: DecodedImage, path: Path, data: bytes | None, limits: FingerprintLimits
-) -> list[MetadataReading]:
+) -> tuple[list[MetadataReading], tuple[str, ...]]:
     """What the file says about how it was made, then its sidecar's, then its Content
-    Credentials' (read from ``data``, or from the file at ``path`` when None)."""
+    Credentials' (read from ``data``, or from the file at ``path`` when None); and a note
+    when a same-named JSON file was passed over."""
     readings = [_sanitised(r) for r in read_embedded(decoded)]
-    sidecar = find_sidecar(path)
+    sidecar, note = read_beside(path)
     if sidecar is not None:
-        readings.append(read_sidecar(sidecar))
+        readings.append(sidecar)
     summary = read_credentials(path.name, data, path, limits.trust_anchors)
     signed = credentials_reading(summary)
     if signed is not None:
         readings.append(_sanitised(signed))
-    return readings
+    return readings, (note,) if note else ()
 
 
 def _sanitised(reading: MetadataReading) -> MetadataReading:
@@ -635,7 +642,7 @@ def _record(
                 # until `provenance store gc` removes it.
                 logger.info("left orphan copy %s for store gc", prepared.sha256[:12])
         raise
-    return RegisterResult(str(prepared.path), status, document)
+    return RegisterResult(str(prepared.path), status, document, notes=prepared.notes)
 
 
 def _insert(

@@ -216,7 +216,9 @@ def test_sidecar_beside_file(workspace_dir: Path, tmp_path: Path) -> None:
 
 def test_flags_override_embedded_and_sidecar(workspace_dir: Path, tmp_path: Path) -> None:
     path = fm.write_a1111_png(tmp_path / "shot.png", fm.sample("coffee.jpg"))
-    (tmp_path / "shot.json").write_text(json.dumps({"model": "from-sidecar", "seed": 5}))
+    (tmp_path / "shot.json").write_text(
+        json.dumps({"schema": "provenance.sidecar/1", "model": "from-sidecar", "seed": 5})
+    )
     asset = register(
         workspace_dir,
         path,
@@ -243,6 +245,49 @@ def test_flags_override_embedded_and_sidecar(workspace_dir: Path, tmp_path: Path
     assert settings(asset)["sampler"] == ("DPM++ 2M Karras", "a1111")
     assert asset["intended_use"] == "background"
     assert asset["production"] == "Harbour"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"frames": 48, "renderer": "karma", "elapsed": 812.5}',  # a render log
+        "Render started 10:41\nframe 1001 done\n",  # a shell redirect's output
+        '{"schema": "render-log/3", "prompt": 4}',  # another tool's schema
+        "[1, 2, 3]",
+    ],
+)
+def test_an_unrelated_stem_json_is_passed_over_with_a_note(
+    workspace_dir: Path, tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "shot010.png"
+    fm.sample("coffee.jpg").save(path)
+    (tmp_path / "shot010.json").write_text(content)
+    result = run("-w", workspace_dir, "register", path, "--use", "ideation")
+    assert result.exit_code == 0, result.stderr
+    assert "new     asset 1" in result.stdout
+    assert "note    " in result.stderr
+    assert "shot010.json" in result.stderr
+    assert "not read as its sidecar" in result.stderr
+    document = run_json("-w", workspace_dir, "show", "1")
+    assert fields(document) == {}
+    assert "sidecar" not in document["generation"]["raw"]
+    # The note reaches scripts as well.
+    (tmp_path / "shot011.json").write_text(content)
+    fm.sample("rocket.jpg").save(tmp_path / "shot011.png")
+    report = run_json("-w", workspace_dir, "register", tmp_path / "shot011.png")
+    assert report["results"][0]["status"] == "new"
+    assert "shot011.json" in report["results"][0]["notes"][0]
+
+
+def test_a_stem_json_declaring_the_schema_stays_strict(workspace_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "shot010.png"
+    fm.sample("coffee.jpg").save(path)
+    (tmp_path / "shot010.json").write_text('{"schema": "provenance.sidecar/1", "promt": "x"}')
+    before = snapshot(workspace_dir)
+    result = run("-w", workspace_dir, "register", path)
+    assert result.exit_code == 1
+    assert "unknown key(s) promt" in result.stderr
+    assert snapshot(workspace_dir) == before
 
 
 def test_metadata_file_flag_applies_to_every_file(workspace_dir: Path, tmp_path: Path) -> None:

@@ -358,6 +358,10 @@ def _print_register_report(report: RegisterReport) -> None:
                 err=True,
             )
             continue
+        for note in result.notes:
+            click.echo(
+                f"note    {common.printable(result.path)}: {common.printable(note)}", err=True
+            )
         if result.error:  # registered, but something after it (the check) failed
             click.echo(
                 f"warning {common.printable(result.path)}: {common.printable(result.error)}",

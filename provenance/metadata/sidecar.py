@@ -17,6 +17,11 @@ next to the file, or any file passed with ``--metadata``. It is one JSON object:
     }
 
 Unknown top-level keys are refused, so a misspelt field is caught instead of being lost.
+
+A ``<stem>.json`` is often something else that happens to share the picture's name (a
+render log, a shell redirect's output): it is read as a sidecar only when it declares the
+schema, and passed over with a note otherwise. ``<file>.json`` and ``--metadata`` files are
+always sidecars, so their mistakes are refused.
 """
 
 from __future__ import annotations
@@ -43,8 +48,34 @@ def find_sidecar(path: Path, suffix: str = ".json") -> Path | None:
     return None
 
 
+def read_beside(path: Path) -> tuple[MetadataReading | None, str | None]:
+    """The sidecar beside ``path`` and a note: ``(reading, None)`` for a sidecar,
+    ``(None, note)`` for a ``<stem>.json`` that does not declare the schema, ``(None, None)``
+    when there is none. MetadataError for a sidecar that is malformed."""
+    sidecar = find_sidecar(path)
+    if sidecar is None:
+        return None, None
+    if sidecar.name == path.name + ".json":
+        return read_sidecar(sidecar), None
+    try:
+        document = _load(sidecar)
+    except MetadataError as exc:
+        return None, f"{exc}; not read as its sidecar"
+    if isinstance(document, dict) and document.get("schema") == SIDECAR_SCHEMA:
+        return parse_sidecar(document, sidecar.name), None
+    return None, (
+        f'{sidecar.name} does not declare "schema": "{SIDECAR_SCHEMA}"; not read as '
+        f"its sidecar (name it {path.name}.json, or add the schema key)"
+    )
+
+
 def read_sidecar(path: Path, source: Source = Source.SIDECAR) -> MetadataReading:
     """Read and validate a sidecar file; MetadataError names the file and the problem."""
+    return parse_sidecar(_load(path), path.name, source)
+
+
+def _load(path: Path) -> Any:
+    """The decoded JSON of a metadata file; MetadataError names the file and the problem."""
     try:
         size = path.stat().st_size
         if size > MAX_SIDECAR_BYTES:
@@ -62,7 +93,7 @@ def read_sidecar(path: Path, source: Source = Source.SIDECAR) -> MetadataReading
         ) from None
     except jsontext.TooDeep as exc:
         raise MetadataError(f"{path.name}: {exc}") from None
-    return parse_sidecar(document, path.name, source)
+    return document
 
 
 def parse_sidecar(document: Any, label: str, source: Source = Source.SIDECAR) -> MetadataReading:

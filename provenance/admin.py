@@ -200,7 +200,7 @@ def collect_garbage(
     if removed or temporaries or features:
         audit.record_event(
             workspace.engine,
-            actor=workspace.actor(None),
+            actor=workspace.actor(None, named=False),
             action="store.collected",
             subject="store",
             payload={**report.to_json(), "blobs": sorted(removed)[:1000]},

@@ -13,6 +13,7 @@ from provenance.db.session import read_session
 from provenance.domain import IntendedUse
 from provenance.errors import InvalidInput, NotFound
 from provenance.export.asset_json import asset_json
+from provenance.review_rules import STATUSES
 from provenance.workspace import Workspace
 
 
@@ -30,14 +31,43 @@ def list_assets(
     use: str | None = None,
     since: str | None = None,
     registered_by: str | None = None,
+    status: str | None = None,
+    verdict: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Assets matching every given filter, oldest first, without raw metadata."""
+    """Assets matching every given filter, oldest first, without raw metadata.
+
+    ``verdict``: that of the newest check (clear, review, high, or unchecked); ``status``:
+    the review status (see ``review_rules.STATUSES``)."""
     filters = _asset_filters(production, tool, use, since, registered_by)
+    filters["verdict"] = _choice("--verdict", verdict, VERDICTS)
+    status = _choice("--status", status, STATUSES)
     with read_session(workspace.engine) as session:
-        assets = repository.list_assets(session, limit=limit, offset=offset, **filters)
-        return [asset_json(asset, include_raw=False) for asset in assets]
+        if status is None:
+            found = repository.list_assets(session, limit=limit, offset=offset, **filters)
+            return [asset_json(asset, include_raw=False) for asset in found]
+        # The status follows from the newest check and decision, so it is worked out per
+        # asset; the page is taken after the filter.
+        documents = [
+            document
+            for asset in repository.list_assets(session, **filters)
+            if (document := asset_json(asset, include_raw=False))["review"]["status"] == status
+        ]
+    end = None if limit is None else offset + limit
+    return documents[offset:end]
+
+
+VERDICTS = ("clear", "review", "high", "unchecked")
+
+
+def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    cleaned = value.strip().lower().replace("-", "_")
+    if cleaned not in allowed:
+        raise InvalidInput(f"{option} {value!r} is not one of {', '.join(allowed)}")
+    return cleaned
 
 
 def count_assets(

@@ -185,6 +185,14 @@ class RegisterReport:
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result.status == status)
 
+    def verdicts(self) -> dict[str, int]:
+        """How many of this run's files were checked to each verdict, strongest first."""
+        counted = dict.fromkeys(("high", "review", "clear"), 0)
+        for result in self.results:
+            if result.check is not None:
+                counted[result.check.verdict] += 1
+        return counted
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": "provenance.register/2",
@@ -194,6 +202,7 @@ class RegisterReport:
                 "failed": self.count("failed"),
                 "skipped": len(self.skipped),
                 "earlier_checked": self.earlier_checked,
+                "verdicts": self.verdicts(),
             },
             "results": [result.to_json() for result in self.results],
             "skipped": [s.to_json() for s in self.skipped],
@@ -457,6 +466,7 @@ def register(
     ``jobs``: processes that decode and fingerprint files while this one writes the
     records (default: the ``jobs`` setting; 0: automatic, see ``processes.worker_count``).
     """
+    workspace.actor(request.by)  # who registers is known before any file is touched
     shared = _shared_readings(request)
     report = RegisterReport()
     files, skipped = collect_files(paths, exclude=workspace.root)

@@ -136,7 +136,8 @@ def _admin(workspace: Workspace, by: str | None) -> str:
             f"managing users needs an admin's token: set {accounts.TOKEN_ENV} "
             "(`provenance users token NAME` issues one)"
         )
-    return workspace.actor(by)
+    # Setting up, the first users are added by whoever holds the workspace's files.
+    return workspace.actor(by, named=False)
 
 
 def open_session(workspace: Workspace, name: str, seconds: int) -> str:

@@ -245,12 +245,19 @@ class Workspace:
         self.close()
 
     def actor(
-        self, by: str | None, *, role: str | tuple[str, ...] | None = None, doing: str = ""
+        self,
+        by: str | None,
+        *,
+        role: str | tuple[str, ...] | None = None,
+        doing: str = "",
+        named: bool = True,
     ) -> str:
         """Who a write is attributed to. With a token (PROVENANCE_TOKEN): its user, who
         must hold ``role`` (or one of them) when given (``doing`` names the write in the
         refusal), and ``by`` may only name that user. Without one, the local user of this
-        machine: --by, the ``user`` setting, or the login name."""
+        machine: --by, else the ``user`` setting, else (only while the workspace has no
+        users) the login name. Once it has users, a login name is no one's record:
+        ``named=False`` lets upkeep that judges nothing (``store gc``) fall back to it."""
         if self.token is not None:
             user = self.authenticate(self.token)
             if role is not None:
@@ -262,6 +269,13 @@ class Workspace:
             return by
         if self.settings["user"]:
             return str(self.settings["user"])
+        if named:
+            with read_session(self.engine) as session:
+                if accounts.any_active_user(session):
+                    raise AccessDenied(
+                        "this workspace has users: say who is acting with --by NAME (or the "
+                        f"user setting), or sign in with a token ({accounts.TOKEN_ENV})"
+                    )
         try:
             return getpass.getuser()
         except (KeyError, OSError):

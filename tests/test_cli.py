@@ -194,6 +194,7 @@ def test_folder_walk_reports_new_known_failed_and_skipped(
         "failed": 1,
         "skipped": 1,
         "earlier_checked": 0,
+        "verdicts": {"high": 0, "review": 0, "clear": 0},
     }
     by_name = {Path(r["path"]).name: r for r in document["results"]}
     assert by_name["rocket.jpg"]["status"] == "known"
@@ -224,6 +225,7 @@ def test_walking_a_folder_skips_the_workspace_inside_it(tmp_path: Path) -> None:
         "failed": 0,
         "skipped": 0,
         "earlier_checked": 0,
+        "verdicts": {"high": 0, "review": 0, "clear": 0},
     }
     # Walking the workspace folder itself registers nothing from it.
     inside = run_json("-w", project / "ws", "register", project / "ws")
@@ -233,6 +235,7 @@ def test_walking_a_folder_skips_the_workspace_inside_it(tmp_path: Path) -> None:
         "failed": 0,
         "skipped": 0,
         "earlier_checked": 0,
+        "verdicts": {"high": 0, "review": 0, "clear": 0},
     }
 
 
@@ -303,6 +306,8 @@ def test_list_filters(workspace_dir: Path, tmp_path: Path) -> None:
     assert table[0].split() == [
         "id",
         "sha256",
+        "verdict",
+        "status",
         "use",
         "production",
         "tool",
@@ -544,6 +549,7 @@ def test_worker_processes_give_the_same_records_as_one_process(tmp_path: Path) -
             "failed": 2,
             "skipped": 0,
             "earlier_checked": 0,
+            "verdicts": {"high": 0, "review": 0, "clear": 0},
         }
     )
     assert comparable(pooled) == comparable(inline)

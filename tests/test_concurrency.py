@@ -73,6 +73,7 @@ def test_four_processes_register_800_images(workspace_dir: Path, tmp_path: Path)
             "failed": 0,
             "skipped": 0,
             "earlier_checked": 0,
+            "verdicts": {"high": 0, "review": 0, "clear": 0},
         }
     listed = json.loads(run("-w", workspace_dir, "list", "--json").stdout)["assets"]
     assert len(listed) == PROCESSES * PER_PROCESS

@@ -147,6 +147,8 @@ def test_clear_unknown_and_unchecked_assets_are_refused(
         ws,
         "register",
         tmp_path / "later.png",
+        "--by",
+        "arti",
         "--json",
         env={"PROVENANCE_CHECK_ON_REGISTER": "false"},
     )
@@ -223,7 +225,7 @@ def test_a_check_that_changes_the_verdict_reopens_review(team: dict[str, Any]) -
     ws, shot = team["ws"], team["ids"]["shot020"]
     assert review(team, "rosa", shot, "approve", "--rationale", "ok").exit_code == 0
     # The same verdict again: the approval stands.
-    assert run_json("-w", ws, "check", shot)["checks"][0]["verdict"] == "high"
+    assert run_json("-w", ws, "check", shot, "--by", "rosa")["checks"][0]["verdict"] == "high"
     assert status(team, shot)["status"] == "approved"
     # Stricter high lines make the same evidence a `review` verdict: review reopens. (The
     # verified match then no longer covers enough of the picture to be high by itself.)
@@ -232,7 +234,7 @@ def test_a_check_that_changes_the_verdict_reopens_review(team: dict[str, Any]) -
         "PROVENANCE_PHASH_HIGH": "-1",
         "PROVENANCE_VERIFY_MIN_COVERAGE": "1.01",
     }
-    rechecked = run("-w", ws, "check", shot, "--json", env=stricter)
+    rechecked = run("-w", ws, "check", shot, "--by", "rosa", "--json", env=stricter)
     assert json.loads(rechecked.stdout)["checks"][0]["verdict"] == "review"
     summary = status(team, shot)
     assert (summary["status"], summary["reopened"]) == ("flagged", True)
@@ -366,7 +368,7 @@ def test_a_decision_on_evidence_that_a_newer_check_replaced_is_refused(
 ) -> None:
     ws, shot = team["ws"], team["ids"]["shot010"]
     seen = run_json("-w", ws, "show", shot)["checks"][-1]["check_id"]
-    newer = run_json("-w", ws, "check", shot)["checks"][0]["check_id"]
+    newer = run_json("-w", ws, "check", shot, "--by", "rosa")["checks"][0]["check_id"]
     before = snapshot(ws)
     stale = review(team, "rosa", shot, "approve", "--rationale", "ok", "--check", seen)
     assert stale.exit_code == 1

@@ -183,6 +183,15 @@ def show(context: common.Context, ref: str, as_json: bool) -> None:
 @click.option("--use", help="Only this intended use (or 'undeclared').")
 @click.option("--since", help="Only assets registered at or after this date or ISO time.")
 @click.option(
+    "--status",
+    help="Only assets in this review status (flagged, escalated, approved, rejected, "
+    "needs_changes, legal_approved, legal_rejected, clear, registered).",
+)
+@click.option(
+    "--verdict", help="Only assets whose newest check says this (high, review, clear, unchecked)."
+)
+@click.option("--by", "registered_by", help="Only assets this person registered.")
+@click.option(
     "--limit", type=click.IntRange(min=1, max=common.MAX_COUNT), help="At most this many."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -194,13 +203,24 @@ def list_command(
     tool: str | None,
     use: str | None,
     since: str | None,
+    status: str | None,
+    verdict: str | None,
+    registered_by: str | None,
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """List registered assets, oldest first."""
+    """List registered assets, oldest first, with their newest verdict and review status."""
     with context.open() as workspace:
         found = assets.list_assets(
-            workspace, production=production, tool=tool, use=use, since=since, limit=limit
+            workspace,
+            production=production,
+            tool=tool,
+            use=use,
+            since=since,
+            status=status,
+            verdict=verdict,
+            registered_by=registered_by,
+            limit=limit,
         )
     if as_json:
         common.print_json({"schema": "provenance.asset-list/1", "assets": found})
@@ -212,6 +232,8 @@ def list_command(
         (
             str(a["id"]),
             a["sha256"][:12],
+            a["checks"][-1]["verdict"] if a["checks"] else "unchecked",
+            a["review"]["status"],
             a["intended_use"],
             a["production"] or "-",
             common.asset_field(a, "tool"),
@@ -222,7 +244,19 @@ def list_command(
         for a in found
     ]
     common.print_table(
-        ("id", "sha256", "use", "production", "tool", "model", "registered", "file"), rows
+        (
+            "id",
+            "sha256",
+            "verdict",
+            "status",
+            "use",
+            "production",
+            "tool",
+            "model",
+            "registered",
+            "file",
+        ),
+        rows,
     )
 
 
@@ -350,7 +384,12 @@ def demo(directory: Path) -> None:
         )
 
 
+# A batch up to this size lists every file; a larger one lists the flagged and failed only.
+LIST_EVERY_FILE = 20
+
+
 def _print_register_report(report: RegisterReport) -> None:
+    every = len(report.results) <= LIST_EVERY_FILE
     for result in report.results:
         if result.status == "failed":
             click.echo(
@@ -367,7 +406,8 @@ def _print_register_report(report: RegisterReport) -> None:
                 f"warning {common.printable(result.path)}: {common.printable(result.error)}",
                 err=True,
             )
-        if len(report.results) <= 20 and result.asset is not None:
+        flagged = result.check is not None and result.check.verdict != "clear"
+        if (every or flagged) and result.asset is not None:
             asset = result.asset
             label = "new    " if result.status == "new" else "known  "
             verdict = f"  {common.verdict_text(result.check)}" if result.check else ""
@@ -384,6 +424,11 @@ def _print_register_report(report: RegisterReport) -> None:
         f"{report.count('new')} new, {report.count('known')} already registered, "
         f"{report.count('failed')} failed, {len(report.skipped)} skipped."
     )
+    verdicts = report.verdicts()
+    if any(verdicts.values()):
+        counted = ", ".join(f"{n} {verdict}" for verdict, n in verdicts.items() if n)
+        shown = "" if every or not (verdicts["high"] or verdicts["review"]) else " (flagged listed)"
+        click.echo(f"Checked: {counted}{shown}.")
     if report.earlier_checked:
         click.echo(f"Also checked {report.earlier_checked} asset(s) an earlier run left unchecked.")
     for asset_id, error in report.earlier_failed:

@@ -44,6 +44,11 @@ def active_user(session: Session, name: str) -> UserInfo:
     return user_info(user)
 
 
+def any_active_user(session: Session) -> bool:
+    """Whether the workspace has an active user (from then on, writes name who acts)."""
+    return session.scalar(select(User.id).where(User.disabled_at.is_(None)).limit(1)) is not None
+
+
 def admin_token_exists(session: Session) -> bool:
     """Whether an active admin holds a token (from then on, only admins manage users)."""
     found = session.scalar(

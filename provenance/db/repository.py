@@ -205,6 +205,7 @@ def list_assets(
     use: str | None = None,
     since: dt.datetime | None = None,
     registered_by: str | None = None,
+    verdict: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Asset]:
@@ -215,6 +216,7 @@ def list_assets(
         use=use,
         since=since,
         registered_by=registered_by,
+        verdict=verdict,
     )
     if offset:
         statement = statement.offset(offset)
@@ -237,7 +239,9 @@ def _asset_filter(
     use: str | None = None,
     since: dt.datetime | None = None,
     registered_by: str | None = None,
+    verdict: str | None = None,
 ) -> Select[Any]:
+    """``verdict``: that of the newest check (``unchecked``: no check yet)."""
     if production is not None:
         statement = statement.join(Production).where(Production.name == production)
     if tool is not None:
@@ -249,6 +253,13 @@ def _asset_filter(
         statement = statement.where(Asset.registered_at >= since)
     if registered_by is not None:
         statement = statement.where(Asset.registered_by == registered_by)
+    if verdict is not None:
+        newest = select(func.max(Check.id)).group_by(Check.asset_id)
+        if verdict == "unchecked":
+            statement = statement.where(~Asset.id.in_(select(Check.asset_id)))
+        else:
+            judged = select(Check.asset_id).where(Check.id.in_(newest), Check.verdict == verdict)
+            statement = statement.where(Asset.id.in_(judged))
     return statement
 
 

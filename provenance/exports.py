@@ -113,14 +113,17 @@ def export_production(
     *,
     today: dt.date | None = None,
     pdf: bool = True,
+    asset_pdfs: bool = False,
 ) -> list[Path]:
-    """Write the disclosure summary (disclosure.json, .html, .pdf) and every asset's
-    record and evidence pack under assets/; signed and anchored as ``export_asset``."""
+    """Write the disclosure summary (disclosure.json, .html, .pdf and .csv, one row per
+    asset) and every asset's record and evidence pack (asset-ID.json and .html, and with
+    ``asset_pdfs`` asset-ID.pdf) under assets/; signed and anchored as ``export_asset``."""
     summary = disclosure(workspace, production, today=today)
     key = workspace.studio_key()
     html = evidence.disclosure_html(summary)
     files = {"disclosure.json": record_export.dumps(summary).encode("utf-8"),
-             "disclosure.html": html.encode("utf-8")}  # fmt: skip
+             "disclosure.html": html.encode("utf-8"),
+             "disclosure.csv": record_export.disclosure_csv(summary).encode("utf-8")}  # fmt: skip
     if pdf:
         files["disclosure.pdf"] = evidence.to_pdf(html)
     ids = [entry["asset_id"] for c in summary["categories"] for entry in c["assets"]]
@@ -131,9 +134,12 @@ def export_production(
             record = _record(session, asset, today or compliance.today_utc(), chain)
             stem = f"assets/asset-{asset_id}"
             files[f"{stem}.json"] = record_export.dumps(record).encode("utf-8")
-            files[f"{stem}.html"] = evidence.asset_pack_html(
+            pack = evidence.asset_pack_html(
                 record, _thumbnailer(workspace), _frame_thumbnailer(workspace)
-            ).encode("utf-8")
+            )
+            files[f"{stem}.html"] = pack.encode("utf-8")
+            if asset_pdfs:
+                files[f"{stem}.pdf"] = evidence.to_pdf(pack)
     anchor = signatures.head_anchor(
         workspace, key, f"export production {production}", chain_ok=chain.ok
     )
@@ -217,7 +223,7 @@ def _write_export(
                 files[name] = signed_documents.sign_pdf(
                     files[name], key, reason="provenance evidence"
                 )
-            elif name.endswith((".json", ".html")):
+            elif name.endswith((".json", ".html", ".csv")):
                 files[name + ".p7s"] = signed_documents.sign_detached(files[name], key)
     if anchor is not None:
         # One line, as in the anchors file: `provenance verify` reads either.

@@ -4,6 +4,7 @@ to once a workspace has users, and a production's disclosure as PDFs and a sprea
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,56 @@ def test_writes_name_who_acts_once_the_workspace_has_users(
     assert run_json("-w", workspace_dir, "show", "3")["registered_by"] == "kai"
     # Upkeep that judges nothing still runs under the login name.
     assert run("-w", workspace_dir, "store", "gc").exit_code == 0
+
+
+def test_export_production_writes_a_pdf_per_asset_and_a_spreadsheet(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    fm.sample("coffee.jpg").save(shots / "=HYPERLINK(evil).png")
+    fm.sample("chelsea.png").save(shots / "shot020.png")
+    fm.write_a1111_png(shots / "shot030.png", fm.sample("rocket.jpg"))
+    registered = run(
+        "-w", workspace_dir, "register", shots, "--production", "Harbour", "--use", "background"
+    )
+    assert registered.exit_code == 0, registered.output
+    assert run("-w", workspace_dir, "keys", "init", "--organisation", "Test Studio").exit_code == 0
+    out = tmp_path / "legal"
+    result = run("-w", workspace_dir, "export", "production", "Harbour", "--out", out, "--pdf")
+    assert result.exit_code == 0, result.output
+    assert "records, evidence packs and PDFs of 3 assets" in result.stdout
+    ids = sorted(a["id"] for a in run_json("-w", workspace_dir, "list")["assets"])
+    pdfs = sorted((out / "assets").glob("asset-*.pdf"))
+    assert [p.name for p in pdfs] == [f"asset-{n}.pdf" for n in ids]
+    assert all(p.read_bytes().startswith(b"%PDF-") for p in pdfs)
+    with (out / "disclosure.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3
+    assert sorted(int(r["asset_id"]) for r in rows) == ids
+    assert {r["schema"] for r in rows} == {"provenance.disclosure-csv/1"}
+    assert {r["production"] for r in rows} == {"Harbour"}
+    by_name = {r["file"]: r for r in rows}
+    # A name a spreadsheet would run as a formula is kept as text.
+    assert "'=HYPERLINK(evil).png" in by_name
+    assert by_name["shot030.png"]["tool"] == "automatic1111"
+    assert {r["cleared_for_final"] for r in rows} == {"no"}
+    assert all(r["missing"] for r in rows)
+    # The spreadsheet and every PDF are signed like the rest of the export.
+    checked = run(
+        "verify",
+        out / "disclosure.csv",
+        *pdfs,
+        "--trust",
+        workspace_dir / "keys" / "development-ca.pem",
+    )
+    assert checked.exit_code == 0, checked.output
+    # Without --pdf the packs stay HTML only; --pdf with --no-pdf is a usage error.
+    again = tmp_path / "again"
+    plain = run("-w", workspace_dir, "export", "production", "Harbour", "--out", again)
+    assert plain.exit_code == 0
+    assert not list((again / "assets").glob("*.pdf"))
+    both = run(
+        "-w", workspace_dir, "export", "production", "Harbour", "--out", again, "--pdf", "--no-pdf"
+    )
+    assert both.exit_code == 2

@@ -465,23 +465,40 @@ def export_asset(
 @click.argument("name")
 @common.out_folder
 @click.option("--as-of", help="Judge the policy on this day instead of today (YYYY-MM-DD).")
-@click.option("--no-pdf", is_flag=True, help="Skip the PDF (JSON and HTML only).")
+@click.option("--no-pdf", is_flag=True, help="Skip the disclosure's PDF (JSON, HTML, CSV).")
+@click.option(
+    "--pdf",
+    "asset_pdfs",
+    is_flag=True,
+    help="Also write each asset's evidence pack as a PDF (assets/asset-ID.pdf).",
+)
 @common.pass_context
 @common.fail_cleanly
 def export_production(
-    context: common.Context, name: str, out: Path, as_of: str | None, no_pdf: bool
+    context: common.Context,
+    name: str,
+    out: Path,
+    as_of: str | None,
+    no_pdf: bool,
+    asset_pdfs: bool,
 ) -> None:
     """Write production NAME's disclosure summary (disclosure.json, provenance.disclosure/1,
-    .html, .pdf) and every asset's record and evidence pack under assets/."""
+    .html, .pdf, and disclosure.csv with one row per asset for spreadsheets) and every
+    asset's record and evidence pack under assets/ (with --pdf, as PDFs too)."""
+    if no_pdf and asset_pdfs:
+        raise click.UsageError("--pdf and --no-pdf contradict each other")
     today = common.as_of_date(as_of)
     with context.open() as workspace:
-        paths = exports.export_production(workspace, name, out, today=today, pdf=not no_pdf)
+        paths = exports.export_production(
+            workspace, name, out, today=today, pdf=not no_pdf, asset_pdfs=asset_pdfs
+        )
         signed = workspace.studio_key() is not None
     shown = [p for p in paths if p.parent == out]
     for path in shown:
         click.echo(f"wrote {path}")
     records = [p for p in paths if p.parent != out and p.suffix == ".json"]
-    click.echo(f"wrote the records and evidence packs of {len(records)} assets in {out / 'assets'}")
+    packs = "records, evidence packs and PDFs" if asset_pdfs else "records and evidence packs"
+    click.echo(f"wrote the {packs} of {len(records)} assets in {out / 'assets'}")
     _say_unsigned(signed)
     _say_unanchored(paths)
 

@@ -15,7 +15,9 @@ review status, approvals and whether it is cleared for final.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -30,6 +32,26 @@ from provenance.export.asset_json import asset_json
 
 RECORD_SCHEMA = "provenance.record/1"
 DISCLOSURE_SCHEMA = "provenance.disclosure/1"
+# Every row of the spreadsheet carries this in its first column.
+DISCLOSURE_CSV_SCHEMA = "provenance.disclosure-csv/1"
+DISCLOSURE_CSV_COLUMNS = (
+    "schema",
+    "production",
+    "as_of",
+    "asset_id",
+    "file",
+    "sha256",
+    "intended_use",
+    "tool",
+    "verdict",
+    "review_status",
+    "cleared_for_final",
+    "missing",
+    "approvals",
+    "findings",
+)
+# A spreadsheet runs a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SCHEMAS = Path(__file__).with_name("schemas")
 
 
@@ -150,6 +172,46 @@ def production_disclosure(
         "categories": categories,
         "chain": chain.to_json(),
     }
+
+
+def disclosure_csv(summary: dict[str, Any]) -> str:
+    """The disclosure summary as a spreadsheet: one row per asset (``DISCLOSURE_CSV_COLUMNS``,
+    lists joined with "; "), each labelled ``provenance.disclosure-csv/1``. Text that a
+    spreadsheet would run as a formula (a file named ``=HYPERLINK(...).png``) is quoted
+    with a leading apostrophe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(DISCLOSURE_CSV_COLUMNS)
+    for category in summary["categories"]:
+        for row in category["assets"]:
+            approvals = [
+                f"{a['approver']} ({a['reference']})" if a["reference"] else a["approver"]
+                for a in row["approvals"]
+            ]
+            cells = (
+                DISCLOSURE_CSV_SCHEMA,
+                summary["production"],
+                summary["as_of"],
+                row["asset_id"],
+                row["original_name"],
+                row["sha256"],
+                row["intended_use"],
+                row["tool"]["name"] if row["tool"] else "",
+                row["verdict"] or "unchecked",
+                row["review_status"],
+                "yes" if row["cleared_for_final"] else "no",
+                "; ".join(row["missing"]),
+                "; ".join(approvals),
+                "; ".join(row["findings"]),
+            )
+            writer.writerow([_cell(value) for value in cells])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -444,3 +444,43 @@ def kept_matches(
         group.sort(key=lambda c: c.score, reverse=bands[detector].higher_is_closer)
         ranked.extend((rank, c) for rank, c in enumerate(group, start=1))
     return ranked
+
+
+def score_words(detector: str, score: float, higher_is_closer: bool = True) -> str:
+    """A score in its detector's own unit, the one wording the command line, the reviewer
+    pages and the evidence packs share: matched points (geometric verification), a cosine
+    (the embeddings), or bits that differ (pHash, the distance where lower is closer)."""
+    if detector == "geometry":
+        return f"{int(score)} matched points"
+    return f"cosine {score:.3f}" if higher_is_closer else f"{int(score)} bits differ"
+
+
+def nearest_words(check: Mapping[str, Any]) -> str:
+    """What a clear check found nearest (a stored check's JSON: ``thresholds`` and
+    ``matches``): the reference and its score beside the detector's review line, so that
+    "clear" says how far from a flag the asset was."""
+    nearest: tuple[float, dict[str, Any], Thresholds] | None = None
+    for match in check.get("matches", []):
+        bands = check["thresholds"].get(match["detector"])
+        if bands is None or match["detector"] == "geometry":
+            continue
+        lines = Thresholds(**bands)
+        strength = lines.strength(match["score"])
+        if nearest is None or strength > nearest[0]:
+            nearest = (strength, match, lines)
+    if nearest is None:
+        return "no reference came within the detectors' reach"
+    _, match, lines = nearest
+    score = score_words(match["detector"], match["score"], lines.higher_is_closer)
+    line = score_words(match["detector"], lines.review, lines.higher_is_closer)
+    return (
+        f"nearest {match['reference_set']}#{match['item_id']} by {match['detector']}: "
+        f"{score} (review line {line})"
+    )
+
+
+def measure(match: Mapping[str, Any], thresholds: Mapping[str, Any]) -> str:
+    """A stored match's (or frame range's) score in words, its direction read from the
+    check's ``thresholds``."""
+    bands = thresholds.get(match["detector"], {})
+    return score_words(match["detector"], match["score"], bands.get("higher_is_closer", True))

@@ -84,12 +84,18 @@ def test_registering_the_same_bytes_again_returns_the_existing_asset(
 def test_unknown_intended_use_is_refused_with_the_list(workspace_dir: Path) -> None:
     before = snapshot(workspace_dir)
     result = run("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg", "--use", "poster")
-    assert result.exit_code == 1
-    assert result.stderr.strip() == (
-        "Error: unknown intended use 'poster'; choose one of: ideation, previz, background, "
-        "key-creative, talent-likeness, final-deliverable"
+    assert result.exit_code == 2  # a usage error, as the README says
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--use': unknown intended use 'poster'; choose one of: "
+        "ideation, previz, background, key-creative, talent-likeness, final-deliverable"
     )
     assert snapshot(workspace_dir) == before
+    listed = run("-w", workspace_dir, "list", "--use", "poster")
+    assert listed.exit_code == 2
+    assert "unknown intended use 'poster'" in listed.stderr
+    assert run("-w", workspace_dir, "list", "--use", "undeclared").exit_code == 0
+    refused = run("-w", workspace_dir, "register", fm.SAMPLES / "rocket.jpg", "--use", "undeclared")
+    assert refused.exit_code == 2
 
 
 def _png_declaring(width: int, height: int) -> bytes:

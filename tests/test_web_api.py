@@ -4,6 +4,7 @@ every route as every role, error shapes, pagination, conflicts, and the committe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from provenance import Workspace, assets
 from provenance.clearance import MAX_DOCUMENT_BYTES
+from provenance.scoring import nearest_words, score_words
 from provenance.web import uploads
 from provenance.web.app import create_app, openapi_text
 from tests import filemakers as fm
@@ -439,3 +441,40 @@ def test_digits_are_an_asset_id_never_a_hash_prefix(api: dict[str, Any]) -> None
 def test_responses_are_not_cached(api: dict[str, Any]) -> None:
     answer = call(api, "rosa", "GET", "/api/v1/queue")
     assert answer.headers["cache-control"] == "no-store"
+
+
+def test_each_measure_reads_the_same_on_the_command_line_the_pages_and_the_pack(
+    api: dict[str, Any], tmp_path: Path
+) -> None:
+    client, ws = api["client"], api["ws"]
+    sign_in(client, api["tokens"]["rosa"])
+    lena = as_user(api["tokens"]["lena"])
+    for shot in ("shot010", "shot030"):
+        asset_id = api["ids"][shot]
+        [check] = call(api, "rosa", "GET", f"/api/v1/assets/{asset_id}/checks").json()["items"]
+        shown = run("-w", ws, "show", asset_id).stdout
+        page = client.get(f"/assets/{asset_id}").text
+        out = tmp_path / shot
+        assert (
+            run("-w", ws, "export", "asset", asset_id, "--out", out, "--no-pdf", env=lena).exit_code
+            == 0
+        )
+        pack = (out / f"asset-{asset_id}.html").read_text()
+        if check["verdict"] == "clear":
+            words = nearest_words(check)
+            assert words.startswith("nearest studio-ip#")
+            assert "(review line " in words
+            assert f"Clear: {words}." in page
+            assert f"Clear: {words}." in pack
+            rechecked = run("-w", ws, "check", asset_id, "--by", "rosa").stdout
+            assert f"asset {asset_id}: clear; {words}" in rechecked
+            continue
+        best = check["reasons"][0]
+        words = score_words(best["detector"], best["score"], best["thresholds"]["higher_is_closer"])
+        assert words in shown
+        assert words in page
+        assert words in pack
+        assert words in client.get("/queue").text
+        # Every score on the page is in a detector's unit: no bare numbers.
+        for cell in re.findall(r'data-testid="score">([^<]*)<', page):
+            assert re.fullmatch(r"cosine \d\.\d{3}|\d+ bits differ|\d+ matched points", cell)

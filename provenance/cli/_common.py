@@ -22,6 +22,7 @@ import click
 from provenance.domain import IntendedUse
 from provenance.errors import ProvenanceError
 from provenance.files import display_name
+from provenance.scoring import nearest_words, score_words
 
 if TYPE_CHECKING:
     from provenance.checking import CheckResult
@@ -43,6 +44,28 @@ FAIL_ON_EXIT = 3
 
 
 USE_HELP = "; ".join(f"{use.value}: {use.description}" for use in IntendedUse.declarable())
+
+
+def check_use(
+    _context: click.Context, _parameter: click.Parameter, value: str | None
+) -> str | None:
+    """A --use value must name an intended use one can declare: an unknown one is a usage
+    error (exit status 2), refused before the workspace opens."""
+    if value is not None:
+        try:
+            IntendedUse.parse(value)
+        except ProvenanceError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def check_use_filter(
+    context: click.Context, parameter: click.Parameter, value: str | None
+) -> str | None:
+    """As ``check_use``, also taking ``undeclared`` (a filter for assets that declared none)."""
+    if value is not None and value.strip().lower() == IntendedUse.UNDECLARED.value:
+        return value
+    return check_use(context, parameter, value)
 
 
 class Context:
@@ -293,6 +316,9 @@ def print_checks(checks: list[CheckResult]) -> None:
         words = best_verification_words(check)
         if words:
             click.echo(f"asset {check.asset_id}: {words}")
+        if check.verdict == "clear":
+            nearest = nearest_words({"thresholds": check.thresholds, "matches": check.matches})
+            click.echo(f"asset {check.asset_id}: clear; {nearest}")
         for line in frame_ranges_text(check.frames):
             click.echo(f"asset {check.asset_id}: {line}")
     for check in checks:
@@ -338,11 +364,8 @@ def reason_cells(reason: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def score_text(detector: str, score: float, higher_is_closer: bool) -> str:
-    """A score in its detector's unit: matched points, a cosine, or bits that differ (the
-    distances: pHash, the one detector where lower is closer)."""
-    if detector == "geometry":
-        return f"{int(score)} matched points"
-    return f"cosine {score:.3f}" if higher_is_closer else f"{int(score)} bits differ"
+    """A score in its detector's unit (``scoring.score_words``)."""
+    return score_words(detector, score, higher_is_closer)
 
 
 def verdict_text(check: CheckResult) -> str:

@@ -83,7 +83,7 @@ def config_command(context: common.Context, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="A generation setting; repeatable. VALUE is read as JSON when it parses, else text.",
 )
-@click.option("--use", help=f"Intended use. {common.USE_HELP}.")
+@click.option("--use", callback=common.check_use, help=f"Intended use. {common.USE_HELP}.")
 @click.option("--production", help="Production name (default: the production setting).")
 @click.option("--by", help="Who is registering (default: the user setting or login name).")
 @click.option(
@@ -180,7 +180,9 @@ def show(context: common.Context, ref: str, as_json: bool) -> None:
 @click.command("list")
 @click.option("--production", help="Only this production.")
 @click.option("--tool", help="Only assets made with this tool.")
-@click.option("--use", help="Only this intended use (or 'undeclared').")
+@click.option(
+    "--use", callback=common.check_use_filter, help="Only this intended use (or 'undeclared')."
+)
 @click.option("--since", help="Only assets registered at or after this date or ISO time.")
 @click.option(
     "--status",

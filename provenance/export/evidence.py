@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFile
 from provenance.errors import PdfUnavailable, ProvenanceError
 from provenance.export.record import dumps
 from provenance.media import REGION_BOXES
-from provenance.scoring import strongest_items
+from provenance.scoring import measure, nearest_words, score_words, strongest_items
 
 # The JPEG bytes of a stored image (by sha256) fitting a number of pixels.
 Thumbnail = Callable[[str, int], bytes]
@@ -37,6 +37,10 @@ _environment = Environment(
     keep_trailing_newline=True,
 )
 _environment.filters["basename"] = lambda path: str(path).replace("\\", "/").rsplit("/", 1)[-1]
+# One wording for each measure, as on the command line and the reviewer pages.
+_environment.filters["measure"] = measure
+_environment.filters["nearest"] = nearest_words
+_environment.globals["score_words"] = score_words
 
 
 Outline = list[tuple[float, float]]

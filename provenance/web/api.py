@@ -129,12 +129,8 @@ def list_assets(
     if status is None and verdict is None:
         page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
         return _page(page, assets.count_assets(workspace, **filters), limit, offset)
-    # Status and verdict follow from each asset's checks and decisions: filtered here.
-    found = assets.list_assets(workspace, **filters)
-    if status is not None:
-        found = [a for a in found if a["review"]["status"] == status]
-    if verdict is not None:
-        found = [a for a in found if a["checks"] and a["checks"][-1]["verdict"] == verdict]
+    # The status follows from each asset's checks and decisions: filtered per asset.
+    found = assets.list_assets(workspace, status=status, verdict=verdict, **filters)
     return _slice(found, limit, offset)
 
 

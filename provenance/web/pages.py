@@ -21,7 +21,7 @@ from provenance.errors import AccessDenied, NotFound, ProvenanceError
 from provenance.media import REGION_BOXES
 from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS, ReviewState, outcome_for
 from provenance.reviews import QueueFilter
-from provenance.scoring import Thresholds, strongest_items
+from provenance.scoring import Thresholds, nearest_words, score_words, strongest_items
 from provenance.web import uploads
 from provenance.web.auth import (
     QUEUE_ROLES,
@@ -37,6 +37,9 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 # A reference's file name (its full source path is in the tooltip and the API).
 templates.env.filters["basename"] = lambda path: str(path).replace("\\", "/").rsplit("/", 1)[-1]
+# One wording for each measure, as on the command line and in the evidence packs.
+templates.env.filters["nearest"] = nearest_words
+templates.env.globals["score_words"] = score_words
 
 THUMBNAIL_SIZES = (160, 640)
 # Queue filters a page link or a redirect may carry (nothing else is passed on).

@@ -377,3 +377,41 @@ def test_a_decision_on_evidence_that_a_newer_check_replaced_is_refused(
     current = review(team, "rosa", shot, "approve", "--rationale", "ok", "--check", newer)
     assert current.exit_code == 0, current.output
     assert status(team, shot)["decisions"][0]["check_id"] == newer
+
+
+def test_notes_are_threads_in_the_audit_log(team: dict[str, Any]) -> None:
+    ws, shot = team["ws"], team["ids"]["shot010"]
+    rosa, arti = as_user(team["tokens"]["rosa"]), as_user(team["tokens"]["arti"])
+    asked = run(
+        "-w", ws, "note", shot, "Whose helmet is this?\nLooks like ours", "--json", env=rosa
+    )
+    assert asked.exit_code == 0, asked.output
+    question = json.loads(asked.stdout)
+    assert (question["schema"], question["author"], question["role"]) == (
+        "provenance.note/1", "rosa", "reviewer"
+    )  # fmt: skip
+    answer = run("-w", ws, "note", shot, "\x1b[2JOurs", "--reply-to", question["note_id"], env=arti)
+    assert answer.exit_code == 0, answer.output
+    before = snapshot(ws)
+    for args, message in [
+        (("   ",), "a note needs some text"),
+        (("x", "--reply-to", "1"), f"asset {shot} has no note #1"),
+        (("x\x00",), "NUL"),
+    ]:
+        refused = run("-w", ws, "note", shot, *args, env=rosa)
+        assert refused.exit_code == 1
+        assert message in refused.stderr
+        assert refused.stderr.count("\n") == 1
+    assert snapshot(ws)["rows"] == before["rows"]
+    other = run("-w", ws, "note", team["ids"]["shot020"], "x", env=as_user(team["tokens"]["lena"]))
+    assert other.exit_code == 0  # legal writes notes too
+    listed = run("-w", ws, "notes", shot).stdout
+    lines = listed.splitlines()
+    assert lines[0].startswith(f"#{question['note_id']} rosa (reviewer) ")
+    assert lines[1:3] == ["  Whose helmet is this?", "  Looks like ours"]
+    assert lines[3].startswith("  #")
+    assert "arti (artist)" in lines[3]
+    assert "\x1b" not in listed
+    threads = json.loads(run("-w", ws, "notes", shot, "--json").stdout)["notes"]
+    assert threads[0]["replies"][0]["reply_to"] == question["note_id"]
+    assert "Audit chain OK" in run("-w", ws, "audit", "verify").stdout

@@ -287,7 +287,8 @@ def test_a_session_ends_when_its_token_is_replaced_and_forms_need_csrf(
         f"/assets/{shot}/review", data={**form, "csrf": csrf}, follow_redirects=False
     )
     assert made.status_code == 303
-    assert made.headers["location"].startswith("/queue?done=")
+    # On to the next asset of the reviewer's queue.
+    assert made.headers["location"] == f"/assets/{api['ids']['shot020']}?back=&done=1"
     # A forged cookie is no session; a new token for ravi ends the one he had.
     admin = as_user(api["tokens"]["ada"])
     assert run("-w", api["ws"], "users", "token", "ravi", env=admin).exit_code == 0
@@ -478,3 +479,97 @@ def test_each_measure_reads_the_same_on_the_command_line_the_pages_and_the_pack(
         # Every score on the page is in a detector's unit: no bare numbers.
         for cell in re.findall(r'data-testid="score">([^<]*)<', page):
             assert re.fullmatch(r"cosine \d\.\d{3}|\d+ bits differ|\d+ matched points", cell)
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_notes_claims_and_next_in_the_queue(api: dict[str, Any]) -> None:
+    client, ws, ids = api["client"], api["ws"], api["ids"]
+    sign_in(client, api["tokens"]["rosa"])
+    queue = client.get("/queue").text
+    # A reviewer's queue is what reviewers decide: the two flags.
+    assert re.findall(r'data-asset="(\d+)"', queue) == [str(ids["shot010"]), str(ids["shot020"])]
+    assert 'value="flagged" selected' in queue
+    first, second = ids["shot010"], ids["shot020"]
+    back = "status=flagged&sort=score"
+    page = client.get(f"/assets/{first}", params={"back": back}).text
+    assert f'href="/assets/{second}?back=' in page
+    assert 'data-testid="position">1 of 2<' in page
+    csrf = _csrf(page)
+    # A note, a reply to it, and a hostile one shown as text.
+    posted = client.post(
+        f"/assets/{first}/notes",
+        data={"text": "Is the helmet <b>ours</b>?", "csrf": csrf, "back": back},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303
+    note_id = int(posted.headers["location"].rsplit("#note-", 1)[1])
+    sign_in(client, api["tokens"]["arti"])
+    csrf = _csrf(client.get(f"/assets/{first}").text)
+    reply = client.post(
+        f"/assets/{first}/notes",
+        data={"text": "Yes: licensed, see ticket 12", "reply_to": str(note_id), "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303
+    [thread] = assets_notes(ws, first)
+    assert (thread["author"], thread["role"], thread["text"]) == (
+        "rosa", "reviewer", "Is the helmet <b>ours</b>?"
+    )  # fmt: skip
+    assert [(r["author"], r["reply_to"]) for r in thread["replies"]] == [("arti", note_id)]
+    events = run("-w", ws, "audit", "verify").stdout
+    assert "Audit chain OK" in events
+    # Claiming: rosa claims, ravi is told who is on it; the queue shows it.
+    sign_in(client, api["tokens"]["rosa"])
+    page = client.get(f"/assets/{first}", params={"back": back}).text
+    assert "Is the helmet &lt;b&gt;ours&lt;/b&gt;?" in page
+    claimed = client.post(
+        f"/assets/{first}/claim", data={"csrf": _csrf(page), "back": back}, follow_redirects=False
+    )
+    assert claimed.status_code == 303
+    assert "You are on this one" in client.get(f"/assets/{first}").text
+    sign_in(client, api["tokens"]["ravi"])
+    queue = client.get("/queue").text
+    assert '<td data-testid="claimed-by">rosa</td>' in queue
+    page = client.get(f"/assets/{first}").text
+    assert "<strong>rosa</strong> is on this one" in page
+    refused = client.post(f"/assets/{first}/claim", data={"csrf": _csrf(page)})
+    assert refused.status_code == 409
+    assert "rosa has claimed asset" in refused.text
+    # Rosa decides: the claim ends and the page goes on to the next asset of her queue.
+    sign_in(client, api["tokens"]["rosa"])
+    page = client.get(f"/assets/{first}", params={"back": back}).text
+    decided = client.post(
+        f"/assets/{first}/review",
+        data={
+            "decision": "escalate",
+            "rationale": "helmet logo",
+            "previous": "",
+            "check": re.search(r'name="check" value="(\d+)"', page).group(1),
+            "csrf": _csrf(page),
+            "back": back,
+        },
+        follow_redirects=False,
+    )
+    assert decided.status_code == 303
+    assert decided.headers["location"].startswith(f"/assets/{second}?")
+    assert "status%3Dflagged" in decided.headers["location"]
+    following = client.get(decided.headers["location"]).text
+    assert "this is the next asset in the queue" in following
+    assert '<td data-testid="claimed-by"></td>' in client.get("/queue?status=any").text
+    # Legal's queue is the escalation.
+    sign_in(client, api["tokens"]["lena"])
+    legal = client.get("/queue").text
+    assert re.findall(r'data-asset="(\d+)"', legal) == [str(first)]
+    assert 'value="escalated" selected' in legal
+
+
+def assets_notes(ws: Path, asset_id: int) -> list[dict[str, Any]]:
+    from provenance import triage
+
+    with Workspace.open(ws) as workspace:
+        return [note.to_json() for note in triage.notes(workspace, str(asset_id))]

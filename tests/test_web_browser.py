@@ -177,9 +177,13 @@ def test_a_reviewer_works_through_the_queue(browser: Any, served: dict[str, Any]
     assert page.evaluate("document.activeElement.id") == "rationale"
     page.keyboard.type("Public-domain NASA portrait; the composition is ours.")
     page.keyboard.press("Control+Enter")
-    page.wait_for_url("**/queue?*done=*")
-    assert "verdict=high" in page.url
+    # On to the next asset of the same filtered queue.
+    following = served["ids"]["shot020"]
+    page.wait_for_url(f"**/assets/{following}?*done=*")
+    assert "verdict%3Dhigh" in page.url
     assert "recorded" in page.locator("[data-testid=notice]").inner_text()
+    page.click("nav.crumbs >> text=← Queue")
+    page.wait_for_url("**/queue?*verdict=high*")
     assert page.locator("[data-testid=total]").inner_text() == "1"
     assert page.locator(f"tr[data-asset='{shot}']").count() == 0
 

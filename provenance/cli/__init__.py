@@ -35,6 +35,8 @@ COMMANDS = {
     "demo": "assets:demo",
     "review": "review:review_command",
     "queue": "review:queue_command",
+    "note": "review:note_command",
+    "notes": "review:notes_command",
     "serve": "review:serve",
     "tools": "legal:tools_group",
     "consent": "legal:consent_group",

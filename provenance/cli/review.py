@@ -1,4 +1,5 @@
-"""Commands of reviewers: review, queue, and serve (the API and reviewer pages)."""
+"""Commands of reviewers: review, queue, note, notes, and serve (the API and reviewer
+pages)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,66 @@ import click
 from provenance import (
     checking,
     reviews,
+    triage,
 )
 from provenance.cli import _common as common
 from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS
 from provenance.reviews import QueueFilter
+
+
+@click.command("note")
+@click.argument("ref")
+@click.argument("text")
+@click.option(
+    "--reply-to",
+    type=click.IntRange(min=1, max=common.MAX_COUNT),
+    help="The note this answers (its number from `provenance notes`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the note as JSON.")
+@common.pass_context
+@common.fail_cleanly
+def note_command(
+    context: common.Context, ref: str, text: str, reply_to: int | None, as_json: bool
+) -> None:
+    """Add a note to asset REF for the team (or a reply to one): kept in the audit log,
+    with who wrote it and when. Needs a user of the workspace: a token, or the user
+    setting naming one."""
+    with context.open() as workspace:
+        made = triage.add_note(workspace, ref, text, reply_to=reply_to)
+    if as_json:
+        common.print_json({"schema": "provenance.note/1", **made.to_json()})
+        return
+    click.echo(f"note #{made.note_id} on asset {made.asset_id} by {made.author}")
+
+
+@click.command("notes")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the threads as JSON.")
+@common.pass_context
+@common.fail_cleanly
+def notes_command(context: common.Context, ref: str, as_json: bool) -> None:
+    """Show asset REF's notes as threads, oldest first."""
+    with context.open() as workspace:
+        threads = triage.notes(workspace, ref)
+    if as_json:
+        common.print_json(
+            {"schema": "provenance.notes/1", "notes": [note.to_json() for note in threads]}
+        )
+        return
+    if not threads:
+        click.echo("No notes.")
+
+    def show(note: triage.Note, depth: int) -> None:
+        indent = "  " * depth
+        when = note.written_at[:16].replace("T", " ")
+        click.echo(f"{indent}#{note.note_id} {common.printable(note.author)} ({note.role}) {when}")
+        for line in common.printable(note.text, one_line=False).splitlines():
+            click.echo(f"{indent}  {line}")
+        for reply in note.replies:
+            show(reply, depth + 1)
+
+    for note in threads:
+        show(note, 0)
 
 
 @click.command("review")

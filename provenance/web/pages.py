@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from provenance import assets, checking, compliance, reviews, users
+from provenance import assets, checking, compliance, reviews, triage, users
 from provenance.domain import UserInfo
 from provenance.errors import AccessDenied, NotFound, ProvenanceError
 from provenance.media import REGION_BOXES
@@ -42,6 +42,9 @@ templates.env.filters["nearest"] = nearest_words
 templates.env.globals["score_words"] = score_words
 
 THUMBNAIL_SIZES = (160, 640)
+# Each role's queue by default: what that role can decide (admins see both).
+DEFAULT_STATUS = {"reviewer": "flagged", "legal": "escalated"}
+ANY_STATUS = "any"
 # Queue filters a page link or a redirect may carry (nothing else is passed on).
 QUEUE_PARAMS = ("verdict", "status", "production", "tool", "sort", "page")
 # Rows per queue page (the thumbnails load lazily; a long queue is paged, not truncated).
@@ -168,12 +171,17 @@ def queue_page(
     if user.role not in QUEUE_ROLES:
         return RedirectResponse("/mine", 303)
     workspace = _workspace(request)
-    where = QueueFilter(
-        status=status or None,
-        verdict=verdict or None,
-        production=production or None,
-        tool=tool or None,
-        sort=sort if sort in SORTS else "score",
+    status = status or DEFAULT_STATUS.get(user.role, ANY_STATUS)
+    where = replace(
+        _queue_filter(
+            {
+                "status": status,
+                "verdict": verdict,
+                "production": production,
+                "tool": tool,
+                "sort": sort,
+            }
+        ),
         limit=QUEUE_PAGE,
     )
     page = max(page, 1)
@@ -191,6 +199,7 @@ def queue_page(
         "sort": where.sort,
     }
     first = found.offset + 1 if found.entries else 0
+    claimed = triage.claims(workspace, [e.asset_id for e in found.entries])
     return _render(
         request,
         "queue.html",
@@ -212,8 +221,48 @@ def queue_page(
             "statuses": OPEN_STATUSES,
             "sorts": SORTS,
             "done": done,
+            "claims": claimed,
+            "default_status": DEFAULT_STATUS.get(user.role, ANY_STATUS),
         },
     )
+
+
+def _queue_filter(values: dict[str, str]) -> QueueFilter:
+    """The queue a page's filters name (``status`` ``any``: both open statuses)."""
+    status = values.get("status") or ANY_STATUS
+    sort = values.get("sort") or "score"
+    return QueueFilter(
+        status=None if status == ANY_STATUS else status,
+        verdict=values.get("verdict") or None,
+        production=values.get("production") or None,
+        tool=values.get("tool") or None,
+        sort=sort if sort in SORTS else "score",
+    )
+
+
+def _neighbours(
+    workspace: Workspace, user: UserInfo, back: dict[str, str], asset_id: int
+) -> dict[str, int | None]:
+    """The assets before and after this one in the queue its page was opened from (its
+    filters kept); the first of that queue when this asset is not, or no longer, in it."""
+    if user.role not in QUEUE_ROLES:
+        return {"previous": None, "next": None, "position": None, "total": 0}
+    values = {"status": DEFAULT_STATUS.get(user.role, ANY_STATUS), **back}
+    try:
+        entries = reviews.queue(workspace, _queue_filter(values)).entries
+    except ProvenanceError:  # a hand-edited filter: no neighbours rather than an error
+        return {"previous": None, "next": None, "position": None, "total": 0}
+    ids = [entry.asset_id for entry in entries]
+    if asset_id not in ids:
+        return {"previous": None, "next": ids[0] if ids else None, "position": None,
+                "total": len(ids)}  # fmt: skip
+    at = ids.index(asset_id)
+    return {
+        "previous": ids[at - 1] if at > 0 else None,
+        "next": ids[at + 1] if at + 1 < len(ids) else None,
+        "position": at + 1,
+        "total": len(ids),
+    }
 
 
 @router.get("/mine")
@@ -229,7 +278,11 @@ def mine_page(request: Request) -> Response:
 
 @router.get("/assets/{asset_id}")
 def asset_page(
-    request: Request, asset_id: int, back: str = "", recorded: int | None = None
+    request: Request,
+    asset_id: int,
+    back: str = "",
+    recorded: int | None = None,
+    done: int | None = None,
 ) -> Response:
     user = page_user(request)
     workspace = _workspace(request)
@@ -238,17 +291,23 @@ def asset_page(
     checks = checking.asset_checks(workspace, str(asset_id))
     latest = checks[-1] if checks else None
     clearance = compliance.asset_status(workspace, str(asset_id))["policy"]
+    query = _parse_query(back)
     return _render(
         request,
         "asset.html",
         {
+            "notes": triage.notes(workspace, str(asset_id)),
+            "claim": triage.claims(workspace, [asset_id]).get(asset_id),
+            "neighbours": _neighbours(workspace, user, query, asset_id),
+            "done": done,
+            "note_max": triage.NOTE_MAX,
             "user": user,
             "asset": asset,
             "check": latest,
             # Reference material is for the roles that review, not the artist's own view.
             "pairs": _side_by_side(latest) if user.role in QUEUE_ROLES else [],
             "form": _form(user, asset),
-            "back": _queue_query(_parse_query(back)),
+            "back": _queue_query(query),
             "history": assets.asset_history(workspace, str(asset_id)),
             "clearance": clearance,
             # Legal records the studio's written approval here when one is missing.
@@ -384,6 +443,8 @@ def review_submit(
 ) -> Response:
     user = page_user(request)
     _check_csrf(request, csrf)
+    query = _queue_query(_parse_query(back))
+    after = _neighbours(_workspace(request), user, _parse_query(back), asset_id)["next"]
     made = reviews.review(
         _workspace(request),
         str(asset_id),
@@ -394,9 +455,57 @@ def review_submit(
         explicit_previous=True,
         seen_check=int(check) if check.isdigit() else None,
     )
-    query = _queue_query(_parse_query(back))
-    target = f"/queue?{query}&done={made.review_id}" if query else f"/queue?done={made.review_id}"
+    if after is not None:
+        # On to the next asset of the same queue, its filters kept.
+        target = f"/assets/{after}?{urlencode({'back': query, 'done': made.review_id})}"
+    else:
+        target = (
+            f"/queue?{query}&done={made.review_id}" if query else f"/queue?done={made.review_id}"
+        )
     return RedirectResponse(target, 303)
+
+
+@router.post("/assets/{asset_id}/notes")
+def note_submit(
+    request: Request,
+    asset_id: int,
+    text: Annotated[str, Form()] = "",
+    reply_to: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    """A note on the asset, or a reply to one of its notes; in the audit chain."""
+    user = page_user(request)
+    _check_csrf(request, csrf)
+    require_read(user, assets.show(_workspace(request), str(asset_id)))
+    made = triage.add_note(
+        _workspace(request),
+        str(asset_id),
+        text,
+        user=user,
+        reply_to=int(reply_to) if reply_to.isdigit() else None,
+    )
+    return RedirectResponse(
+        f"/assets/{asset_id}?{urlencode({'back': back})}#note-{made.note_id}", 303
+    )
+
+
+@router.post("/assets/{asset_id}/claim")
+def claim_submit(
+    request: Request,
+    asset_id: int,
+    action: Annotated[str, Form()] = "claim",
+    csrf: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    """Claim the asset ("I am on this one"), or release one's claim."""
+    user = page_user(request)
+    _check_csrf(request, csrf)
+    if action == "release":
+        triage.release(_workspace(request), asset_id, user=user)
+    else:
+        triage.claim(_workspace(request), asset_id, user=user)
+    return RedirectResponse(f"/assets/{asset_id}?{urlencode({'back': back})}", 303)
 
 
 @router.post("/assets/{asset_id}/approval")

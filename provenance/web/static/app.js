@@ -1,6 +1,7 @@
 // Keyboard shortcuts for working through the queue, and the matched-region outlines.
 // Queue: j / k move between rows, Enter opens. Asset: a / r / n / e choose a decision and
-// put the cursor in the rationale; Ctrl+Enter records it.
+// put the cursor in the rationale; Ctrl+Enter records it; [ / ] go to the previous / next
+// asset of the queue; c claims the asset.
 (function () {
   "use strict";
   function typing(target) {
@@ -70,6 +71,17 @@
     if (stepper && (event.key === "," || event.key === ".")) {
       stepper.step(event.key === "," ? -1 : 1);
       event.preventDefault();
+      return;
+    }
+    var jump = { "[": '[data-testid="previous-asset"]', "]": '[data-testid="next-asset"]' }[event.key];
+    if (jump) {
+      var link = document.querySelector(jump);
+      if (link) { window.location = link.href; event.preventDefault(); }
+      return;
+    }
+    if (event.key === "c") {
+      var claimButton = document.querySelector('[data-testid="claim-button"]');
+      if (claimButton) { claimButton.click(); event.preventDefault(); }
       return;
     }
     if (event.key === "j") { select(current + 1); event.preventDefault(); }

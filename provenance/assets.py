@@ -132,6 +132,29 @@ def frame_thumbnail(
     )
 
 
+def aligned_reference(
+    workspace: Workspace,
+    asset_sha256: str,
+    reference_sha256: str,
+    transform: tuple[float, ...] | None,
+    size: int,
+) -> Path:
+    """The reference redrawn in the asset's frame at the asset's displayed size (see
+    ``thumbnails.aligned``), for comparing the two by wipe, flicker and difference. Both
+    must be stored images the workspace knows."""
+    _check_image(workspace, asset_sha256, None)
+    _check_image(workspace, reference_sha256, None)
+    return thumbnails.aligned(
+        workspace.root,
+        workspace.store,
+        asset_sha256,
+        reference_sha256,
+        transform,
+        size,
+        workspace.fingerprint_limits,
+    )
+
+
 def parse_since(text: str) -> dt.datetime:
     """A date (``2026-11-01``) or an ISO 8601 time; naive values are taken as UTC."""
     try:

@@ -77,3 +77,47 @@ def thumbnail(
     if target.is_file():
         return target
     return _write(target, poster(store, sha256, limits), size)
+
+
+def aligned(
+    root: Path,
+    store: ContentStore,
+    asset_sha256: str,
+    reference_sha256: str,
+    transform: tuple[float, ...] | None,
+    size: int,
+    limits: FingerprintLimits,
+) -> Path:
+    """The reference redrawn in the asset's frame, as a JPEG of the asset's displayed size
+    (fitting ``size``): warped by a verified match's ``transform`` (the 3x3 homography, row
+    by row, from the reference's unit square to the asset's), else stretched to the asset's
+    size. The asset's own picture at that size is ``thumbnail(..., size)``; laid over each
+    other they give the wipe, flicker and difference views. Kept under
+    ``thumbnails/<size>/aligned/``."""
+    import hashlib
+
+    import cv2
+    import numpy as np
+
+    key = hashlib.sha256(f"{asset_sha256}:{reference_sha256}:{transform}".encode()).hexdigest()
+    target = root / "thumbnails" / str(size) / "aligned" / key[:2] / f"{key}.jpg"
+    if target.is_file():
+        return target
+    frame = poster(store, asset_sha256, limits).convert("RGB")
+    frame.thumbnail((size, size))
+    width, height = frame.size
+    reference = np.asarray(poster(store, reference_sha256, limits).convert("RGB"))
+    if transform is None:
+        warped = cv2.resize(reference, (width, height), interpolation=cv2.INTER_AREA)
+    else:
+        ref_height, ref_width = reference.shape[:2]
+        to_pixels = np.diag([float(width), float(height), 1.0])
+        from_pixels = np.diag([1.0 / ref_width, 1.0 / ref_height, 1.0])
+        homography = to_pixels @ np.array(transform, dtype=np.float64).reshape(3, 3) @ from_pixels
+        warped = cv2.warpPerspective(reference, homography, (width, height), flags=cv2.INTER_AREA)
+    picture = Image.fromarray(warped)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, buffer.getvalue())
+    return target

@@ -6,6 +6,7 @@ here: SCREENSHOT_DIR=docs bash scripts/test.sh -k 'browser and sqlite and review
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -440,6 +441,38 @@ def test_a_composite_is_outlined_on_both_pictures(browser: Any, served: dict[str
     # The whole reference is in the asset: its outline is the reference's own frame.
     assert box_in(reference, on_reference) == pytest.approx((0, 0, 1, 1), abs=0.02)
 
+    # The compare viewer redraws the reference where the asset shows it: their difference
+    # is dark inside the pasted region and not outside it.
+    from PIL import Image, ImageStat
+
+    def region_mean(png: bytes, box: tuple[float, float, float, float]) -> float:
+        with Image.open(io.BytesIO(png)) as shot:
+            picture = shot.convert("L")
+            width, height = picture.size
+            crop = picture.crop(
+                (
+                    int(box[0] * width),
+                    int(box[1] * height),
+                    int(box[2] * width),
+                    int(box[3] * height),
+                )
+            )
+            return float(ImageStat.Stat(crop).mean[0])
+
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('section.compare img.layer')]"
+        ".every(i => !i.getAttribute('src') || (i.complete && i.naturalWidth > 0))"
+    )
+    viewport = page.locator("[data-testid=viewport-asset]")
+    inside = (left + 0.05, top + 0.05, left + 0.45, top + 0.45)
+    outside = (0.02, 0.02, left - 0.02, 0.98)
+    plain = viewport.screenshot()
+    page.keyboard.press("d")
+    page.wait_for_timeout(200)
+    differed = viewport.screenshot()
+    assert region_mean(differed, inside) < 0.25 * region_mean(plain, inside)
+    assert region_mean(differed, outside) == pytest.approx(region_mean(plain, outside), abs=6)
+
 
 def test_a_movie_shows_its_matching_frame_and_steps_through_the_range(
     browser: Any, served: dict[str, Any]
@@ -493,3 +526,147 @@ def test_a_movie_shows_its_matching_frame_and_steps_through_the_range(
     page.keyboard.press(",")
     assert pair.locator("[data-testid=frame-label]").inner_text() == f"frame {shown}"
     assert outline.is_visible()
+
+
+def _mean(png: bytes) -> float:
+    from PIL import Image, ImageStat
+
+    with Image.open(io.BytesIO(png)) as picture:
+        return float(sum(ImageStat.Stat(picture.convert("L")).mean))
+
+
+def _stage_transforms(page: Any) -> list[str]:
+    return page.eval_on_selector_all(
+        "section.compare .stage", "stages => stages.map(s => getComputedStyle(s).transform)"
+    )
+
+
+def test_compare_zooms_both_sides_and_wipes_flickers_and_differences(
+    browser: Any, served: dict[str, Any]
+) -> None:
+    page = sign_in(browser, served, "rosa")
+    shot = served["ids"]["shot010"]  # a re-encoded copy of a reference: it verifies
+    page.goto(f"{served['url']}/assets/{shot}")
+    compare = page.locator("[data-testid=compare]")
+    compare.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('section.compare img.layer')]"
+        ".every(i => !i.getAttribute('src') || (i.complete && i.naturalWidth > 0))"
+    )
+    assert "verified match's transform" in page.locator("[data-testid=alignment]").inner_text()
+    # The full-size picture, and both sides at the same displayed size.
+    natural = page.eval_on_selector("[data-testid=compare-asset]", "i => i.naturalWidth")
+    assert natural == 512  # the asset's own width: not a thumbnail
+    left = page.locator("[data-testid=viewport-asset]").bounding_box()
+    right = page.locator("[data-testid=viewport-reference]").bounding_box()
+    assert (round(left["width"]), round(left["height"])) == (
+        round(right["width"]),
+        round(right["height"]),
+    )
+    assert left["x"] + left["width"] <= right["x"]
+    # Zoom from the keyboard and pan with the mouse: both sides move together.
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    assert page.locator("[data-testid=zoom-level]").inner_text() == "400 %"
+    page.mouse.move(left["x"] + 100, left["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(left["x"] + 60, left["y"] + 70, steps=4)
+    page.mouse.up()
+    first, second = _stage_transforms(page)
+    assert first == second
+    assert first.startswith("matrix(4, 0, 0, 4, ")
+    assert first != "matrix(4, 0, 0, 4, 0, 0)"  # panned
+    page.keyboard.press("0")
+    assert _stage_transforms(page) == ["matrix(1, 0, 0, 1, 0, 0)"] * 2
+    viewport = page.locator("[data-testid=viewport-asset]")
+    alone = _mean(viewport.screenshot())
+    # Difference: a copy aligned on itself is nearly black.
+    page.keyboard.press("d")
+    assert page.locator("[data-testid=mode-difference]").get_attribute("aria-pressed") == "true"
+    assert page.locator("[data-testid=viewport-reference]").is_hidden()
+    page.wait_for_timeout(200)
+    difference = _mean(viewport.screenshot())
+    assert difference < 0.2 * alone, (difference, alone)
+    # Wipe: the reference covers the right part, from where the slider (or arrows) put it.
+    page.keyboard.press("w")
+    assert page.locator("[data-testid=wipe-position]").is_visible()
+    overlay = page.locator("[data-testid=compare-overlay]")
+    assert overlay.evaluate("o => o.style.clipPath") == "inset(0px 0px 0px 50%)"
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert overlay.evaluate("o => o.style.clipPath") == "inset(0px 0px 0px 40%)"
+    # Flicker: the reference comes and goes.
+    page.keyboard.press("f")
+    seen = set()
+    for _ in range(8):
+        seen.add(overlay.evaluate("o => getComputedStyle(o).visibility"))
+        page.wait_for_timeout(150)
+    assert seen == {"visible", "hidden"}
+    page.keyboard.press("s")
+    assert page.locator("[data-testid=viewport-reference]").is_visible()
+    # The aligned picture is for reviewing roles only.
+    artist = sign_in(browser, served, "arti")
+    answer = artist.request.get(f"{served['url']}/assets/{shot}/aligned/studio-ip/1.jpg")
+    assert answer.status == 404
+
+
+def test_notes_claims_and_the_next_asset_in_the_browser(
+    browser: Any, served: dict[str, Any]
+) -> None:
+    dialogs: list[str] = []
+    first, second = served["ids"]["shot010"], served["ids"]["shot020"]
+    page = sign_in(browser, served, "rosa", dialogs)
+    page.select_option("[data-testid=filter-verdict]", "high")
+    page.click("[data-testid=apply]")
+    page.wait_for_url("**/queue?*verdict=high*")
+    page.click(f"tr[data-asset='{first}'] a")
+    page.wait_for_url(f"**/assets/{first}?*")
+    assert page.locator("[data-testid=position]").inner_text() == "1 of 2"
+    assert page.locator("[data-testid=previous-asset]").count() == 0
+    # `]` goes to the next asset of the same filtered queue, `[` back.
+    page.keyboard.press("]")
+    page.wait_for_url(f"**/assets/{second}?*")
+    assert "verdict%3Dhigh" in page.url
+    page.keyboard.press("[")
+    page.wait_for_url(f"**/assets/{first}?*")
+    # A note with markup stays text; a reply nests under it.
+    page.fill("#note", "<img src=x onerror=alert(1)> whose helmet?")
+    page.click("[data-testid=add-note]")
+    page.wait_for_url(f"**/assets/{first}?*#note-*")
+    note = page.locator("[data-testid=note]").first
+    assert "<img src=x onerror=alert(1)> whose helmet?" in note.inner_text()
+    assert "rosa (reviewer)" in note.inner_text()
+    note.locator("[data-testid=reply]").click()
+    note.locator("textarea[name=text]").fill("Checking with the art department")
+    note.locator("[data-testid=send-reply]").click()
+    page.wait_for_load_state()
+    nested = page.locator("[data-testid=note] [data-testid=note]")
+    assert nested.count() == 1
+    assert "Checking with the art department" in nested.inner_text()
+    # Claim from the keyboard; a second reviewer sees who is on it and cannot claim it.
+    page.keyboard.press("c")
+    page.wait_for_load_state()
+    assert "You are on this one" in page.locator("[data-testid=claim]").inner_text()
+    other = sign_in(browser, served, "ravi")
+    assert (
+        other.locator(f"tr[data-asset='{first}'] [data-testid=claimed-by]").inner_text() == "rosa"
+    )
+    other.goto(f"{served['url']}/assets/{first}")
+    assert "rosa is on this one" in other.locator("[data-testid=claim]").inner_text()
+    assert other.locator("[data-testid=claim-button]").count() == 0
+    # Rosa decides: the claim ends, and the page moves on to the next asset.
+    page.keyboard.press("e")
+    page.keyboard.type("Helmet logo: legal should look")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(f"**/assets/{second}?*done=*")
+    other.goto(f"{served['url']}/queue?status=any")
+    assert other.locator(f"tr[data-asset='{first}'] [data-testid=claimed-by]").inner_text() == ""
+    # Legal's queue opens on the escalation, with the notes beside it.
+    legal = sign_in(browser, served, "lena")
+    assert [
+        r.get_attribute("data-asset") for r in legal.locator("[data-testid=queue] tbody tr").all()
+    ] == [str(first)]
+    legal.click(f"tr[data-asset='{first}'] a")
+    assert legal.locator("[data-testid=note]").count() == 2
+    assert dialogs == []
+    assert "Audit chain OK" in run("-w", served["ws"], "audit", "verify").stdout

@@ -41,7 +41,7 @@ templates.env.filters["basename"] = lambda path: str(path).replace("\\", "/").rs
 templates.env.filters["nearest"] = nearest_words
 templates.env.globals["score_words"] = score_words
 
-THUMBNAIL_SIZES = (160, 640)
+THUMBNAIL_SIZES = (160, 640, COMPARE_SIZE := 4096)
 # Each role's queue by default: what that role can decide (admins see both).
 DEFAULT_STATUS = {"reviewer": "flagged", "legal": "escalated"}
 ANY_STATUS = "any"
@@ -297,6 +297,7 @@ def asset_page(
         "asset.html",
         {
             "notes": triage.notes(workspace, str(asset_id)),
+            "compare_size": COMPARE_SIZE,
             "claim": triage.claims(workspace, [asset_id]).get(asset_id),
             "neighbours": _neighbours(workspace, user, query, asset_id),
             "done": done,
@@ -543,6 +544,46 @@ def thumbnail(request: Request, size: int, sha256: str) -> Response:
         raise NotFound("no such thumbnail size")
     artist = user.name if user.role == "artist" else None
     path = assets.thumbnail(_workspace(request), sha256, size, artist=artist)
+    return FileResponse(path, media_type="image/jpeg")
+
+
+@router.get("/assets/{asset_id}/aligned/{reference_set}/{item_id}.jpg")
+def aligned_reference(
+    request: Request, asset_id: int, reference_set: str, item_id: int
+) -> Response:
+    """Reference item ``item_id`` of the asset's newest check, redrawn in the asset's frame
+    by its verified transform (else stretched to the asset's size): the picture the wipe,
+    flicker and difference views lay over the asset. For the roles that review only."""
+    user = page_user(request)
+    if user.role not in QUEUE_ROLES:
+        raise NotFound("no such picture")
+    workspace = _workspace(request)
+    asset = assets.show(workspace, str(asset_id))
+    checks = checking.asset_checks(workspace, str(asset_id))
+    latest = checks[-1] if checks else None
+    wanted = (reference_set, item_id)
+    match = next(
+        (
+            m
+            for m in (latest["matches"] if latest else [])
+            if (m["reference_set"], m["item_id"]) == wanted
+        ),
+        None,
+    )
+    if latest is None or match is None:
+        raise NotFound(f"the newest check of asset {asset_id} matched no {reference_set}#{item_id}")
+    verified = next(
+        (
+            v
+            for v in latest.get("verifications", [])
+            if (v["reference_set"], v["item_id"]) == wanted and v["verified"]
+        ),
+        None,
+    )
+    transform = tuple(verified["transform"]) if verified and verified.get("transform") else None
+    path = assets.aligned_reference(
+        workspace, asset["sha256"], match["sha256"], transform, COMPARE_SIZE
+    )
     return FileResponse(path, media_type="image/jpeg")
 
 

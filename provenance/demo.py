@@ -10,6 +10,7 @@ metadata extraction.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -465,6 +466,27 @@ def _clearance(workspace: Workspace, directory: Path, ids: dict[str, int]) -> No
         document=letter,
         by="lena",
     )
+    # Consents of two stand-in performers: one runs out within weeks of the day the demo
+    # is built, so the legal notebook has a consent to warn about.
+    soon = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40)).isoformat()
+    for talent, scope, expires in (
+        ("Mara Quinn (stand-in)", "likeness", soon),
+        ("Theo Vance (stand-in)", "voice", "2028-12-31"),
+    ):
+        release = documents / f"consent-{talent.split()[0].lower()}.txt"
+        release.write_text(
+            f"{talent} consents to the use of their {scope} in the production Demo.\n",
+            encoding="utf-8",
+        )
+        clearance.add_consent(
+            workspace,
+            talent=talent,
+            scope=scope,
+            production="Demo",
+            document=release,
+            expires=expires,
+            by="lena",
+        )
 
 
 def _row(asset: DemoAsset, record: dict[str, Any], check: CheckResult) -> DemoRow:

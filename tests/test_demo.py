@@ -1,15 +1,30 @@
-"""The demo builds offline, flags every recreation and clears every unrelated image."""
+"""The demo builds offline, flags every recreation and clears every unrelated image; the
+triage, legal and calibration notebooks run against it."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import run, run_json
 
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
-def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None:
-    workspace = tmp_path / "demo"
-    result = run("demo", workspace)
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    workspace = tmp_path_factory.mktemp("demo") / "demo"
+    return workspace, run("demo", workspace)
+
+
+def test_demo_flags_every_recreation_and_clears_the_rest(
+    demo: tuple[Path, Any], tmp_path: Path
+) -> None:
+    workspace, result = demo
     assert result.exit_code == 0, result.output
     assert (
         "7 of 7 recreations flagged against the right reference; 4 of 4 unrelated images clear."
@@ -67,3 +82,43 @@ def test_demo_flags_every_recreation_and_clears_the_rest(tmp_path: Path) -> None
     again = run("demo", workspace)
     assert again.exit_code == 1
     assert "exists and is not empty" in again.stderr
+
+
+@pytest.mark.parametrize("name", ["triage.ipynb", "legal.ipynb", "calibration.ipynb"])
+def test_the_notebooks_run_against_the_demo_workspace(
+    demo: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    workspace, result = demo
+    assert result.exit_code == 0, result.output
+    # A copy runs, beside the real notebooks so that their relative paths hold; the
+    # committed notebook keeps the outputs it was saved with.
+    copy = NOTEBOOKS / f".test-{os.getpid()}-{name}"
+    shutil.copyfile(NOTEBOOKS / name, copy)
+    try:
+        notebook = nbformat.read(copy, as_version=4)
+        monkeypatch.setenv("PROVENANCE_WORKSPACE", str(workspace))
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        ).execute()
+    finally:
+        copy.unlink()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert figures, f"{name} drew no figure"
+    if name == "triage.ipynb":
+        assert "11 assets, 11 checked, 7 flagged" in text
+        assert "waiting for a decision" in text
+    elif name == "legal.ipynb":
+        assert "Demo, as of " in text
+        assert "1 cleared for final" in text
+        assert "Mara Quinn (stand-in)" in text
+        assert "<- expires soon" in text
+        assert "Studio contact (demo)" in text

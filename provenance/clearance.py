@@ -489,14 +489,21 @@ def _revise(
 
 
 def vet_tool(
-    workspace: Workspace, name: str, *, by: str | None = None, **profile: Any
+    workspace: Workspace,
+    name: str,
+    *,
+    by: str | None = None,
+    user: UserInfo | None = None,
+    **profile: Any,
 ) -> dict[str, Any]:
-    actor = workspace.role_actor(by, ("admin", "legal"), "vetting a tool")
+    actor = workspace.role_actor(by, ("admin", "legal"), "vetting a tool", user)
     return _vet_tool(workspace, name, actor=actor, **profile)
 
 
-def add_consent(workspace: Workspace, *, by: str | None = None, **consent: Any) -> dict[str, Any]:
-    actor = workspace.role_actor(by, ("legal",), "recording a consent")
+def add_consent(
+    workspace: Workspace, *, by: str | None = None, user: UserInfo | None = None, **consent: Any
+) -> dict[str, Any]:
+    actor = workspace.role_actor(by, ("legal",), "recording a consent", user)
     return _add_consent(workspace, actor=actor, **consent)
 
 

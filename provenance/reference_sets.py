@@ -29,7 +29,7 @@ from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import ReferenceItem, ReferenceSet, ReferenceVector, utcnow
 from provenance.detectors.base import Detector
-from provenance.domain import ReferenceSetInfo
+from provenance.domain import ReferenceSetInfo, UserInfo
 from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
 from provenance.export.documents import set_info
 from provenance.files import Skipped, collect_files, display_name, read_file
@@ -525,13 +525,18 @@ def create(
     attribution: str | None = None,
     by: str | None = None,
     progress: IngestProgress | None = None,
+    user: UserInfo | None = None,
+    source: str | None = None,
 ) -> IngestReport:
-    """Create set ``name`` from the images at ``sources`` and build its indexes."""
+    """Create set ``name`` from the images at ``sources`` and build its indexes.
+    ``user``: an admin the web pages signed in; ``source``: what the set's record names
+    as its origin (default: the paths given)."""
     sources = [Path(s) for s in sources]
-    for source in sources:
-        if not source.exists():
-            raise InvalidInput(f"{source}: no such file or folder")
+    for path in sources:
+        if not path.exists():
+            raise InvalidInput(f"{path}: no such file or folder")
     check_name(name)
+    actor = _actor(workspace, by, user)
     with reference_set_lock(workspace.root, name):
         create_set(
             workspace,
@@ -539,15 +544,15 @@ def create(
             rights=rights,
             holder=holder,
             description=description,
-            source=", ".join(str(s) for s in sources),
-            actor=_actor(workspace, by),
+            source=source or ", ".join(str(s) for s in sources),
+            actor=actor,
         )
         return add_items(
             workspace,
             name,
             sources,
             attribution=attribution,
-            actor=_actor(workspace, by),
+            actor=actor,
             progress=progress,
         )
 
@@ -587,8 +592,10 @@ def remove(workspace: Workspace, name: str, *, by: str | None = None) -> None:
         remove_set(workspace, name, actor=_actor(workspace, by))
 
 
-def _actor(workspace: Workspace, by: str | None) -> str:
-    """The actor of a reference-set write: with a token, an admin's."""
+def _actor(workspace: Workspace, by: str | None, user: UserInfo | None = None) -> str:
+    """The actor of a reference-set write: with a token (or signed in), an admin's."""
+    if user is not None:
+        return workspace.role_actor(None, ("admin",), "managing reference sets", user)
     return workspace.actor(by, role="admin", doing="managing reference sets")
 
 

@@ -311,7 +311,8 @@ def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
     if where.sort not in SORTS:
         raise InvalidInput(f"sort {where.sort!r} is not one of {', '.join(SORTS)}")
     with read_session(workspace.engine) as session:
-        entries = list(_open_entries(session, where))
+        # In asset order first, so that equal keys keep one order on every database.
+        entries = sorted(_open_entries(session, where), key=lambda e: e.asset_id)
         # Assets not checked yet cannot be judged: the queue says how many wait.
         pending = repository.pending_check_count(session)
     if where.sort == "score":

@@ -50,8 +50,15 @@ def check_role(role: str) -> str:
     return role
 
 
-def add_user(workspace: Workspace, name: str, role: str, *, by: str | None = None) -> UserInfo:
-    actor = _admin(workspace, by)
+def add_user(
+    workspace: Workspace,
+    name: str,
+    role: str,
+    *,
+    by: str | None = None,
+    signed_in: UserInfo | None = None,
+) -> UserInfo:
+    actor = _admin(workspace, by, signed_in)
     check_name(name)
     check_role(role)
     exists = InvalidInput(f"user {name!r} exists already")
@@ -75,9 +82,11 @@ def add_user(workspace: Workspace, name: str, role: str, *, by: str | None = Non
         raise exists from None
 
 
-def issue_token(workspace: Workspace, name: str, *, by: str | None = None) -> str:
+def issue_token(
+    workspace: Workspace, name: str, *, by: str | None = None, signed_in: UserInfo | None = None
+) -> str:
     """A new token for ``name`` (the previous one stops working); only its hash is kept."""
-    actor = _admin(workspace, by)
+    actor = _admin(workspace, by, signed_in)
     token = accounts.TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction(workspace.engine) as session:
         user = _active(session, name)
@@ -90,8 +99,10 @@ def issue_token(workspace: Workspace, name: str, *, by: str | None = None) -> st
     return token
 
 
-def disable_user(workspace: Workspace, name: str, *, by: str | None = None) -> None:
-    actor = _admin(workspace, by)
+def disable_user(
+    workspace: Workspace, name: str, *, by: str | None = None, signed_in: UserInfo | None = None
+) -> None:
+    actor = _admin(workspace, by, signed_in)
     with write_transaction(workspace.engine) as session:
         user = _active(session, name)
         user.disabled_at = utcnow()
@@ -123,10 +134,13 @@ def current_user(workspace: Workspace) -> UserInfo:
     return workspace.acting_user()
 
 
-def _admin(workspace: Workspace, by: str | None) -> str:
+def _admin(workspace: Workspace, by: str | None, signed_in: UserInfo | None = None) -> str:
     """The actor of a user-management write. Once an active admin holds a token, only
     an admin's token may manage users; before that (setting up), the local user may,
-    so that the first admin can be added and given a token."""
+    so that the first admin can be added and given a token. ``signed_in``: an admin the
+    web pages signed in."""
+    if signed_in is not None:
+        return workspace.role_actor(None, ("admin",), "managing users", signed_in)
     if workspace.token is not None:
         return workspace.actor(by, role="admin", doing="managing users")
     with read_session(workspace.engine) as session:

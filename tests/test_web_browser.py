@@ -10,6 +10,7 @@ import io
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from provenance import Workspace
 from provenance.web import pages
 from provenance.web.app import create_app
 from tests.conftest import run, sql
-from tests.team import HOSTILE_PROMPT, build_team
+from tests.team import HOSTILE_PROMPT, ROLES, build_team
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -105,9 +106,7 @@ def sign_in(
     page.fill("#token", served["tokens"][who])
     page.click("button[type=submit]")
     page.wait_for_load_state()
-    assert page.locator("[data-testid=who]").inner_text() == f"{who} · " + (
-        "reviewer" if who in ("rosa", "ravi") else "artist" if who == "arti" else "legal"
-    )
+    assert page.locator("[data-testid=who]").inner_text() == f"{who} · {ROLES[who]}"
     return page
 
 
@@ -638,14 +637,14 @@ def test_notes_claims_and_the_next_asset_in_the_browser(
     assert "rosa (reviewer)" in note.inner_text()
     note.locator("[data-testid=reply]").click()
     note.locator("textarea[name=text]").fill("Checking with the art department")
-    note.locator("[data-testid=send-reply]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        note.locator("[data-testid=send-reply]").click()
     nested = page.locator("[data-testid=note] [data-testid=note]")
     assert nested.count() == 1
     assert "Checking with the art department" in nested.inner_text()
     # Claim from the keyboard; a second reviewer sees who is on it and cannot claim it.
-    page.keyboard.press("c")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("c")
     assert "You are on this one" in page.locator("[data-testid=claim]").inner_text()
     other = sign_in(browser, served, "ravi")
     assert (
@@ -670,3 +669,120 @@ def test_notes_claims_and_the_next_asset_in_the_browser(
     assert legal.locator("[data-testid=note]").count() == 2
     assert dialogs == []
     assert "Audit chain OK" in run("-w", served["ws"], "audit", "verify").stdout
+
+
+def test_admins_and_legal_manage_users_sets_tools_and_consents(
+    browser: Any, served: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests import filemakers as fm
+
+    ws = served["ws"]
+    admin = sign_in(browser, served, "ada")
+    admin.click("[data-testid=manage]")
+    admin.wait_for_url("**/manage/users")
+    # Users: add one, issue their token (shown once, and it works), disable another.
+    admin.fill("[data-testid=user-name]", "nia")
+    admin.select_option("[data-testid=user-role]", "reviewer")
+    admin.click("[data-testid=add-user-submit]")
+    admin.wait_for_url("**/manage/users?done=*")
+    assert "Added nia (reviewer)" in admin.locator("[data-testid=notice]").inner_text()
+    with admin.expect_navigation():
+        admin.click("tr[data-user='nia'] [data-testid=issue-token]")
+    token = admin.locator("[data-testid=token]").inner_text()
+
+    def me(token: str) -> int:
+        answer = admin.request.get(
+            f"{served['url']}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        return int(answer.status)
+
+    assert me(token) == 200
+    admin.goto(f"{served['url']}/manage/users")
+    assert admin.locator("[data-testid=token]").count() == 0  # shown once only
+    admin.click("tr[data-user='ravi'] [data-testid=disable]")
+    admin.wait_for_url("**/manage/users?done=*")
+    assert me(served["tokens"]["ravi"]) == 401
+    assert "disabled" in admin.locator("tr[data-user='ravi']").inner_text()
+
+    # Reference sets: one from uploaded pictures, one from a folder on the server.
+    admin.click("[data-testid=tab-reference-sets]")
+    admin.wait_for_url("**/manage/reference-sets")
+    admin.fill("[data-testid=set-name]", "posters")
+    admin.select_option("[data-testid=set-rights]", "licensed")
+    admin.set_input_files(
+        "[data-testid=set-files]", [str(fm.SAMPLES / "rocket.jpg"), str(fm.SAMPLES / "chelsea.png")]
+    )
+    staged = set(Path(tempfile.gettempdir()).glob("provenance-upload-*"))
+    admin.click("[data-testid=create-set-submit]")
+    admin.wait_for_url("**/manage/reference-sets?done=*")
+    assert "Created posters: 2 pictures" in admin.locator("[data-testid=notice]").inner_text()
+    assert set(Path(tempfile.gettempdir()).glob("provenance-upload-*")) == staged
+    folder = tmp_path / "talent-refs"
+    folder.mkdir()
+    (folder / "hubble.jpg").write_bytes((fm.SAMPLES / "hubble_deep_field.jpg").read_bytes())
+    admin.fill("[data-testid=set-name]", "talent-refs")
+    admin.select_option("[data-testid=set-rights]", "talent")
+    admin.fill("[data-testid=set-folder]", str(folder))
+    admin.click("[data-testid=create-set-submit]")
+    admin.wait_for_url("**/manage/reference-sets?done=*")
+    sets = {
+        s["name"]: s
+        for s in json.loads(run("-w", ws, "refs", "list", "--json").stdout)["reference_sets"]
+    }
+    assert (sets["posters"]["items"], sets["posters"]["rights_status"]) == (2, "licensed")
+    assert sets["posters"]["source"] == "uploaded through the web pages (2 files)"
+    assert (sets["talent-refs"]["items"], sets["talent-refs"]["rights_status"]) == (1, "talent")
+    # A bad request changes nothing and says why.
+    before = json.loads(run("-w", ws, "refs", "list", "--json").stdout)
+    admin.fill("[data-testid=set-name]", "empty")
+    with admin.expect_navigation():
+        admin.click("[data-testid=create-set-submit]")
+    assert "give either pictures to upload or a folder" in admin.content()
+    assert json.loads(run("-w", ws, "refs", "list", "--json").stdout) == before
+
+    # Legal: a tool vetting and a consent with its signed release.
+    legal = sign_in(browser, served, "lena")
+    legal.click("[data-testid=manage]")
+    legal.wait_for_url("**/manage/tools")
+    assert legal.locator("[data-testid=tab-users]").count() == 0
+    legal.fill("[data-testid=tool-name]", "automatic1111")
+    legal.select_option("[data-testid=tool-stores_inputs]", "no")
+    legal.select_option("[data-testid=tool-trains_on_inputs]", "no")
+    legal.select_option("[data-testid=tool-enterprise_secured]", "yes")
+    legal.click("[data-testid=vet-tool-submit]")
+    legal.wait_for_url("**/manage/tools?done=*")
+    assert "by lena" in legal.locator("tr[data-tool='automatic1111']").inner_text()
+    tool = json.loads(run("-w", ws, "tools", "show", "automatic1111", "--json").stdout)
+    assert (tool["stores_inputs"], tool["enterprise_secured"], tool["vetted_by"]) == (
+        "no",
+        "yes",
+        "lena",
+    )
+    release = tmp_path / "release.pdf"
+    release.write_bytes(b"%PDF-1.4 signed release of Mara Quinn\n")
+    legal.click("[data-testid=tab-consents]")
+    legal.wait_for_url("**/manage/consents")
+    legal.fill("[data-testid=consent-talent]", "Mara Quinn")
+    legal.select_option("[data-testid=consent-scope]", "likeness")
+    legal.fill("[data-testid=consent-production]", "Nightfall")
+    legal.fill("[data-testid=consent-expires]", "2027-06-30")
+    legal.set_input_files("[data-testid=consent-document]", str(release))
+    legal.click("[data-testid=add-consent-submit]")
+    legal.wait_for_url("**/manage/consents?done=*")
+    row = legal.locator("[data-testid=consents] tbody tr").first.inner_text()
+    assert "Mara Quinn" in row
+    assert "release.pdf" in row
+    [consent] = json.loads(run("-w", ws, "consent", "list", "--json").stdout)["consents"]
+    assert (consent["talent"], consent["production"], consent["recorded_by"]) == (
+        "Mara Quinn",
+        "Nightfall",
+        "lena",
+    )
+
+    # A reviewer has no management pages; every change above is in the audit chain.
+    reviewer = sign_in(browser, served, "rosa")
+    assert reviewer.locator("[data-testid=manage]").count() == 0
+    assert reviewer.request.get(f"{served['url']}/manage/users").status == 403
+    assert reviewer.request.get(f"{served['url']}/manage/consents").status == 403
+    verified = json.loads(run("-w", ws, "audit", "verify", "--json").stdout)
+    assert verified["ok"] is True

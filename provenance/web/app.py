@@ -31,7 +31,7 @@ from provenance.errors import (
     ProvenanceError,
     Unauthenticated,
 )
-from provenance.web import api, pages, uploads
+from provenance.web import api, manage, pages, uploads
 from provenance.web.auth import Sessions, load_key
 from provenance.workspace import Workspace
 
@@ -69,8 +69,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = uploads.UPLOAD_PATH.match(scope["path"]) is not None
-        limit = uploads.UPLOAD_BODY_LIMIT if upload else BODY_LIMIT
+        rule = uploads.upload_rule(scope["path"])
+        upload = rule is not None
+        limit = rule.limit if rule is not None else BODY_LIMIT
         headers = dict(scope.get("headers") or [])
         announced = headers.get(b"content-length", b"")
         seen = 0
@@ -82,8 +83,11 @@ class BodyLimit:
                 raise _too_large(limit)
             if not authorised:
                 # Who is asking is settled before the first byte of a document is read.
+                assert rule is not None  # only an upload waits for authorisation
                 try:
-                    await run_in_threadpool(uploads.authorise_upload, scope["app"], scope, headers)
+                    await run_in_threadpool(
+                        uploads.authorise_upload, scope["app"], scope, headers, rule
+                    )
                 except ProvenanceError as exc:
                     # As an HTTP error: the body parser would turn any other error into 400.
                     raise _Refused(exc) from None
@@ -144,6 +148,7 @@ def create_app(workspace: Workspace | None) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(manage.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"
     )

@@ -5,6 +5,7 @@ sha256, under the upload's own file name reduced to a safe base name."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import UploadFile
@@ -17,16 +18,54 @@ from provenance.errors import AccessDenied, Unauthenticated
 from provenance.web.auth import SESSION_COOKIE, Sessions, bearer_user
 from provenance.workspace import Workspace
 
-# The routes taking a signed document (the asset page's form and the API), and the most
-# their whole request body may be: the document and the form around it.
-UPLOAD_PATH = re.compile(r"/(api/v1/)?assets/\d+/approvals?\Z")
+
+@dataclass(frozen=True)
+class UploadRule:
+    """A route taking uploaded files: the most its whole request body may be, and the roles
+    that may send one (refused before the body is read)."""
+
+    path: re.Pattern[str]
+    limit: int
+    roles: tuple[str, ...]
+    doing: str
+
+
+# The most a signed document's request may be: the document and the form around it.
 UPLOAD_BODY_LIMIT = MAX_DOCUMENT_BYTES + 1024 * 1024
+# The most one upload of reference pictures may be (a larger set comes from a folder).
+REFERENCE_UPLOAD_LIMIT = 1024 * 1024 * 1024
+UPLOADS = (
+    UploadRule(
+        re.compile(r"/(api/v1/)?assets/\d+/approvals?\Z"),
+        UPLOAD_BODY_LIMIT,
+        ("legal",),
+        "recording a written approval",
+    ),
+    UploadRule(
+        re.compile(r"/manage/consents\Z"), UPLOAD_BODY_LIMIT, ("legal",), "recording a consent"
+    ),
+    UploadRule(
+        re.compile(r"/manage/reference-sets\Z"),
+        REFERENCE_UPLOAD_LIMIT,
+        ("admin",),
+        "managing reference sets",
+    ),
+)
+UPLOAD_PATH = UPLOADS[0].path
 
 
-def authorise_upload(app: Any, scope: dict[str, Any], headers: dict[bytes, bytes]) -> None:
-    """Refuse an upload from anyone but a signed-in lawyer before its body is read: the
-    API's bearer token, or the pages' session cookie. Raises Unauthenticated or
-    AccessDenied (the route checks again, with the form's CSRF token, once it runs)."""
+def upload_rule(path: str) -> UploadRule | None:
+    """The upload rule of the route at ``path``; None for a route taking no files."""
+    return next((rule for rule in UPLOADS if rule.path.match(path)), None)
+
+
+def authorise_upload(
+    app: Any, scope: dict[str, Any], headers: dict[bytes, bytes], rule: UploadRule = UPLOADS[0]
+) -> None:
+    """Refuse an upload from anyone but a signed-in user holding one of ``rule``'s roles
+    before its body is read: the API's bearer token, or the pages' session cookie. Raises
+    Unauthenticated or AccessDenied (the route checks again, with the form's CSRF token,
+    once it runs)."""
     workspace: Workspace | None = app.state.workspace
     if workspace is None:
         return
@@ -39,8 +78,8 @@ def authorise_upload(app: Any, scope: dict[str, Any], headers: dict[bytes, bytes
         user = sessions.user(workspace, _cookie(headers, SESSION_COOKIE))
         if user is None:
             raise Unauthenticated("sign in first")
-    if user.role != "legal":
-        raise AccessDenied(f"recording a written approval needs the legal role; {user.role}")
+    if user.role not in rule.roles:
+        raise AccessDenied(f"{rule.doing} needs the {' or '.join(rule.roles)} role; {user.role}")
 
 
 def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:

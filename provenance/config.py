@@ -447,6 +447,33 @@ SETTINGS: tuple[Setting, ...] = (
         "`provenance audit anchor`), outside the database; keep it where the database's "
         "writers cannot rewrite it. Relative paths from the workspace folder.",
     ),
+    Setting(
+        "oidc_issuer",
+        "",
+        str,
+        "OpenID Connect issuer URL of the studio's identity provider; when set, the sign-in "
+        "page offers single sign-on (empty: tokens only).",
+    ),
+    Setting("oidc_client_id", "", str, "This server's client id at the identity provider."),
+    Setting(
+        "oidc_client_secret",
+        "",
+        str,
+        "Its client secret (give it as PROVENANCE_OIDC_CLIENT_SECRET rather than in the file).",
+    ),
+    Setting(
+        "oidc_user_claim",
+        "preferred_username",
+        str,
+        "The ID token claim naming the workspace user who signs in (an active user there).",
+    ),
+    Setting(
+        "oidc_public_url",
+        "",
+        str,
+        "This server's address as browsers reach it, for the sign-in redirect (empty: the "
+        "address each request came to).",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

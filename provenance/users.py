@@ -174,8 +174,9 @@ def open_session(workspace: Workspace, name: str, seconds: int) -> str:
 
 
 def session_holder(workspace: Workspace, session_id: str) -> tuple[UserInfo, str] | None:
-    """The active user of a standing web session and the sha256 of their current token,
-    or None (no such session, ended, expired, user disabled or without a token)."""
+    """The active user of a standing web session and the sha256 of their current token
+    (empty when they hold none: a single sign-on user), or None (no such session, ended,
+    expired, user disabled)."""
     with read_session(workspace.engine) as session:
         found = session.execute(
             select(User, WebSession.expires_at)
@@ -185,9 +186,9 @@ def session_holder(workspace: Workspace, session_id: str) -> tuple[UserInfo, str
         if found is None:
             return None
         user, expires_at = found
-        if expires_at < utcnow() or user.disabled_at is not None or user.token_sha256 is None:
+        if expires_at < utcnow() or user.disabled_at is not None:
             return None
-        return accounts.user_info(user), user.token_sha256
+        return accounts.user_info(user), user.token_sha256 or ""
 
 
 def end_session(workspace: Workspace, session_id: str) -> None:

@@ -786,3 +786,107 @@ def test_admins_and_legal_manage_users_sets_tools_and_consents(
     assert reviewer.request.get(f"{served['url']}/manage/consents").status == 403
     verified = json.loads(run("-w", ws, "audit", "verify", "--json").stdout)
     assert verified["ok"] is True
+
+
+@pytest.fixture
+def sso_served(
+    db_workspace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """The team's workspace served with single sign-on through a local identity provider."""
+    import uvicorn
+
+    from tests import oidc_provider
+
+    with oidc_provider.running(_free_port()) as idp:
+        monkeypatch.setenv("PROVENANCE_OIDC_ISSUER", idp.issuer)
+        monkeypatch.setenv("PROVENANCE_OIDC_CLIENT_ID", oidc_provider.CLIENT_ID)
+        monkeypatch.setenv("PROVENANCE_OIDC_CLIENT_SECRET", oidc_provider.CLIENT_SECRET)
+        team = build_team(db_workspace_dir, tmp_path)
+        port = _free_port()
+        with Workspace.open(db_workspace_dir) as workspace:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(workspace), host="127.0.0.1", port=port, log_level="warning"
+                )
+            )
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 20
+            while not server.started:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+            try:
+                yield {**team, "url": f"http://127.0.0.1:{port}", "idp": idp}
+            finally:
+                server.should_exit = True
+                thread.join(timeout=20)
+
+
+def _sso(browser: Any, served: dict[str, Any], username: str) -> Any:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(served["url"] + "/signin")
+    page.click("[data-testid=sso]")
+    page.wait_for_url(served["idp"].issuer + "/authorize?*")
+    assert "code_challenge_method=S256" in page.url
+    page.fill("#idp-user", username)
+    page.click("#idp-submit")
+    page.wait_for_load_state()
+    return page
+
+
+def test_single_sign_on_through_the_studio_identity_provider(
+    browser: Any, sso_served: dict[str, Any]
+) -> None:
+    served = sso_served
+    page = _sso(browser, served, "rosa")
+    page.wait_for_url(served["url"] + "/queue")
+    assert page.locator("[data-testid=who]").inner_text() == "rosa · reviewer"
+    assert page.locator("[data-testid=total]").inner_text() == "2"
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["provenance_session"]["httpOnly"] is True
+    # The session works like a token's: a decision is recorded as rosa's.
+    shot = served["ids"]["shot010"]
+    page.goto(f"{served['url']}/assets/{shot}")
+    page.keyboard.press("a")
+    page.keyboard.type("Signed in through the studio's identity provider.")
+    with page.expect_navigation():
+        page.keyboard.press("Control+Enter")
+    decisions = json.loads(run("-w", served["ws"], "show", shot, "--json").stdout)
+    assert decisions["review"]["decisions"][-1]["decided_by"] == "rosa"
+    # Replaying the provider's answer (the same state and code) opens nothing.
+    replay = page.context.request.get(
+        f"{served['url']}/signin/sso/callback?state=used&code=used", max_redirects=0
+    )
+    assert replay.status == 303
+    assert "error=sso" in replay.headers["location"]
+    # Signing out ends it, and disabling the user ends their single sign-on sessions too.
+    again = _sso(browser, served, "ravi")
+    again.wait_for_url(served["url"] + "/queue")
+    admin = {"PROVENANCE_TOKEN": served["tokens"]["ada"]}
+    assert run("-w", served["ws"], "users", "disable", "ravi", env=admin).exit_code == 0
+    again.goto(served["url"] + "/queue")
+    assert again.url.endswith("/signin")
+
+
+@pytest.mark.parametrize(
+    ("mode", "username", "reason"),
+    [
+        ("forge", "rosa", "the ID token's signature does not verify"),
+        ("audience", "rosa", "the ID token does not hold"),
+        ("nonce", "rosa", "the ID token does not hold"),
+        ("expired", "rosa", "the ID token does not hold"),
+        ("honest", "mallory", "'mallory' is not an active user of this workspace"),
+    ],
+)
+def test_a_forged_or_foreign_id_token_signs_no_one_in(
+    browser: Any, sso_served: dict[str, Any], mode: str, username: str, reason: str
+) -> None:
+    served = sso_served
+    served["idp"].mode = mode
+    page = _sso(browser, served, username)
+    page.wait_for_url(served["url"] + "/signin?*")
+    assert reason in page.locator("[data-testid=sso-error]").inner_text()
+    assert "provenance_session" not in {c["name"] for c in page.context.cookies()}
+    page.goto(served["url"] + "/queue")
+    assert page.url.endswith("/signin")

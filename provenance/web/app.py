@@ -31,7 +31,7 @@ from provenance.errors import (
     ProvenanceError,
     Unauthenticated,
 )
-from provenance.web import api, manage, pages, uploads
+from provenance.web import api, manage, pages, sso, uploads
 from provenance.web.auth import Sessions, load_key
 from provenance.workspace import Workspace
 
@@ -149,6 +149,7 @@ def create_app(workspace: Workspace | None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(manage.router)
+    app.include_router(sso.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"
     )

@@ -122,6 +122,22 @@ class Sessions:
         payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
         return f"{payload}.{self._sign('session|' + payload)}"
 
+    def issue_sso(self, workspace: Workspace, name: str) -> str:
+        """A cookie value for ``name``, whom the identity provider has just vouched for: a
+        new session, bound to single sign-on rather than to a token (disabling the user or
+        issuing them a token still ends it)."""
+        body = {
+            "s": users.open_session(workspace, name, SESSION_SECONDS),
+            "u": name,
+            "b": self._sso_binding(name),
+            "exp": int(time.time()) + SESSION_SECONDS,
+        }
+        payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
+        return f"{payload}.{self._sign('session|' + payload)}"
+
+    def _sso_binding(self, name: str) -> str:
+        return self._sign("bind-sso|" + name)[:32]
+
     def _body(self, cookie: str | None) -> dict[str, Any] | None:
         """The signed body of a cookie, or None when it is missing, forged or malformed."""
         if not cookie or "." not in cookie:
@@ -152,7 +168,9 @@ class Sessions:
         user, token_sha256 = found
         if user.name != body["u"]:
             return None
-        if not _same(body["b"], self._sign("bind|" + token_sha256)[:32]):
+        if _same(body["b"], self._sso_binding(user.name)):
+            return user
+        if not token_sha256 or not _same(body["b"], self._sign("bind|" + token_sha256)[:32]):
             return None
         return user
 

@@ -93,11 +93,12 @@ def home(request: Request) -> Response:
 
 
 @router.get("/signin")
-def signin_form(request: Request, error: str = "") -> Response:
+def signin_form(request: Request, error: str = "", why: str = "") -> Response:
     nonce = secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(
-        request, "signin.html", {"nonce": nonce, "error": error, "user": None, "csrf": ""}
-    )
+    sso = bool(_workspace(request).settings["oidc_issuer"])
+    context = {"nonce": nonce, "error": error, "why": why[:500], "user": None, "csrf": "",
+               "sso": sso}  # fmt: skip
+    response = templates.TemplateResponse(request, "signin.html", context)
     response.set_cookie(
         SIGNIN_COOKIE, nonce, max_age=600, httponly=True, samesite="strict", path="/signin"
     )

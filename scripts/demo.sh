@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install provenance and run the main job offline: the demo workspace, its triage table,
-# one flagged asset's record, the review queue, that asset's clearance, the production's
-# disclosure summary and evidence packs (signed with the demo's development key), a copy
-# with Content Credentials, every signature verified, and the audit chain checked against
-# the anchors the exports wrote.
+# one flagged asset's record, the review queue, the flagged assets and a note on one, the
+# cleared asset's clearance, the production's disclosure summary and evidence packs (signed
+# with the demo's development key), a copy with Content Credentials, every signature
+# verified, and the audit chain checked against the anchors the exports wrote.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system_packages.sh pdf    # Pango and fonts for the PDF evidence packs
@@ -22,6 +22,12 @@ echo
 .venv/bin/provenance -w "$workspace" show 9    # a vendor's still: its Content Credentials read and validated
 echo
 .venv/bin/provenance -w "$workspace" queue
+echo
+# What waits for a reviewer, as a pipeline script would ask; a reviewer's note on it.
+.venv/bin/provenance -w "$workspace" list --status flagged --verdict high
+echo
+PROVENANCE_USER=rosa .venv/bin/provenance -w "$workspace" note 2 "The character reads as the poster's: who cleared this design?"
+.venv/bin/provenance -w "$workspace" notes 2
 echo
 .venv/bin/provenance -w "$workspace" status 5
 echo

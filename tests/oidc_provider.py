@@ -11,7 +11,6 @@ import base64
 import hashlib
 import html
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from tests.serving import free_port, serving
 
 CLIENT_ID = "provenance-tests"
 CLIENT_SECRET = "s3cret-for-tests"
@@ -129,21 +130,9 @@ class IdentityProvider:
 
 
 @contextmanager
-def running(port: int) -> Iterator[IdentityProvider]:
-    import uvicorn
-
+def running() -> Iterator[IdentityProvider]:
+    """An identity provider serving on a free local port until the block ends."""
+    port = free_port()
     provider = IdentityProvider(f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(
-        uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the identity provider did not start"
-        time.sleep(0.05)
-    try:
+    with serving(provider.app(), port):
         yield provider
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)

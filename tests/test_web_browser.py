@@ -9,10 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from provenance import Workspace
 from provenance.web import pages
 from provenance.web.app import create_app
 from tests.conftest import run, sql
+from tests.serving import serving
 from tests.team import HOSTILE_PROMPT, ROLES, build_team
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,33 +40,11 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - scripts/system_packages.sh
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(db_workspace_dir: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import uvicorn
-
     team = build_team(db_workspace_dir, tmp_path)
-    port = _free_port()
-    with Workspace.open(db_workspace_dir) as workspace:
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(workspace), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        try:
-            yield {**team, "url": f"http://127.0.0.1:{port}"}
-        finally:
-            server.should_exit = True
-            thread.join(timeout=20)
+    with Workspace.open(db_workspace_dir) as workspace, serving(create_app(workspace)) as url:
+        yield {**team, "url": url}
 
 
 def _normal_scheduling() -> None:
@@ -793,33 +769,15 @@ def sso_served(
     db_workspace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
     """The team's workspace served with single sign-on through a local identity provider."""
-    import uvicorn
-
     from tests import oidc_provider
 
-    with oidc_provider.running(_free_port()) as idp:
+    with oidc_provider.running() as idp:
         monkeypatch.setenv("PROVENANCE_OIDC_ISSUER", idp.issuer)
         monkeypatch.setenv("PROVENANCE_OIDC_CLIENT_ID", oidc_provider.CLIENT_ID)
         monkeypatch.setenv("PROVENANCE_OIDC_CLIENT_SECRET", oidc_provider.CLIENT_SECRET)
         team = build_team(db_workspace_dir, tmp_path)
-        port = _free_port()
-        with Workspace.open(db_workspace_dir) as workspace:
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(workspace), host="127.0.0.1", port=port, log_level="warning"
-                )
-            )
-            thread = threading.Thread(target=server.run, daemon=True)
-            thread.start()
-            deadline = time.monotonic() + 20
-            while not server.started:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.05)
-            try:
-                yield {**team, "url": f"http://127.0.0.1:{port}", "idp": idp}
-            finally:
-                server.should_exit = True
-                thread.join(timeout=20)
+        with Workspace.open(db_workspace_dir) as workspace, serving(create_app(workspace)) as url:
+            yield {**team, "url": url, "idp": idp}
 
 
 def _sso(browser: Any, served: dict[str, Any], username: str) -> Any:

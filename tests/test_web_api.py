@@ -53,6 +53,7 @@ READS = [
     ("/api/v1/assets/{shot}/matches", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/assets/{shot}/reviews", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/assets/{shot}/history", {"arti", "rosa", "lena", "ada"}),
+    ("/api/v1/assets/{shot}/notes", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/assets/{shot}/status", {"arti", "rosa", "lena", "ada"}),
     ("/api/v1/reference-sets", {"rosa", "lena", "ada"}),
     ("/api/v1/reference-sets/studio-ip", {"rosa", "lena", "ada"}),
@@ -64,7 +65,11 @@ EVERYONE = ("arti", "amy", "rosa", "lena", "ada")
 def test_role_matrix(api: dict[str, Any]) -> None:
     """Every route as every role (and without a token): allowed or denied as the rules say."""
     shot = api["ids"]["shot010"]
-    routes = {path for path, _ in READS} | {"/api/v1/reviews", "/api/v1/assets/{shot}/approvals"}
+    routes = {path for path, _ in READS} | {
+        "/api/v1/reviews",
+        "/api/v1/assets/{shot}/approvals",
+        "/api/v1/assets/{shot}/claim",
+    }
     assert routes == _api_routes(), "a route is missing from the role matrix"
     for path, allowed in READS:
         url = path.format(shot=shot)
@@ -573,3 +578,37 @@ def assets_notes(ws: Path, asset_id: int) -> list[dict[str, Any]]:
 
     with Workspace.open(ws) as workspace:
         return [note.to_json() for note in triage.notes(workspace, str(asset_id))]
+
+
+def test_notes_and_claims_over_the_api(api: dict[str, Any]) -> None:
+    shot = api["ids"]["shot010"]
+    notes, claim = f"/api/v1/assets/{shot}/notes", f"/api/v1/assets/{shot}/claim"
+    before = snapshot(api["ws"])
+    refused = call(api, "amy", "POST", notes, json={"text": "not mine"})
+    assert refused.status_code == 403  # another artist's asset
+    assert call(api, "rosa", "POST", notes, json={"text": ""}).status_code == 422
+    assert call(api, "rosa", "POST", notes, json={"text": "x", "reply_to": 1}).status_code == 404
+    for who in ("arti", "ada", "lena"):  # registrant, admin, legal on a flag: none decides it
+        assert call(api, who, "POST", claim).status_code == 403, who
+    assert snapshot(api["ws"]) == before
+    asked = call(api, "rosa", "POST", notes, json={"text": "Whose helmet?"})
+    assert asked.status_code == 201, asked.text
+    answer = call(
+        api,
+        "arti",
+        "POST",
+        notes,
+        json={"text": "Ours", "reply_to": asked.json()["item"]["note_id"]},
+    )
+    assert answer.status_code == 201
+    [thread] = call(api, "lena", "GET", notes).json()["items"]
+    assert [r["author"] for r in thread["replies"]] == ["arti"]
+    made = call(api, "rosa", "POST", claim)
+    assert made.status_code == 201
+    assert made.json()["item"]["claimed_by"] == "rosa"
+    taken = call(api, "ravi", "POST", claim)
+    assert taken.status_code == 409
+    assert "rosa has claimed asset" in taken.json()["error"]["message"]
+    assert call(api, "ravi", "DELETE", claim).status_code == 403
+    assert call(api, "rosa", "DELETE", claim).status_code == 200
+    assert call(api, "ravi", "POST", claim).status_code == 201

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from provenance import assets, checking, compliance, reviews
+from provenance import assets, checking, compliance, reviews, triage
 from provenance import reference_sets as refsets
 from provenance.domain import UserInfo
 from provenance.review_rules import DECISIONS, OPEN_STATUSES, SORTS, STATUSES
@@ -174,6 +174,46 @@ def asset_reviews(
     """The asset's decisions, oldest first."""
     decisions = _readable(request, user, asset_id)["review"]["decisions"]
     return _slice(decisions, limit, offset)
+
+
+@router.get("/assets/{asset_id}/notes", response_model=Page, responses=ERRORS)
+def asset_notes(
+    request: Request, user: User, asset_id: int, limit: Limit = 50, offset: Offset = 0
+) -> Page:
+    """The asset's notes as threads, oldest first (each with its ``replies``)."""
+    _readable(request, user, asset_id)
+    threads = triage.notes(_workspace(request), str(asset_id))
+    return _slice([note.to_json() for note in threads], limit, offset)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=triage.NOTE_MAX)
+    reply_to: int | None = Field(default=None, description="The note this one answers.")
+
+
+@router.post("/assets/{asset_id}/notes", status_code=201, response_model=Item, responses=ERRORS)
+def create_note(request: Request, user: User, asset_id: int, body: NoteIn) -> Item:
+    """Add a note (or a reply) to the asset; an audit event. Artists: their own assets."""
+    _readable(request, user, asset_id)
+    made = triage.add_note(
+        _workspace(request), str(asset_id), body.text, user=user, reply_to=body.reply_to
+    )
+    return Item(item=made.to_json())
+
+
+@router.post("/assets/{asset_id}/claim", status_code=201, response_model=Item, responses=ERRORS)
+def claim_asset(request: Request, user: User, asset_id: int) -> Item:
+    """Claim the asset for the user for an hour, until their decision or release; 409
+    while someone else's claim lasts."""
+    made = triage.claim(_workspace(request), asset_id, user=user)
+    return Item(item=made.to_json())
+
+
+@router.delete("/assets/{asset_id}/claim", response_model=Item, responses=ERRORS)
+def release_asset(request: Request, user: User, asset_id: int) -> Item:
+    """End the user's claim on the asset (admins: anyone's)."""
+    triage.release(_workspace(request), asset_id, user=user)
+    return Item(item={"asset_id": asset_id, "claimed_by": None})
 
 
 @router.get("/assets/{asset_id}/history", response_model=Page, responses=ERRORS)

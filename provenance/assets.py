@@ -23,6 +23,10 @@ def show(workspace: Workspace, ref: str) -> dict[str, Any]:
         return asset_json(repository.find_asset(session, ref))
 
 
+# What ``list_assets`` filters the newest check's verdict by (``unchecked``: no check yet).
+VERDICTS = ("clear", "review", "high", "unchecked")
+
+
 def list_assets(
     workspace: Workspace,
     *,
@@ -40,8 +44,7 @@ def list_assets(
 
     ``verdict``: that of the newest check (clear, review, high, or unchecked); ``status``:
     the review status (see ``review_rules.STATUSES``)."""
-    filters = _asset_filters(production, tool, use, since, registered_by)
-    filters["verdict"] = _choice("--verdict", verdict, VERDICTS)
+    filters = _asset_filters(production, tool, use, since, registered_by, verdict)
     status = _choice("--status", status, STATUSES)
     with read_session(workspace.engine) as session:
         if status is None:
@@ -56,9 +59,6 @@ def list_assets(
         ]
     end = None if limit is None else offset + limit
     return documents[offset:end]
-
-
-VERDICTS = ("clear", "review", "high", "unchecked")
 
 
 def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
@@ -78,9 +78,10 @@ def count_assets(
     use: str | None = None,
     since: str | None = None,
     registered_by: str | None = None,
+    verdict: str | None = None,
 ) -> int:
-    """How many assets ``list_assets`` gives with these filters (no limit)."""
-    filters = _asset_filters(production, tool, use, since, registered_by)
+    """How many assets ``list_assets`` gives with these filters (no limit, no status)."""
+    filters = _asset_filters(production, tool, use, since, registered_by, verdict)
     with read_session(workspace.engine) as session:
         return repository.count_assets(session, **filters)
 
@@ -172,8 +173,10 @@ def _asset_filters(
     use: str | None,
     since: str | None,
     registered_by: str | None,
+    verdict: str | None = None,
 ) -> dict[str, Any]:
-    """The asset-list filters as the repository takes them (use and date parsed)."""
+    """The asset-list filters as the repository takes them (use, date and verdict
+    checked)."""
     use_value = None
     if use is not None:
         use_value = (
@@ -187,4 +190,5 @@ def _asset_filters(
         "use": use_value,
         "since": parse_since(since) if since else None,
         "registered_by": registered_by,
+        "verdict": _choice("--verdict", verdict, VERDICTS),
     }

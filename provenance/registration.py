@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -466,7 +466,9 @@ def register(
     ``jobs``: processes that decode and fingerprint files while this one writes the
     records (default: the ``jobs`` setting; 0: automatic, see ``processes.worker_count``).
     """
-    workspace.actor(request.by)  # who registers is known before any file is touched
+    # Who registers is settled once, before any file is touched (a workspace with users
+    # refuses an unnamed write here), and every file's record names them.
+    request = replace(request, by=workspace.actor(request.by))
     shared = _shared_readings(request)
     report = RegisterReport()
     files, skipped = collect_files(paths, exclude=workspace.root)

@@ -82,14 +82,23 @@ def status_of(verdict: str | None, check_id: int | None, last: Decision | None) 
 
 
 def check_rationale(text: str) -> str:
-    rationale = text.strip()
-    if not rationale:
-        raise InvalidInput("a decision needs a rationale (--rationale TEXT)")
-    if len(rationale) > RATIONALE_MAX:
-        raise InvalidInput(f"the rationale is longer than {RATIONALE_MAX} characters")
-    if "\x00" in rationale:
-        raise InvalidInput("the rationale contains a NUL character")
-    return rationale
+    return written_text(
+        text, "rationale", "a decision needs a rationale (--rationale TEXT)", RATIONALE_MAX
+    )
+
+
+def written_text(text: str, name: str, missing: str, limit: int) -> str:
+    """What a person wrote about an asset (a rationale, a note), trimmed: refused with
+    ``missing`` when empty, and when over ``limit`` characters or holding a NUL character
+    (which PostgreSQL cannot store)."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise InvalidInput(missing)
+    if len(cleaned) > limit:
+        raise InvalidInput(f"the {name} is longer than {limit} characters")
+    if "\x00" in cleaned:
+        raise InvalidInput(f"the {name} contains a NUL character")
+    return cleaned
 
 
 def check_decision(decision: str) -> str:

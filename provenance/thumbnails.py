@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -94,8 +95,6 @@ def aligned(
     size. The asset's own picture at that size is ``thumbnail(..., size)``; laid over each
     other they give the wipe, flicker and difference views. Kept under
     ``thumbnails/<size>/aligned/``."""
-    import hashlib
-
     import cv2
     import numpy as np
 

@@ -29,8 +29,8 @@ from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import AuditEvent
 from provenance.domain import UserInfo
-from provenance.errors import AccessDenied, Conflict, InvalidInput, NotFound
-from provenance.review_rules import outcome_for
+from provenance.errors import AccessDenied, Conflict, NotFound
+from provenance.review_rules import outcome_for, written_text
 from provenance.workspace import Workspace
 
 NOTE_ACTION = "note.added"
@@ -87,14 +87,7 @@ class Claim:
 
 
 def check_note(text: str) -> str:
-    cleaned = text.strip()
-    if not cleaned:
-        raise InvalidInput("a note needs some text")
-    if len(cleaned) > NOTE_MAX:
-        raise InvalidInput(f"a note is at most {NOTE_MAX:,} characters; this is {len(cleaned):,}")
-    if "\x00" in cleaned:
-        raise InvalidInput("the note contains a NUL character")
-    return cleaned
+    return written_text(text, "note", "a note needs some text", NOTE_MAX)
 
 
 def add_note(
@@ -125,13 +118,8 @@ def add_note(
             subject=subject,
             payload={"text": body, "role": author.role, "reply_to": reply_to},
         )
-        event = session.scalar(
-            select(AuditEvent)
-            .where(AuditEvent.subject == subject, AuditEvent.action == NOTE_ACTION)
-            .order_by(AuditEvent.id.desc())
-            .limit(1)
-        )
-        assert event is not None  # appended just now, in this transaction
+        event = session.get(AuditEvent, audit.head(session)[0])  # the one just appended
+        assert event is not None
         return _note(asset.id, event)
 
 

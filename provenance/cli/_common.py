@@ -291,7 +291,7 @@ def frame_ranges_text(frames: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"{span} recreate {r['reference_set']}#{r['item_id']} ({r['verdict']}; strongest: "
             f"frame {r['strongest_frame']}, {r['detector']} "
-            f"{score_text(r['detector'], r['score'], r['detector'] != 'phash')})"
+            f"{score_words(r['detector'], r['score'], r['detector'] != 'phash')})"
         )
     return lines
 
@@ -357,15 +357,10 @@ def reason_cells(reason: dict[str, Any] | None) -> tuple[str, str]:
     """A reason's detector (with region) and score, in the detector's own unit."""
     if reason is None:
         return "-", "-"
-    score = score_text(
+    score = score_words(
         reason["detector"], reason["score"], reason["thresholds"]["higher_is_closer"]
     )
     return f"{reason['detector']} ({reason['region']})", score
-
-
-def score_text(detector: str, score: float, higher_is_closer: bool) -> str:
-    """A score in its detector's unit (``scoring.score_words``)."""
-    return score_words(detector, score, higher_is_closer)
 
 
 def verdict_text(check: CheckResult) -> str:

@@ -253,13 +253,12 @@ def _asset_filter(
         statement = statement.where(Asset.registered_at >= since)
     if registered_by is not None:
         statement = statement.where(Asset.registered_by == registered_by)
-    if verdict is not None:
+    if verdict == "unchecked":
+        statement = statement.where(~Asset.id.in_(select(Check.asset_id)))
+    elif verdict is not None:
         newest = select(func.max(Check.id)).group_by(Check.asset_id)
-        if verdict == "unchecked":
-            statement = statement.where(~Asset.id.in_(select(Check.asset_id)))
-        else:
-            judged = select(Check.asset_id).where(Check.id.in_(newest), Check.verdict == verdict)
-            statement = statement.where(Asset.id.in_(judged))
+        judged = select(Check.asset_id).where(Check.id.in_(newest), Check.verdict == verdict)
+        statement = statement.where(Asset.id.in_(judged))
     return statement
 
 

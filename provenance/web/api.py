@@ -126,12 +126,12 @@ def list_assets(
         "use": use,
         "registered_by": user.name if user.role == "artist" else None,
     }
-    if status is None and verdict is None:
+    filters["verdict"] = verdict
+    if status is None:
         page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
         return _page(page, assets.count_assets(workspace, **filters), limit, offset)
     # The status follows from each asset's checks and decisions: filtered per asset.
-    found = assets.list_assets(workspace, status=status, verdict=verdict, **filters)
-    return _slice(found, limit, offset)
+    return _slice(assets.list_assets(workspace, status=status, **filters), limit, offset)
 
 
 def _readable(request: Request, user: UserInfo, asset_id: int) -> dict[str, Any]:

@@ -113,27 +113,26 @@ class Sessions:
 
     def issue(self, workspace: Workspace, name: str, token: str) -> str:
         """A cookie value for ``name``, who has just shown ``token``: a new session."""
-        body = {
-            "s": users.open_session(workspace, name, SESSION_SECONDS),
-            "u": name,
-            "b": self._sign("bind|" + accounts.token_hash(token))[:32],
-            "exp": int(time.time()) + SESSION_SECONDS,
-        }
-        payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
-        return f"{payload}.{self._sign('session|' + payload)}"
+        return self._issue(workspace, name, self._token_binding(accounts.token_hash(token)))
 
     def issue_sso(self, workspace: Workspace, name: str) -> str:
         """A cookie value for ``name``, whom the identity provider has just vouched for: a
         new session, bound to single sign-on rather than to a token (disabling the user or
         issuing them a token still ends it)."""
+        return self._issue(workspace, name, self._sso_binding(name))
+
+    def _issue(self, workspace: Workspace, name: str, binding: str) -> str:
         body = {
             "s": users.open_session(workspace, name, SESSION_SECONDS),
             "u": name,
-            "b": self._sso_binding(name),
+            "b": binding,
             "exp": int(time.time()) + SESSION_SECONDS,
         }
         payload = base64.urlsafe_b64encode(json.dumps(body).encode("utf-8")).decode("ascii")
         return f"{payload}.{self._sign('session|' + payload)}"
+
+    def _token_binding(self, token_sha256: str) -> str:
+        return self._sign("bind|" + token_sha256)[:32]
 
     def _sso_binding(self, name: str) -> str:
         return self._sign("bind-sso|" + name)[:32]
@@ -170,7 +169,7 @@ class Sessions:
             return None
         if _same(body["b"], self._sso_binding(user.name)):
             return user
-        if not token_sha256 or not _same(body["b"], self._sign("bind|" + token_sha256)[:32]):
+        if not token_sha256 or not _same(body["b"], self._token_binding(token_sha256)):
             return None
         return user
 

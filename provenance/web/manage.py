@@ -36,9 +36,15 @@ HANDLING = ("yes", "no", "unknown")
 RIGHTS = reference_sets.RIGHTS
 
 
-def _allowed(user: UserInfo, page: str) -> None:
+def _allowed(request: Request, page: str, csrf: str | None = None) -> UserInfo:
+    """The signed-in user, who must hold one of ``page``'s roles; for a form, ``csrf``
+    must be the session's token."""
+    user = page_user(request)
+    if csrf is not None:
+        _check_csrf(request, csrf)
     if user.role not in PAGES[page]:
         raise AccessDenied(f"the {page} page is for the {' or '.join(PAGES[page])} role")
+    return user
 
 
 def _done(page: str, message: str) -> Response:
@@ -65,8 +71,7 @@ def _page(request: Request, user: UserInfo, page: str, done: str, **context: Any
 
 @router.get("/manage/users")
 def users_page(request: Request, done: str = "") -> Response:
-    user = page_user(request)
-    _allowed(user, "users")
+    user = _allowed(request, "users")
     found = users.list_users(_workspace(request))
     return _page(request, user, "users", done, users=found, roles=ROLES, token=None)
 
@@ -78,9 +83,7 @@ def add_user(
     role: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    user = page_user(request)
-    _check_csrf(request, csrf)
-    _allowed(user, "users")
+    user = _allowed(request, "users", csrf)
     added = users.add_user(_workspace(request), name.strip(), role, signed_in=user)
     return _done("users", f"Added {added.name} ({added.role}); issue their token below.")
 
@@ -88,9 +91,7 @@ def add_user(
 @router.post("/manage/users/{name}/token")
 def issue_token(request: Request, name: str, csrf: Annotated[str, Form()] = "") -> Response:
     """A new token, shown on this one answer and never again (only its hash is kept)."""
-    user = page_user(request)
-    _check_csrf(request, csrf)
-    _allowed(user, "users")
+    user = _allowed(request, "users", csrf)
     workspace = _workspace(request)
     token = users.issue_token(workspace, name, signed_in=user)
     found = users.list_users(workspace)
@@ -101,9 +102,7 @@ def issue_token(request: Request, name: str, csrf: Annotated[str, Form()] = "") 
 
 @router.post("/manage/users/{name}/disable")
 def disable_user(request: Request, name: str, csrf: Annotated[str, Form()] = "") -> Response:
-    user = page_user(request)
-    _check_csrf(request, csrf)
-    _allowed(user, "users")
+    user = _allowed(request, "users", csrf)
     if name == user.name:
         raise InvalidInput("you cannot disable yourself; another admin can")
     users.disable_user(_workspace(request), name, signed_in=user)
@@ -112,8 +111,7 @@ def disable_user(request: Request, name: str, csrf: Annotated[str, Form()] = "")
 
 @router.get("/manage/tools")
 def tools_page(request: Request, done: str = "") -> Response:
-    user = page_user(request)
-    _allowed(user, "tools")
+    user = _allowed(request, "tools")
     found = clearance.list_tools(_workspace(request))
     return _page(request, user, "tools", done, tools=found, handling=HANDLING)
 
@@ -131,9 +129,7 @@ def vet_tool(
     notes: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
-    user = page_user(request)
-    _check_csrf(request, csrf)
-    _allowed(user, "tools")
+    user = _allowed(request, "tools", csrf)
     if not name.strip():
         raise InvalidInput("a tool vetting needs the tool's name")
     vetted = clearance.vet_tool(
@@ -153,8 +149,7 @@ def vet_tool(
 
 @router.get("/manage/consents")
 def consents_page(request: Request, done: str = "") -> Response:
-    user = page_user(request)
-    _allowed(user, "consents")
+    user = _allowed(request, "consents")
     found = clearance.list_consents(_workspace(request))
     return _page(request, user, "consents", done, consents=found, scopes=SCOPES)
 
@@ -171,9 +166,7 @@ def add_consent(
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """A talent's consent with its signed release (into the content store by sha256)."""
-    user = page_user(request)
-    _check_csrf(request, csrf)
-    _allowed(user, "consents")
+    user = _allowed(request, "consents", csrf)
     # Whole: the app's BodyLimit has already refused a body over the upload limit.
     data = document.file.read()
     made = clearance.add_consent(
@@ -191,8 +184,7 @@ def add_consent(
 
 @router.get("/manage/reference-sets")
 def reference_sets_page(request: Request, done: str = "") -> Response:
-    user = page_user(request)
-    _allowed(user, "reference-sets")
+    user = _allowed(request, "reference-sets")
     found = reference_sets.list_sets(_workspace(request))
     return _page(request, user, "reference-sets", done, sets=found, rights=RIGHTS)
 
@@ -210,9 +202,7 @@ def create_reference_set(
 ) -> Response:
     """A new reference set from uploaded pictures or from a folder on the server that the
     admin names; its indexes are built before the answer comes back."""
-    user = page_user(request)
-    _check_csrf(request, csrf)
-    _allowed(user, "reference-sets")
+    user = _allowed(request, "reference-sets", csrf)
     workspace = _workspace(request)
     sent = [f for f in files or [] if f.filename]
     if bool(sent) == bool(folder.strip()):

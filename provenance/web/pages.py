@@ -5,10 +5,11 @@ sha256 only."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Form, Request, UploadFile
@@ -123,16 +124,27 @@ def signin(
     except AccessDenied:
         _sessions(request).attempts.failed(client)
         return RedirectResponse("/signin?error=token", 303)
+    cookie = _sessions(request).issue(_workspace(request), user.name, token.strip())
+    response = signed_in(request, user, cookie, "strict")
+    response.delete_cookie(SIGNIN_COOKIE, path="/signin")
+    return response
+
+
+def signed_in(
+    request: Request, user: UserInfo, cookie: str, samesite: Literal["strict", "lax"]
+) -> Response:
+    """Where a user lands once signed in (the queue, or an artist's own assets), carrying
+    their new session's cookie. Single sign-on's is ``lax``: it is set at the end of a
+    redirect chain that began at the identity provider, another site."""
     response = RedirectResponse("/queue" if user.role in QUEUE_ROLES else "/mine", 303)
     response.set_cookie(
         SESSION_COOKIE,
-        _sessions(request).issue(_workspace(request), user.name, token.strip()),
+        cookie,
         max_age=SESSION_SECONDS,
         httponly=True,
-        samesite="strict",
+        samesite=samesite,
         secure=request.url.scheme == "https",
     )
-    response.delete_cookie(SIGNIN_COOKIE, path="/signin")
     return response
 
 
@@ -246,14 +258,12 @@ def _neighbours(
 ) -> dict[str, int | None]:
     """The assets before and after this one in the queue its page was opened from (its
     filters kept); the first of that queue when this asset is not, or no longer, in it."""
-    if user.role not in QUEUE_ROLES:
-        return {"previous": None, "next": None, "position": None, "total": 0}
-    values = {"status": DEFAULT_STATUS.get(user.role, ANY_STATUS), **back}
-    try:
-        entries = reviews.queue(workspace, _queue_filter(values)).entries
-    except ProvenanceError:  # a hand-edited filter: no neighbours rather than an error
-        return {"previous": None, "next": None, "position": None, "total": 0}
-    ids = [entry.asset_id for entry in entries]
+    ids: list[int] = []
+    if user.role in QUEUE_ROLES:
+        values = {"status": DEFAULT_STATUS.get(user.role, ANY_STATUS), **back}
+        # A hand-edited filter the queue refuses: no neighbours rather than an error.
+        with contextlib.suppress(ProvenanceError):
+            ids = [e.asset_id for e in reviews.queue(workspace, _queue_filter(values)).entries]
     if asset_id not in ids:
         return {"previous": None, "next": ids[0] if ids else None, "position": None,
                 "total": len(ids)}  # fmt: skip
@@ -445,8 +455,9 @@ def review_submit(
 ) -> Response:
     user = page_user(request)
     _check_csrf(request, csrf)
-    query = _queue_query(_parse_query(back))
-    after = _neighbours(_workspace(request), user, _parse_query(back), asset_id)["next"]
+    filters = _parse_query(back)
+    query = _queue_query(filters)
+    after = _neighbours(_workspace(request), user, filters, asset_id)["next"]
     made = reviews.review(
         _workspace(request),
         str(asset_id),

@@ -31,7 +31,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from provenance import users
 from provenance.errors import AccessDenied, ProvenanceError, Unauthenticated
-from provenance.web.auth import QUEUE_ROLES, SESSION_COOKIE, SESSION_SECONDS, Sessions
+from provenance.web.auth import Sessions
+from provenance.web.pages import signed_in
 from provenance.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
@@ -278,14 +279,6 @@ def sso_callback(
     except SignInRefused as exc:
         sessions.attempts.failed(client)
         return _refused(str(exc))
-    response = RedirectResponse("/queue" if user.role in QUEUE_ROLES else "/mine", 303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        sessions.issue_sso(workspace, user.name),
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    response = signed_in(request, user, sessions.issue_sso(workspace, user.name), "lax")
     response.delete_cookie(SSO_COOKIE, path="/signin")
     return response

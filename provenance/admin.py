@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from provenance import record_digests
 from provenance.db import audit, repository, row_audit, schema
-from provenance.db.session import one_line, read_session
+from provenance.db.session import one_line, read_session, write_transaction
 from provenance.detectors.geometric import FeatureCache, GeometricVerifier, prune_features
 from provenance.errors import InvalidInput, SignatureInvalid
 from provenance.signing import anchors
@@ -57,39 +57,123 @@ class DatabaseStatus:
     code_revision: str
 
 
-def verify_audit(workspace: Workspace, anchors_file: Path | None = None) -> audit.ChainReport:
+def verify_audit(
+    workspace: Workspace, anchors_file: Path | None = None, *, incremental: bool = False
+) -> audit.ChainReport:
     """Verify the audit chain, then every row that matters to legal against the newest
     audit event vouching for it (an altered, added or deleted row is named), then the
     checks, decisions, consents, approvals and withdrawals against their own digests
-    (which events written before row coverage hold)."""
+    (which events written before row coverage hold), then every asset's review status
+    against its checks and decisions.
+
+    ``incremental``: start from the newest checkpoint (where the last successful verify
+    reached) and verify only the events written since, the rows they vouch for, the rows
+    added since and the statuses of the assets they name; a checkpoint whose event no
+    longer has its hash is a rewritten log. Without a checkpoint, everything is verified.
+    A successful verify records a checkpoint at the head it verified."""
     with read_session(workspace.engine) as session:
-        report = audit.verify_chain(session)
+        checkpoint = repository.newest_checkpoint(session) if incremental else None
+        if checkpoint is None:
+            report = _verify_everything(session, workspace, anchors_file)
+        else:
+            report = _verify_since(session, workspace, anchors_file, checkpoint)
         if not report.ok:
             return report
-        if anchors_file is not None:
-            # First: a cut or rewritten log is named as such, not by the rows it orphaned.
-            report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
-            if not report.ok:
-                return report
-        problems = row_audit.verify_rows(session)
-        if problems:
-            event_id, message = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            return audit.ChainReport(False, report.events, event_id, message + more)
-        for verify in (
-            record_digests.verify_checks,
-            record_digests.verify_decisions,
-            record_digests.verify_clearance_records,
-        ):
-            try:
-                problem = verify(session)
-            except (ValueError, TypeError, KeyError, AttributeError, DBAPIError) as exc:
-                # A row no code could have written; named, never a traceback.
-                problem = None, f"a record cannot be read: {one_line(exc)}"
-            if problem is not None:
-                event_id, message = problem
-                return audit.ChainReport(False, report.events, event_id, message)
+        head = audit.head(session)
+        highest = row_audit.highest_ids(session)
+    with write_transaction(workspace.engine) as session:
+        kind = "incremental" if checkpoint is not None else "full"
+        repository.add_checkpoint(session, head, highest, kind)
+    return report
+
+
+def _verify_everything(
+    session: Session, workspace: Workspace, anchors_file: Path | None
+) -> audit.ChainReport:
+    report = audit.verify_chain(session)
+    if not report.ok:
         return report
+    if anchors_file is not None:
+        # First: a cut or rewritten log is named as such, not by the rows it orphaned.
+        report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
+        if not report.ok:
+            return report
+    problems = row_audit.verify_rows(session)
+    if problems:
+        event_id, message = problems[0]
+        return audit.ChainReport(False, report.events, event_id, message + _more(problems))
+    for verify in (
+        record_digests.verify_checks,
+        record_digests.verify_decisions,
+        record_digests.verify_clearance_records,
+    ):
+        try:
+            problem = verify(session)
+        except (ValueError, TypeError, KeyError, AttributeError, DBAPIError) as exc:
+            # A row no code could have written; named, never a traceback.
+            problem = None, f"a record cannot be read: {one_line(exc)}"
+        if problem is not None:
+            event_id, message = problem
+            return audit.ChainReport(False, report.events, event_id, message)
+    return _states_agree(session, report, None)
+
+
+def _verify_since(
+    session: Session,
+    workspace: Workspace,
+    anchors_file: Path | None,
+    checkpoint: repository.Checkpoint,
+) -> audit.ChainReport:
+    """The events after ``checkpoint`` and what they vouch for (see ``verify_audit``)."""
+    stored = audit.event_hashes(session, [checkpoint.event_id]).get(checkpoint.event_id)
+    if stored != checkpoint.event_hash:
+        state = "is missing" if stored is None else "differs from it"
+        return audit.ChainReport(
+            False,
+            0,
+            checkpoint.event_id,
+            f"event {checkpoint.event_id}, verified at the checkpoint of "
+            f"{checkpoint.made_at:%Y-%m-%d %H:%M} UTC, {state}: the log was rewritten "
+            "or cut since",
+        )
+    report = audit.verify_chain(session, after=(checkpoint.event_id, checkpoint.event_hash))
+    if not report.ok:
+        return report
+    if anchors_file is not None:
+        report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
+        if not report.ok:
+            return report
+    problems = row_audit.verify_rows_since(session, checkpoint.event_id, checkpoint.rows)
+    if problems:
+        event_id, message = problems[0]
+        return audit.ChainReport(False, report.events, event_id, message + _more(problems))
+    named = repository.assets_named_since(
+        session, checkpoint.event_id, checkpoint.rows.get("assets", 0)
+    )
+    report = _states_agree(session, report, named)
+    if not report.ok:
+        return report
+    return audit.ChainReport(
+        True,
+        report.events,
+        None,
+        f"{report.message.replace(' events verified', ' new events verified', 1)} since "
+        f"the checkpoint at event {checkpoint.event_id} "
+        f"({checkpoint.made_at:%Y-%m-%d %H:%M} UTC; events up to it are not read again)",
+    )
+
+
+def _states_agree(
+    session: Session, report: audit.ChainReport, asset_ids: list[int] | None
+) -> audit.ChainReport:
+    problems = repository.state_problems(session, asset_ids)
+    if problems:
+        return audit.ChainReport(False, report.events, None, problems[0] + _more(problems))
+    return report
+
+
+def _more(problems: list[Any]) -> str:
+    return f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
 
 
 def _against_anchors(

@@ -44,21 +44,10 @@ def list_assets(
 
     ``verdict``: that of the newest check (clear, review, high, or unchecked); ``status``:
     the review status (see ``review_rules.STATUSES``)."""
-    filters = _asset_filters(production, tool, use, since, registered_by, verdict)
-    status = _choice("--status", status, STATUSES)
+    filters = _asset_filters(production, tool, use, since, registered_by, verdict, status)
     with read_session(workspace.engine) as session:
-        if status is None:
-            found = repository.list_assets(session, limit=limit, offset=offset, **filters)
-            return [asset_json(asset, include_raw=False) for asset in found]
-        # The status follows from the newest check and decision, so it is worked out per
-        # asset; the page is taken after the filter.
-        documents = [
-            document
-            for asset in repository.list_assets(session, **filters)
-            if (document := asset_json(asset, include_raw=False))["review"]["status"] == status
-        ]
-    end = None if limit is None else offset + limit
-    return documents[offset:end]
+        found = repository.list_assets(session, limit=limit, offset=offset, **filters)
+        return [asset_json(asset, include_raw=False) for asset in found]
 
 
 def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
@@ -79,9 +68,10 @@ def count_assets(
     since: str | None = None,
     registered_by: str | None = None,
     verdict: str | None = None,
+    status: str | None = None,
 ) -> int:
-    """How many assets ``list_assets`` gives with these filters (no limit, no status)."""
-    filters = _asset_filters(production, tool, use, since, registered_by, verdict)
+    """How many assets ``list_assets`` gives with these filters (no limit)."""
+    filters = _asset_filters(production, tool, use, since, registered_by, verdict, status)
     with read_session(workspace.engine) as session:
         return repository.count_assets(session, **filters)
 
@@ -174,8 +164,9 @@ def _asset_filters(
     since: str | None,
     registered_by: str | None,
     verdict: str | None = None,
+    status: str | None = None,
 ) -> dict[str, Any]:
-    """The asset-list filters as the repository takes them (use, date and verdict
+    """The asset-list filters as the repository takes them (use, date, verdict and status
     checked)."""
     use_value = None
     if use is not None:
@@ -191,4 +182,5 @@ def _asset_filters(
         "since": parse_since(since) if since else None,
         "registered_by": registered_by,
         "verdict": _choice("--verdict", verdict, VERDICTS),
+        "status": _choice("--status", status, STATUSES),
     }

@@ -7,9 +7,10 @@ asset documents report the status they give.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from provenance.errors import AccessDenied, Conflict, InvalidInput
+from provenance.scoring import Thresholds
 
 DECISIONS = ("approve", "reject", "needs-changes", "escalate")
 # The status each role's decision leads to.
@@ -79,6 +80,20 @@ def status_of(verdict: str | None, check_id: int | None, last: Decision | None) 
     if verdict == "clear":
         return ReviewState("clear", False, check_id, verdict, last_id, last_seq)
     return ReviewState("flagged", last is not None, check_id, verdict, last_id, last_seq)
+
+
+def queue_keys(verdict: str | None, reasons: dict[str, Any] | None) -> tuple[int, float]:
+    """The queue's strongest-first keys of a check: the rank (2 for ``high``, plus 1 for
+    a flag with geometric support, i.e. not ``low`` priority; 0 when not flagged) and the
+    strength of its best reason (0 to 1)."""
+    if verdict is None or verdict == "clear" or reasons is None:
+        return 0, 0.0
+    rank = (2 if verdict == "high" else 0) + (reasons.get("priority") != "low")
+    found = reasons.get("reasons", [])
+    strength = 0.0
+    if found:
+        strength = Thresholds(**found[0]["thresholds"]).strength(found[0]["score"])
+    return rank, round(strength, 4)
 
 
 def check_rationale(text: str) -> str:

@@ -32,11 +32,10 @@ JSON of one decision, schema ``provenance.review/1``::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +43,7 @@ from provenance.db import audit, repository
 from provenance.db.session import read_session, write_transaction
 from provenance.db.tables import (
     Asset,
+    AssetState,
     Check,
     GenerationRecord,
     Match,
@@ -178,6 +178,7 @@ def decide(
             # The INSERT runs here: a concurrent decision on the same state fails on the
             # (asset_id, seq) key before anything else is written.
             session.flush()
+            repository.settle_state(session, asset_id)
             audit.append_event(
                 session,
                 actor=name,
@@ -297,11 +298,8 @@ class Queue:
         }
 
 
-def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
-    """Assets waiting for a decision (flagged: reviewers; escalated: legal), strongest
-    flag first (``sort="score"``: high, then flags with geometric support, then by
-    strength) or oldest first (``sort="age"``)."""
-    where = where or QueueFilter()
+def check_queue_filter(where: QueueFilter) -> QueueFilter:
+    """``where``, refused when it names a status, verdict or order the queue has not."""
     if where.status is not None and where.status not in OPEN_STATUSES:
         raise InvalidInput(
             f"queue status {where.status!r} is not one of {', '.join(OPEN_STATUSES)}"
@@ -310,83 +308,119 @@ def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
         raise InvalidInput(f"queue verdict {where.verdict!r} is not review or high")
     if where.sort not in SORTS:
         raise InvalidInput(f"sort {where.sort!r} is not one of {', '.join(SORTS)}")
+    return where
+
+
+def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
+    """Assets waiting for a decision (flagged: reviewers; escalated: legal), strongest
+    flag first (``sort="score"``: high, then flags with geometric support, then by
+    strength) or oldest first (``sort="age"``)."""
+    where = check_queue_filter(where or QueueFilter())
     with read_session(workspace.engine) as session:
-        # In asset order first, so that equal keys keep one order on every database.
-        entries = sorted(_open_entries(session, where), key=lambda e: e.asset_id)
+        selected = _open_states(where)
+        total = int(session.scalar(select(func.count()).select_from(selected.subquery())) or 0)
+        ordered = _in_queue_order(selected, where.sort).offset(where.offset)
+        if where.limit is not None:
+            ordered = ordered.limit(where.limit)
+        entries = _entries(session, list(session.scalars(ordered)))
         # Assets not checked yet cannot be judged: the queue says how many wait.
         pending = repository.pending_check_count(session)
-    if where.sort == "score":
-        entries.sort(
-            key=lambda e: (e.verdict == "high", e.priority != "low", e.strength), reverse=True
+    return Queue(total, where.offset, pending, entries)
+
+
+def queue_ids(workspace: Workspace, where: QueueFilter) -> list[int]:
+    """The asset ids of the whole queue ``where`` selects, in its order (limit and offset
+    ignored): where an asset stands among the others."""
+    check_queue_filter(where)
+    statement = _open_states(where).with_only_columns(AssetState.asset_id)
+    with read_session(workspace.engine) as session:
+        return list(session.scalars(_in_queue_order(statement, where.sort)))
+
+
+def _in_queue_order(statement: Select[Any], sort: str) -> Select[Any]:
+    if sort == "score":
+        return statement.order_by(
+            AssetState.rank.desc(), AssetState.strength.desc(), AssetState.asset_id
         )
-    else:
-        entries.sort(key=lambda e: e.checked_at)
-    total = len(entries)
-    end = None if where.limit is None else where.offset + where.limit
-    return Queue(total, where.offset, pending, entries[where.offset : end])
+    # Oldest check first: check ids grow with the time they were recorded.
+    return statement.order_by(AssetState.check_id, AssetState.asset_id)
 
 
-def _open_entries(session: Session, where: QueueFilter) -> Iterable[QueueEntry]:
-    latest_check = (
-        select(Check.asset_id, func.max(Check.id).label("check_id"))
-        .group_by(Check.asset_id)
-        .subquery()
-    )
-    latest_seq = (
-        select(Review.asset_id, func.max(Review.seq).label("seq"))
-        .group_by(Review.asset_id)
-        .subquery()
-    )
-    latest_generation = (
-        select(GenerationRecord.asset_id, func.max(GenerationRecord.id).label("generation_id"))
-        .group_by(GenerationRecord.asset_id)
-        .subquery()
-    )
-    statement = (
-        select(Asset, Check, Review, Production.name, Tool.name)
-        .join(latest_check, latest_check.c.asset_id == Asset.id)
-        .join(Check, Check.id == latest_check.c.check_id)
-        .outerjoin(latest_seq, latest_seq.c.asset_id == Asset.id)
-        .outerjoin(Review, (Review.asset_id == Asset.id) & (Review.seq == latest_seq.c.seq))
-        .outerjoin(Production, Production.id == Asset.production_id)
-        .outerjoin(latest_generation, latest_generation.c.asset_id == Asset.id)
-        .outerjoin(GenerationRecord, GenerationRecord.id == latest_generation.c.generation_id)
-        .outerjoin(Tool, Tool.id == GenerationRecord.tool_id)
-        .where(Check.verdict != "clear")
-    )
+def _open_states(where: QueueFilter) -> Select[Any]:
+    """The ``asset_states`` rows of the queue with ``where``'s filters, unordered."""
+    statuses = OPEN_STATUSES if where.status is None else (where.status,)
+    statement = select(AssetState).where(AssetState.status.in_(statuses))
     if where.verdict is not None:
-        statement = statement.where(Check.verdict == where.verdict)
+        statement = statement.where(AssetState.verdict == where.verdict)
     if where.production is not None:
-        statement = statement.where(Production.name == where.production)
-    if where.tool is not None:
-        statement = statement.where(Tool.name_key == repository.tool_key(where.tool))
-    for asset, check, review, production, tool in session.execute(statement):
-        state = status_of(check.verdict, check.id, review)
-        if state.status not in OPEN_STATUSES:
-            continue
-        if where.status is not None and state.status != where.status:
-            continue
-        reasons = check.reasons.get("reasons", [])
-        best = reasons[0] if reasons else None
-        strength = 0.0
-        if best is not None:
-            strength = Thresholds(**best["thresholds"]).strength(best["score"])
-        yield QueueEntry(
-            asset_id=asset.id,
-            sha256=asset.sha256,
-            original_name=asset.original_name,
-            production=production,
-            tool=tool,
-            intended_use=asset.intended_use,
-            registered_by=asset.registered_by,
-            registered_at=asset.registered_at.isoformat(),
-            status=state.status,
-            reopened=state.reopened,
-            check_id=check.id,
-            checked_at=check.created_at.isoformat(),
-            verdict=check.verdict,
-            best_reason=best,
-            strength=round(strength, 4),
-            latest_decision_id=state.last_review_id,
-            priority=check.reasons.get("priority"),
+        statement = statement.where(
+            AssetState.asset_id.in_(
+                select(Asset.id).join(Production).where(Production.name == where.production)
+            )
         )
+    if where.tool is not None:
+        newest = select(func.max(GenerationRecord.id)).group_by(GenerationRecord.asset_id)
+        key = repository.tool_key(where.tool)
+        made_with = (
+            select(GenerationRecord.asset_id)
+            .join(Tool)
+            .where(GenerationRecord.id.in_(newest), Tool.name_key == key)
+        )
+        statement = statement.where(AssetState.asset_id.in_(made_with))
+    return statement
+
+
+def _entries(session: Session, states: list[AssetState]) -> list[QueueEntry]:
+    """The queue entries of one page of states, in their order."""
+    if not states:
+        return []
+    ids = [state.asset_id for state in states]
+    assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_(ids)))}
+    checks = {
+        c.id: c
+        for c in session.scalars(select(Check).where(Check.id.in_([s.check_id for s in states])))
+    }
+    productions = dict(
+        session.execute(
+            select(Asset.id, Production.name).join(Production).where(Asset.id.in_(ids))
+        ).all()
+    )
+    newest = (
+        select(func.max(GenerationRecord.id))
+        .where(GenerationRecord.asset_id.in_(ids))
+        .group_by(GenerationRecord.asset_id)
+    )
+    tools = dict(
+        session.execute(
+            select(GenerationRecord.asset_id, Tool.name)
+            .join(Tool)
+            .where(GenerationRecord.id.in_(newest))
+        ).all()
+    )
+    entries = []
+    for state in states:
+        assert state.check_id is not None  # an open status follows from a check
+        asset, check = assets[state.asset_id], checks[state.check_id]
+        reasons = check.reasons.get("reasons", [])
+        entries.append(
+            QueueEntry(
+                asset_id=asset.id,
+                sha256=asset.sha256,
+                original_name=asset.original_name,
+                production=productions.get(asset.id),
+                tool=tools.get(asset.id),
+                intended_use=asset.intended_use,
+                registered_by=asset.registered_by,
+                registered_at=asset.registered_at.isoformat(),
+                status=state.status,
+                reopened=state.reopened,
+                check_id=check.id,
+                checked_at=check.created_at.isoformat(),
+                verdict=check.verdict,
+                best_reason=reasons[0] if reasons else None,
+                strength=state.strength,
+                latest_decision_id=state.last_review_id,
+                priority=check.reasons.get("priority"),
+            )
+        )
+    return entries

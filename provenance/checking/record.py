@@ -138,7 +138,7 @@ def record(
                     "verdict": judgement.best.verdict.value,
                 }
         session.flush()
-        after = repository.asset_state(session, asset_id)
+        after = repository.settle_state(session, asset_id)
         audit.append_event(
             session,
             actor=actor,

@@ -142,10 +142,15 @@ class ChainReport:
         }
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Check every event against its predecessor and the head; stop at the first failure."""
-    expected_id, previous_hash, count = 1, GENESIS_HASH, 0
-    events = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars()
+def verify_chain(session: Session, after: tuple[int, str] | None = None) -> ChainReport:
+    """Check every event against its predecessor and the head; stop at the first failure.
+    ``after``: a verified event's id and hash (a checkpoint), to check only the events
+    written since it (``events`` then counts those)."""
+    start_id, previous_hash = after if after is not None else (0, GENESIS_HASH)
+    expected_id, count = start_id + 1, 0
+    events = session.execute(
+        select(AuditEvent).where(AuditEvent.id > start_id).order_by(AuditEvent.id)
+    ).scalars()
     for event in events.yield_per(1000):
         if event.id != expected_id:
             return _broken(
@@ -173,8 +178,8 @@ def verify_chain(session: Session) -> ChainReport:
     last_id: Any = head.last_event_id
     if not isinstance(last_id, int) or not isinstance(head.last_hash, str):
         return _broken(count, None, "the audit head row is malformed: it was altered")
-    if head.last_event_id != count or head.last_hash != previous_hash:
-        first_missing = count + 1
+    if head.last_event_id != start_id + count or head.last_hash != previous_hash:
+        first_missing = start_id + count + 1
         return _broken(
             count,
             first_missing,

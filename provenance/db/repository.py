@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, func, insert, select
@@ -15,6 +17,8 @@ from provenance.db import row_audit
 from provenance.db.tables import (
     Approval,
     Asset,
+    AssetState,
+    AuditCheckpoint,
     AuditEvent,
     Base,
     Check,
@@ -28,7 +32,7 @@ from provenance.db.tables import (
     Tool,
 )
 from provenance.errors import AmbiguousId, InvalidInput, NotFound
-from provenance.review_rules import ReviewState, status_of
+from provenance.review_rules import ReviewState, queue_keys, status_of
 
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{8,64})\Z")
@@ -100,6 +104,7 @@ _INSERT_GENERATION = insert(_TABLES["generation_records"]).returning(
     _TABLES["generation_records"].c.id
 )
 _INSERT_FINGERPRINT = insert(_TABLES["fingerprints"]).returning(_TABLES["fingerprints"].c.id)
+_INSERT_STATE = insert(AssetState)
 
 
 def insert_registration(
@@ -122,6 +127,7 @@ def insert_registration(
     fingerprint_ids = connection.execute(
         _INSERT_FINGERPRINT, [dict(f, asset_id=asset_id) for f in fingerprints]
     ).scalars()
+    connection.execute(_INSERT_STATE, {"asset_id": asset_id, "status": "registered"})
     # Plain INSERTs pass the ORM by: name the rows for the registration's audit event.
     row_audit.touch(session, "assets", [asset_id])
     row_audit.touch(session, "generation_records", [generation_id])
@@ -180,13 +186,10 @@ def find_asset(session: Session, ref: str) -> Asset:
     return matches[0]
 
 
-def _unchecked() -> Any:
-    return ~select(Check.asset_id).where(Check.asset_id == Asset.id).exists()
-
-
 def unchecked_asset_ids(session: Session) -> list[int]:
     """Ids of the assets that have no check, oldest first."""
-    return list(session.scalars(select(Asset.id).where(_unchecked()).order_by(Asset.id)))
+    statement = select(AssetState.asset_id).where(AssetState.status == "registered")
+    return list(session.scalars(statement.order_by(AssetState.asset_id)))
 
 
 def pending_check_count(session: Session) -> int:
@@ -194,7 +197,8 @@ def pending_check_count(session: Session) -> int:
     check them against (none otherwise)."""
     if active_reference_set_count(session) == 0:
         return 0
-    return int(session.scalar(select(func.count()).select_from(Asset).where(_unchecked())) or 0)
+    statement = select(func.count()).where(AssetState.status == "registered")
+    return int(session.scalar(statement) or 0)
 
 
 def list_assets(
@@ -206,6 +210,7 @@ def list_assets(
     since: dt.datetime | None = None,
     registered_by: str | None = None,
     verdict: str | None = None,
+    status: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Asset]:
@@ -217,6 +222,7 @@ def list_assets(
         since=since,
         registered_by=registered_by,
         verdict=verdict,
+        status=status,
     )
     if offset:
         statement = statement.offset(offset)
@@ -240,8 +246,10 @@ def _asset_filter(
     since: dt.datetime | None = None,
     registered_by: str | None = None,
     verdict: str | None = None,
+    status: str | None = None,
 ) -> Select[Any]:
-    """``verdict``: that of the newest check (``unchecked``: no check yet)."""
+    """``verdict``: that of the newest check (``unchecked``: no check yet); ``status``:
+    the review status (``asset_states``)."""
     if production is not None:
         statement = statement.join(Production).where(Production.name == production)
     if tool is not None:
@@ -253,12 +261,14 @@ def _asset_filter(
         statement = statement.where(Asset.registered_at >= since)
     if registered_by is not None:
         statement = statement.where(Asset.registered_by == registered_by)
+    if verdict is not None or status is not None:
+        statement = statement.join(AssetState, AssetState.asset_id == Asset.id)
     if verdict == "unchecked":
-        statement = statement.where(~Asset.id.in_(select(Check.asset_id)))
+        statement = statement.where(AssetState.check_id.is_(None))
     elif verdict is not None:
-        newest = select(func.max(Check.id)).group_by(Check.asset_id)
-        judged = select(Check.asset_id).where(Check.id.in_(newest), Check.verdict == verdict)
-        statement = statement.where(Asset.id.in_(judged))
+        statement = statement.where(AssetState.verdict == verdict)
+    if status is not None:
+        statement = statement.where(AssetState.status == status)
     return statement
 
 
@@ -384,6 +394,37 @@ def latest_review(session: Session, asset_id: int) -> Review | None:
     )
 
 
+def settle_state(session: Session, asset_id: int) -> ReviewState:
+    """Work the asset's status out from its newest check and decision and keep it in
+    ``asset_states``: called by the transaction that records a check or a decision, so the
+    column changes with what changes it."""
+    check = latest_check(session, asset_id)
+    state = status_of(
+        check.verdict if check else None,
+        check.id if check else None,
+        latest_review(session, asset_id),
+    )
+    rank, strength = queue_keys(state.verdict, check.reasons if check else None)
+    row = session.get(AssetState, asset_id)
+    if row is None:
+        row = AssetState(asset_id=asset_id)
+        session.add(row)
+    row.status = state.status
+    row.reopened = state.reopened
+    row.check_id = state.check_id
+    row.verdict = state.verdict
+    row.last_review_id = state.last_review_id
+    row.rank = rank
+    row.strength = strength
+    session.flush()
+    return state
+
+
+def stored_state(session: Session, asset_id: int) -> AssetState | None:
+    """The asset's row of ``asset_states`` (None: no such asset)."""
+    return session.get(AssetState, asset_id)
+
+
 def asset_state(session: Session, asset_id: int) -> ReviewState:
     """The asset's review status, from its newest check and newest decision."""
     check = latest_check(session, asset_id)
@@ -392,3 +433,114 @@ def asset_state(session: Session, asset_id: int) -> ReviewState:
         check.id if check else None,
         latest_review(session, asset_id),
     )
+
+
+def state_problems(session: Session, asset_ids: list[int] | None = None) -> list[str]:
+    """Each asset (of ``asset_ids``, else every one) whose ``asset_states`` row does not
+    say what its newest check and decision give: the derived column was changed by hand or
+    by a write that bypassed the product. One line per asset."""
+    if asset_ids is None:
+        asset_ids = list(session.scalars(select(Asset.id).order_by(Asset.id)))
+    problems: list[str] = []
+    for start in range(0, len(asset_ids), 1000):
+        chunk = asset_ids[start : start + 1000]
+        newest_check = select(func.max(Check.id)).where(Check.asset_id.in_(chunk))
+        checks = {
+            c.asset_id: c
+            for c in session.scalars(
+                select(Check).where(Check.id.in_(newest_check.group_by(Check.asset_id)))
+            )
+        }
+        newest_seq = (
+            select(Review.asset_id, func.max(Review.seq).label("seq"))
+            .where(Review.asset_id.in_(chunk))
+            .group_by(Review.asset_id)
+            .subquery()
+        )
+        reviews = {
+            r.asset_id: r
+            for r in session.scalars(
+                select(Review).join(
+                    newest_seq,
+                    (newest_seq.c.asset_id == Review.asset_id) & (newest_seq.c.seq == Review.seq),
+                )
+            )
+        }
+        stored = {
+            s.asset_id: s
+            for s in session.scalars(select(AssetState).where(AssetState.asset_id.in_(chunk)))
+        }
+        for asset_id in chunk:
+            check = checks.get(asset_id)
+            state = status_of(
+                check.verdict if check else None, check.id if check else None, reviews.get(asset_id)
+            )
+            rank, strength = queue_keys(state.verdict, check.reasons if check else None)
+            row = stored.get(asset_id)
+            if row is None:
+                problems.append(f"asset {asset_id} has no review status row")
+            elif (row.status, row.check_id, row.verdict, row.last_review_id, row.reopened) != (
+                state.status,
+                state.check_id,
+                state.verdict,
+                state.last_review_id,
+                state.reopened,
+            ) or (row.rank, round(row.strength, 4)) != (rank, strength):
+                problems.append(
+                    f"asset {asset_id}'s review status reads {row.status!r}, but its checks "
+                    f"and decisions give {state.status!r}: the status column was altered"
+                )
+    return problems
+
+
+CHECKPOINT_FORMAT = "provenance.audit-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a successful audit verification reached (``AuditCheckpoint``)."""
+
+    event_id: int
+    event_hash: str
+    rows: dict[str, int]
+    kind: str
+    made_at: dt.datetime
+
+
+def newest_checkpoint(session: Session) -> Checkpoint | None:
+    row = session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1))
+    if row is None or not isinstance(row.row_ids, dict):
+        return None
+    if row.row_ids.get("format") != CHECKPOINT_FORMAT:
+        return None  # written by another version: verify everything
+    rows = {str(k): int(v) for k, v in dict(row.row_ids.get("rows", {})).items()}
+    return Checkpoint(row.event_id, row.event_hash, rows, row.kind, row.made_at)
+
+
+def add_checkpoint(
+    session: Session, head: tuple[int, str], highest: dict[str, int], kind: str
+) -> None:
+    session.add(
+        AuditCheckpoint(
+            event_id=head[0],
+            event_hash=head[1],
+            row_ids={"format": CHECKPOINT_FORMAT, "rows": highest},
+            kind=kind,
+        )
+    )
+
+
+def assets_named_since(session: Session, after_event: int, highest_asset: int) -> list[int]:
+    """The assets the events after ``after_event`` are about, and those added since the
+    asset id ``highest_asset``."""
+    named: set[int] = set()
+    subjects = session.scalars(
+        select(AuditEvent.subject).where(
+            AuditEvent.id > after_event, AuditEvent.subject.like("asset:%")
+        )
+    )
+    for subject in subjects:
+        with contextlib.suppress(ValueError):
+            named.add(int(subject.removeprefix("asset:")))
+    named.update(session.scalars(select(Asset.id).where(Asset.id > highest_asset)))
+    return sorted(named)

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import column, event, select, table
+from sqlalchemy import column, event, func, select, table
 from sqlalchemy.orm import Session
 
 from provenance.db.tables import AuditEvent, Base
@@ -203,4 +203,69 @@ def verify_rows(session: Session) -> list[tuple[int | None, str]]:
                         f"{event_id}, is missing: it was deleted",
                     )
                 )
+    return problems
+
+
+def highest_ids(session: Session) -> dict[str, int]:
+    """The highest row id of every covered table (0 when empty): a checkpoint's rows."""
+    found: dict[str, int] = {}
+    for table_name in COVERED_TABLES:
+        raw = table(table_name, column("id"))
+        found[table_name] = int(session.scalar(select(func.max(raw.c.id))) or 0)
+    return found
+
+
+def verify_rows_since(
+    session: Session, after_event: int, highest: dict[str, int]
+) -> list[tuple[int | None, str]]:
+    """The rows the events after ``after_event`` vouch for, against their newest voucher,
+    and every row added since the checkpoint whose ``highest`` ids are given (each must be
+    vouched for by one of those events): each problem as (event id, message). Rows no new
+    event names are left to a full verification."""
+    vouched: dict[str, dict[int, tuple[int, str]]] = {name: {} for name in COVERED_TABLES}
+    events = session.execute(
+        select(AuditEvent.id, AuditEvent.payload)
+        .where(AuditEvent.id > after_event)
+        .order_by(AuditEvent.id)
+    )
+    for event_id, payload in events:
+        try:
+            entries = json.loads(payload).get("rows") or []
+            for table_name, row_id, digest in entries:
+                vouched.setdefault(str(table_name), {})[int(row_id)] = (int(event_id), str(digest))
+        except (ValueError, TypeError, AttributeError):
+            continue  # the chain check has already vouched for every event's payload
+    problems: list[tuple[int | None, str]] = []
+    for table_name in COVERED_TABLES:
+        vouchers = vouched.get(table_name, {})
+        raw = table(table_name, column("id"))
+        added = {
+            _row_id(value)
+            for value in session.scalars(
+                select(raw.c.id).where(raw.c.id > highest.get(table_name, 0))
+            )
+        }
+        for row_id in sorted(added - set(vouchers)):
+            problems.append(
+                (None, f"row {row_id} of {table_name} has no audit event: it was added "
+                       "outside provenance")
+            )  # fmt: skip
+        ids = sorted(vouchers)
+        seen: set[int] = set()
+        for start in range(0, len(ids), _CHUNK):
+            for row_id, digest in _digests(session, table_name, ids[start : start + _CHUNK]):
+                seen.add(row_id)
+                event_id, expected = vouchers[row_id]
+                if expected != digest:
+                    problems.append(
+                        (event_id, f"row {row_id} of {table_name} was altered: it does not "
+                                   f"match audit event {event_id}")
+                    )  # fmt: skip
+        for row_id in ids:
+            if row_id not in seen:
+                event_id = vouchers[row_id][0]
+                problems.append(
+                    (event_id, f"row {row_id} of {table_name}, recorded by audit event "
+                               f"{event_id}, is missing: it was deleted")
+                )  # fmt: skip
     return problems

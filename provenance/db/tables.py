@@ -119,6 +119,33 @@ class Asset(Base):
     reviews: Mapped[list[Review]] = relationship(order_by="Review.seq", viewonly=True)
 
 
+class AssetState(Base):
+    """An asset's review status as it stands, one row per asset: the queue and the filters
+    read it instead of working the status out from every asset's checks and decisions.
+
+    Derived data: ``repository.settle_state`` rewrites it in the transaction that records
+    the check or the decision that moves it (and registration writes the first), and
+    ``audit verify`` works every asset's status out again and compares. ``rank`` and
+    ``strength`` are the queue's strongest-first keys (``review_rules.queue_rank``)."""
+
+    __tablename__ = "asset_states"
+    __table_args__ = (
+        Index("ix_asset_states_queue", "status", "rank", "strength", "asset_id"),
+        Index("ix_asset_states_age", "status", "check_id"),
+    )
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32))
+    reopened: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Plain numbers, no foreign keys: a derived row must never stand in the way of
+    # what it is derived from (audit verify finds a state that no longer follows).
+    check_id: Mapped[int | None] = mapped_column(Integer)
+    verdict: Mapped[str | None] = mapped_column(String(16), index=True)
+    last_review_id: Mapped[int | None] = mapped_column(Integer)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    strength: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class GenerationRecord(Base):
     """How an asset was made. ``sources`` maps each field and setting to where it came from."""
 
@@ -188,6 +215,23 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_event_id: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """Where a successful ``audit verify`` reached: the head it verified (event and hash)
+    and the highest row id of every covered table then. An incremental verify starts from
+    the newest checkpoint whose event still has that hash, so it costs the events written
+    since; a full verify (the default) reads everything again."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer, index=True)
+    event_hash: Mapped[str] = mapped_column(String(64))
+    # {"format": "provenance.audit-checkpoint/1", "rows": {table: highest id}}
+    row_ids: Mapped[dict[str, Any]] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(16))  # full or incremental
+    made_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class User(Base):

@@ -127,11 +127,9 @@ def list_assets(
         "registered_by": user.name if user.role == "artist" else None,
     }
     filters["verdict"] = verdict
-    if status is None:
-        page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
-        return _page(page, assets.count_assets(workspace, **filters), limit, offset)
-    # The status follows from each asset's checks and decisions: filtered per asset.
-    return _slice(assets.list_assets(workspace, status=status, **filters), limit, offset)
+    filters["status"] = status
+    page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
+    return _page(page, assets.count_assets(workspace, **filters), limit, offset)
 
 
 def _readable(request: Request, user: UserInfo, asset_id: int) -> dict[str, Any]:

@@ -263,7 +263,7 @@ def _neighbours(
         values = {"status": DEFAULT_STATUS.get(user.role, ANY_STATUS), **back}
         # A hand-edited filter the queue refuses: no neighbours rather than an error.
         with contextlib.suppress(ProvenanceError):
-            ids = [e.asset_id for e in reviews.queue(workspace, _queue_filter(values)).entries]
+            ids = reviews.queue_ids(workspace, _queue_filter(values))
     if asset_id not in ids:
         return {"previous": None, "next": ids[0] if ids else None, "position": None,
                 "total": len(ids)}  # fmt: skip

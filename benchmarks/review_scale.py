@@ -5,26 +5,39 @@ repository and audit code, no image decoding): 70 % clear, 20 % `review`, 10 % `
 check with three matches against a reference set; a reviewer decides a third of the flagged
 ones (through ``Workspace.review``). Then, medians of ``--repeats`` runs:
 
-- the review queue (every open asset, strongest first), as `provenance queue` and the API;
+- the review queue's first page (50 open assets, strongest first, with the total), as the
+  reviewer's page and the API serve it: median and 99th percentile of ``--samples`` runs;
 - one page of the asset list (50, from the middle) with its total, as the API serves it;
-- one asset's clearance status;
+- one asset's clearance status: median and 99th percentile of ``--samples`` runs;
 - the production's disclosure summary (every asset's status);
-- `audit verify` (the chain, then every row of the record against the event vouching for it).
+- `audit verify` (the chain, then every row of the record against the event vouching for it,
+  then every asset's review status), once, before the others: exports read the chain from
+  the checkpoint it leaves;
+- `audit verify --incremental` after 1,000 new events (500 assets registered and checked
+  through the same code) since the last verify's checkpoint.
 
-    python benchmarks/review_scale.py [--sizes 1000 10000] [--repeats 3] [--out FILE]
+On SQLite (the workspace's file) and, with ``--databases sqlite postgresql``, on the
+PostgreSQL server ``scripts/postgres.sh`` starts (a database made and dropped per size).
+
+    python benchmarks/review_scale.py [--sizes 1000 10000] [--databases sqlite postgresql]
+        [--repeats 3] [--samples 50] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +59,8 @@ BANDS = {
 BATCH = 500
 
 
-def fill(workspace: Workspace, count: int, seed: int) -> list[int]:
-    """Write ``count`` assets with a check each; return the flagged ones' ids."""
-    rng = random.Random(seed)
+def make_references(workspace: Workspace) -> list[int]:
+    """A reference set of 50 items; their ids."""
     with write_transaction(workspace.engine) as session:
         reference_set = ReferenceSet(name="studio-ip", rights_status="third-party")
         session.add(reference_set)
@@ -61,16 +73,22 @@ def fill(workspace: Workspace, count: int, seed: int) -> list[int]:
         ]
         session.add_all(items)
         session.flush()
-        item_ids = [item.id for item in items]
         audit.append_event(
             session, actor="bench", action="refs.created", subject="refs:x", payload={}
         )
+        return [item.id for item in items]
+
+
+def fill(workspace: Workspace, item_ids: list[int], first: int, count: int, seed: int) -> list[int]:
+    """Write assets ``first`` to ``first + count - 1`` with a check each; return the
+    flagged ones' ids."""
+    rng = random.Random(seed)
     flagged = []
-    for start in range(0, count, BATCH):
+    for start in range(first, first + count, BATCH):
         with write_transaction(workspace.engine) as session:
             production = repository.get_or_create_production(session, "Bench")
             tool, _ = repository.get_or_create_tool(session, "bench-tool")
-            for number in range(start, min(count, start + BATCH)):
+            for number in range(start, min(first + count, start + BATCH)):
                 sha = f"{number + 1:064x}"
                 asset_id = repository.insert_registration(
                     session,
@@ -125,6 +143,7 @@ def fill(workspace: Workspace, count: int, seed: int) -> list[int]:
                 ]  # fmt: skip
                 session.add_all(matches)
                 session.flush()
+                repository.settle_state(session, asset_id)  # as recording a check does
                 audit.append_event(
                     session, actor="artist", action="asset.checked", subject=f"asset:{asset_id}",
                     payload={"check_id": check.id, "verdict": verdict,
@@ -144,12 +163,33 @@ def median_seconds(action: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(size: int, repeats: int, scratch: Path) -> dict[str, Any]:
+def spread_seconds(action: Callable[[], Any], samples: int) -> dict[str, float]:
+    """Median and 99th percentile of ``samples`` runs (one warm-up run first)."""
+    action()
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    ordered = sorted(times)
+    return {
+        "p50": round(statistics.median(times), 4),
+        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 4),
+    }
+
+
+NEW_EVENTS = 1000  # audit verify --incremental reads this many new events
+
+
+def measure(
+    size: int, repeats: int, samples: int, scratch: Path, database_url: str | None
+) -> dict[str, Any]:
     directory = scratch / f"ws-{size}"
-    Workspace.create(directory, environ={}).close()
+    Workspace.create(directory, database_url=database_url, environ={}).close()
     with Workspace.open(directory, environ={}) as workspace:
         started = time.perf_counter()
-        flagged = fill(workspace, size, seed=size)
+        item_ids = make_references(workspace)
+        flagged = fill(workspace, item_ids, 0, size, seed=size)
         users.add_user(workspace, "rosa", "reviewer", by="bench")
         rosa = users.local_user(workspace, "rosa")
         for asset_id in flagged[: len(flagged) // 3]:
@@ -157,8 +197,20 @@ def measure(size: int, repeats: int, scratch: Path) -> dict[str, Any]:
         filled = time.perf_counter() - started
         today = dt.date(2026, 11, 22)
         middle = max(0, size // 2 - 25)
-        figures = {
-            "queue": median_seconds(lambda: reviews.queue(workspace, QueueFilter()), repeats),
+        first_page = QueueFilter(limit=50)
+        # A full verify first, as a studio's weekly one: its checkpoint is where exports
+        # and the daily incremental verify start reading the chain.
+        started = time.perf_counter()
+        assert admin.verify_audit(workspace).ok
+        verify_full = time.perf_counter() - started
+        open_count = reviews.queue(workspace, QueueFilter(limit=1)).total
+        figures: dict[str, Any] = {
+            "queue_first_page": spread_seconds(
+                lambda: reviews.queue(workspace, first_page), samples
+            ),
+            "status": spread_seconds(
+                lambda: compliance.asset_status(workspace, str(flagged[0]), today=today), samples
+            ),
             "asset_page": median_seconds(
                 lambda: (
                     assets.list_assets(workspace, limit=50, offset=middle),
@@ -166,42 +218,92 @@ def measure(size: int, repeats: int, scratch: Path) -> dict[str, Any]:
                 ),
                 repeats,
             ),
-            "status": median_seconds(
-                lambda: compliance.asset_status(workspace, str(flagged[0]), today=today), repeats
-            ),
             "disclosure": median_seconds(
                 lambda: exports.disclosure(workspace, "Bench", today=today), repeats
             ),
-            "audit_verify": median_seconds(lambda: admin.verify_audit(workspace), repeats),
         }
-        open_count = reviews.queue(workspace, QueueFilter()).total
-        assert admin.verify_audit(workspace).ok
+        figures["audit_verify_full"] = verify_full
+        incremental = []
+        for round_number in range(repeats):
+            # 500 assets registered and checked: two events each.
+            fill(
+                workspace, item_ids, size + round_number * NEW_EVENTS // 2, NEW_EVENTS // 2,
+                seed=round_number,
+            )  # fmt: skip
+            started = time.perf_counter()
+            report = admin.verify_audit(workspace, incremental=True)
+            incremental.append(time.perf_counter() - started)
+            assert report.ok, report.message
+            assert report.events == NEW_EVENTS, report.message
+        figures["audit_verify_incremental"] = statistics.median(incremental)
     return {
         "assets": size,
+        "database": "postgresql" if database_url else "sqlite",
         "flagged": len(flagged),
         "open_in_queue": open_count,
         "fill_seconds": round(filled, 1),
-        "median_seconds": {name: round(value, 4) for name, value in figures.items()},
+        "seconds": {
+            name: value if isinstance(value, dict) else round(value, 4)
+            for name, value in figures.items()
+        },
     }
+
+
+def postgres_database(size: int) -> Iterator[str]:
+    """A fresh database on the server scripts/postgres.sh starts; dropped afterwards."""
+    from sqlalchemy import create_engine, make_url, text
+
+    admin_url = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "postgres.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    name = f"pvt_bench_{size}_{os.getpid()}"
+    server = make_url(admin_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument(
+        "--databases", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite"]
+    )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/review_scale.json")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for size in args.sizes:
-            result = measure(size, args.repeats, Path(scratch))
-            print(json.dumps(result), flush=True)
-            results.append(result)
+            for database in args.databases:
+                with contextlib.ExitStack() as stack:
+                    url = (
+                        stack.enter_context(contextlib.contextmanager(postgres_database)(size))
+                        if database == "postgresql"
+                        else None
+                    )
+                    result = measure(size, args.repeats, args.samples, Path(scratch), url)
+                print(json.dumps(result), flush=True)
+                results.append(result)
+                shutil.rmtree(Path(scratch) / f"ws-{size}", ignore_errors=True)
     document = {
         "benchmark": "review_scale",
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python benchmarks/review_scale.py --sizes "
+        + " ".join(str(s) for s in args.sizes)
+        + " --databases "
+        + " ".join(args.databases)
+        + f" --repeats {args.repeats} --samples {args.samples}",
         "machine": describe(),
         "repeats": args.repeats,
+        "samples": args.samples,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

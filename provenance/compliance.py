@@ -127,6 +127,13 @@ class Lookups:
             ):
                 self._approvals[approval.asset_id].append(approval)
 
+    def forget(self, asset_ids: Sequence[int]) -> None:
+        """Drop what ``prefetch`` read for these assets (a disclosure done with them)."""
+        for asset_id in asset_ids:
+            self._declarations.pop(asset_id, None)
+            self._approvals.pop(asset_id, None)
+            self._revisions.pop(asset_id, None)
+
     def declarations(self, asset_id: int) -> dict[str, Any]:
         if asset_id in self._declarations:
             return _newest_declared(self._declarations[asset_id])

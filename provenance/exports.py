@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from provenance._version import __version__
 from provenance.atomic import copy_atomically, write_atomically
 from provenance.db import audit, repository
 from provenance.db.session import read_session
-from provenance.db.tables import Asset, AuditEvent, Production
+from provenance.db.tables import Asset, AuditEvent
 from provenance.errors import StoreError
 from provenance.export import evidence
 from provenance.export import record as record_export
@@ -34,12 +34,20 @@ from provenance.signing import documents as signed_documents
 from provenance.signing.keys import StudioKey
 from provenance.workspace import Workspace
 
+# Assets read at a time by the disclosure summary.
+DISCLOSURE_CHUNK = 1000
+
 
 def asset_record(workspace: Workspace, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:
     """The asset's provenance record (provenance.record/1)."""
     with read_session(workspace.engine) as session:
         asset = repository.find_asset(session, ref)
-        return _record(session, asset, today or compliance.today_utc(), audit.verify_chain(session))
+        return _record(
+            session,
+            asset,
+            today or compliance.today_utc(),
+            repository.chain_since_checkpoint(session),
+        )
 
 
 def disclosure(
@@ -128,7 +136,7 @@ def export_production(
         files["disclosure.pdf"] = evidence.to_pdf(html)
     ids = [entry["asset_id"] for c in summary["categories"] for entry in c["assets"]]
     with read_session(workspace.engine) as session:
-        chain = audit.verify_chain(session)  # once for the whole export
+        chain = repository.chain_since_checkpoint(session)  # once for the whole export
         for asset_id in ids:
             asset = repository.find_asset(session, str(asset_id))
             record = _record(session, asset, today or compliance.today_utc(), chain)
@@ -171,20 +179,26 @@ def _record(
 
 
 def _disclosure(session: Session, name: str, today: dt.date) -> dict[str, Any]:
-    compliance.production_id(session, name)
-    assets = session.scalars(
-        repository.with_details(select(Asset))
-        .join(Production)
-        .where(Production.name == name)
-        .order_by(Asset.id)
-    ).all()
+    production = compliance.production_id(session, name)
+    asset_ids = list(
+        session.scalars(
+            select(Asset.id).where(Asset.production_id == production).order_by(Asset.id)
+        )
+    )
     lookups = compliance.Lookups(session)
-    lookups.prefetch([asset.id for asset in assets])
+
+    def statuses() -> Iterator[tuple[Asset, dict[str, Any]]]:
+        """Each asset's status, read DISCLOSURE_CHUNK assets at a time (with the newest
+        check, decision and generation record only), so that memory holds one chunk."""
+        for start in range(0, len(asset_ids), DISCLOSURE_CHUNK):
+            chunk = asset_ids[start : start + DISCLOSURE_CHUNK]
+            lookups.prefetch(chunk)
+            for asset in repository.assets_for_status(session, chunk):
+                yield asset, compliance.status(session, asset, today, lookups)
+            lookups.forget(chunk)
+
     return record_export.production_disclosure(
-        name,
-        today=today,
-        statuses=[(asset, compliance.status(session, asset, today, lookups)) for asset in assets],
-        chain=audit.verify_chain(session),
+        name, today=today, statuses=statuses(), chain=repository.chain_since_checkpoint(session)
     )
 
 

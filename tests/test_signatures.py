@@ -416,7 +416,7 @@ def test_a_cut_log_with_a_rewritten_head_is_found_by_the_anchors(
     # and rewrites audit_head to match: the chain alone still verifies.
     exported = json.loads((tmp_path / "legal" / "audit-anchor.json").read_text())
     cut_from = exported["event"] + 1
-    for table in ("fingerprints", "generation_records"):
+    for table in ("fingerprints", "generation_records", "asset_states"):
         sql(ws, f"DELETE FROM {table} WHERE asset_id = 2")
     sql(ws, "DELETE FROM assets WHERE id = 2")
     sql(ws, "DELETE FROM audit_events WHERE id >= :cut", cut=cut_from)

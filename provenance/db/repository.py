@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from provenance.db import row_audit
+from provenance.db import audit, row_audit
 from provenance.db.tables import (
     Approval,
     Asset,
@@ -544,3 +545,76 @@ def assets_named_since(session: Session, after_event: int, highest_asset: int) -
             named.add(int(subject.removeprefix("asset:")))
     named.update(session.scalars(select(Asset.id).where(Asset.id > highest_asset)))
     return sorted(named)
+
+
+def chain_since_checkpoint(session: Session) -> audit.ChainReport:
+    """The audit chain verified from the newest checkpoint (the events written since the
+    last successful `audit verify`), or whole when there is none or its event no longer
+    has the hash verified then (which the full verification names). What exports state
+    about the chain: a big workspace's export then costs the new events, not every one."""
+    checkpoint = newest_checkpoint(session)
+    if checkpoint is not None:
+        stored = audit.event_hashes(session, [checkpoint.event_id]).get(checkpoint.event_id)
+        if stored == checkpoint.event_hash:
+            report = audit.verify_chain(session, after=(checkpoint.event_id, checkpoint.event_hash))
+            if not report.ok:
+                return report
+            return audit.ChainReport(
+                True,
+                checkpoint.event_id + report.events,
+                None,
+                f"{report.events} events verified since the checkpoint at event "
+                f"{checkpoint.event_id} ({checkpoint.made_at:%Y-%m-%d %H:%M} UTC), which "
+                f"verified the {checkpoint.event_id} before",
+            )
+    return audit.verify_chain(session)
+
+
+def assets_for_status(session: Session, asset_ids: list[int]) -> list[Asset]:
+    """The assets ``asset_ids`` (in id order) with their production and, as their
+    ``checks``, ``reviews`` and ``generation_records``, only the newest of each (from
+    ``asset_states``): what a clearance status reads, in five queries for any number of
+    assets, without every check's evidence."""
+    found = list(
+        session.scalars(
+            select(Asset)
+            .where(Asset.id.in_(asset_ids))
+            .options(selectinload(Asset.production))
+            .order_by(Asset.id)
+        )
+    )
+    states = {
+        s.asset_id: s
+        for s in session.scalars(select(AssetState).where(AssetState.asset_id.in_(asset_ids)))
+    }
+    check_ids = [s.check_id for s in states.values() if s.check_id is not None]
+    review_ids = [s.last_review_id for s in states.values() if s.last_review_id is not None]
+    # A status reads a check's verdict and reasons, not what ran against what.
+    lean = (defer(Check.detectors), defer(Check.reference_sets), defer(Check.thresholds))
+    checks = {
+        c.id: c
+        for c in session.scalars(select(Check).where(Check.id.in_(check_ids)).options(*lean))
+    }
+    decisions = {r.id: r for r in session.scalars(select(Review).where(Review.id.in_(review_ids)))}
+    newest = (
+        select(func.max(GenerationRecord.id))
+        .where(GenerationRecord.asset_id.in_(asset_ids))
+        .group_by(GenerationRecord.asset_id)
+    )
+    records = {
+        g.asset_id: g
+        for g in session.scalars(
+            select(GenerationRecord)
+            .where(GenerationRecord.id.in_(newest))
+            .options(selectinload(GenerationRecord.tool), defer(GenerationRecord.raw_metadata))
+        )
+    }
+    for asset in found:
+        state = states.get(asset.id)
+        check = checks.get(state.check_id) if state and state.check_id else None
+        decision = decisions.get(state.last_review_id) if state and state.last_review_id else None
+        record = records.get(asset.id)
+        set_committed_value(asset, "checks", [check] if check else [])
+        set_committed_value(asset, "reviews", [decision] if decision else [])
+        set_committed_value(asset, "generation_records", [record] if record else [])
+    return found

@@ -6,7 +6,7 @@
 #   bash benchmarks/run.sh --quick   smaller runs (under 15 minutes once the corpus is fetched)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/_env.sh dev,clip
+bash scripts/_env.sh dev,clip,cluster
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 if [ ! -f benchmarks/.corpus/sources.json ] || [ "$(grep -c ufoai-textures benchmarks/.corpus/sources.json)" = 0 ]; then
     apt-get update -qq

@@ -21,6 +21,7 @@ Anything that is not a ``ProvenanceError`` is a bug and keeps its traceback.
     ├── NotFound
     │   └── AmbiguousId
     ├── DetectorUnavailable
+    ├── ClusterUnavailable
     ├── IndexProblem
     │   ├── IndexSpecMismatch
     │   └── IndexCorrupt
@@ -108,6 +109,10 @@ class AmbiguousId(NotFound):
 
 class DetectorUnavailable(ProvenanceError):
     """A configured detector cannot run here (missing package or weights); says the fix."""
+
+
+class ClusterUnavailable(ProvenanceError):
+    """A Dask cluster cannot be reached, is not installed, or its workers cannot work."""
 
 
 class IndexProblem(ProvenanceError):

@@ -9,11 +9,13 @@ recorded with vectors for the current detector specs are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,15 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from provenance import cluster as clusters
 from provenance.atomic import write_atomically
+from provenance.cluster import Cluster
 from provenance.db import audit, repository
-from provenance.db.session import read_session, write_transaction
+from provenance.db.session import one_line, read_session, write_transaction
 from provenance.db.tables import ReferenceItem, ReferenceSet, ReferenceVector, utcnow
+from provenance.detectors import load_detector, parse_detector_names
 from provenance.detectors.base import Detector
-from provenance.domain import ReferenceSetInfo, UserInfo
+from provenance.domain import FingerprintLimits, ReferenceSetInfo, UserInfo
 from provenance.errors import InvalidInput, NotFound, ProvenanceError, WorkspaceExists
 from provenance.export.documents import set_info
 from provenance.files import Skipped, collect_files, display_name, read_file
@@ -156,8 +161,10 @@ def add_items(
     attribution: str | None,
     actor: str,
     progress: IngestProgress | None = None,
+    cluster: Cluster | None = None,
 ) -> IngestReport:
-    """Add the images found at ``sources`` to set ``name`` and rebuild its indexes."""
+    """Add the images found at ``sources`` to set ``name`` and rebuild its indexes;
+    ``cluster``: decode and embed on its workers while this process records."""
     report = IngestReport(name)
     detectors = _available_detectors(workspace, report)
     with read_session(workspace.engine) as session:
@@ -167,22 +174,22 @@ def add_items(
     files = [f for f in found if isinstance(f, Path)]  # moving=False: no sequences
     report.skipped.extend(skipped)
     attributions = _attributions(sources)
-    done = 0
-    for start in range(0, len(files), EMBED_BATCH):
-        chunk = files[start : start + EMBED_BATCH]
-        outcomes = _add_chunk(
-            workspace, set_id, chunk, detectors, attributions, attribution, actor=actor
+    if cluster is None:
+        outcomes = _added_here(
+            workspace, set_id, files, detectors, attributions, attribution, actor
         )
-        for path, outcome in zip(chunk, outcomes, strict=True):
-            done += 1
-            if outcome == "added":
-                report.added += 1
-            elif outcome == "known":
-                report.known += 1
-            else:
-                report.failed.append((str(path), outcome.removeprefix("failed: ")))
-            if progress is not None:
-                progress(str(path), outcome, done, len(files))
+    else:
+        outcomes = _added_on(cluster, workspace, set_id, files, detectors, attributions,
+                             attribution, actor)  # fmt: skip
+    for done, (path, outcome) in enumerate(outcomes, start=1):
+        if outcome == "added":
+            report.added += 1
+        elif outcome == "known":
+            report.known += 1
+        else:
+            report.failed.append((str(path), outcome.removeprefix("failed: ")))
+        if progress is not None:
+            progress(str(path), outcome, done, len(files))
     audit.record_event(
         workspace.engine,
         actor=actor,
@@ -193,6 +200,166 @@ def add_items(
     report.indexes = rebuild_indexes(workspace, name, detectors, actor=actor)
     write_manifest(workspace, name)
     return report
+
+
+def _added_here(
+    workspace: Workspace,
+    set_id: int,
+    files: list[Path],
+    detectors: list[Detector],
+    attributions: dict[str, str],
+    attribution: str | None,
+    actor: str,
+) -> Iterator[tuple[Path, str]]:
+    """Each file with its outcome, fingerprinted in this process EMBED_BATCH at a time."""
+    for start in range(0, len(files), EMBED_BATCH):
+        chunk = files[start : start + EMBED_BATCH]
+        outcomes = _add_chunk(
+            workspace, set_id, chunk, detectors, attributions, attribution, actor=actor
+        )
+        yield from zip(chunk, outcomes, strict=True)
+
+
+def _added_on(
+    cluster: Cluster,
+    workspace: Workspace,
+    set_id: int,
+    files: list[Path],
+    detectors: list[Detector],
+    attributions: dict[str, str],
+    attribution: str | None,
+    actor: str,
+) -> Iterator[tuple[Path, str]]:
+    """Each file with its outcome, in order: read here (its bytes are stored and recorded
+    here), decoded and embedded on the cluster's workers EMBED_BATCH files to a task, a
+    bounded window of tasks ahead; each file committed here on its own, as it comes back.
+    A worker that dies has its tasks run again by another (Dask's retries); a file already
+    committed is never committed twice, so a run interrupted and started again resumes."""
+    labels = [d.spec.label() for d in detectors]
+    settings = workspace.settings
+    limits = workspace.fingerprint_limits
+    committed: set[str] = set()
+    window: deque[tuple[list[Path], list[_Pending | str], Any]] = deque()
+    chunks = iter(range(0, len(files), EMBED_BATCH))
+
+    def send() -> None:
+        while len(window) < 2 * max(1, cluster.workers):
+            start = next(chunks, None)
+            if start is None:
+                return
+            paths = files[start : start + EMBED_BATCH]
+            staged: list[_Pending | str] = []
+            for path in paths:
+                try:
+                    read = _read(workspace, set_id, path, detectors)
+                except ProvenanceError as exc:
+                    staged.append(f"failed: {exc}")
+                    continue
+                known = read is None or any(
+                    isinstance(p, _Pending) and p.sha256 == read.sha256 for p in staged
+                )
+                staged.append("known" if known or read is None else read)
+            payload = [
+                (p.data, [d.spec.label() for d in p.missing])
+                for p in staged
+                if isinstance(p, _Pending)
+            ]
+            future = (
+                cluster.submit(
+                    fingerprint_on_worker,
+                    settings,
+                    str(workspace.root),
+                    limits,
+                    labels,
+                    cluster.model_threads,
+                    payload,
+                )
+                if payload
+                else None
+            )
+            window.append((paths, staged, future))
+
+    send()
+    while window:
+        paths, staged, future = window.popleft()
+        results: list[Any] = []
+        if future is not None:
+            try:
+                results = list(future.result())
+            except Exception as exc:  # the task failed on every worker it was given to
+                results = [f"the cluster could not fingerprint it: {one_line(exc)}"] * sum(
+                    isinstance(p, _Pending) for p in staged
+                )
+        answers = iter(results)
+        for path, item in zip(paths, staged, strict=True):
+            if isinstance(item, str):
+                yield path, item
+                continue
+            answer = next(answers)
+            if isinstance(answer, str):
+                yield path, f"failed: {answer}"
+                continue
+            if item.sha256 in committed:  # the same bytes in two files of one run
+                yield path, "known"
+                continue
+            item.media, item.vectors = answer
+            try:
+                outcome = _commit(workspace, set_id, item, attributions, attribution, actor=actor)
+            except ProvenanceError as exc:
+                outcome = f"failed: {exc}"
+            committed.add(item.sha256)
+            yield path, outcome
+        send()
+
+
+# One worker process's detectors, by the settings they were made with.
+_worker_detectors: dict[str, list[Detector]] = {}
+
+
+def fingerprint_on_worker(
+    settings: Any,
+    root: str,
+    limits: FingerprintLimits,
+    labels: list[str],
+    model_threads: int | None,
+    payload: list[tuple[bytes, list[str]]],
+) -> list[tuple[dict[str, Any], dict[str, tuple[str, bytes]]] | str]:
+    """Run on a cluster's worker: decode each file's bytes and embed it under the detector
+    specs it lacks (``payload``: bytes and spec labels), with the same code as a run in one
+    process. Per file, its media facts and vectors, or why it failed (as text: not every
+    exception pickles). ``labels``: the caller's detectors; a worker whose detectors differ
+    (another version, other weights) refuses."""
+    key = json.dumps([root, dict(settings), model_threads], sort_keys=True, default=str)
+    if key not in _worker_detectors:
+        loaded = []
+        for name in parse_detector_names(settings["detectors"]):
+            try:
+                loaded.append(load_detector(name, settings, Path(root), threads=model_threads))
+            except ProvenanceError:
+                continue  # named below if the caller needs it
+        _worker_detectors[key] = loaded
+    by_label = {d.spec.label(): d for d in _worker_detectors[key]}
+    lacking = [label for label in labels if label not in by_label]
+    if lacking:
+        problem = f"worker's detectors differ from this workspace's ({', '.join(lacking)})"
+        return [problem] * len(payload)
+    answers: list[Any] = []
+    items: list[_Pending] = []
+    for data, wanted in payload:
+        try:
+            decoded = decode_image(data, max_pixels=limits.max_pixels, colour=limits.colour)
+        except ProvenanceError as exc:
+            answers.append(str(exc))
+            continue
+        missing = [by_label[label] for label in wanted]
+        item = _Pending(Path(), b"", "", None, missing, decoded, decoded.media_json())
+        items.append(item)
+        answers.append(item)
+    try:
+        _embed(items, list(by_label.values()))
+    except ProvenanceError as exc:
+        return [a if isinstance(a, str) else str(exc) for a in answers]
+    return [a if isinstance(a, str) else (a.media, a.vectors) for a in answers]
 
 
 def _available_detectors(workspace: Workspace, report: IngestReport) -> list[Detector]:
@@ -226,14 +393,16 @@ def _attributions(sources: Iterable[Path]) -> dict[str, str]:
 
 @dataclass
 class _Pending:
-    """A file read and decoded, waiting for its vectors."""
+    """A file read (and, here or on a cluster's worker, decoded), waiting for its
+    vectors."""
 
     path: Path
     data: bytes
     sha256: str
     item_id: int | None
     missing: list[Detector]
-    decoded: DecodedImage
+    decoded: DecodedImage | None = None
+    media: dict[str, Any] = field(default_factory=dict)
     vectors: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
 
@@ -279,12 +448,14 @@ def _add_chunk(
             outcomes[position] = "known"  # already in the set, or earlier in this batch
             continue
         pending.append((position, prepared))
-        if sum(p.decoded.pixels.width * p.decoded.pixels.height for _, p in pending) >= (
-            EMBED_PIXELS
-        ):
+        if sum(_pixels(p) for _, p in pending) >= EMBED_PIXELS:
             flush()
     flush()
     return outcomes
+
+
+def _pixels(item: _Pending) -> int:
+    return item.decoded.pixels.width * item.decoded.pixels.height if item.decoded else 0
 
 
 def _embed(items: list[_Pending], detectors: list[Detector]) -> None:
@@ -292,7 +463,7 @@ def _embed(items: list[_Pending], detectors: list[Detector]) -> None:
     for detector in detectors:
         wanting = [item for item in items if detector in item.missing]
         if wanting:
-            rows = detector.embed([item.decoded.pixels for item in wanting])
+            rows = detector.embed([item.decoded.pixels for item in wanting if item.decoded])
             for item, row in zip(wanting, rows, strict=True):
                 item.vectors[detector.spec.label()] = (detector.spec.name, _row_bytes(row))
 
@@ -301,6 +472,21 @@ def _prepare(
     workspace: Workspace, set_id: int, path: Path, detectors: list[Detector]
 ) -> _Pending | None:
     """Read and decode ``path``; None when the set already has it with every vector."""
+    pending = _read(workspace, set_id, path, detectors)
+    if pending is not None:
+        pending.decoded = decode_image(
+            pending.data,
+            max_pixels=workspace.fingerprint_limits.max_pixels,
+            colour=workspace.fingerprint_limits.colour,
+        )
+        pending.media = pending.decoded.media_json()
+    return pending
+
+
+def _read(
+    workspace: Workspace, set_id: int, path: Path, detectors: list[Detector]
+) -> _Pending | None:
+    """Read ``path``; None when the set already has it with every vector."""
     data = read_file(path, workspace.fingerprint_limits.max_file_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     with read_session(workspace.engine) as session:
@@ -321,12 +507,7 @@ def _prepare(
     missing = [d for d in detectors if d.spec.label() not in have]
     if item is not None and not missing:
         return None
-    decoded = decode_image(
-        data,
-        max_pixels=workspace.fingerprint_limits.max_pixels,
-        colour=workspace.fingerprint_limits.colour,
-    )
-    return _Pending(path, data, sha256, item.id if item is not None else None, missing, decoded)
+    return _Pending(path, data, sha256, item.id if item is not None else None, missing)
 
 
 def _commit(
@@ -349,7 +530,7 @@ def _commit(
                 sha256=pending.sha256,
                 source_path=display_name(str(pending.path)),
                 attribution=attributions.get(pending.path.name, attribution),
-                media=pending.decoded.media_json(),
+                media=pending.media,
             )
             session.add(item)
             session.flush()
@@ -527,17 +708,20 @@ def create(
     progress: IngestProgress | None = None,
     user: UserInfo | None = None,
     source: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
     """Create set ``name`` from the images at ``sources`` and build its indexes.
     ``user``: an admin the web pages signed in; ``source``: what the set's record names
-    as its origin (default: the paths given)."""
+    as its origin (default: the paths given). ``scheduler`` (``tcp://HOST:PORT``) or
+    ``workers`` (a local cluster of that many processes): fingerprint on a Dask cluster."""
     sources = [Path(s) for s in sources]
     for path in sources:
         if not path.exists():
             raise InvalidInput(f"{path}: no such file or folder")
     check_name(name)
     actor = _actor(workspace, by, user)
-    with reference_set_lock(workspace.root, name):
+    with reference_set_lock(workspace.root, name), _maybe_cluster(scheduler, workers) as cluster:
         create_set(
             workspace,
             name,
@@ -554,6 +738,7 @@ def create(
             attribution=attribution,
             actor=actor,
             progress=progress,
+            cluster=cluster,
         )
 
 
@@ -565,18 +750,32 @@ def add(
     attribution: str | None = None,
     by: str | None = None,
     progress: IngestProgress | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
-    """Add images to an existing set (files already in it are skipped)."""
+    """Add images to an existing set (files already in it are skipped); ``scheduler`` or
+    ``workers``: on a Dask cluster, as for ``create``."""
     check_name(name)
-    with reference_set_lock(workspace.root, name):
+    actor = _actor(workspace, by)
+    with reference_set_lock(workspace.root, name), _maybe_cluster(scheduler, workers) as cluster:
         return add_items(
             workspace,
             name,
             [Path(s) for s in sources],
             attribution=attribution,
-            actor=_actor(workspace, by),
+            actor=actor,
             progress=progress,
+            cluster=cluster,
         )
+
+
+@contextlib.contextmanager
+def _maybe_cluster(scheduler: str | None, workers: int | None) -> Iterator[Cluster | None]:
+    if scheduler is None and workers is None:
+        yield None
+        return
+    with clusters.connect(scheduler, workers) as cluster:
+        yield cluster
 
 
 def rebuild(workspace: Workspace, name: str, *, by: str | None = None) -> dict[str, Any]:

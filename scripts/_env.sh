@@ -3,6 +3,7 @@
 #   bash scripts/_env.sh            runtime dependencies only
 #   bash scripts/_env.sh dev        plus the test and lint tools
 #   bash scripts/_env.sh dev,clip   plus torch and open_clip for the clip detector
+#   bash scripts/_env.sh dev,clip,cluster   plus Dask, for fingerprinting on a cluster
 # Safe to run again: an up-to-date environment costs a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system_packages.sh
-bash scripts/_env.sh dev,clip
+bash scripts/_env.sh dev,clip,cluster
 # The database tests run on SQLite and on this machine's PostgreSQL server.
 if [ -z "${TEST_POSTGRES_URL:-}" ]; then
     TEST_POSTGRES_URL=$(bash scripts/postgres.sh)

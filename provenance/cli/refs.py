@@ -42,6 +42,17 @@ def refs() -> None:
 @click.option("--description", default="", help="What the set is.")
 @click.option("--attribution", help="Credit recorded for every item (attributions.json overrides).")
 @click.option("--by", help="Who is adding (default: the user setting or login name).")
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Decode and embed on this Dask cluster's workers (provenance installed on each, "
+    "with the same detectors); this process writes the records.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Decode and embed on a local Dask cluster of N worker processes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common.pass_context
 @common.fail_cleanly
@@ -54,6 +65,8 @@ def refs_add(
     description: str,
     attribution: str | None,
     by: str | None,
+    scheduler: str | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Create reference set NAME from images, fingerprint them and build its indexes."""
@@ -68,6 +81,8 @@ def refs_add(
             attribution=attribution,
             by=by,
             progress=progress,
+            scheduler=scheduler,
+            workers=workers,
         )
     _print_ingest(report, as_json)
 
@@ -84,6 +99,17 @@ def refs_add(
 )
 @click.option("--attribution", help="Credit recorded for every new item.")
 @click.option("--by", help="Who is adding (default: the user setting or login name).")
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="Decode and embed on this Dask cluster's workers (provenance installed on each, "
+    "with the same detectors); this process writes the records.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Decode and embed on a local Dask cluster of N worker processes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common.pass_context
 @common.fail_cleanly
@@ -93,13 +119,16 @@ def refs_add_items(
     sources: tuple[Path, ...],
     attribution: str | None,
     by: str | None,
+    scheduler: str | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Add images to reference set NAME; items already in it are skipped (resumes)."""
     with context.open() as workspace, _refs_progress(not as_json) as progress:
         report = reference_sets.add(
-            workspace, name, sources, attribution=attribution, by=by, progress=progress
-        )
+            workspace, name, sources, attribution=attribution, by=by, progress=progress,
+            scheduler=scheduler, workers=workers,
+        )  # fmt: skip
     _print_ingest(report, as_json)
 
 

@@ -224,14 +224,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "search_nprobe",
-        64,
+        0,
         int,
-        "Inverted lists probed per query in indexes of 40,000 or more vectors (IVF). More "
-        "lists find more of the weaker matches in very large sets and cost time: at 1M "
-        "references, 64 probes take 5 ms a query here (p99 9 ms) and find 96 % of the "
-        "matches over the review line that exact search finds; 128 probes about twice the "
-        "time for 98 % (benchmarks/index_search.py).",
-        minimum=1,
+        "Inverted lists probed per query in indexes of 40,000 or more vectors (IVF); 0: the "
+        "index's own choice (a quarter of its lists for IVF-PQ indexes, 64 for the IVF-flat "
+        "indexes of earlier versions). More lists find more of the weaker matches in very "
+        "large sets and cost time (benchmarks/index_search.py measures recall against exact "
+        "search).",
+        minimum=0,
     ),
     Setting(
         "region_search",

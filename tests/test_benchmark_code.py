@@ -151,13 +151,15 @@ def test_synthetic_vectors_follow_the_real_ones() -> None:
 def test_review_scale_fills_a_verifiable_workspace(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from benchmarks.review_scale import measure
 
-    result = measure(60, 1, tmp_path)
-    assert result["assets"] == 60
+    result = measure(60, 1, 3, tmp_path, None)
+    assert (result["assets"], result["database"]) == (60, "sqlite")
     # A third of the flagged assets were decided; the rest wait in the queue.
     assert result["open_in_queue"] == result["flagged"] - result["flagged"] // 3
-    assert set(result["median_seconds"]) == {
-        "queue", "asset_page", "status", "disclosure", "audit_verify"
+    assert set(result["seconds"]) == {
+        "queue_first_page", "status", "asset_page", "disclosure", "audit_verify_full",
+        "audit_verify_incremental",
     }  # fmt: skip
+    assert set(result["seconds"]["queue_first_page"]) == {"p50", "p99"}
 
 
 def test_register_versions_writes_distinct_pictures(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from provenance.index.faiss_index import (
     EXACT_LIMIT,
     build_index,
     load_index,
+    probe_count,
     read_manifest,
     save_index,
 )
@@ -128,7 +129,7 @@ def test_large_sets_get_an_ivf_index_with_high_recall(tmp_path: Path) -> None:
     vectors = l2_normalise(points.astype(np.float32))
     ids = np.arange(count, dtype=np.int64)
     built = build_index(spec, vectors, ids)
-    assert built.index_type.startswith("ivf")
+    assert built.index_type == "ivf1024-pq16x4fs-refine-fp16"
     save_index(built, tmp_path, "test")
     loaded = load_index(tmp_path, "test", spec)
     queries = vectors[:200] + 0.05 * rng.standard_normal((200, 64)).astype(np.float32)
@@ -136,13 +137,18 @@ def test_large_sets_get_an_ivf_index_with_high_recall(tmp_path: Path) -> None:
     _, found = loaded.search(l2_normalise(queries), 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
     assert recall >= 0.95
-    # search_nprobe: probing every list is exact search.
+    # search_nprobe: probing every list is exact search, up to the float16 copies' rounding
+    # (neighbours whose cosines differ by less than 0.001 may swap at the tenth place).
     nlist = int(built.index_type.removeprefix("ivf").split("-")[0])
-    assert loaded.nprobe == 64
+    assert loaded.nprobe == probe_count(nlist, count) == 256
     everything = load_index(tmp_path, "test", spec, nprobe=nlist)
     assert everything.nprobe == nlist
-    _, found = everything.search(l2_normalise(queries), 10)
-    assert all(set(a) == set(b) for a, b in zip(exact, found, strict=True))
+    scores, found = everything.search(l2_normalise(queries), 10)
+    cosines = l2_normalise(queries) @ vectors.T
+    for row, (a, b) in enumerate(zip(exact, found, strict=True)):
+        np.testing.assert_allclose(cosines[row][b], scores[row], atol=1e-3)
+        np.testing.assert_allclose(np.sort(cosines[row][a]), np.sort(cosines[row][b]), atol=1e-3)
+    assert sum(set(a) == set(b) for a, b in zip(exact, found, strict=True)) >= 190
     with pytest.raises(InvalidInput):
         everything.set_nprobe(0)
 

@@ -103,7 +103,7 @@ def _load_indexes(
                 workspace.root / "indexes" / name,
                 detector_name,
                 detector.spec,
-                nprobe=int(workspace.settings["search_nprobe"]),
+                nprobe=int(workspace.settings["search_nprobe"]) or None,
             )
         except IndexMissing:
             missing.append(detector_name)

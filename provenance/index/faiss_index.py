@@ -14,10 +14,21 @@ manifest that names a complete file, so the previous index stays usable until th
 committed. Loading checks the format, the detector spec (an index made under another spec is
 refused: it must be rebuilt) and the file's checksum.
 
-Index types: an exact inner-product index for unit-length embeddings (cosine) below
-``EXACT_LIMIT`` vectors, IVF (about 4·sqrt(n) lists, ``DEFAULT_NPROBE`` probed unless the
-caller sets another number) above it;
-an exact binary index for hashes (Hamming).
+Index types, chosen by size (benchmarks/index_search.py measures them):
+
+- ``flat-ip``: exact inner product for unit-length embeddings (cosine), below
+  ``EXACT_LIMIT`` vectors;
+- ``ivf{lists}-pq{m}x4fs-refine-fp16``, from ``EXACT_LIMIT`` on: an inverted file (about
+  4·sqrt(n) lists, at most ``MAX_LISTS``) of 4-bit product-quantizer codes searched with
+  FAISS's fast-scan kernels over ``probe_count`` lists (a quarter, at most about
+  ``SCAN_CODES`` codes), whose ``REFINE_FACTOR``·k best are
+  re-scored exactly against float16 copies of the vectors. The float16 copies are the
+  bulk of the file and are memory-mapped when it is loaded, so a set of ten million
+  vectors is searched without holding them in memory;
+- ``ivf{lists}-flat-ip``: the IVF of earlier versions (still loaded and searched);
+- ``binary-flat``: exact Hamming distance for hashes.
+
+The manifest records the type; ``refs rebuild`` builds the type the set's size calls for.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +58,19 @@ INDEX_FORMAT = "provenance.index/1"
 # 96 % of the neighbours over the review line that exact search finds. Checks may probe
 # more lists (the search_nprobe setting).
 EXACT_LIMIT = 40_000
+# Lists probed by earlier versions' IVF-flat indexes (their manifests carry no other).
 DEFAULT_NPROBE = 64
+# IVF-PQ: lists probed (a quarter of them, see probe_count), codes of M 4-bit numbers, and
+# the candidates re-scored exactly per neighbour asked for. Chosen at 1M vectors
+# (benchmarks/index_search.py --compare): recall over the review line and recall@10 against
+# exact search, at the latency a check can afford.
+PROBED_SHARE = 4
+PQ_CODES = 128
+REFINE_FACTOR = 100
+MAX_LISTS = 8192
+SCAN_CODES = 1_000_000
+# Rows converted and added at a time when building an IVF-PQ index.
+ADD_ROWS = 100_000
 
 
 @dataclass
@@ -64,14 +88,16 @@ class VectorIndex:
     @property
     def nprobe(self) -> int | None:
         """Inverted lists probed per query (IVF indexes), None for exact indexes."""
-        return int(self.index.nprobe) if hasattr(self.index, "nprobe") else None
+        ivf = _ivf_of(self.index)
+        return int(ivf.nprobe) if ivf is not None else None
 
     def set_nprobe(self, nprobe: int) -> None:
         """Probe ``nprobe`` lists per query from now on (IVF indexes; exact ones ignore it)."""
-        if hasattr(self.index, "nprobe"):
+        ivf = _ivf_of(self.index)
+        if ivf is not None:
             if nprobe < 1:
                 raise InvalidInput(f"nprobe must be at least 1, got {nprobe}")
-            self.index.nprobe = nprobe
+            ivf.nprobe = min(nprobe, int(ivf.nlist))
 
     def search(self, queries: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[np.int64]]:
         """The ``k`` nearest items per query row: (scores, ids), best first; id -1 pads.
@@ -99,48 +125,102 @@ class VectorIndex:
 
 
 def build_index(
-    spec: DetectorSpec, vectors: NDArray[Any], ids: NDArray[Any], *, nprobe: int = DEFAULT_NPROBE
+    spec: DetectorSpec, vectors: NDArray[Any], ids: NDArray[Any], *, nprobe: int | None = None
 ) -> VectorIndex:
-    """Index ``vectors`` (one row per item) under the caller's ``ids`` (int64, unique)."""
+    """Index ``vectors`` (one row per item) under the caller's ``ids`` (int64, unique).
+
+    From ``EXACT_LIMIT`` vectors on, ``vectors`` may be any array read by row slices (a
+    float16 memory-mapped file of ten million rows, say): it is read ADD_ROWS rows at a
+    time, never converted whole."""
     import faiss
 
-    vectors = _checked_vectors(spec, vectors)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     if ids.shape != (len(vectors),):
         raise InvalidInput(f"{len(vectors)} vectors but {len(ids)} ids")
     if len(np.unique(ids)) != len(ids):
         raise InvalidInput("index ids must be unique")
-    checksum = vectors_checksum(vectors, ids)
     ids_sha256 = ids_checksum(ids)
     index: Any
+    if spec.metric != "hamming" and len(vectors) >= EXACT_LIMIT:
+        index, index_type, checksum = _ivf_pq_refined(spec, vectors, ids)
+        built = VectorIndex(spec, index, index_type, len(vectors), checksum, ids_sha256)
+        if nprobe is not None:
+            built.set_nprobe(nprobe)
+        return built
+    vectors = _checked_vectors(spec, vectors)
+    checksum = vectors_checksum(vectors, ids)
     if spec.metric == "hamming":
         index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(spec.dim))
         index_type = "binary-flat"
         if len(vectors):
             index.add_with_ids(vectors, ids)
-    elif len(vectors) < EXACT_LIMIT:
+    else:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(spec.dim))
         index_type = "flat-ip"
         if len(vectors):
             index.add_with_ids(vectors, ids)
-    else:
-        nlist = ivf_list_count(len(vectors))
-        quantizer = faiss.IndexFlatIP(spec.dim)
-        ivf = faiss.IndexIVFFlat(quantizer, spec.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        # FAISS needs 30 to 256 training points per list; more only costs time.
-        sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: nlist * 64]]
-        ivf.train(sample)
-        ivf.nprobe = nprobe
-        ivf.add_with_ids(vectors, ids)
-        index = ivf
-        index_type = f"ivf{nlist}-flat-ip"
-    return VectorIndex(spec, index, index_type, len(vectors), checksum, ids_sha256)
+    built = VectorIndex(spec, index, index_type, len(vectors), checksum, ids_sha256)
+    if nprobe is not None:
+        built.set_nprobe(nprobe)
+    return built
+
+
+def _ivf_pq_refined(
+    spec: DetectorSpec, vectors: Any, ids: NDArray[np.int64]
+) -> tuple[Any, str, str]:
+    """IVF of 4-bit PQ codes (fast scan) whose best candidates are re-scored against
+    float16 copies of the vectors, searched under the caller's ``ids``; its type label and
+    the vectors' checksum (as ``vectors_checksum`` gives it), all read in row slices."""
+    import faiss
+
+    dim, count = spec.dim, len(vectors)
+    nlist = ivf_list_count(count)
+    codes = PQ_CODES if dim % PQ_CODES == 0 else dim // 4
+    base = faiss.index_factory(dim, f"IVF{nlist},PQ{codes}x4fs", faiss.METRIC_INNER_PRODUCT)
+    refine = faiss.IndexScalarQuantizer(
+        dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    refined = faiss.IndexRefine(base, refine)
+    # FAISS needs 30 to 256 training points per list; more only costs time.
+    rows = np.sort(np.random.default_rng(0).permutation(count)[: nlist * 64])
+    refined.train(_checked_vectors(spec, vectors[rows]))
+    refined.k_factor = REFINE_FACTOR
+    faiss.extract_index_ivf(base).nprobe = probe_count(nlist, count)
+    index = faiss.IndexIDMap2(refined)
+    digest = hashlib.sha256(ids.tobytes())
+    for start in range(0, count, ADD_ROWS):
+        chunk = _checked_vectors(spec, vectors[start : start + ADD_ROWS])
+        digest.update(chunk.tobytes())
+        index.add_with_ids(chunk, ids[start : start + ADD_ROWS])
+    return index, f"ivf{nlist}-pq{codes}x4fs-refine-fp16", digest.hexdigest()
+
+
+def probe_count(nlist: int, count: int) -> int:
+    """Lists an IVF-PQ index of ``count`` vectors probes by default: a quarter of them, but
+    no more than hold about SCAN_CODES codes (the time a query takes grows with the codes
+    it scans)."""
+    per_list = max(1.0, count / nlist)
+    return max(1, min(nlist // PROBED_SHARE, math.ceil(SCAN_CODES / per_list)))
 
 
 def ivf_list_count(count: int) -> int:
     """Inverted lists for ``count`` vectors: about 4·sqrt(n), a power of two (FAISS's
-    guideline of 4·sqrt(n) to 16·sqrt(n))."""
-    return int(2 ** round(math.log2(max(16.0, 4 * math.sqrt(count)))))
+    guideline of 4·sqrt(n) to 16·sqrt(n)), at most MAX_LISTS (training more lists costs
+    more than a bigger share of each probed)."""
+    return min(MAX_LISTS, int(2 ** round(math.log2(max(16.0, 4 * math.sqrt(count))))))
+
+
+def _ivf_of(index: Any) -> Any:
+    """The inverted-file index inside ``index`` (also through an ID map and a refine
+    stage); None for exact indexes."""
+    import faiss
+
+    if not isinstance(index, faiss.Index):
+        return None  # a binary index
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
 
 
 def ids_checksum(ids: Iterable[int]) -> str:
@@ -162,13 +242,21 @@ def save_index(index: VectorIndex, folder: Path, name: str) -> Path:
     import faiss
 
     folder.mkdir(parents=True, exist_ok=True)
-    if index.spec.metric == "hamming":
-        data = faiss.serialize_index_binary(index.index).tobytes()
-    else:
-        data = faiss.serialize_index(index.index).tobytes()
-    file_sha256 = hashlib.sha256(data).hexdigest()
-    file_name = f"{name}.{file_sha256[:16]}.faiss"
-    write_atomically(folder / file_name, data)
+    # Written by FAISS to a temporary name, hashed, then renamed to its content name: a
+    # large index is never serialised into memory.
+    incoming = folder / f".incoming-{name}-{os.getpid()}.faiss"
+    try:
+        if index.spec.metric == "hamming":
+            faiss.write_index_binary(index.index, str(incoming))
+        else:
+            faiss.write_index(index.index, str(incoming))
+        with open(incoming, "rb") as handle:
+            os.fsync(handle.fileno())
+        file_sha256 = _file_sha256(incoming)
+        file_name = f"{name}.{file_sha256[:16]}.faiss"
+        os.replace(incoming, folder / file_name)
+    finally:
+        incoming.unlink(missing_ok=True)
     manifest = {
         "format": INDEX_FORMAT,
         "detector": index.spec.to_json(),
@@ -226,18 +314,29 @@ def load_index(
             f"({', '.join(changed)} changed); rebuild the index"
         )
     path = folder / str(manifest.get("file", ""))
+    mapped = "refine" in str(manifest.get("index_type", ""))
     try:
-        data = path.read_bytes()
+        if mapped:
+            # Hashed in chunks, then read with its float16 copies memory-mapped: a large
+            # index is never held in memory whole.
+            digest = _file_sha256(path)
+        else:
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
     except OSError:
         raise IndexCorrupt(f"index file {path.name} is missing; rebuild the index") from None
-    if hashlib.sha256(data).hexdigest() != manifest.get("file_sha256"):
+    if digest != manifest.get("file_sha256"):
         raise IndexCorrupt(f"index file {path.name} does not match its manifest; rebuild it")
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    index = (
-        faiss.deserialize_index_binary(buffer)
-        if spec.metric == "hamming"
-        else faiss.deserialize_index(buffer)
-    )
+    index: Any
+    try:
+        if mapped:
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        elif spec.metric == "hamming":
+            index = faiss.deserialize_index_binary(np.frombuffer(data, dtype=np.uint8))
+        else:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"index file {path.name} cannot be read ({exc}); rebuild it") from None
     if index.ntotal != manifest.get("count"):
         raise IndexCorrupt(
             f"index {name!r} holds {index.ntotal} vectors, manifest says "
@@ -255,6 +354,14 @@ def load_index(
     if nprobe is not None:
         loaded.set_nprobe(nprobe)
     return loaded
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _checked_vectors(spec: DetectorSpec, vectors: NDArray[Any]) -> NDArray[Any]:

@@ -30,7 +30,6 @@ from provenance.db.session import read_session
 from provenance.db.tables import (
     Approval,
     Asset,
-    Check,
     Consent,
     Declaration,
     GenerationRecord,
@@ -104,12 +103,31 @@ class Lookups:
         self._declarations: dict[int, list[Declaration]] = {}
         self._approvals: dict[int, list[Approval]] = {}
         self._revisions: dict[int, list[Revision]] = {}
+        # Per asset, when read ahead by prefetch(newest=True): its newest check, decision
+        # and tool, as plain values (a disclosure of 100,000 assets makes no ORM rows
+        # for them).
+        self._newest: dict[int, repository.NewestFacts] = {}
 
-    def prefetch(self, asset_ids: Sequence[int]) -> None:
+    def newest(self, asset: Asset) -> repository.NewestFacts:
+        """The asset's newest check, decision and tool: read ahead, else from the asset's
+        loaded relationships."""
+        if asset.id in self._newest:
+            return self._newest[asset.id]
+        record = asset.generation_records[-1] if asset.generation_records else None
+        tool = record.tool if record is not None else None
+        return repository.NewestFacts(
+            asset.checks[-1] if asset.checks else None,
+            asset.reviews[-1] if asset.reviews else None,
+            (tool.id, tool.name) if tool is not None else None,
+        )
+
+    def prefetch(self, asset_ids: Sequence[int], *, newest: bool = False) -> None:
         """Read the declarations and approvals of many assets (a production's) in a few
         queries instead of two per asset."""
         for start in range(0, len(asset_ids), _PREFETCH_CHUNK):
             chunk = list(asset_ids[start : start + _PREFETCH_CHUNK])
+            if newest:
+                self._newest.update(repository.newest_facts(self.session, chunk))
             for asset_id in chunk:
                 self._declarations[asset_id] = []
                 self._approvals[asset_id] = []
@@ -133,6 +151,7 @@ class Lookups:
             self._declarations.pop(asset_id, None)
             self._approvals.pop(asset_id, None)
             self._revisions.pop(asset_id, None)
+            self._newest.pop(asset_id, None)
 
     def declarations(self, asset_id: int) -> dict[str, Any]:
         if asset_id in self._declarations:
@@ -223,19 +242,14 @@ def gather(
 
 
 def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
-    latest: Check | None = asset.checks[-1] if asset.checks else None
-    # The asset comes with its checks and decisions loaded (repository.with_details).
-    state = status_of(
-        latest.verdict if latest else None,
-        latest.id if latest else None,
-        asset.reviews[-1] if asset.reviews else None,
-    )
-    record = asset.generation_records[-1] if asset.generation_records else None
+    # Read ahead (a disclosure), or the asset's loaded relationships (with_details).
+    latest, decision, made_with = lookups.newest(asset)
+    state = status_of(latest.verdict if latest else None, latest.id if latest else None, decision)
     tool = None
-    if record is not None and record.tool is not None:
-        profile = lookups.profile(record.tool.id)
+    if made_with is not None:
+        profile = lookups.profile(made_with[0])
         tool = policy.ToolFacts(
-            record.tool.name,
+            made_with[1],
             profile.stores_inputs if profile else "unknown",
             profile.trains_on_inputs if profile else "unknown",
             profile.enterprise_secured if profile else "unknown",

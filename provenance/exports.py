@@ -188,11 +188,11 @@ def _disclosure(session: Session, name: str, today: dt.date) -> dict[str, Any]:
     lookups = compliance.Lookups(session)
 
     def statuses() -> Iterator[tuple[Asset, dict[str, Any]]]:
-        """Each asset's status, read DISCLOSURE_CHUNK assets at a time (with the newest
-        check, decision and generation record only), so that memory holds one chunk."""
+        """Each asset's status, read DISCLOSURE_CHUNK assets at a time (their newest
+        check, decision and tool only, as plain values), so that memory holds one chunk."""
         for start in range(0, len(asset_ids), DISCLOSURE_CHUNK):
             chunk = asset_ids[start : start + DISCLOSURE_CHUNK]
-            lookups.prefetch(chunk)
+            lookups.prefetch(chunk, newest=True)
             for asset in repository.assets_for_status(session, chunk):
                 yield asset, compliance.status(session, asset, today, lookups)
             lookups.forget(chunk)

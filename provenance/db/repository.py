@@ -7,12 +7,11 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session, load_only, selectinload
 
 from provenance.db import audit, row_audit
 from provenance.db.tables import (
@@ -571,50 +570,86 @@ def chain_since_checkpoint(session: Session) -> audit.ChainReport:
 
 
 def assets_for_status(session: Session, asset_ids: list[int]) -> list[Asset]:
-    """The assets ``asset_ids`` (in id order) with their production and, as their
-    ``checks``, ``reviews`` and ``generation_records``, only the newest of each (from
-    ``asset_states``): what a clearance status reads, in five queries for any number of
-    assets, without every check's evidence."""
-    found = list(
+    """The assets ``asset_ids`` (in id order) with the columns and production a clearance
+    status reads; their newest check, decision and tool come from ``newest_facts``."""
+    return list(
         session.scalars(
             select(Asset)
             .where(Asset.id.in_(asset_ids))
-            .options(selectinload(Asset.production))
+            .options(
+                load_only(
+                    Asset.id,
+                    Asset.sha256,
+                    Asset.original_name,
+                    Asset.intended_use,
+                    Asset.production_id,
+                    Asset.registered_by,
+                    Asset.registered_at,
+                ),
+                selectinload(Asset.production),
+            )
             .order_by(Asset.id)
         )
     )
-    states = {
-        s.asset_id: s
-        for s in session.scalars(select(AssetState).where(AssetState.asset_id.in_(asset_ids)))
-    }
-    check_ids = [s.check_id for s in states.values() if s.check_id is not None]
-    review_ids = [s.last_review_id for s in states.values() if s.last_review_id is not None]
-    # A status reads a check's verdict and reasons, not what ran against what.
-    lean = (defer(Check.detectors), defer(Check.reference_sets), defer(Check.thresholds))
+
+
+class NewestCheck(NamedTuple):
+    id: int
+    verdict: str
+    reasons: dict[str, Any]
+
+
+class NewestDecision(NamedTuple):
+    """What the review rules read of a decision (``review_rules.Decision``)."""
+
+    id: int
+    seq: int
+    check_verdict: str
+    outcome: str
+
+
+class NewestFacts(NamedTuple):
+    """An asset's newest check and decision, and the tool (id, name) of its newest
+    generation record."""
+
+    check: Any
+    decision: Any
+    tool: tuple[int, str] | None
+
+
+def newest_facts(session: Session, asset_ids: list[int]) -> dict[int, NewestFacts]:
+    """``NewestFacts`` of each of ``asset_ids``, as plain values, in three queries (the
+    newest check and decision are named by ``asset_states``)."""
     checks = {
-        c.id: c
-        for c in session.scalars(select(Check).where(Check.id.in_(check_ids)).options(*lean))
+        asset_id: NewestCheck(check_id, verdict, reasons)
+        for asset_id, check_id, verdict, reasons in session.execute(
+            select(AssetState.asset_id, Check.id, Check.verdict, Check.reasons)
+            .join(Check, Check.id == AssetState.check_id)
+            .where(AssetState.asset_id.in_(asset_ids))
+        )
     }
-    decisions = {r.id: r for r in session.scalars(select(Review).where(Review.id.in_(review_ids)))}
+    decisions = {
+        row[0]: NewestDecision(*row[1:])
+        for row in session.execute(
+            select(AssetState.asset_id, Review.id, Review.seq, Review.check_verdict, Review.outcome)
+            .join(Review, Review.id == AssetState.last_review_id)
+            .where(AssetState.asset_id.in_(asset_ids))
+        )
+    }
     newest = (
         select(func.max(GenerationRecord.id))
         .where(GenerationRecord.asset_id.in_(asset_ids))
         .group_by(GenerationRecord.asset_id)
     )
-    records = {
-        g.asset_id: g
-        for g in session.scalars(
-            select(GenerationRecord)
+    tools = {
+        asset_id: (tool_id, name)
+        for asset_id, tool_id, name in session.execute(
+            select(GenerationRecord.asset_id, Tool.id, Tool.name)
+            .join(Tool, Tool.id == GenerationRecord.tool_id)
             .where(GenerationRecord.id.in_(newest))
-            .options(selectinload(GenerationRecord.tool), defer(GenerationRecord.raw_metadata))
         )
     }
-    for asset in found:
-        state = states.get(asset.id)
-        check = checks.get(state.check_id) if state and state.check_id else None
-        decision = decisions.get(state.last_review_id) if state and state.last_review_id else None
-        record = records.get(asset.id)
-        set_committed_value(asset, "checks", [check] if check else [])
-        set_committed_value(asset, "reviews", [decision] if decision else [])
-        set_committed_value(asset, "generation_records", [record] if record else [])
-    return found
+    return {
+        asset_id: NewestFacts(checks.get(asset_id), decisions.get(asset_id), tools.get(asset_id))
+        for asset_id in asset_ids
+    }

@@ -90,14 +90,9 @@ def verify_audit(
 def _verify_everything(
     session: Session, workspace: Workspace, anchors_file: Path | None
 ) -> audit.ChainReport:
-    report = audit.verify_chain(session)
+    report = _chain(session, workspace, anchors_file, None)
     if not report.ok:
         return report
-    if anchors_file is not None:
-        # First: a cut or rewritten log is named as such, not by the rows it orphaned.
-        report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
-        if not report.ok:
-            return report
     problems = row_audit.verify_rows(session)
     if problems:
         event_id, message = problems[0]
@@ -136,13 +131,9 @@ def _verify_since(
             f"{checkpoint.made_at:%Y-%m-%d %H:%M} UTC, {state}: the log was rewritten "
             "or cut since",
         )
-    report = audit.verify_chain(session, after=(checkpoint.event_id, checkpoint.event_hash))
+    report = _chain(session, workspace, anchors_file, checkpoint)
     if not report.ok:
         return report
-    if anchors_file is not None:
-        report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
-        if not report.ok:
-            return report
     problems = row_audit.verify_rows_since(session, checkpoint.event_id, checkpoint.rows)
     if problems:
         event_id, message = problems[0]
@@ -161,6 +152,21 @@ def _verify_since(
         f"the checkpoint at event {checkpoint.event_id} "
         f"({checkpoint.made_at:%Y-%m-%d %H:%M} UTC; events up to it are not read again)",
     )
+
+
+def _chain(
+    session: Session,
+    workspace: Workspace,
+    anchors_file: Path | None,
+    checkpoint: repository.Checkpoint | None,
+) -> audit.ChainReport:
+    """The chain (after ``checkpoint``, else whole), then the anchors when a file is given:
+    a cut or rewritten log is named as such, not by the rows it orphaned."""
+    after = None if checkpoint is None else (checkpoint.event_id, checkpoint.event_hash)
+    report = audit.verify_chain(session, after=after)
+    if report.ok and anchors_file is not None:
+        report = _against_anchors(session, report, anchors_file, workspace.trust_certificates())
+    return report
 
 
 def _states_agree(

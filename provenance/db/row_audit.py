@@ -154,14 +154,13 @@ def all_rows(session: Session, columns: dict[str, list[str]] | None = None) -> l
     ]
 
 
-def verify_rows(session: Session) -> list[tuple[int | None, str]]:
-    """Every covered row against the newest audit event vouching for it: each problem as
-    (event id, message), in table order."""
-    # Per table, each row id and its newest voucher (event id, digest).
+def _newest_vouchers(session: Session, after_event: int) -> dict[str, dict[int, tuple[int, str]]]:
+    """Per covered table, each row id the events after ``after_event`` vouch for, with its
+    newest voucher (event id, digest)."""
     vouched: dict[str, dict[int, tuple[int, str]]] = {name: {} for name in COVERED_TABLES}
     events = session.execute(
         select(AuditEvent.id, AuditEvent.payload)
-        .where(AuditEvent.payload.contains('"rows":'))
+        .where(AuditEvent.id > after_event, AuditEvent.payload.contains('"rows":'))
         .order_by(AuditEvent.id)
     )
     for event_id, payload in events:
@@ -171,6 +170,13 @@ def verify_rows(session: Session) -> list[tuple[int | None, str]]:
                 vouched.setdefault(str(table_name), {})[int(row_id)] = (int(event_id), str(digest))
         except (ValueError, TypeError, AttributeError):
             continue  # the chain check has already vouched for every event's payload
+    return vouched
+
+
+def verify_rows(session: Session) -> list[tuple[int | None, str]]:
+    """Every covered row against the newest audit event vouching for it: each problem as
+    (event id, message), in table order."""
+    vouched = _newest_vouchers(session, 0)
     problems: list[tuple[int | None, str]] = []
     for table_name in COVERED_TABLES:
         vouchers = vouched[table_name]
@@ -222,22 +228,10 @@ def verify_rows_since(
     and every row added since the checkpoint whose ``highest`` ids are given (each must be
     vouched for by one of those events): each problem as (event id, message). Rows no new
     event names are left to a full verification."""
-    vouched: dict[str, dict[int, tuple[int, str]]] = {name: {} for name in COVERED_TABLES}
-    events = session.execute(
-        select(AuditEvent.id, AuditEvent.payload)
-        .where(AuditEvent.id > after_event)
-        .order_by(AuditEvent.id)
-    )
-    for event_id, payload in events:
-        try:
-            entries = json.loads(payload).get("rows") or []
-            for table_name, row_id, digest in entries:
-                vouched.setdefault(str(table_name), {})[int(row_id)] = (int(event_id), str(digest))
-        except (ValueError, TypeError, AttributeError):
-            continue  # the chain check has already vouched for every event's payload
+    vouched = _newest_vouchers(session, after_event)
     problems: list[tuple[int | None, str]] = []
     for table_name in COVERED_TABLES:
-        vouchers = vouched.get(table_name, {})
+        vouchers = vouched[table_name]
         raw = table(table_name, column("id"))
         added = {
             _row_id(value)

@@ -414,7 +414,7 @@ def test_config_shows_values_and_their_sources(workspace_dir: Path) -> None:
         ("\nmax_imag_pixels = 5\n", {}, "unknown setting(s) max_imag_pixels"),
         ("\n[settings\n", {}, "not valid TOML"),
         ("", {"PROVENANCE_AUTO_UPGRADE": "perhaps"}, "is not a valid bool"),
-        ("", {"PROVENANCE_SEARCH_NPROBE": "0"}, "below its minimum 1"),
+        ("", {"PROVENANCE_SEARCH_NPROBE": "-1"}, "below its minimum 0"),
         ("\ntop_k = -3\n", {}, "below its minimum 1"),
         ("", {"PROVENANCE_DATABASE_URL": "mysql://x/y"}, "only SQLite and PostgreSQL"),
         (

@@ -122,8 +122,9 @@ class Lookups:
         )
 
     def prefetch(self, asset_ids: Sequence[int], *, newest: bool = False) -> None:
-        """Read the declarations and approvals of many assets (a production's) in a few
-        queries instead of two per asset."""
+        """Read the declarations, approvals and revisions of many assets (a production's)
+        in a few queries instead of several per asset; ``newest``: their newest check,
+        decision and tool too (``newest``)."""
         for start in range(0, len(asset_ids), _PREFETCH_CHUNK):
             chunk = list(asset_ids[start : start + _PREFETCH_CHUNK])
             if newest:

@@ -255,10 +255,12 @@ def _added_on(
                 except ProvenanceError as exc:
                     staged.append(f"failed: {exc}")
                     continue
-                known = read is None or any(
+                if read is None or any(
                     isinstance(p, _Pending) and p.sha256 == read.sha256 for p in staged
-                )
-                staged.append("known" if known or read is None else read)
+                ):
+                    staged.append("known")  # in the set already, or earlier in this task
+                else:
+                    staged.append(read)
             payload = [
                 (p.data, [d.spec.label() for d in p.missing])
                 for p in staged

@@ -385,18 +385,7 @@ def _entries(session: Session, states: list[AssetState]) -> list[QueueEntry]:
             select(Asset.id, Production.name).join(Production).where(Asset.id.in_(ids))
         ).all()
     )
-    newest = (
-        select(func.max(GenerationRecord.id))
-        .where(GenerationRecord.asset_id.in_(ids))
-        .group_by(GenerationRecord.asset_id)
-    )
-    tools = dict(
-        session.execute(
-            select(GenerationRecord.asset_id, Tool.name)
-            .join(Tool)
-            .where(GenerationRecord.id.in_(newest))
-        ).all()
-    )
+    tools = repository.newest_tools(session, ids)
     entries = []
     for state in states:
         assert state.check_id is not None  # an open status follows from a check
@@ -408,7 +397,7 @@ def _entries(session: Session, states: list[AssetState]) -> list[QueueEntry]:
                 sha256=asset.sha256,
                 original_name=asset.original_name,
                 production=productions.get(asset.id),
-                tool=tools.get(asset.id),
+                tool=tools[asset.id][1] if asset.id in tools else None,
                 intended_use=asset.intended_use,
                 registered_by=asset.registered_by,
                 registered_at=asset.registered_at.isoformat(),

@@ -398,13 +398,9 @@ def settle_state(session: Session, asset_id: int) -> ReviewState:
     """Work the asset's status out from its newest check and decision and keep it in
     ``asset_states``: called by the transaction that records a check or a decision, so the
     column changes with what changes it."""
-    check = latest_check(session, asset_id)
-    state = status_of(
-        check.verdict if check else None,
-        check.id if check else None,
-        latest_review(session, asset_id),
+    state, rank, strength = _derived(
+        latest_check(session, asset_id), latest_review(session, asset_id)
     )
-    rank, strength = queue_keys(state.verdict, check.reasons if check else None)
     row = session.get(AssetState, asset_id)
     if row is None:
         row = AssetState(asset_id=asset_id)
@@ -420,19 +416,16 @@ def settle_state(session: Session, asset_id: int) -> ReviewState:
     return state
 
 
-def stored_state(session: Session, asset_id: int) -> AssetState | None:
-    """The asset's row of ``asset_states`` (None: no such asset)."""
-    return session.get(AssetState, asset_id)
+def _derived(check: Check | None, review: Review | None) -> tuple[ReviewState, int, float]:
+    """The status, queue rank and strength an asset's newest check and decision give."""
+    state = status_of(check.verdict if check else None, check.id if check else None, review)
+    rank, strength = queue_keys(state.verdict, check.reasons if check else None)
+    return state, rank, strength
 
 
 def asset_state(session: Session, asset_id: int) -> ReviewState:
     """The asset's review status, from its newest check and newest decision."""
-    check = latest_check(session, asset_id)
-    return status_of(
-        check.verdict if check else None,
-        check.id if check else None,
-        latest_review(session, asset_id),
-    )
+    return _derived(latest_check(session, asset_id), latest_review(session, asset_id))[0]
 
 
 def state_problems(session: Session, asset_ids: list[int] | None = None) -> list[str]:
@@ -471,11 +464,7 @@ def state_problems(session: Session, asset_ids: list[int] | None = None) -> list
             for s in session.scalars(select(AssetState).where(AssetState.asset_id.in_(chunk)))
         }
         for asset_id in chunk:
-            check = checks.get(asset_id)
-            state = status_of(
-                check.verdict if check else None, check.id if check else None, reviews.get(asset_id)
-            )
-            rank, strength = queue_keys(state.verdict, check.reasons if check else None)
+            state, rank, strength = _derived(checks.get(asset_id), reviews.get(asset_id))
             row = stored.get(asset_id)
             if row is None:
                 problems.append(f"asset {asset_id} has no review status row")
@@ -636,20 +625,26 @@ def newest_facts(session: Session, asset_ids: list[int]) -> dict[int, NewestFact
             .where(AssetState.asset_id.in_(asset_ids))
         )
     }
+    tools = newest_tools(session, asset_ids)
+    return {
+        asset_id: NewestFacts(checks.get(asset_id), decisions.get(asset_id), tools.get(asset_id))
+        for asset_id in asset_ids
+    }
+
+
+def newest_tools(session: Session, asset_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """The tool (id, name) of each asset's newest generation record, for those that name
+    one."""
     newest = (
         select(func.max(GenerationRecord.id))
         .where(GenerationRecord.asset_id.in_(asset_ids))
         .group_by(GenerationRecord.asset_id)
     )
-    tools = {
+    return {
         asset_id: (tool_id, name)
         for asset_id, tool_id, name in session.execute(
             select(GenerationRecord.asset_id, Tool.id, Tool.name)
             .join(Tool, Tool.id == GenerationRecord.tool_id)
             .where(GenerationRecord.id.in_(newest))
         )
-    }
-    return {
-        asset_id: NewestFacts(checks.get(asset_id), decisions.get(asset_id), tools.get(asset_id))
-        for asset_id in asset_ids
     }

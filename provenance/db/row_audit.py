@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -122,15 +123,20 @@ def _digests(
     table_name: str,
     ids: list[int] | None = None,
     names: list[str] | None = None,
+    *,
+    after_id: int | None = None,
 ) -> Iterator[tuple[int, str]]:
-    """(id, digest) of rows of ``table_name`` (those of ``ids``, else all), by id;
-    ``names``: the columns, when not those of this code's schema (in a migration)."""
+    """(id, digest) of rows of ``table_name`` (those of ``ids``, or with an id over
+    ``after_id``, else all), by id; ``names``: the columns, when not those of this code's
+    schema (in a migration)."""
     if names is None:
         names = [c.name for c in Base.metadata.tables[table_name].columns]
     raw = table(table_name, *[column(name) for name in names])
     statement = select(*[raw.c[name] for name in names]).order_by(raw.c.id)
     if ids is not None:
         statement = statement.where(raw.c.id.in_(ids))
+    if after_id is not None:
+        statement = statement.where(raw.c.id > after_id)
     for row in session.execute(statement).yield_per(1000):
         values = dict(zip(names, row, strict=True))
         yield _row_id(values["id"]), row_digest(values)
@@ -179,36 +185,46 @@ def verify_rows(session: Session) -> list[tuple[int | None, str]]:
     vouched = _newest_vouchers(session, 0)
     problems: list[tuple[int | None, str]] = []
     for table_name in COVERED_TABLES:
-        vouchers = vouched[table_name]
-        seen: set[int] = set()
-        for row_id, digest in _digests(session, table_name):
-            seen.add(row_id)
-            voucher = vouchers.get(row_id)
-            if voucher is None:
-                problems.append(
-                    (
-                        None,
-                        f"row {row_id} of {table_name} has no audit event: it was added "
-                        "outside provenance",
-                    )
+        problems += _compared(table_name, vouched[table_name], _digests(session, table_name))
+    return problems
+
+
+def _compared(
+    table_name: str, vouchers: dict[int, tuple[int, str]], digests: Iterable[tuple[int, str]]
+) -> list[tuple[int | None, str]]:
+    """Rows (``digests``) against their vouchers: a row without one was added behind the
+    product's back, a row unlike its voucher was altered, a vouched row not among the rows
+    was deleted."""
+    problems: list[tuple[int | None, str]] = []
+    seen: set[int] = set()
+    for row_id, digest in digests:
+        seen.add(row_id)
+        voucher = vouchers.get(row_id)
+        if voucher is None:
+            problems.append(
+                (
+                    None,
+                    f"row {row_id} of {table_name} has no audit event: it was added "
+                    "outside provenance",
                 )
-            elif voucher[1] != digest:
-                problems.append(
-                    (
-                        voucher[0],
-                        f"row {row_id} of {table_name} was altered: it does not match "
-                        f"audit event {voucher[0]}",
-                    )
+            )
+        elif voucher[1] != digest:
+            problems.append(
+                (
+                    voucher[0],
+                    f"row {row_id} of {table_name} was altered: it does not match "
+                    f"audit event {voucher[0]}",
                 )
-        for row_id, (event_id, _) in sorted(vouchers.items()):
-            if row_id not in seen:
-                problems.append(
-                    (
-                        event_id,
-                        f"row {row_id} of {table_name}, recorded by audit event "
-                        f"{event_id}, is missing: it was deleted",
-                    )
+            )
+    for row_id, (event_id, _) in sorted(vouchers.items()):
+        if row_id not in seen:
+            problems.append(
+                (
+                    event_id,
+                    f"row {row_id} of {table_name}, recorded by audit event "
+                    f"{event_id}, is missing: it was deleted",
                 )
+            )
     return problems
 
 
@@ -232,34 +248,15 @@ def verify_rows_since(
     problems: list[tuple[int | None, str]] = []
     for table_name in COVERED_TABLES:
         vouchers = vouched[table_name]
-        raw = table(table_name, column("id"))
-        added = {
-            _row_id(value)
-            for value in session.scalars(
-                select(raw.c.id).where(raw.c.id > highest.get(table_name, 0))
-            )
-        }
-        for row_id in sorted(added - set(vouchers)):
-            problems.append(
-                (None, f"row {row_id} of {table_name} has no audit event: it was added "
-                       "outside provenance")
-            )  # fmt: skip
-        ids = sorted(vouchers)
-        seen: set[int] = set()
-        for start in range(0, len(ids), _CHUNK):
-            for row_id, digest in _digests(session, table_name, ids[start : start + _CHUNK]):
-                seen.add(row_id)
-                event_id, expected = vouchers[row_id]
-                if expected != digest:
-                    problems.append(
-                        (event_id, f"row {row_id} of {table_name} was altered: it does not "
-                                   f"match audit event {event_id}")
-                    )  # fmt: skip
-        for row_id in ids:
-            if row_id not in seen:
-                event_id = vouchers[row_id][0]
-                problems.append(
-                    (event_id, f"row {row_id} of {table_name}, recorded by audit event "
-                               f"{event_id}, is missing: it was deleted")
-                )  # fmt: skip
+        last = highest.get(table_name, 0)
+        # The older rows new events name, then every row added since (each needs one).
+        older = sorted(row_id for row_id in vouchers if row_id <= last)
+        digests = itertools.chain(
+            *(
+                _digests(session, table_name, older[start : start + _CHUNK])
+                for start in range(0, len(older), _CHUNK)
+            ),
+            _digests(session, table_name, after_id=last),
+        )
+        problems += _compared(table_name, vouchers, digests)
     return problems

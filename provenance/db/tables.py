@@ -126,7 +126,7 @@ class AssetState(Base):
     Derived data: ``repository.settle_state`` rewrites it in the transaction that records
     the check or the decision that moves it (and registration writes the first), and
     ``audit verify`` works every asset's status out again and compares. ``rank`` and
-    ``strength`` are the queue's strongest-first keys (``review_rules.queue_rank``)."""
+    ``strength`` are the queue's strongest-first keys (``review_rules.queue_keys``)."""
 
     __tablename__ = "asset_states"
     __table_args__ = (

@@ -51,19 +51,16 @@ from provenance.detectors.base import DetectorSpec
 from provenance.errors import IndexCorrupt, IndexMissing, IndexSpecMismatch, InvalidInput
 
 INDEX_FORMAT = "provenance.index/1"
-# Exact search below this many vectors, IVF above. Measured here (SSCD vectors of real
+# Exact search below this many vectors, IVF-PQ above. Measured here (SSCD vectors of real
 # images topped up with synthetic ones, 2 threads, benchmarks/index_search.py): exact
-# search costs 1.1 ms per query at 10k vectors, 3.4 ms at 30k (p99 5.1) and 17 ms at 100k;
-# IVF with 64 lists probed costs 1.4 ms at 100k and 5.1 ms at 1M, finding 99.4 % and
-# 96 % of the neighbours over the review line that exact search finds. Checks may probe
-# more lists (the search_nprobe setting).
+# search costs 1.1 ms per query at 10k vectors, 3.4 ms at 30k (p99 5.1) and 17 ms at 100k.
 EXACT_LIMIT = 40_000
-# Lists probed by earlier versions' IVF-flat indexes (their manifests carry no other).
-DEFAULT_NPROBE = 64
-# IVF-PQ: lists probed (a quarter of them, see probe_count), codes of M 4-bit numbers, and
-# the candidates re-scored exactly per neighbour asked for. Chosen at 1M vectors
-# (benchmarks/index_search.py --compare): recall over the review line and recall@10 against
-# exact search, at the latency a check can afford.
+# IVF-PQ: lists probed (a quarter of them, at most about SCAN_CODES codes: see
+# probe_count), codes of PQ_CODES 4-bit numbers, and the candidates re-scored exactly per
+# neighbour asked for. Chosen by trying these against exact search at 1M vectors (IVF
+# 4096 with 64 to 1,536 lists probed, 64 or 128 codes, 100 to 2,000 candidates): recall
+# over the review line and recall@10 at the latency a check can afford; README, Index
+# search, has what the engine's choice gives. A check may probe more (search_nprobe).
 PROBED_SHARE = 4
 PQ_CODES = 128
 REFINE_FACTOR = 100
@@ -143,20 +140,15 @@ def build_index(
     index: Any
     if spec.metric != "hamming" and len(vectors) >= EXACT_LIMIT:
         index, index_type, checksum = _ivf_pq_refined(spec, vectors, ids)
-        built = VectorIndex(spec, index, index_type, len(vectors), checksum, ids_sha256)
-        if nprobe is not None:
-            built.set_nprobe(nprobe)
-        return built
-    vectors = _checked_vectors(spec, vectors)
-    checksum = vectors_checksum(vectors, ids)
-    if spec.metric == "hamming":
-        index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(spec.dim))
-        index_type = "binary-flat"
-        if len(vectors):
-            index.add_with_ids(vectors, ids)
     else:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(spec.dim))
-        index_type = "flat-ip"
+        vectors = _checked_vectors(spec, vectors)
+        checksum = vectors_checksum(vectors, ids)
+        if spec.metric == "hamming":
+            index = faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(spec.dim))
+            index_type = "binary-flat"
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(spec.dim))
+            index_type = "flat-ip"
         if len(vectors):
             index.add_with_ids(vectors, ids)
     built = VectorIndex(spec, index, index_type, len(vectors), checksum, ids_sha256)

@@ -125,9 +125,9 @@ def list_assets(
         "tool": tool,
         "use": use,
         "registered_by": user.name if user.role == "artist" else None,
+        "verdict": verdict,
+        "status": status,
     }
-    filters["verdict"] = verdict
-    filters["status"] = status
     page = assets.list_assets(workspace, limit=limit, offset=offset, **filters)
     return _page(page, assets.count_assets(workspace, **filters), limit, offset)
 

@@ -6,7 +6,8 @@ check with three matches against a reference set; a reviewer decides a third of 
 ones (through ``Workspace.review``). Then, medians of ``--repeats`` runs:
 
 - the review queue's first page (50 open assets, strongest first, with the total), as the
-  reviewer's page and the API serve it: median and 99th percentile of ``--samples`` runs;
+  reviewer's page and the API serve it: median and 99th percentile of ``--samples`` runs,
+  in a process settled as `provenance serve`'s is (``processes.settle_long_lived``);
 - one page of the asset list (50, from the middle) with its total, as the API serves it;
 - one asset's clearance status: median and 99th percentile of ``--samples`` runs;
 - the production's disclosure summary (every asset's status);
@@ -45,7 +46,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import describe  # noqa: E402
-from provenance import Workspace, admin, assets, compliance, exports, reviews, users  # noqa: E402
+from provenance import (  # noqa: E402
+    Workspace,
+    admin,
+    assets,
+    compliance,
+    exports,
+    processes,
+    reviews,
+    users,
+)
 from provenance.db import audit, repository  # noqa: E402
 from provenance.db.session import write_transaction  # noqa: E402
 from provenance.db.tables import Check, Match, ReferenceItem, ReferenceSet, utcnow  # noqa: E402
@@ -198,6 +208,9 @@ def measure(
         today = dt.date(2026, 11, 22)
         middle = max(0, size // 2 - 25)
         first_page = QueueFilter(limit=50)
+        # As `provenance serve` does once it has started: the heap settled, so that a full
+        # garbage collection walks what requests make, not everything the fill left.
+        processes.settle_long_lived()
         # A full verify first, as a studio's weekly one: its checkpoint is where exports
         # and the daily incremental verify start reading the chain.
         started = time.perf_counter()

@@ -51,8 +51,8 @@ TOOL_SCHEMA = "provenance.tool/1"
 STATUS_SCHEMA = "provenance.status/1"
 
 
-# Asset ids per IN (...) list when reading many assets' records at once.
-_PREFETCH_CHUNK = 500
+# Assets whose records are read ahead by one query each (a span of ids, see id_span).
+_PREFETCH_CHUNK = 1000
 
 
 def current_profile(session: Session, tool_id: int) -> ToolProfile | None:
@@ -133,18 +133,28 @@ class Lookups:
                 self._declarations[asset_id] = []
                 self._approvals[asset_id] = []
                 self._revisions[asset_id] = []
+            wanted = set(chunk)
             for revision in self.session.scalars(
-                select(Revision).where(Revision.asset_id.in_(chunk)).order_by(Revision.id)
+                select(Revision)
+                .where(repository.id_span(Revision.asset_id, chunk))
+                .order_by(Revision.id)
             ):
-                self._revisions[revision.asset_id].append(revision)
+                if revision.asset_id in wanted:
+                    self._revisions[revision.asset_id].append(revision)
             for declaration in self.session.scalars(
-                select(Declaration).where(Declaration.asset_id.in_(chunk)).order_by(Declaration.id)
+                select(Declaration)
+                .where(repository.id_span(Declaration.asset_id, chunk))
+                .order_by(Declaration.id)
             ):
-                self._declarations[declaration.asset_id].append(declaration)
+                if declaration.asset_id in wanted:
+                    self._declarations[declaration.asset_id].append(declaration)
             for approval in self.session.scalars(
-                select(Approval).where(Approval.asset_id.in_(chunk)).order_by(Approval.id)
+                select(Approval)
+                .where(repository.id_span(Approval.asset_id, chunk))
+                .order_by(Approval.id)
             ):
-                self._approvals[approval.asset_id].append(approval)
+                if approval.asset_id in wanted:
+                    self._approvals[approval.asset_id].append(approval)
 
     def forget(self, asset_ids: Sequence[int]) -> None:
         """Drop what ``prefetch`` read for these assets (a disclosure done with them)."""
@@ -290,12 +300,14 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
         expires=declared["expires"],
         revisions=tuple(policy.Revision(r.id, r.revised_by, r.how) for r in revision_rows),
     )
-    withdrawn_consents = lookups.withdrawn("consent")
+    # Consents are read only for an asset that names talent, withdrawals only for
+    # consents and approvals it has: most assets have none (one status, fewer queries).
     consent_rows = [
         c
-        for c in lookups.consents()
+        for c in (lookups.consents() if facts.talent else [])
         if any(c.talent.casefold() == t.casefold() for t, _ in facts.talent)
     ]
+    withdrawn_consents = lookups.withdrawn("consent") if consent_rows else {}
     consents = [
         policy.Consent(
             c.id,
@@ -307,8 +319,8 @@ def _gather(session: Session, asset: Asset, lookups: Lookups) -> _Gathered:
         )
         for c in consent_rows
     ]
-    withdrawn_approvals = lookups.withdrawn("approval")
     approval_rows = lookups.approvals(asset.id)
+    withdrawn_approvals = lookups.withdrawn("approval") if approval_rows else {}
     approvals = [
         policy.Approval(
             a.id,
@@ -333,8 +345,8 @@ def status(
     found = _gather(session, asset, lookups)
     facts, declared = found.facts, found.declared
     result = policy.evaluate(facts, found.consents, found.approvals, today)
-    withdrawn_consents = lookups.withdrawn("consent")
-    withdrawn_approvals = lookups.withdrawn("approval")
+    withdrawn_consents = lookups.withdrawn("consent") if found.consent_rows else {}
+    withdrawn_approvals = lookups.withdrawn("approval") if found.approval_rows else {}
     return {
         "schema": STATUS_SCHEMA,
         "asset": {
@@ -426,8 +438,12 @@ def production_id(session: Session, name: str) -> int:
 def asset_status(workspace: Workspace, ref: str, *, today: dt.date | None = None) -> dict[str, Any]:
     """The asset's requirements, met and missing, and findings (provenance.status/1)."""
     with read_session(workspace.engine) as session:
-        asset = repository.find_asset(session, ref)
-        return status(session, asset, today or today_utc())
+        # The asset's row and production only; its newest facts and records read ahead
+        # in a query each (a status is a few round trips, not one per relationship).
+        asset = repository.find_asset(session, ref, details=False)
+        lookups = Lookups(session)
+        lookups.prefetch([asset.id], newest=True)
+        return status(session, asset, today or today_utc(), lookups)
 
 
 def expired(workspace: Workspace, *, today: dt.date | None = None) -> list[ExpiredAsset]:

@@ -317,12 +317,22 @@ def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
     strength) or oldest first (``sort="age"``)."""
     where = check_queue_filter(where or QueueFilter())
     with read_session(workspace.engine) as session:
-        selected = _open_states(where)
-        total = int(session.scalar(select(func.count()).select_from(selected.subquery())) or 0)
-        ordered = _in_queue_order(selected, where.sort).offset(where.offset)
+        counted = _open_states(where, AssetState.asset_id).subquery()
+        total = int(session.scalar(select(func.count()).select_from(counted)) or 0)
+        # The page's ids first (the index's order, limit and offset), then what their
+        # entries show: joined before the limit, every open asset would be joined.
+        page = _in_queue_order(_open_states(where, AssetState.asset_id), where.sort)
+        page = page.offset(where.offset)
         if where.limit is not None:
-            ordered = ordered.limit(where.limit)
-        entries = _entries(session, list(session.scalars(ordered)))
+            page = page.limit(where.limit)
+        chosen = page.subquery()
+        statement = (
+            select(*_ENTRY_COLUMNS)
+            .select_from(chosen)
+            .join(AssetState, AssetState.asset_id == chosen.c.asset_id)
+        )
+        statement = _in_queue_order(_with_entry_joins(statement), where.sort)
+        entries = [_entry(row) for row in session.execute(statement)]
         # Assets not checked yet cannot be judged: the queue says how many wait.
         pending = repository.pending_check_count(session)
     return Queue(total, where.offset, pending, entries)
@@ -332,7 +342,7 @@ def queue_ids(workspace: Workspace, where: QueueFilter) -> list[int]:
     """The asset ids of the whole queue ``where`` selects, in its order (limit and offset
     ignored): where an asset stands among the others."""
     check_queue_filter(where)
-    statement = _open_states(where).with_only_columns(AssetState.asset_id)
+    statement = _open_states(where, AssetState.asset_id)
     with read_session(workspace.engine) as session:
         return list(session.scalars(_in_queue_order(statement, where.sort)))
 
@@ -346,10 +356,11 @@ def _in_queue_order(statement: Select[Any], sort: str) -> Select[Any]:
     return statement.order_by(AssetState.check_id, AssetState.asset_id)
 
 
-def _open_states(where: QueueFilter) -> Select[Any]:
-    """The ``asset_states`` rows of the queue with ``where``'s filters, unordered."""
+def _open_states(where: QueueFilter, *columns: Any) -> Select[Any]:
+    """``columns`` of the ``asset_states`` rows of the queue with ``where``'s filters,
+    unordered."""
     statuses = OPEN_STATUSES if where.status is None else (where.status,)
-    statement = select(AssetState).where(AssetState.status.in_(statuses))
+    statement = select(*columns).select_from(AssetState).where(AssetState.status.in_(statuses))
     if where.verdict is not None:
         statement = statement.where(AssetState.verdict == where.verdict)
     if where.production is not None:
@@ -370,46 +381,61 @@ def _open_states(where: QueueFilter) -> Select[Any]:
     return statement
 
 
-def _entries(session: Session, states: list[AssetState]) -> list[QueueEntry]:
-    """The queue entries of one page of states, in their order."""
-    if not states:
-        return []
-    ids = [state.asset_id for state in states]
-    assets = {a.id: a for a in session.scalars(select(Asset).where(Asset.id.in_(ids)))}
-    checks = {
-        c.id: c
-        for c in session.scalars(select(Check).where(Check.id.in_([s.check_id for s in states])))
-    }
-    productions = dict(
-        session.execute(
-            select(Asset.id, Production.name).join(Production).where(Asset.id.in_(ids))
-        ).all()
+# What a queue entry shows, read with its state in one query (``_with_entry_joins``).
+_ENTRY_COLUMNS = (
+    AssetState.asset_id,
+    AssetState.status,
+    AssetState.reopened,
+    AssetState.strength,
+    AssetState.last_review_id,
+    Asset.sha256,
+    Asset.original_name,
+    Asset.intended_use,
+    Asset.registered_by,
+    Asset.registered_at,
+    Check.id,
+    Check.created_at,
+    Check.verdict,
+    Check.reasons,
+    Production.name,
+    Tool.name,
+)
+
+
+def _with_entry_joins(statement: Select[Any]) -> Select[Any]:
+    """``statement`` over ``asset_states`` joined to what ``_ENTRY_COLUMNS`` read: the
+    asset, the check it waits on, its production and its newest generation record's
+    tool."""
+    return (
+        statement.join(Asset, Asset.id == AssetState.asset_id)
+        .join(Check, Check.id == AssetState.check_id)
+        .outerjoin(Production, Production.id == Asset.production_id)
+        .outerjoin(Tool, Tool.id == repository.newest_tool_id(AssetState.asset_id))
     )
-    tools = repository.newest_tools(session, ids)
-    entries = []
-    for state in states:
-        assert state.check_id is not None  # an open status follows from a check
-        asset, check = assets[state.asset_id], checks[state.check_id]
-        reasons = check.reasons.get("reasons", [])
-        entries.append(
-            QueueEntry(
-                asset_id=asset.id,
-                sha256=asset.sha256,
-                original_name=asset.original_name,
-                production=productions.get(asset.id),
-                tool=tools[asset.id][1] if asset.id in tools else None,
-                intended_use=asset.intended_use,
-                registered_by=asset.registered_by,
-                registered_at=asset.registered_at.isoformat(),
-                status=state.status,
-                reopened=state.reopened,
-                check_id=check.id,
-                checked_at=check.created_at.isoformat(),
-                verdict=check.verdict,
-                best_reason=reasons[0] if reasons else None,
-                strength=state.strength,
-                latest_decision_id=state.last_review_id,
-                priority=check.reasons.get("priority"),
-            )
-        )
-    return entries
+
+
+def _entry(row: Any) -> QueueEntry:
+    """The queue entry of one row of ``_ENTRY_COLUMNS``."""
+    (asset_id, status, reopened, strength, last_review_id, sha256, original_name, use,
+     registered_by, registered_at, check_id, checked_at, verdict, reasons, production,
+     tool) = row  # fmt: skip
+    best = reasons.get("reasons", [])
+    return QueueEntry(
+        asset_id=asset_id,
+        sha256=sha256,
+        original_name=original_name,
+        production=production,
+        tool=tool,
+        intended_use=use,
+        registered_by=registered_by,
+        registered_at=registered_at.isoformat(),
+        status=status,
+        reopened=reopened,
+        check_id=check_id,
+        checked_at=checked_at.isoformat(),
+        verdict=verdict,
+        best_reason=best[0] if best else None,
+        strength=strength,
+        latest_decision_id=last_review_id,
+        priority=reasons.get("priority"),
+    )

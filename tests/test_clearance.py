@@ -176,16 +176,99 @@ def check_pdf_page(path: Path) -> None:
     document.close()
 
 
-def test_withdrawing_the_approval_or_an_expired_consent_reopens(cast: dict[str, Any]) -> None:
-    ws, docs = cast["ws"], cast["docs"]
+def consented_likeness(cast: dict[str, Any], talent: str, expires: str) -> int:
+    """A likeness made with a vetted tool, approved by a reviewer, revised by hand, its
+    talent declared (``talent``) and consenting until ``expires``: only legal's approval is
+    missing."""
     ok(cli(cast, "ada", "tools", "add", "automatic1111", "--stores-inputs", "no",
            "--trains-on-inputs", "no", "--enterprise-secured", "yes"))  # fmt: skip
     asset = register_likeness(cast)
     ok(cli(cast, "rosa", "review", asset, "--decision", "approve", "--rationale", "intended"))
-    ok(cli(cast, "arti", "declare", asset, "--talent", "Eileen Collins"))
+    ok(cli(cast, "arti", "declare", asset, "--talent", talent))
     ok(cli(cast, "arti", "revise", asset, "--revised-by", "arti", "--how", "relit by hand"))
     ok(cli(cast, "lena", "consent", "add", "--talent", "Eileen Collins", "--scope", "likeness",
-           "--document", docs / "consent.pdf", "--expires", "2026-12-31"))  # fmt: skip
+           "--document", cast["docs"] / "consent.pdf", "--expires", expires))  # fmt: skip
+    return asset
+
+
+def test_one_status_the_disclosure_the_record_and_the_queue_agree(cast: dict[str, Any]) -> None:
+    """A status is worked out three ways: for one asset (its facts read ahead in a few
+    queries), in the disclosure (a thousand assets at a time) and in the asset's record
+    (its loaded relationships). With talent, a consent and a withdrawn approval, they say
+    the same; the queue's entries say what each asset's record says."""
+    ws, docs = cast["ws"], cast["docs"]
+    approved = consented_likeness(cast, "Eileen Collins:likeness", "2027-12-31")
+    approve = ("approve", approved, "--approver", "J. Doe", "--reference", "memo 7",
+               "--document", docs / "approval.eml", "--json")  # fmt: skip
+    withdrawn = json.loads(ok(cli(cast, "lena", *approve)).stdout)["approval_id"]
+    ok(cli(cast, "lena", "withdraw", "approval", withdrawn, "--reason", "recut"))
+    # Another production's asset between the two: not in this production's disclosure,
+    # though its id lies among theirs.
+    fm.sample("rocket.jpg").save(cast["tmp"] / "rocket_v001.png")
+    ok(cli(cast, "arti", "register", cast["tmp"] / "rocket_v001.png", "--use", "background",
+           "--production", "Daybreak"))  # fmt: skip
+    other = run_json("-w", ws, "list", "--production", "Daybreak")["assets"][0]["id"]
+    ok(cli(cast, "arti", "revise", other, "--revised-by", "arti", "--how", "regraded"))
+    # A copy of the other reference, flagged and not decided: in the queue.
+    fm.write_a1111_png(
+        cast["tmp"] / "cup_v001.png", fm.jpeg_reencode(fm.sample("coffee.jpg"), 75),
+        "a cup on a table\nSteps: 20, Sampler: Euler a, Seed: 3, Size: 512x512, Model: sdxl",
+    )  # fmt: skip
+    result = ok(cli(cast, "arti", "register", cast["tmp"] / "cup_v001.png", "--use",
+                    "background", "--production", "Nightfall", "--json"))  # fmt: skip
+    [registered] = json.loads(result.stdout)["results"]
+    waiting = registered["asset"]["id"]
+    assert registered["check"]["verdict"] in ("review", "high")
+    out = cast["tmp"] / "production"
+    ok(run("-w", ws, "export", "production", "Nightfall", "--out", out, "--as-of", "2026-11-22"))
+    rows = {
+        row["asset_id"]: row
+        for category in json.loads((out / "disclosure.json").read_text())["categories"]
+        for row in category["assets"]
+    }
+    assert sorted(rows) == sorted([approved, waiting])
+    for asset, row in rows.items():
+        own = run_json("-w", ws, "status", asset, "--as-of", "2026-11-22")
+        record = json.loads((out / "assets" / f"asset-{asset}.json").read_text())
+        assert record["policy"] == own["policy"]
+        assert (row["tool"], row["verdict"], row["review_status"]) == (
+            own["tool"], own["verdict"], own["review_status"],
+        )  # fmt: skip
+        assert (row["cleared_for_final"], row["missing"]) == (
+            own["policy"]["cleared_for_final"], own["policy"]["missing"],
+        )  # fmt: skip
+        assert [a["approval_id"] for a in row["approvals"]] == [
+            a["approval_id"] for a in own["approvals"] if a["withdrawn"] is None
+        ]
+    own = run_json("-w", ws, "status", approved, "--as-of", "2026-11-22")
+    # Reviewed, revised and consented to: only the withdrawn approval's triggers are open.
+    assert own["policy"]["missing"] == [
+        "approval:use:talent-likeness", "approval:match:cast-faces#2", "approval:final-use",
+    ]  # fmt: skip
+    assert [(a["approval_id"], a["withdrawn"] is not None) for a in own["approvals"]] == [
+        (withdrawn, True)
+    ]
+    assert [c["talent"] for c in own["consents"]] == ["Eileen Collins"]
+    assert own["tool"]["name"] == "automatic1111"
+    [entry] = run_json("-w", ws, "queue")["entries"]
+    shown = run_json("-w", ws, "show", waiting)
+    assert entry["asset_id"] == waiting
+    assert (entry["production"], entry["tool"], entry["intended_use"]) == (
+        shown["production"], shown["generation"]["fields"]["tool"]["value"],
+        shown["intended_use"],
+    )  # fmt: skip
+    assert entry["tool"] == "automatic1111"
+    assert (entry["check_id"], entry["verdict"], entry["checked_at"]) == (
+        shown["checks"][-1]["check_id"], shown["checks"][-1]["verdict"],
+        shown["checks"][-1]["created_at"],
+    )  # fmt: skip
+    assert (entry["status"], entry["latest_decision_id"]) == ("flagged", None)
+    assert entry["best_reason"] == shown["checks"][-1]["reasons"][0]
+
+
+def test_withdrawing_the_approval_or_an_expired_consent_reopens(cast: dict[str, Any]) -> None:
+    ws, docs = cast["ws"], cast["docs"]
+    asset = consented_likeness(cast, "Eileen Collins", "2026-12-31")
     made = json.loads(ok(cli(cast, "lena", "approve", asset, "--approver", "J. Doe",
                              "--reference", "memo 7", "--document", docs / "approval.eml",
                              "--json")).stdout)  # fmt: skip

@@ -3,6 +3,7 @@ every route as every role, error shapes, pagination, conflicts, and the committe
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from provenance import Workspace, assets
+from provenance import Workspace, assets, processes
 from provenance.clearance import MAX_DOCUMENT_BYTES
 from provenance.scoring import nearest_words, score_words
 from provenance.web import uploads
@@ -612,3 +613,18 @@ def test_notes_and_claims_over_the_api(api: dict[str, Any]) -> None:
     assert call(api, "ravi", "DELETE", claim).status_code == 403
     assert call(api, "rosa", "DELETE", claim).status_code == 200
     assert call(api, "ravi", "POST", claim).status_code == 201
+
+
+def test_a_settled_server_process_keeps_its_start_up_objects_out_of_collections() -> None:
+    """`provenance serve` settles its heap once started: what it loaded is frozen, so a
+    full garbage collection walks only what requests made."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        processes.settle_long_lived()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000, frozen  # modules, the ORM's mappers, the app's routes
+        gc.collect()  # a full collection leaves the frozen objects where they are
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

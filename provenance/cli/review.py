@@ -7,6 +7,7 @@ import click
 
 from provenance import (
     checking,
+    processes,
     reviews,
     triage,
 )
@@ -224,5 +225,6 @@ def serve(context: common.Context, host: str, port: int, print_openapi: bool) ->
         for asset_id, error in sorted(outcome.failed.items()):
             click.echo(f"warning asset {asset_id} is still unchecked: {common.printable(error)}")
         app = create_app(workspace)
+        processes.settle_long_lived()
         click.echo(f"Serving {workspace.root} on http://{host}:{port}/ (Ctrl+C stops)")
         uvicorn.run(app, host=host, port=port, log_level="warning")

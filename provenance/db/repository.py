@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Select, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, load_only, selectinload
 
 from provenance.db import audit, row_audit
 from provenance.db.tables import (
@@ -145,6 +145,10 @@ def _with_details(statement: Select[Asset]) -> Select[Asset]:
     )
 
 
+def _with_production(statement: Select[Asset]) -> Select[Asset]:
+    return statement.options(joinedload(Asset.production))
+
+
 def with_details(statement: Select[Any]) -> Select[Any]:
     """``statement`` loading what an asset's JSON record needs."""
     return _with_details(statement)
@@ -154,15 +158,17 @@ def find_tool(session: Session, name: str) -> Tool | None:
     return session.scalar(select(Tool).where(Tool.name_key == tool_key(name)))
 
 
-def find_asset(session: Session, ref: str) -> Asset:
+def find_asset(session: Session, ref: str, *, details: bool = True) -> Asset:
     """The asset named by an id (``42`` or ``#42``: digits are always an id) or a sha256
-    prefix of 8+ hex digits (``sha256:1999...`` when the prefix has no letter)."""
+    prefix of 8+ hex digits (``sha256:1999...`` when the prefix has no letter).
+    ``details``: with what its JSON record needs loaded (else its production only)."""
+    loading = _with_details if details else _with_production
     text = ref.strip().lower()
     id_match = _ASSET_ID.match(text)
     if id_match:
         number = int(id_match[1])
         asset = (
-            session.scalar(_with_details(select(Asset).where(Asset.id == number)))
+            session.scalar(loading(select(Asset).where(Asset.id == number)))
             if number <= _MAX_ID
             else None
         )
@@ -177,7 +183,7 @@ def find_asset(session: Session, ref: str) -> Asset:
         )
     text = prefix_match[1]
     matches = session.scalars(
-        _with_details(select(Asset).where(Asset.sha256.startswith(text)).limit(2))
+        loading(select(Asset).where(Asset.sha256.startswith(text)).limit(2))
     ).all()
     if not matches:
         raise NotFound(f"no asset whose sha256 starts with {text}")
@@ -561,25 +567,33 @@ def chain_since_checkpoint(session: Session) -> audit.ChainReport:
 def assets_for_status(session: Session, asset_ids: list[int]) -> list[Asset]:
     """The assets ``asset_ids`` (in id order) with the columns and production a clearance
     status reads; their newest check, decision and tool come from ``newest_facts``."""
-    return list(
-        session.scalars(
-            select(Asset)
-            .where(Asset.id.in_(asset_ids))
-            .options(
-                load_only(
-                    Asset.id,
-                    Asset.sha256,
-                    Asset.original_name,
-                    Asset.intended_use,
-                    Asset.production_id,
-                    Asset.registered_by,
-                    Asset.registered_at,
-                ),
-                selectinload(Asset.production),
-            )
-            .order_by(Asset.id)
+    wanted = set(asset_ids)
+    found = session.scalars(
+        select(Asset)
+        .where(id_span(Asset.id, asset_ids))
+        .options(
+            load_only(
+                Asset.id,
+                Asset.sha256,
+                Asset.original_name,
+                Asset.intended_use,
+                Asset.production_id,
+                Asset.registered_by,
+                Asset.registered_at,
+            ),
+            joinedload(Asset.production),
         )
+        .order_by(Asset.id)
     )
+    return [asset for asset in found if asset.id in wanted]
+
+
+def id_span(column: InstrumentedAttribute[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column`` between the least and the greatest of ``ids`` (the caller keeps the rows
+    of ``ids``): two bound values where an ``IN`` list of hundreds costs more to send than
+    the rows of a few ids between (PostgreSQL's driver parses such a query anew each time).
+    For ids read in order, as a production's assets are."""
+    return column.between(min(ids), max(ids))
 
 
 class NewestCheck(NamedTuple):
@@ -607,44 +621,48 @@ class NewestFacts(NamedTuple):
 
 
 def newest_facts(session: Session, asset_ids: list[int]) -> dict[int, NewestFacts]:
-    """``NewestFacts`` of each of ``asset_ids``, as plain values, in three queries (the
-    newest check and decision are named by ``asset_states``)."""
-    checks = {
-        asset_id: NewestCheck(check_id, verdict, reasons)
-        for asset_id, check_id, verdict, reasons in session.execute(
-            select(AssetState.asset_id, Check.id, Check.verdict, Check.reasons)
-            .join(Check, Check.id == AssetState.check_id)
-            .where(AssetState.asset_id.in_(asset_ids))
+    """``NewestFacts`` of each of ``asset_ids``, as plain values, in one query (the newest
+    check and decision are named by ``asset_states``)."""
+    statement = (
+        select(
+            AssetState.asset_id,
+            Check.id,
+            Check.verdict,
+            Check.reasons,
+            Review.id,
+            Review.seq,
+            Review.check_verdict,
+            Review.outcome,
+            Tool.id,
+            Tool.name,
         )
-    }
-    decisions = {
-        row[0]: NewestDecision(*row[1:])
-        for row in session.execute(
-            select(AssetState.asset_id, Review.id, Review.seq, Review.check_verdict, Review.outcome)
-            .join(Review, Review.id == AssetState.last_review_id)
-            .where(AssetState.asset_id.in_(asset_ids))
-        )
-    }
-    tools = newest_tools(session, asset_ids)
-    return {
-        asset_id: NewestFacts(checks.get(asset_id), decisions.get(asset_id), tools.get(asset_id))
-        for asset_id in asset_ids
-    }
-
-
-def newest_tools(session: Session, asset_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """The tool (id, name) of each asset's newest generation record, for those that name
-    one."""
-    newest = (
-        select(func.max(GenerationRecord.id))
-        .where(GenerationRecord.asset_id.in_(asset_ids))
-        .group_by(GenerationRecord.asset_id)
+        .select_from(AssetState)
+        .outerjoin(Check, Check.id == AssetState.check_id)
+        .outerjoin(Review, Review.id == AssetState.last_review_id)
+        .outerjoin(Tool, Tool.id == newest_tool_id(AssetState.asset_id))
+        .where(id_span(AssetState.asset_id, asset_ids))
     )
-    return {
-        asset_id: (tool_id, name)
-        for asset_id, tool_id, name in session.execute(
-            select(GenerationRecord.asset_id, Tool.id, Tool.name)
-            .join(Tool, Tool.id == GenerationRecord.tool_id)
-            .where(GenerationRecord.id.in_(newest))
+    wanted = set(asset_ids)
+    found = {
+        row[0]: NewestFacts(
+            NewestCheck(*row[1:4]) if row[1] is not None else None,
+            NewestDecision(*row[4:8]) if row[4] is not None else None,
+            (row[8], row[9]) if row[8] is not None else None,
         )
+        for row in session.execute(statement)
+        if row[0] in wanted
     }
+    return {asset_id: found.get(asset_id, NewestFacts(None, None, None)) for asset_id in asset_ids}
+
+
+def newest_tool_id(asset_id: Any) -> Any:
+    """The tool id of the newest generation record of the asset ``asset_id`` (a column of
+    the enclosing query): a correlated scalar subquery, run per row of the enclosing query
+    through the index on ``generation_records.asset_id``."""
+    return (
+        select(GenerationRecord.tool_id)
+        .where(GenerationRecord.asset_id == asset_id)
+        .order_by(GenerationRecord.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )

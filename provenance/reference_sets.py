@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,9 +23,11 @@ from typing import Any
 
 import numpy as np
 import tomli_w
+from numpy.typing import NDArray
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from provenance import cluster as clusters
 from provenance.atomic import write_atomically
@@ -575,24 +578,18 @@ def rebuild_indexes(
     if detectors is None:
         detectors = [d for d in workspace.detectors().values() if not isinstance(d, Exception)]
     with read_session(workspace.engine) as session:
-        reference_set = active_set(session, name)
-        items = [(item.id, item.sha256) for item in reference_set.items]
+        set_id = active_set(session, name).id
+        ids = _item_ids(session, set_id)
+    folder = workspace.root / "indexes" / name
     # The set's lock is held (callers take it): a temporary here is a killed build's.
-    for leftover in (workspace.root / "indexes" / name).glob(".incoming-*"):
+    for leftover in folder.glob(".incoming-*"):
         leftover.unlink(missing_ok=True)
     built: dict[str, dict[str, Any]] = {}
     for detector in detectors:
-        label = detector.spec.label()
-        vectors = _vectors_for(workspace, items, detector, label, actor=actor)
-        width, dtype = detector.spec.vector_layout()
-        matrix = (
-            np.stack([np.frombuffer(vectors[i], dtype=dtype) for i, _ in items])
-            if items
-            else np.zeros((0, width), dtype=dtype)
-        )
-        index = build_index(detector.spec, matrix, np.array([i for i, _ in items], dtype=np.int64))
+        with _gathered_vectors(workspace, set_id, ids, detector, folder, actor=actor) as matrix:
+            index = build_index(detector.spec, matrix, ids)
         try:
-            save_index(index, workspace.root / "indexes" / name, detector.spec.name)
+            save_index(index, folder, detector.spec.name)
         except OSError as exc:
             raise ProvenanceError(f"cannot write the {detector.spec.name} index: {exc}") from None
         built[detector.spec.name] = {
@@ -610,47 +607,103 @@ def rebuild_indexes(
     return built
 
 
-def _vectors_for(
+# Vectors read from the database per round trip when an index is rebuilt.
+GATHER_ROWS = 10_000
+# A rebuild gathers a set's vectors in memory up to this size, beyond it in a temporary
+# file beside the indexes (ten million SSCD vectors are 20 GB): the index is built from
+# row slices of it (``build_index``).
+GATHER_IN_MEMORY_BYTES = 2**30
+
+
+def _item_ids(session: Session, set_id: int) -> NDArray[np.int64]:
+    """The ids of the set's items, ascending, as one array (not a row object each)."""
+    statement = (
+        select(ReferenceItem.id)
+        .where(ReferenceItem.set_id == set_id)
+        .order_by(ReferenceItem.id)
+        .execution_options(yield_per=GATHER_ROWS)
+    )
+    return np.fromiter(session.scalars(statement), dtype=np.int64)
+
+
+@contextlib.contextmanager
+def _gathered_vectors(
     workspace: Workspace,
-    items: list[tuple[int, str]],
+    set_id: int,
+    ids: NDArray[np.int64],
     detector: Detector,
-    label: str,
+    folder: Path,
     *,
     actor: str,
-) -> dict[int, bytes]:
-    """Every item's stored vector under ``label``; items without one are embedded now from
-    their stored copy (after a detector's spec changed)."""
-    with read_session(workspace.engine) as session:
-        rows = session.execute(
+) -> Iterator[NDArray[Any]]:
+    """Every item's vector under the detector's spec, one row per id of ``ids``, streamed
+    from the database into an array (a temporary file past GATHER_IN_MEMORY_BYTES); items
+    without one are embedded now from their stored copy (after a detector's spec
+    changed)."""
+    label = detector.spec.label()
+    width, dtype = detector.spec.vector_layout()
+    row_bytes = width * np.dtype(dtype).itemsize
+    with contextlib.ExitStack() as stack:
+        if len(ids) * row_bytes > GATHER_IN_MEMORY_BYTES:
+            folder.mkdir(parents=True, exist_ok=True)
+            spill = stack.enter_context(
+                tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-vectors-")
+            )
+            matrix: NDArray[Any] = np.memmap(spill, dtype=dtype, mode="w+", shape=(len(ids), width))
+        else:
+            matrix = np.empty((len(ids), width), dtype=dtype)
+        filled = np.zeros(len(ids), dtype=bool)
+        statement = (
             select(ReferenceVector.item_id, ReferenceVector.vector)
             .join(ReferenceItem)
-            .where(ReferenceVector.spec == label, ReferenceItem.id.in_([i for i, _ in items]))
-        ).all()
-    vectors: dict[int, bytes] = {int(item_id): bytes(vector) for item_id, vector in rows}
-    for item_id, sha256 in items:
-        if item_id in vectors:
-            continue
-        decoded = decode_image(
-            workspace.store.read(sha256),
-            max_pixels=workspace.fingerprint_limits.max_pixels,
-            colour=workspace.fingerprint_limits.colour,
+            .where(ReferenceItem.set_id == set_id, ReferenceVector.spec == label)
+            .execution_options(yield_per=GATHER_ROWS)
         )
-        vector = _vector_bytes(detector, decoded.pixels)
-        with write_transaction(workspace.engine) as session:
-            session.add(
-                ReferenceVector(
-                    item_id=item_id, detector=detector.spec.name, spec=label, vector=vector
-                )
-            )
-            audit.append_event(
-                session,
-                actor=actor,
-                action="refset.item_embedded",
-                subject=f"refitem:{item_id}",
-                payload={"item_id": item_id, "specs": [label]},
-            )
-        vectors[item_id] = vector
-    return vectors
+        with read_session(workspace.engine) as session:
+            for rows in session.execute(statement).partitions():
+                for item_id, vector in rows:
+                    if len(vector) != row_bytes:
+                        raise ProvenanceError(
+                            f"the stored {label} vector of reference item {item_id} has "
+                            f"{len(vector)} bytes, not {row_bytes}: the record was altered "
+                            "(audit verify names the rows); nothing was rebuilt"
+                        )
+                at = np.searchsorted(ids, [row[0] for row in rows])
+                matrix[at] = np.frombuffer(
+                    b"".join(bytes(row[1]) for row in rows), dtype=dtype
+                ).reshape(len(rows), width)
+                filled[at] = True
+        for position in np.flatnonzero(~filled):
+            vector = _embed_stored(workspace, int(ids[position]), detector, label, actor=actor)
+            matrix[position] = np.frombuffer(vector, dtype=dtype)
+        yield matrix
+
+
+def _embed_stored(
+    workspace: Workspace, item_id: int, detector: Detector, label: str, *, actor: str
+) -> bytes:
+    """Embed reference item ``item_id`` from its stored copy and record the vector."""
+    with read_session(workspace.engine) as session:
+        sha256 = session.scalar(select(ReferenceItem.sha256).where(ReferenceItem.id == item_id))
+    assert sha256 is not None  # an item of the set, read under the set's lock
+    decoded = decode_image(
+        workspace.store.read(sha256),
+        max_pixels=workspace.fingerprint_limits.max_pixels,
+        colour=workspace.fingerprint_limits.colour,
+    )
+    vector = _vector_bytes(detector, decoded.pixels)
+    with write_transaction(workspace.engine) as session:
+        session.add(
+            ReferenceVector(item_id=item_id, detector=detector.spec.name, spec=label, vector=vector)
+        )
+        audit.append_event(
+            session,
+            actor=actor,
+            action="refset.item_embedded",
+            subject=f"refitem:{item_id}",
+            payload={"item_id": item_id, "specs": [label]},
+        )
+    return vector
 
 
 def remove_set(workspace: Workspace, name: str, *, actor: str) -> None:

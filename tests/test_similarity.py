@@ -6,13 +6,15 @@ import json
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from provenance import Workspace, reference_sets
 from tests import filemakers as fm
-from tests.conftest import run, run_json, snapshot
+from tests.conftest import run, run_json, snapshot, sql
 
 REFERENCES = ["astronaut.jpg", "camera.png", "coffee.jpg"]
 UNRELATED = ["chelsea.png", "hubble_deep_field.jpg", "rocket.jpg"]
@@ -169,6 +171,67 @@ def test_index_built_under_another_spec_is_reported_until_rebuilt(
     rechecked = run_json("-w", refs_workspace, "check", str(check["asset_id"]))["checks"][0]
     assert rechecked["reference_sets"][0]["problems"] == []
     assert rechecked["reference_sets"][0]["indexes"]["sscd"]["count"] == 3
+
+
+def test_a_rebuild_through_a_temporary_file_gives_the_same_index(
+    refs_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past GATHER_IN_MEMORY_BYTES a rebuild gathers the set's vectors in a temporary file
+    beside its indexes (ten million are 20 GB); an item without a vector under the
+    detector's spec is embedded again from its stored copy. The index is the one built
+    before, and the temporary file is gone."""
+    folder = refs_workspace / "indexes" / "studio-ip"
+    before = json.loads((folder / "sscd.json").read_text())
+    [(retired, label)] = sql(
+        refs_workspace,
+        "SELECT id, spec FROM reference_vectors WHERE id = "
+        "(SELECT min(id) FROM reference_vectors WHERE detector = 'sscd')",
+    )
+    sql(refs_workspace, "UPDATE reference_vectors SET spec = 'retired' WHERE id = :id", id=retired)
+    spilled: list[Path] = []
+    opened = tempfile.NamedTemporaryFile
+
+    def recording(*args: object, **kwargs: object) -> object:
+        handle = opened(*args, **kwargs)  # type: ignore[call-overload]
+        spilled.append(Path(handle.name))
+        return handle
+
+    monkeypatch.setattr(reference_sets, "GATHER_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", recording)
+    with Workspace.open(refs_workspace) as workspace:
+        built = reference_sets.rebuild(workspace, "studio-ip")
+    assert [(p.parent, p.name.startswith(".incoming-vectors-")) for p in spilled] == [
+        (folder, True), (folder, True),
+    ]  # fmt: skip
+    assert not any(p.exists() for p in spilled)
+    after = json.loads((folder / "sscd.json").read_text())
+    assert built["sscd"]["count"] == 3
+    assert (after["vectors_sha256"], after["ids_sha256"]) == (
+        before["vectors_sha256"], before["ids_sha256"],
+    )  # fmt: skip
+    assert sql(
+        refs_workspace,
+        "SELECT count(*) FROM reference_vectors WHERE detector = 'sscd' AND spec = :spec",
+        spec=label,
+    ) == [(3,)]
+
+
+def test_a_rebuild_refuses_a_stored_vector_of_the_wrong_length(refs_workspace: Path) -> None:
+    folder = refs_workspace / "indexes" / "studio-ip"
+    sql(
+        refs_workspace,
+        "UPDATE reference_vectors SET vector = :cut WHERE id = (SELECT min(id) FROM "
+        "reference_vectors WHERE detector = 'sscd')",
+        cut=b"\0" * 7,
+    )
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    before = snapshot(refs_workspace)
+    refused = run("-w", refs_workspace, "refs", "rebuild", "studio-ip")
+    assert refused.exit_code == 1
+    assert "has 7 bytes, not 2048: the record was altered" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    assert snapshot(refs_workspace) == before
 
 
 def test_add_items_resumes_and_extends(refs_workspace: Path, tmp_path: Path) -> None:

@@ -92,3 +92,13 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
         dashboard = getattr(client, "dashboard_link", None)
         logger.info("Dask cluster of %d workers; its dashboard: %s", count, dashboard)
         yield Cluster(client, count, model_threads, dashboard)
+
+
+@contextlib.contextmanager
+def maybe_connect(scheduler: str | None, workers: int | None) -> Iterator[Cluster | None]:
+    """``connect``, when a scheduler or a number of workers is given; else None."""
+    if scheduler is None and workers is None:
+        yield None
+        return
+    with connect(scheduler, workers) as cluster:
+        yield cluster

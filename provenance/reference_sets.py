@@ -776,7 +776,10 @@ def create(
             raise InvalidInput(f"{path}: no such file or folder")
     check_name(name)
     actor = _actor(workspace, by, user)
-    with reference_set_lock(workspace.root, name), _maybe_cluster(scheduler, workers) as cluster:
+    with (
+        reference_set_lock(workspace.root, name),
+        clusters.maybe_connect(scheduler, workers) as cluster,
+    ):
         create_set(
             workspace,
             name,
@@ -812,7 +815,10 @@ def add(
     ``workers``: on a Dask cluster, as for ``create``."""
     check_name(name)
     actor = _actor(workspace, by)
-    with reference_set_lock(workspace.root, name), _maybe_cluster(scheduler, workers) as cluster:
+    with (
+        reference_set_lock(workspace.root, name),
+        clusters.maybe_connect(scheduler, workers) as cluster,
+    ):
         return add_items(
             workspace,
             name,
@@ -822,15 +828,6 @@ def add(
             progress=progress,
             cluster=cluster,
         )
-
-
-@contextlib.contextmanager
-def _maybe_cluster(scheduler: str | None, workers: int | None) -> Iterator[Cluster | None]:
-    if scheduler is None and workers is None:
-        yield None
-        return
-    with clusters.connect(scheduler, workers) as cluster:
-        yield cluster
 
 
 def rebuild(workspace: Workspace, name: str, *, by: str | None = None) -> dict[str, Any]:

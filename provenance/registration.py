@@ -25,6 +25,8 @@ from PIL import Image
 from sqlalchemy.exc import IntegrityError
 
 from provenance import checking, jsontext
+from provenance import cluster as clusters
+from provenance.cluster import Cluster
 from provenance.db import audit, repository
 from provenance.db.session import one_line, read_session, write_transaction
 from provenance.db.tables import Asset, FingerprintRow, GenerationRecord, utcnow
@@ -459,13 +461,32 @@ def register(
     request: RegisterRequest,
     progress: ProgressCallback | None = None,
     jobs: int | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> RegisterReport:
     """Register files and folders (walked recursively). A failing file is reported and
     never stops the others or leaves anything behind.
 
     ``jobs``: processes that decode and fingerprint files while this one writes the
     records (default: the ``jobs`` setting; 0: automatic, see ``processes.worker_count``).
+    ``scheduler`` (``tcp://HOST:PORT``) or ``workers`` (a local cluster of N processes): a
+    Dask cluster's workers fingerprint the files and find the checks' matches instead;
+    they must reach the files, the workspace folder and its database at the same paths as
+    this process (a shared file system). This process writes every record, in order.
     """
+    with clusters.maybe_connect(scheduler, workers) as cluster:
+        return _register(workspace, paths, request, progress, jobs, cluster)
+
+
+def _register(
+    workspace: Workspace,
+    paths: Iterable[str | Path],
+    request: RegisterRequest,
+    progress: ProgressCallback | None,
+    jobs: int | None,
+    cluster: Cluster | None,
+) -> RegisterReport:
     # Who registers is settled once, before any file is touched (a workspace with users
     # refuses an unnamed write here), and every file's record names them.
     request = replace(request, by=workspace.actor(request.by))
@@ -483,7 +504,8 @@ def register(
     workers = worker_count(
         workspace.settings["jobs"] if jobs is None else jobs, len(files), AUTO_WORKERS_MIN_FILES
     )
-    for done, (path, outcome) in enumerate(_fingerprinted(workspace, files, workers), start=1):
+    fingerprinted = _fingerprinted(workspace, files, workers, cluster)
+    for done, (path, outcome) in enumerate(fingerprinted, start=1):
         try:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -502,19 +524,23 @@ def register(
         if progress is not None:
             progress(result, done, len(files))
     if workspace.settings["check_on_register"]:
-        _check_new(workspace, report, request, jobs)
+        _check_new(workspace, report, request, jobs, cluster)
     return report
 
 
 def _check_new(
-    workspace: Workspace, report: RegisterReport, request: RegisterRequest, jobs: int | None
+    workspace: Workspace,
+    report: RegisterReport,
+    request: RegisterRequest,
+    jobs: int | None,
+    cluster: Cluster | None,
 ) -> None:
     """Check the assets registered now and every asset still waiting for a check (an
     earlier run killed in its check phase, or registered before the first reference
     set): a registered asset is never left unchecked. A failing check is reported, not
     fatal."""
     in_batch = {r.asset["id"]: r for r in report.results if r.asset is not None and r.check is None}
-    outcome = checking.check_pending(workspace, by=request.by, jobs=jobs)
+    outcome = checking.check_pending(workspace, by=request.by, jobs=jobs, cluster=cluster)
     for asset_id, check in outcome.checks.items():
         if asset_id in in_batch:
             in_batch[asset_id].check = check
@@ -538,16 +564,22 @@ def _shared_readings(request: RegisterRequest) -> list[MetadataReading]:
 
 
 def _fingerprinted(
-    workspace: Workspace, files: list[Path | FrameSequence], workers: int
+    workspace: Workspace,
+    files: list[Path | FrameSequence],
+    workers: int,
+    cluster: Cluster | None = None,
 ) -> Iterator[tuple[Path | FrameSequence, Staged]]:
     """Each file, in order, with its outcome: already registered, fingerprinted and
-    stored, or the error that stopped it. With several workers, a bounded window of
-    files is fingerprinted ahead in other processes while records are written here."""
-    pool = None
-    if workers > 1:
+    stored, or the error that stopped it. With several workers (or a cluster's), a
+    bounded window of files is fingerprinted ahead in other processes while records are
+    written here."""
+    pool: ProcessPoolExecutor | Cluster | None = cluster
+    if cluster is not None:
+        workers = max(1, cluster.workers)
+    elif workers > 1:
         pool = worker_pool(workers)
     try:
-        window: deque[tuple[Path | FrameSequence, Staged | Future[FingerprintedFile]]] = deque()
+        window: deque[tuple[Path | FrameSequence, Staged | Any]] = deque()
         queue = iter(files)
 
         def refill() -> None:
@@ -563,22 +595,23 @@ def _fingerprinted(
         refill()
         while window:
             path, staged = window.popleft()
-            if isinstance(staged, Future):
-                try:
-                    staged = staged.result()
+            if not isinstance(staged, RegisterResult | FingerprintedFile | BaseException):
+                try:  # a future: of a worker process, or of a cluster's (Dask retries a
+                    staged = staged.result()  # dead worker's tasks on the others)
                 except Exception as exc:
                     staged = exc
             yield path, staged
             refill()
     finally:
-        if pool is not None:
+        if isinstance(pool, ProcessPoolExecutor):
             pool.shutdown(cancel_futures=True)
 
 
 def _stage(
-    workspace: Workspace, path: Path | FrameSequence, pool: ProcessPoolExecutor | None
-) -> RegisterResult | FingerprintedFile | Future[FingerprintedFile]:
-    """Read the file and look its bytes up; fingerprint it here or hand it to ``pool``."""
+    workspace: Workspace, path: Path | FrameSequence, pool: ProcessPoolExecutor | Cluster | None
+) -> RegisterResult | FingerprintedFile | Future[FingerprintedFile] | Any:
+    """Read the file and look its bytes up; fingerprint it here or hand it to ``pool`` (a
+    process pool or a Dask cluster: a future either way)."""
     limits = workspace.fingerprint_limits
     if isinstance(path, FrameSequence):
         # A sequence's identity is its manifest, known only once every frame is read.

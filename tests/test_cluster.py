@@ -1,6 +1,7 @@
-"""Reference sets fingerprinted on a real Dask cluster (``dask.distributed`` local clusters of
-worker processes): the same vectors as a run in one process; a worker killed mid-run, or
-the recording process killed and started again, and the set still holds every item once."""
+"""Reference sets, and a night's renders, fingerprinted on a real Dask cluster
+(``dask.distributed`` local clusters of worker processes): the same vectors, fingerprints
+and checks as a run in one process; a worker killed mid-run, or the recording process
+killed and started again, and every item or asset is still recorded once."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import run, run_json
+from provenance import Workspace
+from tests import filemakers as fm
+from tests.conftest import run, run_json, snapshot
 from tests.test_concurrency import write_distinct_images
 
 distributed = pytest.importorskip("distributed")
@@ -153,19 +156,130 @@ def test_a_cluster_that_cannot_be_reached_changes_nothing(
 ) -> None:
     folder = tmp_path / "library"
     write_distinct_images(folder, 3, seed=5)
-    for scheduler, message in (
-        ("localhost:8786", "is not tcp://HOST:PORT"),
-        ("tcp://127.0.0.1:9", "cannot reach tcp://127.0.0.1:9"),
-    ):
-        result = run(
-            "-w", workspace_dir, "refs", "add", "library", "--from", folder,
-            "--scheduler", scheduler,
-        )  # fmt: skip
-        assert result.exit_code == 1
-        assert message in result.output
-        assert result.output.count("\n") == 1
+    before = snapshot(workspace_dir)
+    for command in (("refs", "add", "library", "--from", folder), ("register", folder)):
+        for scheduler, message in (
+            ("localhost:8786", "is not tcp://HOST:PORT"),
+            ("tcp://127.0.0.1:9", "cannot reach tcp://127.0.0.1:9"),
+        ):
+            result = run("-w", workspace_dir, *command, "--scheduler", scheduler)
+            assert result.exit_code == 1
+            assert message in result.output
+            assert result.output.count("\n") == 1
     assert run_json("-w", workspace_dir, "refs", "list")["reference_sets"] == []
+    assert snapshot(workspace_dir) == before
     both = run("-w", workspace_dir, "refs", "add", "library", "--from", folder,
                "--scheduler", "tcp://127.0.0.1:9", "--workers", "2")  # fmt: skip
     assert both.exit_code == 1
     assert "not both" in both.output
+
+
+def registered(ws: Path) -> dict[str, dict[str, Any]]:
+    """Per original file name: the asset's fingerprints and its checks (verdict, and each
+    match's reference, detector and score)."""
+    with contextlib.closing(sqlite3.connect(ws / "provenance.db", timeout=30)) as db:
+        assets = db.execute("SELECT id, original_name FROM assets").fetchall()
+        found: dict[str, dict[str, Any]] = {}
+        for asset_id, name in assets:
+            found[name] = {
+                "fingerprints": db.execute(
+                    "SELECT kind, value FROM fingerprints WHERE asset_id = ? ORDER BY kind",
+                    (asset_id,),
+                ).fetchall(),
+                "checks": [
+                    (verdict, db.execute(
+                        "SELECT i.sha256, m.detector, m.region, round(m.score, 5) FROM matches m "
+                        "JOIN reference_items i ON i.id = m.reference_item_id "
+                        "WHERE m.check_id = ? ORDER BY m.detector, m.rank", (check_id,),
+                    ).fetchall())
+                    for check_id, verdict in db.execute(
+                        "SELECT id, verdict FROM checks WHERE asset_id = ?", (asset_id,)
+                    ).fetchall()
+                ],
+            }  # fmt: skip
+    return found
+
+
+def renders(folder: Path, count: int, seed: int) -> None:
+    """A night's renders: distinct crops, and edited copies of the references (flagged)."""
+    write_distinct_images(folder, count, seed=seed)
+    for name in ("astronaut.jpg", "camera.png"):
+        fm.jpeg_reencode(fm.sample(name), 70).save(folder / f"copy_of_{Path(name).stem}.png")
+
+
+def with_references(ws: Path, tmp_path: Path) -> None:
+    library = tmp_path / f"refs-{ws.name}"
+    library.mkdir()
+    for name in ("astronaut.jpg", "camera.png", "coffee.jpg"):
+        (library / name).write_bytes((fm.SAMPLES / name).read_bytes())
+    assert run("-w", ws, "refs", "add", "studio-ip", "--from", library).exit_code == 0
+
+
+def test_registering_on_a_local_cluster_records_what_one_process_records(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    """Fingerprints and checks found on a cluster's workers are the ones a run in one
+    process finds, file by file."""
+    folder = tmp_path / "renders"
+    renders(folder, 16, seed=5)
+    spread = tmp_path / "spread"
+    Workspace.create(spread).close()
+    for ws in (workspace_dir, spread):
+        with_references(ws, tmp_path)
+    here = run("-w", workspace_dir, "register", folder, "--jobs", "1", "--json")
+    assert here.exit_code == 0, here.output
+    there = run("-w", spread, "register", folder, "--workers", "2", "--json")
+    assert there.exit_code == 0, there.output
+    local, on_cluster = registered(workspace_dir), registered(spread)
+    assert len(local) == 18
+    assert all(len(asset["checks"]) == 1 for asset in local.values())
+    assert {asset["checks"][0][0] for asset in local.values()} > {"clear"}  # copies flagged
+    assert on_cluster == local
+    assert run("-w", spread, "audit", "verify").exit_code == 0
+
+
+def test_a_worker_killed_while_registering_and_every_file_is_recorded_and_checked_once(
+    workspace_dir: Path, tmp_path: Path, cluster: Any
+) -> None:
+    with_references(workspace_dir, tmp_path)
+    folder = tmp_path / "renders"
+    renders(folder, ITEMS, seed=17)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provenance", "-w", str(workspace_dir), "register", str(folder),
+         "--scheduler", cluster.scheduler.address, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def kill_a_worker_once(phase: str, done: Callable[[dict[str, dict[str, Any]]], bool]) -> int:
+        deadline = time.monotonic() + 120
+        while not done(registered(workspace_dir)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{phase}: not there after 120 s"
+            time.sleep(0.02)
+        victim = sorted(cluster.run(os.getpid).values())[0]
+        os.kill(victim, signal.SIGKILL)
+        return victim
+
+    # While the files are fingerprinted, then while their checks' matches are found.
+    victims = [
+        kill_a_worker_once("10 assets", lambda found: len(found) >= 10),
+        kill_a_worker_once(
+            "10 checks", lambda found: sum(len(a["checks"]) for a in found.values()) >= 10
+        ),
+    ]
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    report = json.loads(stdout)
+    assert [r["status"] for r in report["results"]] == ["new"] * (ITEMS + 2)
+    assert not set(victims) & set(cluster.run(os.getpid).values())  # killed, not idle
+
+    def runs_served() -> int:
+        from provenance.checking import workers
+
+        return len(workers._on_cluster)
+
+    assert sum(cluster.run(runs_served).values()) >= 1  # the checks were found there
+    found = registered(workspace_dir)
+    assert len(found) == ITEMS + 2
+    assert {len(asset["checks"]) for asset in found.values()} == {1}
+    assert run("-w", workspace_dir, "audit", "verify").exit_code == 0

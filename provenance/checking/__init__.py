@@ -58,6 +58,7 @@ from provenance.checking.findings import (
     verify,
 )
 from provenance.checking.record import CheckResult, record
+from provenance.cluster import Cluster
 from provenance.db import repository
 from provenance.db.session import one_line, read_session
 from provenance.errors import NotFound, ProvenanceError
@@ -132,13 +133,18 @@ def check(workspace: Workspace, refs: Iterable[str], *, by: str | None = None) -
 
 
 def check_pending(
-    workspace: Workspace, *, by: str | None = None, jobs: int | None = None
+    workspace: Workspace,
+    *,
+    by: str | None = None,
+    jobs: int | None = None,
+    cluster: Cluster | None = None,
 ) -> PendingOutcome:
     """Check every asset that has no check yet; a check that fails is named with its
     error and the others go on. Nothing waits while there is no reference set.
 
     ``jobs``: processes finding the checks' matches while this one records them (default:
-    the ``jobs`` setting; 0: automatic, see ``processes.worker_count``)."""
+    the ``jobs`` setting; 0: automatic, see ``processes.worker_count``); ``cluster``: a
+    Dask cluster's workers find them instead (``workers.findings_of``)."""
     outcome = PendingOutcome()
     if not has_reference_sets(workspace):
         return outcome
@@ -154,7 +160,8 @@ def check_pending(
         len(ids),
         workers.AUTO_WORKERS_MIN_ASSETS,
     )
-    for asset_id, found in workers.findings_of(workspace, context, available, ids, count):
+    found_all = workers.findings_of(workspace, context, available, ids, count, cluster)
+    for asset_id, found in found_all:
         if isinstance(found, workers.Failed):
             outcome.failed[asset_id] = found.error
             continue

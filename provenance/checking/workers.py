@@ -7,10 +7,15 @@ the workspace with the parent's settings, loads the indexes its parent prepared 
 first when stale) and runs its models on one thread, so the processes share the cores
 instead of each fighting for all of them. Results come back in the assets' order and are
 recorded here, one check per transaction, exactly as a check in one process records them.
+
+On a Dask cluster (``findings_of(cluster=)``), each worker opens the workspace at the
+caller's path (a shared file system: the store, the indexes and the database reachable as
+here) once per run, loads the indexes the caller loaded, and finds one asset per task.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -22,6 +27,7 @@ from typing import Any
 
 from provenance.checking.context import SearchContext, prepare
 from provenance.checking.findings import Findings, find
+from provenance.cluster import Cluster
 from provenance.config import Settings
 from provenance.db.session import one_line
 from provenance.detectors.base import Detector
@@ -75,10 +81,15 @@ def findings_of(
     available: dict[str, Detector],
     asset_ids: list[int],
     workers: int,
+    cluster: Cluster | None = None,
 ) -> Iterator[tuple[int, Findings | Failed]]:
     """Each asset's findings (or why there are none), in ``asset_ids``' order: found by
-    ``workers`` processes, a bounded window ahead of the caller, when ``workers`` > 1;
-    else here. Should the pool break (a worker killed), the rest are found here."""
+    ``workers`` processes, a bounded window ahead of the caller, when ``workers`` > 1, or
+    by ``cluster``'s workers; else here. Should the pool break (a worker killed), the rest
+    are found here."""
+    if cluster is not None:
+        yield from _found_on(cluster, workspace, context, available, asset_ids)
+        return
     if workers <= 1:
         for asset_id in asset_ids:
             yield asset_id, _found_here(workspace, context, available, asset_id)
@@ -120,3 +131,80 @@ def _found_here(
     except Exception as exc:  # one asset's bug must not end the others' checks
         logger.debug("finding matches of asset %s failed", asset_id, exc_info=exc)
         return Failed(one_line(exc))
+
+
+def indexes_key(context: SearchContext) -> str:
+    """What names the indexes a run searches: a cluster's worker must search the same."""
+    return json.dumps(
+        sorted(
+            [name, detector, index.vectors_sha256, index.ids_sha256 or "", index.count]
+            for (name, detector), index in context.indexes.items()
+        )
+    )
+
+
+# Per Dask worker process: the workspace, detectors and indexes of the run it serves.
+_on_cluster: dict[str, tuple[Workspace, dict[str, Detector], SearchContext]] = {}
+
+
+def find_on_worker(
+    root: str, settings: Settings, model_threads: int | None, indexes: str, asset_id: int
+) -> Findings | Failed:
+    """Run on a Dask worker: ``asset_id``'s findings, by the code a check worker runs.
+    The workspace at ``root`` is opened, and its indexes loaded, once per run (``indexes``:
+    the caller's ``indexes_key``); a worker that loads other indexes (a set changed in
+    between) refuses rather than search them."""
+    key = json.dumps([root, dict(settings), model_threads, indexes], sort_keys=True, default=str)
+    if key not in _on_cluster:
+        _on_cluster.clear()  # one run's indexes at a time: they can be large
+        workspace = Workspace.in_worker(Path(root), settings)
+        available, _ = workspace.split_detectors()
+        _on_cluster[key] = (
+            workspace,
+            available,
+            prepare(workspace, available, actor="", rebuild=False),
+        )
+        if model_threads == 1:  # a local cluster with a worker per core
+            one_thread_each()
+    workspace, available, context = _on_cluster[key]
+    if indexes_key(context) != indexes:
+        return Failed("a cluster worker found other indexes than this process; check again")
+    return _found_here(workspace, context, available, asset_id)
+
+
+def _found_on(
+    cluster: Cluster,
+    workspace: Workspace,
+    context: SearchContext,
+    available: dict[str, Detector],
+    asset_ids: list[int],
+) -> Iterator[tuple[int, Findings | Failed]]:
+    """``findings_of`` on a Dask cluster: a window of two tasks per worker ahead of the
+    caller. Dask runs a dead worker's tasks again elsewhere; an asset whose task failed
+    on every worker it was given is found here."""
+    indexes = indexes_key(context)
+    window: deque[tuple[int, Any]] = deque()
+    queue = iter(asset_ids)
+
+    def send() -> None:
+        while len(window) < 2 * max(1, cluster.workers):
+            following = next(queue, None)
+            if following is None:
+                return
+            future = cluster.submit(
+                find_on_worker, str(workspace.root), workspace.settings,
+                cluster.model_threads, indexes, following,
+            )  # fmt: skip
+            window.append((following, future))
+
+    send()
+    while window:
+        asset_id, future = window.popleft()
+        try:
+            outcome = future.result()
+        except Exception as exc:  # Dask's KilledWorker, or a worker's bug
+            logger.warning("asset %s: the cluster could not check it (%s); checking it here",
+                           asset_id, one_line(exc))  # fmt: skip
+            outcome = _found_here(workspace, context, available, asset_id)
+        yield asset_id, outcome
+        send()

@@ -406,3 +406,27 @@ def progress_bar(
             bar.set_postfix_str(result if isinstance(result, str) else result.status)
 
         yield step
+
+
+def on_a_cluster(
+    work: str, *, shared: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The --scheduler and --workers options of a command whose ``work`` ("Decode and
+    embed") can run on a Dask cluster; ``shared``: its workers read the files and the
+    workspace themselves."""
+    reach = ", reaching the files and the workspace at the same paths" if shared else ""
+
+    def options(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            help=f"{work} on a local Dask cluster of N worker processes.",
+        )(command)
+        return click.option(
+            "--scheduler",
+            metavar="tcp://HOST:PORT",
+            help=f"{work} on this Dask cluster's workers (provenance installed on each, "
+            f"with the same detectors{reach}); this process writes the records.",
+        )(command)
+
+    return options

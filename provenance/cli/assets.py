@@ -108,6 +108,7 @@ def config_command(context: common.Context, as_json: bool) -> None:
     is_flag=True,
     help="Fail, registering nothing, when a folder holds a file that would be skipped.",
 )
+@common.on_a_cluster("Fingerprint the files and find their checks' matches", shared=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @common.pass_context
 @common.fail_cleanly
@@ -123,6 +124,8 @@ def register(
     fail_on: str | None,
     jobs: int | None,
     strict: bool,
+    scheduler: str | None,
+    workers: int | None,
     as_json: bool,
     **fields: str | None,
 ) -> None:
@@ -142,7 +145,9 @@ def register(
         strict=strict,
     )
     with context.open() as workspace, common.progress_bar(enabled=not as_json) as progress:
-        report = registration.register(workspace, paths, request, progress, jobs=jobs)
+        report = registration.register(
+            workspace, paths, request, progress, jobs=jobs, scheduler=scheduler, workers=workers
+        )
     single = report.results[0] if len(report.results) == 1 and not report.skipped else None
     if single is not None and single.status == "failed" and not as_json:
         raise click.ClickException(

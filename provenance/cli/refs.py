@@ -16,21 +16,6 @@ from provenance import (
 from provenance.cli import _common as common
 
 
-def _on_a_cluster(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The --scheduler and --workers options of the commands that fingerprint files."""
-    command = click.option(
-        "--workers",
-        type=click.IntRange(min=1),
-        help="Decode and embed on a local Dask cluster of N worker processes.",
-    )(command)
-    return click.option(
-        "--scheduler",
-        metavar="tcp://HOST:PORT",
-        help="Decode and embed on this Dask cluster's workers (provenance installed on each, "
-        "with the same detectors); this process writes the records.",
-    )(command)
-
-
 @click.group()
 def refs() -> None:
     """Reference sets: material the production must not recreate."""
@@ -57,7 +42,7 @@ def refs() -> None:
 @click.option("--description", default="", help="What the set is.")
 @click.option("--attribution", help="Credit recorded for every item (attributions.json overrides).")
 @click.option("--by", help="Who is adding (default: the user setting or login name).")
-@_on_a_cluster
+@common.on_a_cluster("Decode and embed")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common.pass_context
 @common.fail_cleanly
@@ -104,7 +89,7 @@ def refs_add(
 )
 @click.option("--attribution", help="Credit recorded for every new item.")
 @click.option("--by", help="Who is adding (default: the user setting or login name).")
-@_on_a_cluster
+@common.on_a_cluster("Decode and embed")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common.pass_context
 @common.fail_cleanly

@@ -46,10 +46,10 @@ else
     $py benchmarks/draft_decoding.py
     $py benchmarks/review_scale.py --sizes 1000 10000 --repeats 3
     # 100,000 assets on each database: most of an hour, filling them.
-    $py benchmarks/review_scale.py --sizes 100000 --databases sqlite --repeats 3 --samples 100 \
+    $py benchmarks/review_scale.py --sizes 100000 --databases sqlite --repeats 3 --samples 200 \
         --out benchmarks/results/review_scale-sqlite.json
     $py benchmarks/review_scale.py --sizes 100000 --databases postgresql --repeats 3 \
-        --samples 100 --out benchmarks/results/review_scale-postgresql.json
+        --samples 200 --out benchmarks/results/review_scale-postgresql.json
     $py benchmarks/cluster_ingest.py --limit 300 --rounds 3
     $py benchmarks/cli_startup.py --rounds 5
     $py benchmarks/moving.py --seconds 60 --frames 100 --repeats 3

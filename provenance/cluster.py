@@ -102,3 +102,22 @@ def maybe_connect(scheduler: str | None, workers: int | None) -> Iterator[Cluste
         return
     with connect(scheduler, workers) as cluster:
         yield cluster
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    """Run on a worker: which of ``paths`` it cannot see."""
+    return [path for path in paths if not os.path.exists(path)]
+
+
+def require_paths(cluster: Cluster, paths: list[str], why: str) -> None:
+    """Refuse a cluster any of whose workers cannot see one of ``paths`` (``why``: what
+    needs them), naming how many workers and the first path missing. Workers that join
+    later are not asked."""
+    seen: dict[str, list[str]] = cluster.client.run(missing_paths, paths)
+    lacking = {worker: missing for worker, missing in seen.items() if missing}
+    if lacking:
+        worker, missing = sorted(lacking.items())[0]
+        raise ClusterUnavailable(
+            f"{len(lacking)} of {len(seen)} cluster workers cannot see {missing[0]} "
+            f"(worker {worker}); {why}"
+        )

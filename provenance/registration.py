@@ -475,7 +475,17 @@ def register(
     they must reach the files, the workspace folder and its database at the same paths as
     this process (a shared file system). This process writes every record, in order.
     """
+    paths = list(paths)
     with clusters.maybe_connect(scheduler, workers) as cluster:
+        if cluster is not None:
+            # Workers read the files themselves, from another working directory.
+            paths = [Path(path).resolve() for path in paths]
+            clusters.require_paths(
+                cluster,
+                [str(path) for path in paths] + [str(workspace.root.resolve())],
+                "registering on a cluster needs the files and the workspace at the same paths "
+                "on every worker",
+            )
         return _register(workspace, paths, request, progress, jobs, cluster)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from provenance import Workspace
+from provenance import cluster as clusters
+from provenance.errors import ClusterUnavailable
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot
 from tests.test_concurrency import write_distinct_images
@@ -283,3 +285,17 @@ def test_a_worker_killed_while_registering_and_every_file_is_recorded_and_checke
     assert len(found) == ITEMS + 2
     assert {len(asset["checks"]) for asset in found.values()} == {1}
     assert run("-w", workspace_dir, "audit", "verify").exit_code == 0
+
+
+def test_a_cluster_whose_workers_cannot_see_the_files_is_refused(
+    workspace_dir: Path, tmp_path: Path, cluster: Any
+) -> None:
+    """Registering on a cluster needs the files and the workspace at the same paths on
+    every worker: asked before any file is read, and refused in one line."""
+    connected = clusters.Cluster(cluster, 2, None, None)
+    clusters.require_paths(connected, [str(workspace_dir), str(tmp_path)], "needed")
+    gone = tmp_path / "renders-on-another-machine"
+    with pytest.raises(ClusterUnavailable) as refused:
+        clusters.require_paths(connected, [str(workspace_dir), str(gone)], "needed")
+    assert str(refused.value).startswith(f"2 of 2 cluster workers cannot see {gone} (worker ")
+    assert str(refused.value).endswith("); needed")

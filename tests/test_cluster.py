@@ -21,6 +21,9 @@ import pytest
 
 from provenance import Workspace
 from provenance import cluster as clusters
+from provenance.checking import workers
+from provenance.checking.context import prepare
+from provenance.checking.findings import Findings
 from provenance.errors import ClusterUnavailable
 from tests import filemakers as fm
 from tests.conftest import run, run_json, snapshot
@@ -299,3 +302,29 @@ def test_a_cluster_whose_workers_cannot_see_the_files_is_refused(
         clusters.require_paths(connected, [str(workspace_dir), str(gone)], "needed")
     assert str(refused.value).startswith(f"2 of 2 cluster workers cannot see {gone} (worker ")
     assert str(refused.value).endswith("); needed")
+
+
+def test_a_worker_that_loaded_other_indexes_searches_nothing(
+    workspace_dir: Path, tmp_path: Path
+) -> None:
+    """A set changed between the caller's loading its indexes and a worker's: the worker
+    answers None (the caller then finds that asset itself) rather than search others."""
+    with_references(workspace_dir, tmp_path)
+    folder = tmp_path / "renders"
+    renders(folder, 1, seed=3)
+    assert run("-w", workspace_dir, "register", folder).exit_code == 0
+    with Workspace.open(workspace_dir) as workspace:
+        available, _ = workspace.split_detectors()
+        loaded = workers.indexes_key(prepare(workspace, available, actor="", rebuild=False))
+        settings = workspace.settings
+    root = str(workspace_dir)
+    try:
+        found = workers.find_on_worker(root, settings, None, loaded, 1)
+        assert isinstance(found, Findings)
+        stale = loaded.replace(json.loads(loaded)[0][2], "0" * 64)
+        assert stale != loaded
+        assert workers.find_on_worker(root, settings, None, stale, 1) is None
+    finally:  # this process played the worker: close what it opened
+        for opened, _, _ in workers._on_cluster.values():
+            opened.close()
+        workers._on_cluster.clear()

@@ -149,11 +149,11 @@ _on_cluster: dict[str, tuple[Workspace, dict[str, Detector], SearchContext]] = {
 
 def find_on_worker(
     root: str, settings: Settings, model_threads: int | None, indexes: str, asset_id: int
-) -> Findings | Failed:
+) -> Findings | Failed | None:
     """Run on a Dask worker: ``asset_id``'s findings, by the code a check worker runs.
     The workspace at ``root`` is opened, and its indexes loaded, once per run (``indexes``:
-    the caller's ``indexes_key``); a worker that loads other indexes (a set changed in
-    between) refuses rather than search them."""
+    the caller's ``indexes_key``); a worker that loaded other indexes (a set changed in
+    between) searches nothing and answers None: the caller finds that asset itself."""
     key = json.dumps([root, dict(settings), model_threads, indexes], sort_keys=True, default=str)
     if key not in _on_cluster:
         _on_cluster.clear()  # one run's indexes at a time: they can be large
@@ -168,7 +168,7 @@ def find_on_worker(
             one_thread_each()
     workspace, available, context = _on_cluster[key]
     if indexes_key(context) != indexes:
-        return Failed("a cluster worker found other indexes than this process; check again")
+        return None
     return _found_here(workspace, context, available, asset_id)
 
 
@@ -181,7 +181,7 @@ def _found_on(
 ) -> Iterator[tuple[int, Findings | Failed]]:
     """``findings_of`` on a Dask cluster: a window of two tasks per worker ahead of the
     caller. Dask runs a dead worker's tasks again elsewhere; an asset whose task failed
-    on every worker it was given is found here."""
+    on every worker it was given, or whose worker loaded other indexes, is found here."""
     indexes = indexes_key(context)
     window: deque[tuple[int, Any]] = deque()
     queue = iter(asset_ids)
@@ -205,6 +205,8 @@ def _found_on(
         except Exception as exc:  # Dask's KilledWorker, or a worker's bug
             logger.warning("asset %s: the cluster could not check it (%s); checking it here",
                            asset_id, one_line(exc))  # fmt: skip
+            outcome = None
+        if outcome is None:
             outcome = _found_here(workspace, context, available, asset_id)
         yield asset_id, outcome
         send()

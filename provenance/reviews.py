@@ -319,7 +319,7 @@ def queue(workspace: Workspace, where: QueueFilter | None = None) -> Queue:
     with read_session(workspace.engine) as session:
         counted = _open_states(where, AssetState.asset_id).subquery()
         total = int(session.scalar(select(func.count()).select_from(counted)) or 0)
-        # The page's ids first (the index's order, limit and offset), then what their
+        # The page's ids first (in the queue's order, offset and limit), then what their
         # entries show: joined before the limit, every open asset would be joined.
         page = _in_queue_order(_open_states(where, AssetState.asset_id), where.sort)
         page = page.offset(where.offset)

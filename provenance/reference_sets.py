@@ -25,7 +25,7 @@ import numpy as np
 import tomli_w
 from numpy.typing import NDArray
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -580,6 +580,10 @@ def rebuild_indexes(
     with read_session(workspace.engine) as session:
         set_id = active_set(session, name).id
         ids = _item_ids(session, set_id)
+        # Before any index is replaced: a malformed vector of the last detector must not
+        # leave the first's rebuilt.
+        for detector in detectors:
+            _refuse_malformed_vectors(session, set_id, detector)
     folder = workspace.root / "indexes" / name
     # The set's lock is held (callers take it): a temporary here is a killed build's.
     for leftover in folder.glob(".incoming-*"):
@@ -613,6 +617,27 @@ GATHER_ROWS = 10_000
 # file beside the indexes (ten million SSCD vectors are 20 GB): the index is built from
 # row slices of it (``build_index``).
 GATHER_IN_MEMORY_BYTES = 2**30
+
+
+def _refuse_malformed_vectors(session: Session, set_id: int, detector: Detector) -> None:
+    """Refuse, in one line, a set one of whose stored vectors under the detector's spec
+    has not the length the spec implies (a record altered outside the product)."""
+    width, dtype = detector.spec.vector_layout()
+    row_bytes = width * np.dtype(dtype).itemsize
+    label = detector.spec.label()
+    length = func.length(ReferenceVector.vector)
+    found = session.execute(
+        select(ReferenceVector.item_id, length)
+        .join(ReferenceItem)
+        .where(ReferenceItem.set_id == set_id, ReferenceVector.spec == label, length != row_bytes)
+        .limit(1)
+    ).first()
+    if found is not None:
+        raise ProvenanceError(
+            f"the stored {label} vector of reference item {found[0]} has {found[1]} bytes, "
+            f"not {row_bytes}: the record was altered (audit verify names the rows); "
+            "nothing was rebuilt"
+        )
 
 
 def _item_ids(session: Session, set_id: int) -> NDArray[np.int64]:
@@ -661,13 +686,6 @@ def _gathered_vectors(
         )
         with read_session(workspace.engine) as session:
             for rows in session.execute(statement).partitions():
-                for item_id, vector in rows:
-                    if len(vector) != row_bytes:
-                        raise ProvenanceError(
-                            f"the stored {label} vector of reference item {item_id} has "
-                            f"{len(vector)} bytes, not {row_bytes}: the record was altered "
-                            "(audit verify names the rows); nothing was rebuilt"
-                        )
                 at = np.searchsorted(ids, [row[0] for row in rows])
                 matrix[at] = np.frombuffer(
                     b"".join(bytes(row[1]) for row in rows), dtype=dtype

@@ -56,18 +56,25 @@ class Failed:
 _worker: dict[str, Any] = {}
 
 
-def _start(root: str, settings: Settings) -> None:
+def _opened(
+    root: str, settings: Settings, *, one_thread: bool
+) -> tuple[Workspace, dict[str, Detector], SearchContext]:
+    """A worker's workspace, detectors and indexes (loaded as its parent prepared them);
+    ``one_thread``: its models, local features and maths libraries on one thread each."""
     workspace = Workspace.in_worker(Path(root), settings)
     available, _ = workspace.split_detectors()
     verifier = workspace.verifier()
-    if verifier is not None and not isinstance(verifier, ProvenanceError):
+    if one_thread and verifier is not None and not isinstance(verifier, ProvenanceError):
         verifier.cv2.setNumThreads(1)
-    _worker.update(
-        workspace=workspace,
-        available=available,
-        context=prepare(workspace, available, actor="", rebuild=False),
-    )
-    one_thread_each()  # once the indexes' libraries are loaded too
+    context = prepare(workspace, available, actor="", rebuild=False)
+    if one_thread:
+        one_thread_each()  # once the indexes' libraries are loaded too
+    return workspace, available, context
+
+
+def _start(root: str, settings: Settings) -> None:
+    workspace, available, context = _opened(root, settings, one_thread=True)
+    _worker.update(workspace=workspace, available=available, context=context)
 
 
 def _find(asset_id: int) -> Findings | Failed:
@@ -156,16 +163,12 @@ def find_on_worker(
     between) searches nothing and answers None: the caller finds that asset itself."""
     key = json.dumps([root, dict(settings), model_threads, indexes], sort_keys=True, default=str)
     if key not in _on_cluster:
-        _on_cluster.clear()  # one run's indexes at a time: they can be large
-        workspace = Workspace.in_worker(Path(root), settings)
-        available, _ = workspace.split_detectors()
-        _on_cluster[key] = (
-            workspace,
-            available,
-            prepare(workspace, available, actor="", rebuild=False),
-        )
-        if model_threads == 1:  # a local cluster with a worker per core
-            one_thread_each()
+        # One run's workspace and indexes at a time: indexes can be large.
+        for opened, _, _ in _on_cluster.values():
+            opened.close()
+        _on_cluster.clear()
+        # One thread each on a local cluster of a worker per core.
+        _on_cluster[key] = _opened(root, settings, one_thread=model_threads == 1)
     workspace, available, context = _on_cluster[key]
     if indexes_key(context) != indexes:
         return None

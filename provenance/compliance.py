@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -129,32 +129,9 @@ class Lookups:
             chunk = list(asset_ids[start : start + _PREFETCH_CHUNK])
             if newest:
                 self._newest.update(repository.newest_facts(self.session, chunk))
-            for asset_id in chunk:
-                self._declarations[asset_id] = []
-                self._approvals[asset_id] = []
-                self._revisions[asset_id] = []
-            wanted = set(chunk)
-            for revision in self.session.scalars(
-                select(Revision)
-                .where(repository.id_span(Revision.asset_id, chunk))
-                .order_by(Revision.id)
-            ):
-                if revision.asset_id in wanted:
-                    self._revisions[revision.asset_id].append(revision)
-            for declaration in self.session.scalars(
-                select(Declaration)
-                .where(repository.id_span(Declaration.asset_id, chunk))
-                .order_by(Declaration.id)
-            ):
-                if declaration.asset_id in wanted:
-                    self._declarations[declaration.asset_id].append(declaration)
-            for approval in self.session.scalars(
-                select(Approval)
-                .where(repository.id_span(Approval.asset_id, chunk))
-                .order_by(Approval.id)
-            ):
-                if approval.asset_id in wanted:
-                    self._approvals[approval.asset_id].append(approval)
+            self._revisions.update(_by_asset(self.session, Revision, chunk))
+            self._declarations.update(_by_asset(self.session, Declaration, chunk))
+            self._approvals.update(_by_asset(self.session, Approval, chunk))
 
     def forget(self, asset_ids: Sequence[int]) -> None:
         """Drop what ``prefetch`` read for these assets (a disclosure done with them)."""
@@ -210,6 +187,24 @@ class Lookups:
         if tool_id not in self._profiles:
             self._profiles[tool_id] = current_profile(self.session, tool_id)
         return self._profiles[tool_id]
+
+
+_PerAsset = TypeVar("_PerAsset", Revision, Declaration, Approval)
+
+
+def _by_asset(
+    session: Session, model: type[_PerAsset], asset_ids: list[int]
+) -> dict[int, list[_PerAsset]]:
+    """The rows of ``model`` (an asset's revisions, declarations or approvals) of each of
+    ``asset_ids``, oldest first, read in one query over their span of ids."""
+    found: dict[int, list[_PerAsset]] = {asset_id: [] for asset_id in asset_ids}
+    statement = (
+        select(model).where(repository.id_span(model.asset_id, asset_ids)).order_by(model.id)
+    )
+    for row in session.scalars(statement):
+        if row.asset_id in found:
+            found[row.asset_id].append(row)
+    return found
 
 
 def declarations_of(session: Session, asset_id: int) -> dict[str, Any]:
